@@ -1,0 +1,257 @@
+"""Ingest: source files -> staged, minimized machine-information records in the store.
+
+One file at a time, streamed in chunks: detect the format, parse in DuckDB, minimize, write
+Parquet into a temporary staging directory, and commit the whole file by one rename, with its
+ledger entry inside.  A file already in the ledger is skipped, so re-ingesting is a no-op;
+a run killed half way leaves only a temporary directory that the next run removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from acdkit import __version__, minimize, schema, sources
+from acdkit.errors import AcdkitError, InputIOError, UsageError
+from acdkit.sources._lines import TruncatedInput, head_bytes, open_source, read_chunks
+from acdkit.store import Store, fsync_dir, write_json
+
+__all__ = ["FileResult", "IngestReport", "ingest"]
+
+log = logging.getLogger(__name__)
+
+TS_1990_NS = 631_152_000 * 1_000_000_000
+ProgressFn = Callable[[str, int, int], None]  # (file name, bytes done, bytes total)
+
+
+@dataclass
+class FileResult:
+    path: str
+    sha256: str
+    status: str  # ingested | already ingested | failed
+    format: str | None = None
+    lines: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    rejected: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    ts_min_ns: int | None = None
+    ts_max_ns: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int = 0
+
+    @property
+    def record_count(self) -> int:
+        return sum(self.records.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult]
+    seconds: float
+
+    @property
+    def records(self) -> int:
+        return sum(f.record_count for f in self.files)
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class _Staging:
+    """Writers of one file's staged Parquet, in a temporary directory until commit."""
+
+    def __init__(self, store: Store) -> None:
+        self.dir = store.new_temp_dir(store.staging)
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.lines_writer: pq.ParquetWriter | None = None
+
+    def write(self, table: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        if table not in self.writers:
+            self.writers[table] = pq.ParquetWriter(self.dir / f"{table}.parquet", rows.schema,
+                                                   compression="zstd")
+        self.writers[table].write_table(rows)
+
+    def write_lines(self, kind: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        rows = rows.append_column("kind", pa.repeat(pa.scalar(kind), rows.num_rows))
+        if self.lines_writer is None:
+            self.lines_writer = pq.ParquetWriter(self.dir / "lines.parquet", rows.schema)
+        self.lines_writer.write_table(rows)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        if self.lines_writer is not None:
+            self.lines_writer.close()
+
+    def commit(self, store: Store, entry: dict[str, Any]) -> None:
+        self.close()
+        write_json(self.dir / "ledger.json", entry)
+        fsync_dir(self.dir)
+        final = store.staging / f"{time.time_ns():020d}-{entry['sha256']}"
+        self.dir.rename(final)
+        fsync_dir(store.staging)
+
+    def abort(self) -> None:
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _count(counter: Counter[str], rows: pa.Table) -> None:
+    if rows.num_rows:
+        for item in pc.value_counts(rows.column("reason").combine_chunks()).to_pylist():
+            counter[item["values"]] += item["counts"]
+
+
+def _ingest_file(store: Store, path: Path, fmt_name: str | None, sensor: str | None,
+                 progress: ProgressFn | None) -> FileResult:
+    digest, size = sha256_file(path)
+    result = FileResult(str(path), digest, "ingested")
+    if store.ledger_entry(digest) is not None:
+        result.status = "already ingested"
+        return result
+    fmt = sources.get(fmt_name) if fmt_name else sources.detect(head_bytes(path))
+    result.format = fmt.name
+    ctx = sources.Context(_connect(), sensor)
+    parser = fmt.make_parser(ctx)
+    staging = _Staging(store)
+    skips: Counter[str] = Counter()
+    rejects: Counter[str] = Counter()
+    records: Counter[str] = Counter()
+    try:
+        with open_source(path) as fh:
+            raw = getattr(fh, "fileobj", None) or fh
+            try:
+                for chunk in read_chunks(fh):
+                    result.lines = chunk.first_line + len(chunk.lines) - 1
+                    _stage_chunk(parser.parse(chunk), staging, digest, records, skips, rejects,
+                                 result)
+                    if progress:
+                        progress(path.name, raw.tell(), size)
+            except TruncatedInput as exc:
+                result.warnings.append(
+                    f"{exc.detail}; {exc.lines_read} complete lines were read and kept")
+        result.records = {t: records.get(t, 0) for t in schema.TABLES}
+        result.skipped, result.rejected = sum(skips.values()), sum(rejects.values())
+        result.skip_reasons, result.reject_reasons = dict(skips), dict(rejects)
+        accounted = result.record_count + result.skipped + result.rejected
+        if accounted != result.lines:
+            raise AssertionError(f"{path}: {accounted} lines accounted for, {result.lines} read")
+        staging.commit(store, _ledger_entry(path, size, result, sensor))
+    except BaseException:
+        staging.abort()
+        raise
+    finally:
+        ctx.con.close()
+    return result
+
+
+def _stage_chunk(parsed: sources.Parsed, staging: _Staging, digest: str,
+                 records: Counter[str], skips: Counter[str], rejects: Counter[str],
+                 result: FileResult) -> None:
+    for rows in parsed.skips:
+        _count(skips, rows)
+        staging.write_lines("skip", rows)
+    for rows in parsed.rejects:
+        _count(rejects, rows)
+        staging.write_lines("reject", rows)
+    for table, projected in parsed.tables.items():
+        if projected.num_rows == 0:
+            continue
+        staged, bad = minimize.finalize(projected, schema.load(table), digest)
+        _count(rejects, bad)
+        staging.write_lines("reject", bad)
+        staging.write(table, staged)
+        records[table] += staged.num_rows
+        if staged.num_rows:
+            ts = staged.column("ts_utc").cast(pa.int64())
+            lo, hi = pc.min_max(ts).values()
+            result.ts_min_ns = min(x for x in (result.ts_min_ns, lo.as_py()) if x is not None)
+            result.ts_max_ns = max(x for x in (result.ts_max_ns, hi.as_py()) if x is not None)
+            early = pc.sum(pc.less(ts, TS_1990_NS)).as_py() or 0
+            if early:
+                result.warnings.append(f"{early} {table} records have times before 1990 "
+                                       "(relative clock or unset sensor clock?)")
+
+
+def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None) -> dict[str, Any]:
+    return {
+        "sha256": result.sha256,
+        "size": size,
+        # the base name only: a full path may hold a user name
+        "name": path.name,
+        "format": result.format,
+        "sensor": sensor,
+        "ingested_utc": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "tool_version": __version__,
+        "lines": result.lines,
+        "records": result.records,
+        "skipped": result.skipped,
+        "rejected": result.rejected,
+        "skip_reasons": result.skip_reasons,
+        "reject_reasons": result.reject_reasons,
+        "ts_min_ns": result.ts_min_ns,
+        "ts_max_ns": result.ts_max_ns,
+        "warnings": result.warnings,
+    }
+
+
+def ingest(store: Store, paths: Sequence[Path], fmt: str | None = None,
+           sensor: str | None = None, progress: ProgressFn | None = None) -> IngestReport:
+    """Ingest each file; a file that fails is reported and the others still go in."""
+    if fmt is not None:
+        sources.get(fmt)  # fail early on a bad --format
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"input {path} does not exist or is not a file")
+    started = time.monotonic()
+    results: list[FileResult] = []
+    with store.lock():
+        store.clean_temporaries()
+        for path in paths:
+            try:
+                results.append(_ingest_file(store, path, fmt, sensor, progress))
+            except AcdkitError as exc:
+                log.warning("%s: %s", path, exc)
+                results.append(FileResult(str(path), "", "failed", error=str(exc),
+                                          exit_code=int(exc.exit_code)))
+            except OSError as exc:
+                err = InputIOError(f"cannot read {path}: {exc.strerror}")
+                results.append(FileResult(str(path), "", "failed", error=str(err),
+                                          exit_code=int(err.exit_code)))
+    return IngestReport(results, time.monotonic() - started)

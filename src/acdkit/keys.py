@@ -1,0 +1,161 @@
+"""Ed25519 key pairs in C2SP signed-note form: key names, key IDs and verifier keys.
+
+A verifier key ("vkey") is ``<name>+<hex key id>+<base64(0x01 || public key)>``; the key ID
+is the first four bytes of SHA-256(name || 0x0A || 0x01 || public key).  Private keys live
+outside the evidence store, in files created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from acdkit.errors import InputIOError, MalformedError, UsageError
+
+__all__ = [
+    "ALG_ED25519",
+    "Signer",
+    "Verifier",
+    "default_key_dir",
+    "generate",
+    "key_id",
+    "load_signer",
+    "write_private_key",
+]
+
+ALG_ED25519 = 0x01
+
+
+def key_id(name: str, public: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()[:4]
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c in name for c in "+ \n") or not name.isprintable():
+        raise UsageError(f"invalid key name {name!r}: no spaces, '+' or control characters")
+
+
+@dataclass(frozen=True)
+class Verifier:
+    name: str
+    public: bytes  # 32 raw bytes
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(self.name, self.public)
+
+    def vkey(self) -> str:
+        blob = base64.b64encode(bytes([ALG_ED25519]) + self.public).decode()
+        return f"{self.name}+{self.key_id.hex()}+{blob}"
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    @classmethod
+    def parse(cls, vkey: str) -> Verifier:
+        parts = vkey.strip().split("+")
+        if len(parts) != 3:
+            raise MalformedError("verifier key must be <name>+<hex id>+<base64 key>")
+        name, hexid, blob = parts
+        try:
+            raw = base64.b64decode(blob, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedError("verifier key is not valid base64") from exc
+        if len(raw) != 33 or raw[0] != ALG_ED25519:
+            raise MalformedError("verifier key is not an Ed25519 key")
+        verifier = cls(name, raw[1:])
+        if hexid != verifier.key_id.hex():
+            raise MalformedError("verifier key ID does not match its name and key")
+        return verifier
+
+
+class Signer:
+    """An Ed25519 private key with its note name. Never printed, never logged."""
+
+    def __init__(self, name: str, private: Ed25519PrivateKey) -> None:
+        _check_name(name)
+        self.name = name
+        self._private = private
+        public = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.verifier = Verifier(name, public)
+
+    def __repr__(self) -> str:
+        return f"Signer({self.name!r}, key_id={self.verifier.key_id.hex()})"
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+    def private_pem(self) -> bytes:
+        return self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def generate(name: str) -> Signer:
+    return Signer(name, Ed25519PrivateKey.generate())
+
+
+def default_key_dir() -> Path:
+    """Per-user key directory: $ACDKIT_KEY_DIR, else $XDG_CONFIG_HOME/acdkit/keys."""
+    env = os.environ.get("ACDKIT_KEY_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "acdkit" / "keys"
+
+
+def write_private_key(signer: Signer, path: Path) -> None:
+    """Create ``path`` with mode 0600; refuse to overwrite an existing key."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # a key file written once is name + PEM; the name lets `load_signer` rebuild the vkey
+    data = f"# acdkit sealer key for {signer.name}\n".encode() + signer.private_pem()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise UsageError(f"key file {path} already exists; refusing to overwrite it") from exc
+    except OSError as exc:
+        raise InputIOError(f"cannot create key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load_signer(path: Path) -> Signer:
+    """Read a key written by `write_private_key`; the key bytes never appear in errors."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(
+            f"sealer key {path} not found",
+            hint="pass --key, set ACDKIT_SEALER_KEY, or run `acdkit init` to create one",
+        ) from exc
+    except OSError as exc:
+        raise InputIOError(f"cannot read sealer key {path}: {exc.strerror}") from None
+    first, _, pem = data.partition(b"\n")
+    prefix = b"# acdkit sealer key for "
+    if not first.startswith(prefix):
+        raise MalformedError(f"{path} is not an acdkit key file")
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise MalformedError(f"{path} does not hold a readable Ed25519 private key") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise MalformedError(f"{path} does not hold an Ed25519 private key")
+    return Signer(first[len(prefix):].decode(errors="replace"), private)

@@ -1,0 +1,155 @@
+"""RFC 6962 / RFC 9162 Merkle tree hashing, inclusion proofs and a compact range.
+
+leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || left || right); a tree of n leaves
+splits at the largest power of two below n and never duplicates a node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "EMPTY_ROOT",
+    "CompactRange",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "root_from_inclusion",
+    "subtree_root",
+    "verify_inclusion",
+]
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return _sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly smaller than n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def subtree_root(leaves: Sequence[bytes]) -> bytes:
+    """Root of the tree over the given leaf hashes (iterative, level by level)."""
+    if not leaves:
+        return EMPTY_ROOT
+    compact = CompactRange()
+    compact.extend(leaves)
+    return compact.root()
+
+
+class CompactRange:
+    """The O(log n) frontier of a growing tree: enough to append and to compute the root.
+
+    ``nodes`` holds the roots of the perfect subtrees that cover [0, size), largest first,
+    which is exactly what the sealer must remember between runs.
+    """
+
+    def __init__(self, size: int = 0, nodes: Iterable[bytes] = ()) -> None:
+        self.size = size
+        self.nodes = list(nodes)
+        if len(self.nodes) != bin(size).count("1"):
+            raise ValueError("compact range does not match its size")
+
+    def append(self, leaf: bytes) -> None:
+        nodes, size = self.nodes, self.size
+        nodes.append(leaf)
+        # merge while the lowest set bits say two equal-height subtrees sit side by side
+        while size & 1:
+            right = nodes.pop()
+            nodes[-1] = _sha256(b"\x01" + nodes[-1] + right).digest()
+            size >>= 1
+        self.size += 1
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        for leaf in leaves:
+            self.append(leaf)
+
+    def root(self) -> bytes:
+        if not self.nodes:
+            return EMPTY_ROOT
+        acc = self.nodes[-1]
+        for node in reversed(self.nodes[:-1]):
+            acc = _sha256(b"\x01" + node + acc).digest()
+        return acc
+
+
+def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """All levels of the RFC 6962 tree, with an odd last node carried up unchanged."""
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        nxt = [_sha256(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
+        if len(cur) % 2:
+            nxt.append(cur[-1])
+        levels.append(nxt)
+    return levels
+
+
+class TreeLevels:
+    """Precomputed levels of one tree, for many inclusion proofs against the same size."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.size = len(leaves)
+        self.levels = _levels(leaves)
+
+    def root(self) -> bytes:
+        return self.levels[-1][0] if self.size else EMPTY_ROOT
+
+    def proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < self.size:
+            raise ValueError(f"index {index} outside tree of size {self.size}")
+        path: list[bytes] = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index >>= 1
+        return path
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """Audit path for ``index`` in the tree over ``leaves`` (RFC 9162 §2.1.3.1)."""
+    return TreeLevels(leaves).proof(index)
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """RFC 9162 §2.1.3.2: the root implied by an inclusion proof; ValueError if ill-formed."""
+    if not 0 <= index < size:
+        raise ValueError(f"index {index} not below tree size {size}")
+    fn, sn = index, size - 1
+    acc = leaf
+    for sibling in proof:
+        if len(sibling) != 32:
+            raise ValueError("proof hash is not 32 bytes")
+        if sn == 0:
+            raise ValueError("proof is longer than the tree allows")
+        if fn & 1 or fn == sn:
+            acc = node_hash(sibling, acc)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            acc = node_hash(acc, sibling)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ValueError("proof is shorter than the tree requires")
+    return acc
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
+                     root: bytes) -> bool:
+    try:
+        return root_from_inclusion(index, size, leaf, proof) == root
+    except ValueError:
+        return False

@@ -1,0 +1,95 @@
+"""Minimization and normalization applied to every source's rows before they are staged.
+
+The policy is an allowlist: only the fields of the table schemas in `schemas/` are kept, so
+content that a source carries (user agents, cookies, certificate subjects, user names,
+passwords, payloads) has no column to land in.  What remains is normalized here:
+
+* addresses become one canonical text form (``ipaddress``: IPv4 dotted quad, IPv6 compressed,
+  IPv4-mapped IPv6 kept as such), computed once per distinct value;
+* URL paths lose query string and fragment, URL hosts lose user-info (done in SQL, see
+  `sources._sql`);
+* DNS answer data that are addresses get the same canonical form;
+* a row whose address does not parse becomes a reject; reasons name the field, never echo
+  its value, so hostile input cannot smuggle content through the reject log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from acdkit.schema import TableSchema
+
+__all__ = ["canonical_ip", "finalize"]
+
+LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
+
+
+def canonical_ip(text: str) -> str | None:
+    """Canonical text of an address, or None if it is not one (zone IDs are not accepted)."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def _map_unique(col: pa.Array, fn: object) -> tuple[pa.Array, pa.Array]:
+    """Apply ``fn`` once per distinct value; return (mapped values, ok mask for non-nulls)."""
+    encoded = pc.dictionary_encode(col)
+    mapped = [fn(v) for v in encoded.dictionary.to_pylist()]  # type: ignore[operator]
+    values = pc.take(pa.array(mapped, pa.string()), encoded.indices)
+    ok = pc.or_(pc.is_null(col), pc.is_valid(values))
+    return values, ok
+
+
+def _ip_or_same(text: str) -> str:
+    return canonical_ip(text) or text
+
+
+def _normalize_rrdata(col: pa.Array) -> pa.Array:
+    if len(col) == 0 or col.null_count == len(col):
+        return col
+    flat = pc.list_flatten(col)
+    if len(flat) == 0:
+        return col
+    encoded = pc.dictionary_encode(flat)
+    mapped = pa.array([_ip_or_same(v) if v is not None else None
+                       for v in encoded.dictionary.to_pylist()], pa.string())
+    values = pc.take(mapped, encoded.indices)
+    return pa.ListArray.from_arrays(col.offsets, values, mask=pc.is_null(col))
+
+
+def finalize(rows: pa.Table, schema: TableSchema, ledger_id: str) -> tuple[pa.Table, pa.Table]:
+    """Split projected rows into staged records (schema types) and rejects (line, reason)."""
+    rows = rows.combine_chunks()
+    reasons = rows.column("reject_reason")
+    for f in schema.fields:
+        if f.type != "ip" or f.name not in rows.column_names:
+            continue
+        col = rows.column(f.name).combine_chunks()
+        values, ok = _map_unique(col, canonical_ip)
+        rows = rows.set_column(rows.schema.get_field_index(f.name), f.name, values)
+        bad = pc.and_(pc.invert(ok), pc.is_null(reasons))
+        reasons = pc.if_else(bad, pa.scalar(f"invalid address in {f.name}"), reasons)
+    if "rrdata" in rows.column_names:
+        idx = rows.schema.get_field_index("rrdata")
+        rows = rows.set_column(idx, "rrdata", _normalize_rrdata(rows.column(idx).combine_chunks()))
+    reasons = reasons.combine_chunks() if isinstance(reasons, pa.ChunkedArray) else reasons
+    good = pc.is_null(reasons)
+    rejects = pa.Table.from_arrays(
+        [rows.column("src_line").filter(pc.invert(good)), reasons.filter(pc.invert(good))],
+        schema=LINE_REASON,
+    )
+    kept = rows.filter(good)
+    n = kept.num_rows
+    columns = []
+    for f in schema.fields:
+        if f.name == "src_ledger_id":
+            columns.append(pa.repeat(pa.scalar(ledger_id, pa.string()), n))
+        elif f.name in kept.column_names:
+            columns.append(kept.column(f.name).cast(f.arrow_type))
+        else:
+            columns.append(pa.nulls(n, f.arrow_type))
+    return pa.Table.from_arrays(columns, schema=schema.staged_arrow()), rejects

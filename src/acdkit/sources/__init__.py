@@ -1,0 +1,110 @@
+"""Input formats behind one small interface.
+
+A format knows how to recognise itself from the first bytes of a file (`sniff`) and how to
+turn chunks of lines into rows of the net and dns tables (`Parser.parse`).  Every line of a
+chunk comes back exactly once: as a row, a skip or a reject, each with its line number.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from acdkit.errors import MalformedError, UsageError
+from acdkit.sources._lines import LineChunk
+
+__all__ = [
+    "Context",
+    "Parsed",
+    "Parser",
+    "SourceFormat",
+    "detect",
+    "get",
+    "names",
+]
+
+LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
+
+
+@dataclass
+class Context:
+    """What a parser needs besides the lines: a DuckDB connection and the default sensor."""
+
+    con: duckdb.DuckDBPyConnection
+    sensor: str | None = None
+
+    def params(self) -> dict[str, str]:
+        return {"sensor": self.sensor} if self.sensor is not None else {}
+
+
+@dataclass
+class Parsed:
+    """One chunk's outcome. Table rows still carry a ``reject_reason`` column (NULL = good)."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejects: list[pa.Table] = field(default_factory=list)
+    skips: list[pa.Table] = field(default_factory=list)
+
+    def add_lines(self, target: list[pa.Table], lines: pa.Array, reasons: pa.Array) -> None:
+        if len(lines):
+            target.append(pa.Table.from_arrays([lines, reasons], schema=LINE_REASON))
+
+
+class Parser(ABC):
+    """Stateful per file (a Zeek TSV header, for example, spans chunks)."""
+
+    @abstractmethod
+    def parse(self, chunk: LineChunk) -> Parsed: ...
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    name: str
+    description: str
+    sniff: Callable[[bytes], bool]
+    make_parser: Callable[[Context], Parser]
+
+
+_REGISTRY: dict[str, SourceFormat] = {}
+
+
+def register(fmt: SourceFormat) -> SourceFormat:
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def _load_builtin() -> None:
+    if not _REGISTRY:
+        # import for their registration side effect; order is the detection order
+        from acdkit.sources import suricata_eve, zeek_json, zeek_tsv  # noqa: F401
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return list(_REGISTRY)
+
+
+def get(name: str) -> SourceFormat:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown format {name!r}", hint=f"choose from: {', '.join(names())}") \
+            from None
+
+
+def detect(head: bytes) -> SourceFormat:
+    """The one format whose sniffer accepts the file's first bytes."""
+    _load_builtin()
+    for fmt in _REGISTRY.values():
+        if fmt.sniff(head):
+            return fmt
+    tried = ", ".join(_REGISTRY)
+    raise MalformedError(
+        f"could not identify the input format (tried: {tried})",
+        hint="use --format to force one if you know it",
+    )

@@ -1,0 +1,135 @@
+"""Streaming line reader: plain or gzip files into Arrow arrays of lines, in bounded memory.
+
+Lines are found with numpy over large blocks, so no Python code runs per line.  Each line
+keeps its terminator (callers trim it in SQL); invalid UTF-8 lines and over-long lines come
+back as rejects with their line number, and the rest of the file still flows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["GZIP_MAGIC", "LineChunk", "head_bytes", "open_source", "read_chunks"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+BLOCK = 16 << 20
+MAX_LINE = 64 << 20
+
+
+@dataclass
+class LineChunk:
+    """Consecutive lines of one file; ``first_line`` is the 1-based number of ``lines[0]``."""
+
+    first_line: int
+    lines: pa.Array  # large_string, null where the line was rejected below
+    rejects: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+    def line_numbers(self) -> pa.Array:
+        n = len(self.lines)
+        return pa.array(np.arange(self.first_line, self.first_line + n, dtype=np.uint64))
+
+
+def open_source(path: Path) -> BinaryIO:
+    """Open a file for reading, transparently decompressing gzip (detected by magic)."""
+    fh = path.open("rb")
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    return fh
+
+
+def head_bytes(path: Path, limit: int = 1 << 16) -> bytes:
+    """The first ``limit`` decompressed bytes, for format detection."""
+    with open_source(path) as fh:
+        try:
+            return fh.read(limit)
+        except (EOFError, OSError, zlib.error):
+            return b""
+
+
+class TruncatedInput(Exception):
+    """The compressed stream ended early or is corrupt after ``lines_read`` lines."""
+
+    def __init__(self, lines_read: int, detail: str) -> None:
+        super().__init__(detail)
+        self.lines_read = lines_read
+        self.detail = detail
+
+
+def _to_chunk(data: bytes, first_line: int) -> LineChunk:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    if len(ends) == 0 or ends[-1] != len(buf):
+        ends = np.append(ends, len(buf))
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    n = len(offsets) - 1
+    binary = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )
+    try:
+        return LineChunk(first_line, binary.cast(pa.large_string()))
+    except pa.ArrowInvalid:
+        return _salvage_utf8(binary, first_line)
+
+
+def _salvage_utf8(binary: pa.Array, first_line: int) -> LineChunk:
+    """Rare path: some line in the block is not UTF-8; null those lines and reject them."""
+    values: list[str | None] = []
+    rejects: list[tuple[int, str]] = []
+    for i, raw in enumerate(binary.to_pylist()):
+        try:
+            values.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            values.append(None)
+            rejects.append((first_line + i, f"invalid UTF-8 at byte {exc.start} of the line"))
+    return LineChunk(first_line, pa.array(values, pa.large_string()), rejects)
+
+
+def read_chunks(fh: BinaryIO, block: int = BLOCK, max_line: int = MAX_LINE) -> Iterator[LineChunk]:
+    """Yield the file's lines in chunks of about ``block`` bytes."""
+    line_no = 1
+    carry = b""
+    skipping_long = False
+    while True:
+        try:
+            data = fh.read(block)
+        except (EOFError, OSError, zlib.error) as exc:
+            if carry and not skipping_long:
+                yield _to_chunk(carry, line_no)
+                line_no += 1
+            raise TruncatedInput(line_no - 1, f"compressed input is truncated or corrupt: {exc}")\
+                from None
+        if not data:
+            break
+        if skipping_long:
+            cut = data.find(b"\n")
+            if cut < 0:
+                continue
+            data = data[cut + 1:]
+            skipping_long = False
+            line_no += 1
+        carry += data
+        cut = carry.rfind(b"\n")
+        if cut < 0:
+            if len(carry) > max_line:
+                yield LineChunk(line_no, pa.nulls(1, pa.large_string()),
+                                [(line_no, f"line longer than {max_line} bytes")])
+                carry, skipping_long = b"", True
+            continue
+        complete, carry = carry[: cut + 1], carry[cut + 1:]
+        chunk = _to_chunk(complete, line_no)
+        line_no += len(chunk.lines)
+        yield chunk
+    if skipping_long:
+        return
+    if carry:
+        yield _to_chunk(carry, line_no)

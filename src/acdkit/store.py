@@ -1,0 +1,216 @@
+"""The evidence store on disk: layout, creation, locking and crash-safe file writes.
+
+Layout (docs/evidence-format.md §8)::
+
+    STORE/acdkit-store.json          format, origin, log id, creation time
+    STORE/keys/sealer.vkey           public verifier key of the sealer (C2SP vkey)
+    STORE/staging/<ns20>-<sha256>/   one ingested file not yet sealed (ledger.json + Parquet)
+    STORE/ledger/<sha256>.json       source ledger of sealed files
+    STORE/rejects/<sha256>.parquet   rejected lines (line, reason) of each source file
+    STORE/segments/<start20>-<end20>/  sealed records, seal.entry, segment.key (0600)
+    STORE/checkpoints/<size20>.checkpoint  signed checkpoints, written once
+    STORE/state/sealer.json          the sealer's compact range (derivable, kept for speed)
+
+Every directory or file appears by an atomic rename of a finished temporary one, so a crash
+leaves either the old state or the new one; temporary names start with ``.tmp-``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from acdkit.errors import InputIOError, UsageError
+from acdkit.keys import Verifier
+
+__all__ = ["STORE_FORMAT", "Store", "atomic_write", "fsync_dir"]
+
+STORE_FORMAT = "acdkit-store/1"
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync, rename."""
+    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json(path: Path, doc: Any) -> None:
+    atomic_write(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def meta_path(self) -> Path:
+        return self.root / "acdkit-store.json"
+
+    @property
+    def vkey_path(self) -> Path:
+        return self.root / "keys" / "sealer.vkey"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.root / "ledger"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.root / "rejects"
+
+    @property
+    def segments(self) -> Path:
+        return self.root / "segments"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state" / "sealer.json"
+
+    # -- life cycle -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, origin: str, verifier: Verifier, log_id: str) -> Store:
+        if root.exists() and any(root.iterdir()):
+            raise UsageError(f"{root} exists and is not empty; choose a new store directory")
+        store = cls(root)
+        for sub in ("keys", "staging", "ledger", "rejects", "segments", "checkpoints", "state"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        atomic_write(store.vkey_path, (verifier.vkey() + "\n").encode())
+        write_json(store.meta_path, {
+            "format": STORE_FORMAT,
+            "origin": origin,
+            "log_id": log_id,
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        })
+        return store
+
+    @classmethod
+    def open(cls, root: Path) -> Store:
+        store = cls(root)
+        if not store.meta_path.is_file():
+            raise UsageError(f"{root} is not an acdkit store (no acdkit-store.json)",
+                             hint="create one with `acdkit init STORE`")
+        return store
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputIOError(f"cannot read {self.meta_path}: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != STORE_FORMAT:
+            raise UsageError(f"{self.root} has an unknown store format")
+        return doc
+
+    @property
+    def origin(self) -> str:
+        return str(self.meta()["origin"])
+
+    def verifier(self) -> Verifier:
+        return Verifier.parse(self.vkey_path.read_text())
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive writer lock; a second writer fails at once instead of interleaving."""
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputIOError(f"another acdkit process is writing to {self.root}",
+                                   hint="wait for it to finish and run again") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def clean_temporaries(self) -> None:
+        """Remove what a killed run left half written (only ever .tmp- names)."""
+        for parent in (self.staging, self.segments, self.checkpoints, self.ledger_dir,
+                       self.rejects_dir, self.state_path.parent):
+            if not parent.is_dir():
+                continue
+            for item in parent.iterdir():
+                if item.name.startswith(TMP_PREFIX):
+                    if item.is_dir():
+                        shutil.rmtree(item)
+                    else:
+                        item.unlink()
+
+    def new_temp_dir(self, parent: Path) -> Path:
+        path = parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        path.mkdir(mode=0o700)
+        return path
+
+    # -- ledger ---------------------------------------------------------------------------
+    def staged_dirs(self) -> list[Path]:
+        if not self.staging.is_dir():
+            return []
+        return sorted(p for p in self.staging.iterdir()
+                      if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+
+    def ledger_entry(self, sha256: str) -> dict[str, Any] | None:
+        """The ledger entry of a source file, sealed or still staged; None if never seen."""
+        sealed = self.ledger_dir / f"{sha256}.json"
+        if sealed.is_file():
+            return dict(json.loads(sealed.read_text()))
+        for staged in self.staged_dirs():
+            if staged.name.endswith(sha256):
+                return dict(json.loads((staged / "ledger.json").read_text()))
+        return None
+
+    def ledger(self) -> list[dict[str, Any]]:
+        entries = [json.loads(p.read_text()) for p in sorted(self.ledger_dir.glob("*.json"))
+                   if not p.name.startswith(TMP_PREFIX)]
+        entries += [json.loads((d / "ledger.json").read_text()) for d in self.staged_dirs()]
+        return sorted(entries, key=lambda e: str(e.get("ingested_utc", "")))
+
+    def segment_dirs(self) -> list[Path]:
+        if not self.segments.is_dir():
+            return []
+        return sorted(p for p in self.segments.iterdir()
+                      if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+
+    def checkpoint_files(self) -> list[Path]:
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir()
+                      if p.is_file() and p.suffix == ".checkpoint"
+                      and not p.name.startswith(TMP_PREFIX))
+
+    def checkpoint_path(self, size: int) -> Path:
+        return self.checkpoints / f"{size:020d}.checkpoint"
