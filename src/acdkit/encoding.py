@@ -242,3 +242,28 @@ def leaf_hashes(bodies: pa.Array, salts: bytes, kind: EntryType = EntryType.RECO
     ends = offsets[1:].tolist()
     starts = offsets[:-1].tolist()
     return b"".join([sha(data[s:e]).digest() for s, e in zip(starts, ends, strict=True)])
+
+
+def parse_tlv(body: bytes, max_fields: int = 4096) -> list[tuple[int, TlvType, bytes]]:
+    """Strictly parse a TLV body: ids strictly increasing, known types, exact lengths."""
+    out: list[tuple[int, TlvType, bytes]] = []
+    pos, last = 0, -1
+    while pos < len(body):
+        if len(body) - pos < 7:
+            raise MalformedError("truncated TLV header")
+        fid = int.from_bytes(body[pos:pos + 2], "big")
+        try:
+            kind = TlvType(body[pos + 2])
+        except ValueError:
+            raise MalformedError(f"unknown TLV type {body[pos + 2]} in field {fid}") from None
+        size = int.from_bytes(body[pos + 3:pos + 7], "big")
+        pos += 7
+        if size > len(body) - pos:
+            raise MalformedError(f"TLV field {fid} runs past the end of the body")
+        if fid <= last:
+            raise MalformedError(f"TLV field {fid} is out of order or duplicated")
+        out.append((fid, kind, body[pos:pos + size]))
+        pos, last = pos + size, fid
+        if len(out) > max_fields:
+            raise MalformedError("too many TLV fields")
+    return out

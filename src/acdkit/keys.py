@@ -65,7 +65,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # base64 may itself contain "+"
         if len(parts) != 3:
             raise MalformedError("verifier key must be <name>+<hex id>+<base64 key>")
         name, hexid, blob = parts

@@ -214,3 +214,23 @@ class Store:
 
     def checkpoint_path(self, size: int) -> Path:
         return self.checkpoints / f"{size:020d}.checkpoint"
+
+
+def init_store(root: Path, key_path: Path | None, org: str | None = None) -> tuple[Store, Path]:
+    """Create a store and its sealer key pair; the private key goes outside the store."""
+    from acdkit import keys  # local: keys is only needed at creation
+
+    log_id = str(uuid.uuid4())
+    org_name = "".join(c if c.isalnum() or c in "-._" else "-" for c in (org or "local"))
+    origin = f"acdkit/{org_name}/{log_id}"
+    key_path = key_path or keys.default_key_dir() / f"{log_id}.sealer.key"
+    root_abs, key_abs = root.resolve(), key_path.resolve()
+    if key_abs == root_abs or root_abs in key_abs.parents:
+        raise UsageError("the private key must not be written inside the evidence store",
+                         hint="choose a --key path outside STORE")
+    if key_path.exists():
+        raise UsageError(f"key file {key_path} already exists; refusing to overwrite it")
+    signer = keys.generate(origin)
+    store = Store.create(root, origin, signer.verifier, log_id)
+    keys.write_private_key(signer, key_path)
+    return store, key_path

@@ -1,0 +1,473 @@
+"""Submission bundles: build one for an incident window, and verify one offline.
+
+A bundle holds a technical summary, summarized logs, the disclosed records with one C2SP
+inclusion proof each, the SEAL leaves of the segments they come from (with proofs), the
+checkpoint they all rest on, the sealer's public key, and a signed manifest of every file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from acdkit import __version__, schema, summary
+from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
+from acdkit.errors import (
+    AcdkitError,
+    ExitCode,
+    MalformedError,
+    PolicyError,
+    TamperedError,
+    UsageError,
+)
+from acdkit.keys import Signer, Verifier
+from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
+from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
+from acdkit.proof import TlogProof
+from acdkit.seal import SealInfo
+from acdkit.store import Store, fsync_dir
+from acdkit.verify import VerifyReport, verify_store
+
+__all__ = ["MANIFEST", "PackageReport", "Window", "package", "verify_bundle"]
+
+MANIFEST = "MANIFEST.note"
+BUNDLE_FORMAT = "acdkit-bundle/1"
+DEFAULT_MAX_RECORDS = 10_000
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    src: tuple[str, ...] = ()
+    dst: tuple[str, ...] = ()
+
+
+@dataclass
+class PackageReport:
+    out: Path
+    incident: str
+    checkpoint_size: int
+    disclosed: dict[str, int]
+    files: int
+    summary: dict[str, Any]
+
+
+# -- building --------------------------------------------------------------------------------
+
+def _segments_in(store: Store, size: int) -> list[tuple[Path, SealInfo]]:
+    out = []
+    for path in store.segment_dirs():
+        info = SealInfo.from_entry((path / "seal.entry").read_bytes())
+        if info.end_index <= size:
+            out.append((path, info))
+    return sorted(out, key=lambda s: s[1].first_index)
+
+
+def _all_leaves(segments: list[tuple[Path, SealInfo]]) -> list[bytes]:
+    leaves: list[bytes] = []
+    for path, _info in segments:
+        for table in schema.TABLES:
+            f = path / f"{table}.parquet"
+            if f.is_file():
+                col = pq.read_table(f, columns=["integrity_hash"]).column(0)
+                leaves.extend(col.to_pylist())
+        leaves.append(leaf_hash((path / "seal.entry").read_bytes()))
+    return leaves
+
+
+def _disclosed_entries(table: pa.Table, ts: schema.TableSchema,
+                       segments: list[tuple[Path, SealInfo]]) -> dict[int, bytes]:
+    """Entry bytes of every disclosed record: canonical body plus its salt."""
+    bodies = canonical_bodies(table, ts).to_pylist()
+    out: dict[int, bytes] = {}
+    indices = table.column("log_index").to_pylist()
+    keys = {info.first_index: (path / "segment.key").read_bytes() for path, info in segments}
+    starts = sorted(keys)
+    for index, body in zip(indices, bodies, strict=True):
+        first = max(s for s in starts if s <= index)
+        salt = record_salts(keys[first], index - first, 1)
+        out[index] = entry(EntryType.RECORD, body, salt)
+    return out
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _write_table(base: Path, table: pa.Table) -> None:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, base.with_suffix(".parquet"), compression="zstd")
+    printable = table
+    for i, f in enumerate(table.schema):
+        if pa.types.is_fixed_size_binary(f.type) or pa.types.is_binary(f.type):
+            hexed = pa.array([v.hex() if v is not None else None
+                              for v in table.column(i).to_pylist()], pa.string())
+            printable = printable.set_column(i, f.name, hexed)
+        elif pa.types.is_list(f.type):
+            joined = pa.array([" ".join(v) if v is not None else None
+                               for v in table.column(i).to_pylist()], pa.string())
+            printable = printable.set_column(i, f.name, joined)
+    pacsv.write_csv(printable, base.with_suffix(".csv"))
+
+
+def _manifest_text(incident: str, origin: str, size: int, root: Path) -> str:
+    lines = [BUNDLE_FORMAT, f"incident {incident}", f"origin {origin}", f"checkpoint {size}"]
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"file {digest} {path.stat().st_size} {rel}")
+    return "\n".join(lines) + "\n"
+
+
+def package(store: Store, signer: Signer, incident: str, window: Window, out: Path,
+            max_records: int = DEFAULT_MAX_RECORDS) -> PackageReport:
+    """Build the submission bundle for one incident window into ``out``."""
+    if not _ID.fullmatch(incident):
+        raise UsageError("incident ID must be 1-64 letters, digits, '.', '_' or '-'")
+    if window.end <= window.start:
+        raise UsageError("--to must be later than --from")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out} exists and is not empty; choose a new --out directory")
+    if signer.verifier != store.verifier():
+        raise UsageError("the key does not match this store's sealer key")
+    check = verify_store(store, allow_incomplete=True)
+    if check.verdict != ExitCode.OK:
+        raise _error_for(check)
+    size = int(check.facts["tree_size"])
+    if size == 0:
+        raise UsageError("nothing is sealed in this store yet", hint="run `acdkit seal STORE`")
+    checkpoint = store.checkpoint_path(size).read_bytes()
+    segments = _segments_in(store, size)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    disclosed = summary.select_records(con, segments, window)
+    total = sum(t.num_rows for t in disclosed.values())
+    if total > max_records:
+        raise UsageError(f"{total:,} records match; the limit is {max_records:,}",
+                         hint="narrow --from/--to or add --src/--dst, or raise --max-records")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o755)
+    try:
+        facts = _build(tmp, store, con, disclosed, segments, size, checkpoint, incident, window)
+        text = _manifest_text(incident, store.origin, size, tmp)
+        _write(tmp / MANIFEST, sign_note(text, signer).encode())
+        fsync_dir(tmp)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = sum(1 for p in out.rglob("*") if p.is_file())
+    return PackageReport(out, incident, size, {t: d.num_rows for t, d in disclosed.items()},
+                         files, facts)
+
+
+def _error_for(report: VerifyReport) -> AcdkitError:
+    msg = report.failure["message"] if report.failure else report.verdict.name
+    err = AcdkitError(f"refusing to package: the store does not verify ({msg})",
+                      hint="run `acdkit verify STORE` for details")
+    err.exit_code = report.verdict
+    return err
+
+
+def _build(tmp: Path, store: Store, con: duckdb.DuckDBPyConnection,
+           disclosed: dict[str, pa.Table], segments: list[tuple[Path, SealInfo]], size: int,
+           checkpoint: bytes, incident: str, window: Window) -> dict[str, Any]:
+    tree = TreeLevels(_all_leaves(segments))
+    touched: set[int] = set()
+    for table, rows in disclosed.items():
+        if rows.num_rows == 0:
+            continue
+        _write_table(tmp / "records" / table, rows)
+        for index, data in _disclosed_entries(rows, schema.load(table), segments).items():
+            proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
+            _write(tmp / "proofs" / f"{index:020d}.tlog-proof", proof.encode())
+            touched.add(next(i.end_index for _, i in segments
+                             if i.first_index <= index < i.end_index))
+    for path, info in segments:
+        if info.end_index in touched:
+            seal_index = info.end_index - 1
+            proof = TlogProof(seal_index, tuple(tree.proof(seal_index)), checkpoint,
+                              (path / "seal.entry").read_bytes())
+            _write(tmp / "seals" / f"{seal_index:020d}.tlog-proof", proof.encode())
+    _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
+    _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
+    facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size)
+    _write(tmp / "VERIFY.txt", _verify_text(incident, size).encode())
+    return facts
+
+
+def _verify_text(incident: str, size: int) -> str:
+    return (
+        f"Submission bundle for incident {incident}, acdkit {__version__}.\n\n"
+        "Verify offline, from the directory that contains this bundle:\n\n"
+        "    acdkit verify BUNDLE_DIR --key 'SEALER_VKEY'\n\n"
+        "where SEALER_VKEY is the sealer's public key obtained from the sender by a separate\n"
+        "channel (key/sealer.vkey inside the bundle is the sender's claim of it).\n"
+        f"Every disclosed record has an inclusion proof (proofs/) in the tree of size {size}\n"
+        "signed in checkpoint/; MANIFEST.note lists the SHA-256 of every file and is signed\n"
+        "by the same key. The format is described in docs/evidence-format.md of acdkit.\n"
+    )
+
+
+# -- verifying -------------------------------------------------------------------------------
+
+def _walk(root: Path) -> list[str]:
+    """Relative paths of the bundle's files; refuse anything that is not a plain file."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            if full.is_symlink():
+                raise MalformedError(f"bundle contains a symbolic link: {full.relative_to(root)}")
+        for name in filenames:
+            full = Path(dirpath) / name
+            if not full.is_file():
+                raise MalformedError(f"bundle contains a special file: {full.relative_to(root)}")
+            out.append(full.relative_to(root).as_posix())
+    return sorted(out)
+
+
+@dataclass
+class _Manifest:
+    incident: str
+    origin: str
+    size: int
+    files: dict[str, tuple[str, int]]
+    note: SignedNote
+
+
+def _parse_manifest(data: bytes) -> _Manifest:
+    note = SignedNote.parse(data)
+    lines = note.text.rstrip("\n").split("\n")
+    if len(lines) < 4 or lines[0] != BUNDLE_FORMAT:
+        raise MalformedError(f"manifest does not start with {BUNDLE_FORMAT}")
+    heads = {}
+    for line, key in zip(lines[1:4], ("incident", "origin", "checkpoint"), strict=True):
+        name, _, value = line.partition(" ")
+        if name != key or not value:
+            raise MalformedError(f"manifest line {line[:60]!r}: expected '{key} ...'")
+        heads[key] = value
+    files: dict[str, tuple[str, int]] = {}
+    for line in lines[4:]:
+        parts = line.split(" ")
+        if len(parts) != 4 or parts[0] != "file" or not re.fullmatch(r"[0-9a-f]{64}", parts[1]):
+            raise MalformedError(f"bad manifest line {line[:80]!r}")
+        rel = parts[3]
+        if not _SAFE_PATH.fullmatch(rel) or any(seg in (".", "..") for seg in rel.split("/")):
+            raise MalformedError(f"unsafe path in manifest: {rel[:80]!r}")
+        if rel in files or rel == MANIFEST:
+            raise MalformedError(f"manifest lists {rel!r} twice or lists itself")
+        files[rel] = (parts[1], parse_decimal(parts[2], "file size"))
+    return _Manifest(heads["incident"], heads["origin"],
+                     parse_decimal(heads["checkpoint"], "checkpoint size"), files, note)
+
+
+def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
+    """Verify a bundle offline.
+
+    1. Every path is a plain file with a safe name; the manifest parses strictly.
+    2. The manifest is signed by the sealer key (pinned with --key, else the bundle's own).
+    3. Every listed file exists with the listed size and SHA-256; no unlisted files.
+    4. The checkpoint is signed by the same key, for the manifest's origin and size.
+    5. Every proof is a valid inclusion proof of its entry in that checkpoint's tree.
+    6. Every disclosed record re-encodes to its proven entry; every record has a proof.
+    7. Every record lies inside a segment whose SEAL leaf is proven, within its time range.
+    """
+    report = VerifyReport(str(root), "bundle")
+    current = "1"
+    try:
+        # 1
+        present = _walk(root)
+        manifest = _parse_manifest((root / MANIFEST).read_bytes())
+        report.ok("1", f"manifest lists {len(manifest.files)} files with safe paths")
+        # 2
+        current = "2"
+        verifier = pinned or _bundle_key(root, manifest)
+        if not manifest.note.verified_by(verifier):
+            raise TamperedError(f"manifest signature does not verify with key "
+                                f"{verifier.key_id.hex()}")
+        source = "pinned" if pinned else "the bundle's own (not pinned: pass --key to pin)"
+        report.ok("2", f"manifest signed by sealer key {verifier.key_id.hex()}, {source}")
+        # 3
+        current = "3"
+        _check_files(root, manifest, present)
+        report.ok("3", f"{len(manifest.files)} files match their manifest hashes")
+        # 4
+        current = "4"
+        cp_bytes, cp = _bundle_checkpoint(root, manifest, verifier)
+        report.ok("4", f"checkpoint {cp.size} for {cp.origin} carries a valid signature")
+        # 5
+        current = "5"
+        records = _check_proofs(root, manifest, cp_bytes, cp, "proofs/")
+        seals = _check_proofs(root, manifest, cp_bytes, cp, "seals/")
+        report.ok("5", f"{len(records)} record proofs and {len(seals)} SEAL proofs verify")
+        # 6
+        current = "6"
+        disclosed = _check_records(root, manifest, records)
+        report.ok("6", f"{disclosed} disclosed records match their proven entries")
+        # 7
+        current = "7"
+        _check_seals(root, manifest, records, seals)
+        report.ok("7", "every record lies in a proven segment and inside its time range")
+        report.coverage = (
+            f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
+            f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
+            f"all signed by key {verifier.key_id.hex()}"
+            + ("" if pinned else " (key not pinned)")
+            + "; summaries are attested by the manifest signature, not by the log")
+        report.facts.update({"tree_size": cp.size, "incident": manifest.incident,
+                             "records": len(records), "key_pinned": pinned is not None})
+    except AcdkitError as exc:
+        report.fail(current, exc)
+        report.coverage = f"verification stopped at check {current}"
+    except OSError as exc:
+        report.fail(current, MalformedError(f"cannot read bundle file: {exc.strerror}"))
+    return report
+
+
+def _bundle_key(root: Path, manifest: _Manifest) -> Verifier:
+    if "key/sealer.vkey" not in manifest.files:
+        raise MalformedError("bundle has no key/sealer.vkey; pass --key")
+    return Verifier.parse((root / "key" / "sealer.vkey").read_text(errors="replace"))
+
+
+def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
+    for rel, (digest, size) in manifest.files.items():
+        path = root / rel
+        if not path.is_file():
+            raise TamperedError(f"{rel} is listed in the manifest but missing")
+        data = path.read_bytes()
+        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+            raise TamperedError(f"{rel} does not match its SHA-256 in the signed manifest")
+    extra = sorted(set(present) - set(manifest.files) - {MANIFEST})
+    if extra:
+        raise PolicyError(f"{extra[0]} is in the bundle but not in the signed manifest"
+                          + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+
+
+def _bundle_checkpoint(root: Path, manifest: _Manifest,
+                       verifier: Verifier) -> tuple[bytes, Checkpoint]:
+    rel = f"checkpoint/{manifest.size:020d}.checkpoint"
+    if rel not in manifest.files:
+        raise MalformedError(f"bundle has no {rel}")
+    data = (root / rel).read_bytes()
+    note = SignedNote.parse(data)
+    cp = Checkpoint.from_text(note.text)
+    if not note.verified_by(verifier):
+        raise TamperedError("checkpoint signature does not verify")
+    if cp.origin != manifest.origin or cp.size != manifest.size:
+        raise TamperedError("checkpoint origin or size differs from the manifest")
+    return data, cp
+
+
+def _check_proofs(root: Path, manifest: _Manifest, cp_bytes: bytes, cp: Checkpoint,
+                  prefix: str) -> dict[int, bytes]:
+    entries: dict[int, bytes] = {}
+    for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
+        proof = TlogProof.parse((root / rel).read_bytes())
+        if rel != f"{prefix}{proof.index:020d}.tlog-proof":
+            raise MalformedError(f"{rel} holds the proof of index {proof.index}")
+        if proof.checkpoint != cp_bytes:
+            raise TamperedError(f"{rel} rests on another checkpoint than the bundle's")
+        if proof.extra is None or proof.extra[:5] != b"ACDK\x01":
+            raise MalformedError(f"{rel} carries no acdkit entry")
+        if not verify_inclusion(proof.index, cp.size, leaf_hash(proof.extra), proof.hashes,
+                                cp.root):
+            raise TamperedError(f"{rel}: inclusion proof of index {proof.index} does not lead "
+                                "to the checkpoint root")
+        entries[proof.index] = proof.extra
+    return entries
+
+
+def _check_records(root: Path, manifest: _Manifest, entries: dict[int, bytes]) -> int:
+    seen: set[int] = set()
+    for table in schema.TABLES:
+        rel = f"records/{table}.parquet"
+        if rel not in manifest.files:
+            continue
+        rows = pq.read_table(root / rel)
+        ts = schema.load(table)
+        rows = rows.cast(ts.sealed_arrow())
+        bodies = canonical_bodies(rows, ts).to_pylist()
+        hashes = rows.column("integrity_hash").to_pylist()
+        for index, body, stored in zip(rows.column("log_index").to_pylist(), bodies, hashes,
+                                       strict=True):
+            data = entries.get(index)
+            if data is None:
+                raise TamperedError(f"{rel}: record at index {index} has no inclusion proof")
+            if data[5] != EntryType.RECORD or data[38:] != body:
+                raise TamperedError(f"{rel}: record at index {index} differs from its proven "
+                                    "entry")
+            if leaf_hash(data) != stored:
+                raise TamperedError(f"{rel}: integrity_hash of index {index} is wrong")
+            seen.add(index)
+    missing = sorted(set(entries) - seen)
+    if missing:
+        raise TamperedError(f"proof of index {missing[0]} has no disclosed record")
+    return len(seen)
+
+
+def _check_seals(root: Path, manifest: _Manifest, records: dict[int, bytes],
+                 seals: dict[int, bytes]) -> None:
+    infos = [SealInfo.from_entry(data) for data in seals.values()]
+    for index, data in seals.items():
+        info = SealInfo.from_entry(data)
+        if info.end_index - 1 != index or info.origin != manifest.origin:
+            raise TamperedError(f"SEAL at index {index} describes another position or log")
+    for table in schema.TABLES:
+        rel = f"records/{table}.parquet"
+        if rel not in manifest.files:
+            continue
+        rows = pq.read_table(root / rel, columns=["log_index", "ts_utc"])
+        for index, ts in zip(rows.column(0).to_pylist(),
+                             rows.column(1).cast(pa.int64()).to_pylist(), strict=True):
+            owner = next((i for i in infos if i.first_index <= index < i.end_index - 1), None)
+            if owner is None:
+                raise TamperedError(f"record at index {index} has no proven SEAL leaf")
+            lo, hi = owner.ts_min_ns, owner.ts_max_ns
+            if lo is None or hi is None or not lo <= ts <= hi:
+                raise TamperedError(f"record at index {index} lies outside its segment's "
+                                    "sealed time range")
+    _ = records
+
+
+def parse_time(value: str) -> datetime:
+    """ISO-8601 with a zone (or Z); a time without a zone is refused, never guessed."""
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{value!r} is not an ISO-8601 time") from None
+    if dt.tzinfo is None:
+        raise UsageError(f"{value!r} has no time zone", hint="add Z or an offset like +09:00")
+    return dt.astimezone(UTC)
+
+
+def describe(report: PackageReport) -> dict[str, Any]:
+    return {"out": str(report.out), "incident": report.incident,
+            "checkpoint_size": report.checkpoint_size, "disclosed": report.disclosed,
+            "files": report.files}
+
+

@@ -1,0 +1,412 @@
+"""Seal: turn staged records into a signed segment of the evidence log.
+
+For each segment: assign global indices, build canonical bodies and salted leaf hashes,
+write the records with their ``log_index`` and ``integrity_hash``, append a SEAL leaf that
+carries the segment's metadata and the previous checkpoint's hash, and sign a checkpoint.
+Order of durable steps: segment directory (rename), checkpoint (rename), sealer state,
+then staged inputs are retired.  `recover` finishes whatever a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from acdkit import __version__, schema
+from acdkit.encoding import (
+    EntryType,
+    TlvType,
+    canonical_bodies,
+    entry,
+    leaf_hashes,
+    parse_tlv,
+    record_salts,
+    tlv,
+)
+from acdkit.errors import MalformedError, TamperedError, UsageError
+from acdkit.keys import Signer
+from acdkit.merkle import CompactRange, leaf_hash
+from acdkit.note import Checkpoint, SignedNote, sign_note
+from acdkit.store import Store, atomic_write, fsync_dir, write_json
+
+__all__ = ["SealInfo", "SealReport", "recover", "seal", "segment_name"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_RECORDS = 1_000_000
+BATCH_ROWS = 131_072
+TABLE_BASE = {"net": 20, "dns": 30, "edr": 40}  # SEAL field ids: base+0 count, +1 sha, +2 size
+ProgressFn = Callable[[int, int], None]  # (records sealed, records to seal)
+
+
+def segment_name(start: int, end: int) -> str:
+    return f"{start:020d}-{end:020d}"
+
+
+@dataclass
+class SealInfo:
+    """The SEAL leaf body: what a segment holds and which checkpoint came before it."""
+
+    origin: str
+    segment_no: int
+    first_index: int
+    end_index: int  # tree size once this SEAL is appended
+    record_count: int
+    prev_checkpoint: bytes  # SHA-256 of the previous checkpoint note; zeros for segment 0
+    sealed_at_ns: int
+    tool: str
+    sealer_key_id: bytes
+    sources: list[str] = field(default_factory=list)
+    ts_min_ns: int | None = None
+    ts_max_ns: int | None = None
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # count, sha256, size
+    collector: str = ""
+
+    def body(self) -> bytes:
+        u64 = lambda v: v.to_bytes(8, "big")  # noqa: E731
+        i64 = lambda v: v.to_bytes(8, "big", signed=True)  # noqa: E731
+        parts = [
+            tlv(1, TlvType.UTF8, self.origin.encode()),
+            tlv(2, TlvType.U64, u64(self.segment_no)),
+            tlv(3, TlvType.U64, u64(self.first_index)),
+            tlv(4, TlvType.U64, u64(self.end_index)),
+            tlv(5, TlvType.U64, u64(self.record_count)),
+            tlv(6, TlvType.BYTES, self.prev_checkpoint),
+        ]
+        if self.ts_min_ns is not None and self.ts_max_ns is not None:
+            parts += [tlv(7, TlvType.I64, i64(self.ts_min_ns)),
+                      tlv(8, TlvType.I64, i64(self.ts_max_ns))]
+        parts += [
+            tlv(9, TlvType.I64, i64(self.sealed_at_ns)),
+            tlv(10, TlvType.UTF8, self.tool.encode()),
+            tlv(11, TlvType.BYTES, self.sealer_key_id),
+            tlv(12, TlvType.UTF8LIST, b"".join(len(s).to_bytes(4, "big") + s.encode()
+                                               for s in self.sources)),
+            tlv(13, TlvType.UTF8, self.collector.encode()),
+        ]
+        for table, base in TABLE_BASE.items():
+            info = self.tables.get(table)
+            if not info:
+                continue
+            parts += [tlv(base, TlvType.U64, u64(info["count"])),
+                      tlv(base + 1, TlvType.BYTES, bytes.fromhex(info["sha256"])),
+                      tlv(base + 2, TlvType.U64, u64(info["size"])),
+                      tlv(base + 3, TlvType.BYTES, bytes.fromhex(info["schema"]))]
+        return b"".join(parts)
+
+    def entry(self) -> bytes:
+        return entry(EntryType.SEAL, self.body())
+
+    @classmethod
+    def from_entry(cls, data: bytes) -> SealInfo:
+        if len(data) < 38 or data[:4] != b"ACDK" or data[4] != 1:
+            raise MalformedError("not an acdkit v1 entry")
+        if data[5] != EntryType.SEAL:
+            raise MalformedError(f"entry type {data[5]} is not SEAL")
+        if data[6:38] != bytes(32):
+            raise MalformedError("SEAL entry has a non-zero salt")
+        return cls.from_body(data[38:])
+
+    @classmethod
+    def from_body(cls, body: bytes) -> SealInfo:
+        fields = {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
+
+        def get(fid: int, kind: TlvType, required: bool = True) -> bytes | None:
+            if fid not in fields:
+                if required:
+                    raise MalformedError(f"SEAL field {fid} is missing")
+                return None
+            if fields[fid][0] != kind:
+                raise MalformedError(f"SEAL field {fid} has the wrong type")
+            return fields[fid][1]
+
+        def num(fid: int, signed: bool = False, required: bool = True) -> int | None:
+            raw = get(fid, TlvType.I64 if signed else TlvType.U64, required)
+            if raw is None:
+                return None
+            if len(raw) != 8:
+                raise MalformedError(f"SEAL field {fid} is not 8 bytes")
+            return int.from_bytes(raw, "big", signed=signed)
+
+        def req(fid: int, signed: bool = False) -> int:
+            value = num(fid, signed)
+            assert value is not None
+            return value
+
+        def text(fid: int) -> str:
+            raw = get(fid, TlvType.UTF8)
+            assert raw is not None
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MalformedError(f"SEAL field {fid} is not UTF-8") from exc
+
+        prev = get(6, TlvType.BYTES)
+        key_id = get(11, TlvType.BYTES)
+        if prev is None or len(prev) != 32 or key_id is None or len(key_id) != 4:
+            raise MalformedError("SEAL previous-checkpoint hash or key id has a wrong length")
+        info = cls(text(1), req(2), req(3), req(4), req(5), prev, req(9, True), text(10), key_id,
+                   _utf8list(get(12, TlvType.UTF8LIST) or b""), num(7, True, False),
+                   num(8, True, False), collector=text(13))
+        for table, base in TABLE_BASE.items():
+            count = num(base, required=False)
+            if count is None:
+                continue
+            sha = get(base + 1, TlvType.BYTES)
+            schema_digest = get(base + 3, TlvType.BYTES)
+            assert sha is not None and schema_digest is not None
+            info.tables[table] = {"count": count, "sha256": sha.hex(), "size": req(base + 2),
+                                  "schema": schema_digest.hex()}
+        return info
+
+
+def _utf8list(raw: bytes) -> list[str]:
+    out, pos = [], 0
+    while pos < len(raw):
+        if len(raw) - pos < 4:
+            raise MalformedError("truncated list item")
+        size = int.from_bytes(raw[pos:pos + 4], "big")
+        out.append(raw[pos + 4:pos + 4 + size].decode("utf-8"))
+        pos += 4 + size
+    return out
+
+
+# -- sealer state ---------------------------------------------------------------------------
+
+@dataclass
+class SealerState:
+    compact: CompactRange
+    segment_no: int
+    prev_checkpoint: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.compact.size,
+            "nodes": [base64.b64encode(n).decode() for n in self.compact.nodes],
+            "segment_no": self.segment_no,
+            "prev_checkpoint_sha256": self.prev_checkpoint.hex(),
+        }
+
+    @classmethod
+    def load(cls, store: Store) -> SealerState:
+        if not store.state_path.is_file():
+            return cls(CompactRange(), 0, bytes(32))
+        doc = json.loads(store.state_path.read_text())
+        nodes = [base64.b64decode(n) for n in doc["nodes"]]
+        return cls(CompactRange(int(doc["size"]), nodes), int(doc["segment_no"]),
+                   bytes.fromhex(doc["prev_checkpoint_sha256"]))
+
+
+@dataclass
+class SealReport:
+    segments: list[dict[str, Any]]
+    recovered: list[str]
+    size: int
+    root: bytes
+    key_id: str
+    seconds: float
+
+    @property
+    def records(self) -> int:
+        return sum(int(s["records"]) for s in self.segments)
+
+
+def _parquet_info(path: Path, count: int, schema_digest: str) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return {"count": count, "sha256": h.hexdigest(), "size": path.stat().st_size,
+            "schema": schema_digest}
+
+
+def _sign_checkpoint(store: Store, signer: Signer, size: int, root: bytes) -> bytes:
+    """Write checkpoints/<size>.checkpoint once; return the note bytes."""
+    note = sign_note(Checkpoint(store.origin, size, root).text(), signer).encode()
+    path = store.checkpoint_path(size)
+    if path.exists():
+        existing = path.read_bytes()
+        if existing != note:
+            # Ed25519 is deterministic: the same tree head signs to the same bytes
+            raise TamperedError(f"{path.name} exists with different content than the log implies")
+        return existing
+    atomic_write(path, note)
+    return note
+
+
+def _retire_staged(store: Store, staged: Path) -> None:
+    """Move a sealed input's ledger entry and line log out of staging, then remove it."""
+    if not staged.is_dir():
+        return
+    entry_doc = json.loads((staged / "ledger.json").read_text())
+    sha = entry_doc["sha256"]
+    lines = staged / "lines.parquet"
+    if lines.is_file():
+        atomic_write(store.rejects_dir / f"{sha}.parquet", lines.read_bytes())
+    write_json(store.ledger_dir / f"{sha}.json", entry_doc)
+    shutil.rmtree(staged)
+    fsync_dir(store.staging)
+
+
+def _staged_count(staged: Path) -> int:
+    doc = json.loads((staged / "ledger.json").read_text())
+    return int(sum(doc["records"].values()))
+
+
+def _groups(staged: list[Path], max_records: int) -> list[list[Path]]:
+    groups: list[list[Path]] = [[]]
+    count = 0
+    for d in staged:
+        n = _staged_count(d)
+        if groups[-1] and count + n > max_records:
+            groups.append([])
+            count = 0
+        groups[-1].append(d)
+        count += n
+    return [g for g in groups if g]
+
+
+def _seal_segment(store: Store, signer: Signer, state: SealerState, group: list[Path],
+                  progress: ProgressFn | None, done: int, total: int) -> dict[str, Any]:
+    start = state.compact.size
+    tmp = store.new_temp_dir(store.segments)
+    segment_key = os.urandom(32)
+    atomic_write(tmp / "segment.key", segment_key, mode=0o600)
+    index = start
+    tables: dict[str, dict[str, Any]] = {}
+    ts_lo: int | None = None
+    ts_hi: int | None = None
+    for table in schema.TABLES:
+        ts = schema.load(table)
+        files = [d / f"{table}.parquet" for d in group if (d / f"{table}.parquet").is_file()]
+        if not files:
+            continue
+        out = tmp / f"{table}.parquet"
+        first = index
+        with pq.ParquetWriter(out, ts.sealed_arrow(), compression="zstd") as writer:
+            for path in files:
+                for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS):
+                    n = batch.num_rows
+                    bodies = canonical_bodies(batch, ts)
+                    salts = record_salts(segment_key, index - start, n)
+                    hashes = leaf_hashes(bodies, salts)
+                    state.compact.extend(hashes[i:i + 32] for i in range(0, len(hashes), 32))
+                    cols = [pa.array(range(index, index + n), pa.uint64()),
+                            *batch.columns,
+                            pa.FixedSizeBinaryArray.from_buffers(
+                                pa.binary(32), n, [None, pa.py_buffer(hashes)])]
+                    writer.write_batch(pa.RecordBatch.from_arrays(cols,
+                                                                  schema=ts.sealed_arrow()))
+                    lo, hi = pc.min_max(batch.column("ts_utc").cast(pa.int64())).values()
+                    ts_lo = lo.as_py() if ts_lo is None else min(ts_lo, lo.as_py())
+                    ts_hi = hi.as_py() if ts_hi is None else max(ts_hi, hi.as_py())
+                    index += n
+                    done += n
+                    if progress:
+                        progress(done, total)
+        tables[table] = _parquet_info(out, index - first, ts.digest)
+    info = SealInfo(
+        origin=store.origin, segment_no=state.segment_no, first_index=start, end_index=index + 1,
+        record_count=index - start, prev_checkpoint=state.prev_checkpoint,
+        sealed_at_ns=time.time_ns(), tool=f"acdkit {__version__}",
+        sealer_key_id=signer.verifier.key_id,
+        sources=[json.loads((d / "ledger.json").read_text())["sha256"] for d in group],
+        ts_min_ns=ts_lo, ts_max_ns=ts_hi, tables=tables, collector=socket.gethostname(),
+    )
+    seal_entry = info.entry()
+    atomic_write(tmp / "seal.entry", seal_entry)
+    write_json(tmp / "consumed.json", [d.name for d in group])
+    fsync_dir(tmp)
+    final = store.segments / segment_name(start, info.end_index)
+    tmp.rename(final)
+    fsync_dir(store.segments)
+    state.compact.append(leaf_hash(seal_entry))
+    return _close_segment(store, signer, state, final, info)
+
+
+def _close_segment(store: Store, signer: Signer, state: SealerState, seg: Path,
+                   info: SealInfo) -> dict[str, Any]:
+    root = state.compact.root()
+    note = _sign_checkpoint(store, signer, info.end_index, root)
+    state.segment_no = info.segment_no + 1
+    state.prev_checkpoint = hashlib.sha256(note).digest()
+    write_json(store.state_path, state.to_json())
+    for name in json.loads((seg / "consumed.json").read_text()):
+        _retire_staged(store, store.staging / name)
+    return {"segment": seg.name, "segment_no": info.segment_no, "first_index": info.first_index,
+            "end_index": info.end_index, "records": info.record_count,
+            "root": base64.b64encode(root).decode()}
+
+
+def _segment_leaves(seg: Path) -> list[bytes]:
+    leaves: list[bytes] = []
+    for table in schema.TABLES:
+        path = seg / f"{table}.parquet"
+        if path.is_file():
+            col = pq.read_table(path, columns=["integrity_hash"]).column(0)
+            leaves += col.to_pylist()
+    leaves.append(leaf_hash((seg / "seal.entry").read_bytes()))
+    return leaves
+
+
+def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
+    """Finish a seal that a crash interrupted: orphan segment, missing checkpoint, staging."""
+    done: list[str] = []
+    segs = store.segment_dirs()
+    for seg in segs:
+        start, end = (int(x) for x in seg.name.split("-"))
+        if end <= state.compact.size:
+            continue
+        if start != state.compact.size:
+            raise UsageError(f"segment {seg.name} does not follow the sealed size "
+                             f"{state.compact.size}; run `acdkit verify` on this store")
+        info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
+        state.compact.extend(_segment_leaves(seg))
+        _close_segment(store, signer, state, seg, info)
+        done.append(f"completed interrupted seal of segment {seg.name}")
+    if segs:
+        for name in json.loads((segs[-1] / "consumed.json").read_text()):
+            if (store.staging / name).is_dir():
+                _retire_staged(store, store.staging / name)
+                done.append(f"retired sealed input {name}")
+    return done
+
+
+def seal(store: Store, signer: Signer, max_records: int = DEFAULT_MAX_RECORDS,
+         progress: ProgressFn | None = None) -> SealReport:
+    """Seal everything staged, in segments of at most about ``max_records`` records."""
+    if signer.verifier != store.verifier():
+        raise UsageError("the sealer key does not match this store's keys/sealer.vkey",
+                         hint="pass the key that `acdkit init` created for this store")
+    started = time.monotonic()
+    with store.lock():
+        store.clean_temporaries()
+        state = SealerState.load(store)
+        recovered = recover(store, signer, state)
+        staged = store.staged_dirs()
+        total = sum(_staged_count(d) for d in staged)
+        segments, done = [], 0
+        for group in _groups(staged, max_records):
+            segments.append(_seal_segment(store, signer, state, group, progress, done, total))
+            done += int(segments[-1]["records"])
+    return SealReport(segments, recovered, state.compact.size, state.compact.root(),
+                      signer.verifier.key_id.hex(), time.monotonic() - started)
+
+
+def read_checkpoint(data: bytes) -> tuple[SignedNote, Checkpoint]:
+    note = SignedNote.parse(data)
+    return note, Checkpoint.from_text(note.text)
