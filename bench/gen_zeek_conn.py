@@ -24,10 +24,15 @@ def _uid(rng: random.Random) -> str:
 
 def generate(out: Path, count: int, seed: int = 2026) -> None:
     rng = random.Random(seed)
-    internal = [f"10.{rng.randrange(1, 40)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-                for _ in range(2000)]
-    external = [f"{rng.choice([23, 34, 52, 93, 104, 142, 151, 185, 203])}.{rng.randrange(256)}."
-                f"{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(20000)]
+    internal = [
+        f"10.{rng.randrange(1, 40)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        for _ in range(2000)
+    ]
+    external = [
+        f"{rng.choice([23, 34, 52, 93, 104, 142, 151, 185, 203])}.{rng.randrange(256)}."
+        f"{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        for _ in range(20000)
+    ]
     ports = list(SERVICES)
     ts = 1_764_000_000.0
     with out.open("w", encoding="utf-8") as fh:

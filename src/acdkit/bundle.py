@@ -7,9 +7,7 @@ checkpoint they all rest on, the sealer's public key, and a signed manifest of e
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -32,6 +30,7 @@ from acdkit.errors import (
     PolicyError,
     TamperedError,
     UsageError,
+    error_for,
 )
 from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
@@ -70,6 +69,7 @@ class PackageReport:
 
 # -- building --------------------------------------------------------------------------------
 
+
 def _segments_in(store: Store, size: int) -> list[tuple[Path, SealInfo]]:
     out = []
     for path in store.segment_dirs():
@@ -91,8 +91,9 @@ def _all_leaves(segments: list[tuple[Path, SealInfo]]) -> list[bytes]:
     return leaves
 
 
-def _disclosed_entries(table: pa.Table, ts: schema.TableSchema,
-                       segments: list[tuple[Path, SealInfo]]) -> dict[int, bytes]:
+def _disclosed_entries(
+    table: pa.Table, ts: schema.TableSchema, segments: list[tuple[Path, SealInfo]]
+) -> dict[int, bytes]:
     """Entry bytes of every disclosed record: canonical body plus its salt."""
     bodies = canonical_bodies(table, ts).to_pylist()
     out: dict[int, bytes] = {}
@@ -119,12 +120,16 @@ def _write_table(base: Path, table: pa.Table) -> None:
     printable = table
     for i, f in enumerate(table.schema):
         if pa.types.is_fixed_size_binary(f.type) or pa.types.is_binary(f.type):
-            hexed = pa.array([v.hex() if v is not None else None
-                              for v in table.column(i).to_pylist()], pa.string())
+            hexed = pa.array(
+                [v.hex() if v is not None else None for v in table.column(i).to_pylist()],
+                pa.string(),
+            )
             printable = printable.set_column(i, f.name, hexed)
         elif pa.types.is_list(f.type):
-            joined = pa.array([" ".join(v) if v is not None else None
-                               for v in table.column(i).to_pylist()], pa.string())
+            joined = pa.array(
+                [" ".join(v) if v is not None else None for v in table.column(i).to_pylist()],
+                pa.string(),
+            )
             printable = printable.set_column(i, f.name, joined)
     pacsv.write_csv(printable, base.with_suffix(".csv"))
 
@@ -138,8 +143,14 @@ def _manifest_text(incident: str, origin: str, size: int, root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def package(store: Store, signer: Signer, incident: str, window: Window, out: Path,
-            max_records: int = DEFAULT_MAX_RECORDS) -> PackageReport:
+def package(
+    store: Store,
+    signer: Signer,
+    incident: str,
+    window: Window,
+    out: Path,
+    max_records: int = DEFAULT_MAX_RECORDS,
+) -> PackageReport:
     """Build the submission bundle for one incident window into ``out``."""
     if not _ID.fullmatch(incident):
         raise UsageError("incident ID must be 1-64 letters, digits, '.', '_' or '-'")
@@ -162,8 +173,10 @@ def package(store: Store, signer: Signer, incident: str, window: Window, out: Pa
     disclosed = summary.select_records(con, segments, window)
     total = sum(t.num_rows for t in disclosed.values())
     if total > max_records:
-        raise UsageError(f"{total:,} records match; the limit is {max_records:,}",
-                         hint="narrow --from/--to or add --src/--dst, or raise --max-records")
+        raise UsageError(
+            f"{total:,} records match; the limit is {max_records:,}",
+            hint="narrow --from/--to or add --src/--dst, or raise --max-records",
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -180,21 +193,31 @@ def package(store: Store, signer: Signer, incident: str, window: Window, out: Pa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = sum(1 for p in out.rglob("*") if p.is_file())
-    return PackageReport(out, incident, size, {t: d.num_rows for t, d in disclosed.items()},
-                         files, facts)
+    return PackageReport(
+        out, incident, size, {t: d.num_rows for t, d in disclosed.items()}, files, facts
+    )
 
 
 def _error_for(report: VerifyReport) -> AcdkitError:
     msg = report.failure["message"] if report.failure else report.verdict.name
-    err = AcdkitError(f"refusing to package: the store does not verify ({msg})",
-                      hint="run `acdkit verify STORE` for details")
-    err.exit_code = report.verdict
-    return err
+    return error_for(
+        report.verdict,
+        f"refusing to package: the store does not verify ({msg})",
+        hint="run `acdkit verify STORE` for details",
+    )
 
 
-def _build(tmp: Path, store: Store, con: duckdb.DuckDBPyConnection,
-           disclosed: dict[str, pa.Table], segments: list[tuple[Path, SealInfo]], size: int,
-           checkpoint: bytes, incident: str, window: Window) -> dict[str, Any]:
+def _build(
+    tmp: Path,
+    store: Store,
+    con: duckdb.DuckDBPyConnection,
+    disclosed: dict[str, pa.Table],
+    segments: list[tuple[Path, SealInfo]],
+    size: int,
+    checkpoint: bytes,
+    incident: str,
+    window: Window,
+) -> dict[str, Any]:
     tree = TreeLevels(_all_leaves(segments))
     touched: set[int] = set()
     for table, rows in disclosed.items():
@@ -204,13 +227,18 @@ def _build(tmp: Path, store: Store, con: duckdb.DuckDBPyConnection,
         for index, data in _disclosed_entries(rows, schema.load(table), segments).items():
             proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
             _write(tmp / "proofs" / f"{index:020d}.tlog-proof", proof.encode())
-            touched.add(next(i.end_index for _, i in segments
-                             if i.first_index <= index < i.end_index))
+            touched.add(
+                next(i.end_index for _, i in segments if i.first_index <= index < i.end_index)
+            )
     for path, info in segments:
         if info.end_index in touched:
             seal_index = info.end_index - 1
-            proof = TlogProof(seal_index, tuple(tree.proof(seal_index)), checkpoint,
-                              (path / "seal.entry").read_bytes())
+            proof = TlogProof(
+                seal_index,
+                tuple(tree.proof(seal_index)),
+                checkpoint,
+                (path / "seal.entry").read_bytes(),
+            )
             _write(tmp / "seals" / f"{seal_index:020d}.tlog-proof", proof.encode())
     _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
@@ -233,6 +261,7 @@ def _verify_text(incident: str, size: int) -> str:
 
 
 # -- verifying -------------------------------------------------------------------------------
+
 
 def _walk(root: Path) -> list[str]:
     """Relative paths of the bundle's files; refuse anything that is not a plain file."""
@@ -281,8 +310,13 @@ def _parse_manifest(data: bytes) -> _Manifest:
         if rel in files or rel == MANIFEST:
             raise MalformedError(f"manifest lists {rel!r} twice or lists itself")
         files[rel] = (parts[1], parse_decimal(parts[2], "file size"))
-    return _Manifest(heads["incident"], heads["origin"],
-                     parse_decimal(heads["checkpoint"], "checkpoint size"), files, note)
+    return _Manifest(
+        heads["incident"],
+        heads["origin"],
+        parse_decimal(heads["checkpoint"], "checkpoint size"),
+        files,
+        note,
+    )
 
 
 def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
@@ -307,8 +341,9 @@ def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
         current = "2"
         verifier = pinned or _bundle_key(root, manifest)
         if not manifest.note.verified_by(verifier):
-            raise TamperedError(f"manifest signature does not verify with key "
-                                f"{verifier.key_id.hex()}")
+            raise TamperedError(
+                f"manifest signature does not verify with key {verifier.key_id.hex()}"
+            )
         source = "pinned" if pinned else "the bundle's own (not pinned: pass --key to pin)"
         report.ok("2", f"manifest signed by sealer key {verifier.key_id.hex()}, {source}")
         # 3
@@ -337,9 +372,16 @@ def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
             f"all signed by key {verifier.key_id.hex()}"
             + ("" if pinned else " (key not pinned)")
-            + "; summaries are attested by the manifest signature, not by the log")
-        report.facts.update({"tree_size": cp.size, "incident": manifest.incident,
-                             "records": len(records), "key_pinned": pinned is not None})
+            + "; summaries are attested by the manifest signature, not by the log"
+        )
+        report.facts.update(
+            {
+                "tree_size": cp.size,
+                "incident": manifest.incident,
+                "records": len(records),
+                "key_pinned": pinned is not None,
+            }
+        )
     except AcdkitError as exc:
         report.fail(current, exc)
         report.coverage = f"verification stopped at check {current}"
@@ -364,12 +406,15 @@ def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
             raise TamperedError(f"{rel} does not match its SHA-256 in the signed manifest")
     extra = sorted(set(present) - set(manifest.files) - {MANIFEST})
     if extra:
-        raise PolicyError(f"{extra[0]} is in the bundle but not in the signed manifest"
-                          + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise PolicyError(
+            f"{extra[0]} is in the bundle but not in the signed manifest"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
 
 
-def _bundle_checkpoint(root: Path, manifest: _Manifest,
-                       verifier: Verifier) -> tuple[bytes, Checkpoint]:
+def _bundle_checkpoint(
+    root: Path, manifest: _Manifest, verifier: Verifier
+) -> tuple[bytes, Checkpoint]:
     rel = f"checkpoint/{manifest.size:020d}.checkpoint"
     if rel not in manifest.files:
         raise MalformedError(f"bundle has no {rel}")
@@ -383,8 +428,9 @@ def _bundle_checkpoint(root: Path, manifest: _Manifest,
     return data, cp
 
 
-def _check_proofs(root: Path, manifest: _Manifest, cp_bytes: bytes, cp: Checkpoint,
-                  prefix: str) -> dict[int, bytes]:
+def _check_proofs(
+    root: Path, manifest: _Manifest, cp_bytes: bytes, cp: Checkpoint, prefix: str
+) -> dict[int, bytes]:
     entries: dict[int, bytes] = {}
     for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
         proof = TlogProof.parse((root / rel).read_bytes())
@@ -394,10 +440,13 @@ def _check_proofs(root: Path, manifest: _Manifest, cp_bytes: bytes, cp: Checkpoi
             raise TamperedError(f"{rel} rests on another checkpoint than the bundle's")
         if proof.extra is None or proof.extra[:5] != b"ACDK\x01":
             raise MalformedError(f"{rel} carries no acdkit entry")
-        if not verify_inclusion(proof.index, cp.size, leaf_hash(proof.extra), proof.hashes,
-                                cp.root):
-            raise TamperedError(f"{rel}: inclusion proof of index {proof.index} does not lead "
-                                "to the checkpoint root")
+        if not verify_inclusion(
+            proof.index, cp.size, leaf_hash(proof.extra), proof.hashes, cp.root
+        ):
+            raise TamperedError(
+                f"{rel}: inclusion proof of index {proof.index} does not lead "
+                "to the checkpoint root"
+            )
         entries[proof.index] = proof.extra
     return entries
 
@@ -413,14 +462,14 @@ def _check_records(root: Path, manifest: _Manifest, entries: dict[int, bytes]) -
         rows = rows.cast(ts.sealed_arrow())
         bodies = canonical_bodies(rows, ts).to_pylist()
         hashes = rows.column("integrity_hash").to_pylist()
-        for index, body, stored in zip(rows.column("log_index").to_pylist(), bodies, hashes,
-                                       strict=True):
+        for index, body, stored in zip(
+            rows.column("log_index").to_pylist(), bodies, hashes, strict=True
+        ):
             data = entries.get(index)
             if data is None:
                 raise TamperedError(f"{rel}: record at index {index} has no inclusion proof")
             if data[5] != EntryType.RECORD or data[38:] != body:
-                raise TamperedError(f"{rel}: record at index {index} differs from its proven "
-                                    "entry")
+                raise TamperedError(f"{rel}: record at index {index} differs from its proven entry")
             if leaf_hash(data) != stored:
                 raise TamperedError(f"{rel}: integrity_hash of index {index} is wrong")
             seen.add(index)
@@ -430,8 +479,9 @@ def _check_records(root: Path, manifest: _Manifest, entries: dict[int, bytes]) -
     return len(seen)
 
 
-def _check_seals(root: Path, manifest: _Manifest, records: dict[int, bytes],
-                 seals: dict[int, bytes]) -> None:
+def _check_seals(
+    root: Path, manifest: _Manifest, records: dict[int, bytes], seals: dict[int, bytes]
+) -> None:
     infos = [SealInfo.from_entry(data) for data in seals.values()]
     for index, data in seals.items():
         info = SealInfo.from_entry(data)
@@ -442,15 +492,17 @@ def _check_seals(root: Path, manifest: _Manifest, records: dict[int, bytes],
         if rel not in manifest.files:
             continue
         rows = pq.read_table(root / rel, columns=["log_index", "ts_utc"])
-        for index, ts in zip(rows.column(0).to_pylist(),
-                             rows.column(1).cast(pa.int64()).to_pylist(), strict=True):
+        for index, ts in zip(
+            rows.column(0).to_pylist(), rows.column(1).cast(pa.int64()).to_pylist(), strict=True
+        ):
             owner = next((i for i in infos if i.first_index <= index < i.end_index - 1), None)
             if owner is None:
                 raise TamperedError(f"record at index {index} has no proven SEAL leaf")
             lo, hi = owner.ts_min_ns, owner.ts_max_ns
             if lo is None or hi is None or not lo <= ts <= hi:
-                raise TamperedError(f"record at index {index} lies outside its segment's "
-                                    "sealed time range")
+                raise TamperedError(
+                    f"record at index {index} lies outside its segment's sealed time range"
+                )
     _ = records
 
 
@@ -466,8 +518,10 @@ def parse_time(value: str) -> datetime:
 
 
 def describe(report: PackageReport) -> dict[str, Any]:
-    return {"out": str(report.out), "incident": report.incident,
-            "checkpoint_size": report.checkpoint_size, "disclosed": report.disclosed,
-            "files": report.files}
-
-
+    return {
+        "out": str(report.out),
+        "incident": report.incident,
+        "checkpoint_size": report.checkpoint_size,
+        "disclosed": report.disclosed,
+        "files": report.files,
+    }

@@ -5,13 +5,12 @@ stdout carries data (``--json`` documents); people read stderr: progress, tables
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from acdkit import __version__, bundle, ingest, keys, seal, sources, store, verify
-from acdkit.errors import AcdkitError, ExitCode, UsageError
+from acdkit.errors import AcdkitError, ExitCode
 
 __all__ = ["app", "main"]
 
@@ -30,9 +29,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 app = typer.Typer(
     name="acdkit",
     help="Forensic-readiness toolkit: ingest machine information, seal it in a signed "
-         "tamper-evident log, verify it offline, and package incident bundles.\n\n"
-         "Exit codes: 0 OK/VERIFIED, 1 TAMPERED, 2 USAGE, 3 INCOMPLETE, 4 MALFORMED, "
-         "5 POLICY, 6 IO.",
+    "tamper-evident log, verify it offline, and package incident bundles.\n\n"
+    "Exit codes: 0 OK/VERIFIED, 1 TAMPERED, 2 USAGE, 3 INCOMPLETE, 4 MALFORMED, "
+    "5 POLICY, 6 IO.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -40,16 +39,40 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
-StoreArg = Annotated[Path, typer.Argument(help="Evidence store directory.", envvar="ACDKIT_STORE",
-                                          show_default=False)]
-KeyOpt = Annotated[Path | None, typer.Option(
-    "--key", envvar="ACDKIT_SEALER_KEY",
-    help="Sealer private key file [default: the per-user key made by `acdkit init`].")]
+StoreArg = Annotated[
+    Path,
+    typer.Argument(help="Evidence store directory.", envvar="ACDKIT_STORE", show_default=False),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="ACDKIT_SEALER_KEY",
+        help="Sealer private key file [default: the per-user key made by `acdkit init`].",
+    ),
+]
+
+
+def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
+    """Render an AcdkitError as one line plus hint and exit with its code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except AcdkitError as exc:
+            err.print(f"[red]error:[/] {exc.message}")
+            if exc.hint:
+                err.print(f"  hint: {exc.hint}")
+            raise typer.Exit(int(exc.exit_code)) from None
+
+    return wrapper
 
 
 def _emit(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps({"schema_version": JSON_SCHEMA, **doc}, sort_keys=False,
-                                default=str) + "\n")
+    sys.stdout.write(
+        json.dumps({"schema_version": JSON_SCHEMA, **doc}, sort_keys=False, default=str) + "\n"
+    )
 
 
 def _version(value: bool) -> None:
@@ -60,14 +83,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
-                                         help="More detail on stderr (-v info, -vv debug).")] = 0,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v", "--verbose", count=True, help="More detail on stderr (-v info, -vv debug)."
+        ),
+    ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @contextmanager
@@ -75,8 +107,14 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[str, int, int], N
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def update(name: str, done: int, total: int) -> None:
@@ -98,55 +136,91 @@ def _signer_for(st: store.Store, key: Path | None) -> keys.Signer:
 
 # -- init ---------------------------------------------------------------------------------------
 
+
 @app.command()
+@_handles_errors
 def init(
     store_dir: StoreArg,
-    key: Annotated[Path | None, typer.Option(
-        "--key", envvar="ACDKIT_SEALER_KEY",
-        help="Where to write the new private key (mode 0600, outside the store) "
-             "[default: $ACDKIT_KEY_DIR or ~/.config/acdkit/keys/<log-id>.sealer.key].")] = None,
-    org: Annotated[str | None, typer.Option(help="Organization name used in the log origin.",
-                                            envvar="ACDKIT_ORG")] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            envvar="ACDKIT_SEALER_KEY",
+            help="Where to write the new private key (mode 0600, outside the store) "
+            "[default: $ACDKIT_KEY_DIR or ~/.config/acdkit/keys/<log-id>.sealer.key].",
+        ),
+    ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(help="Organization name used in the log origin.", envvar="ACDKIT_ORG"),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create an evidence store and its Ed25519 sealer key pair."""
     st, key_path = store.init_store(store_dir, key, org)
     vkey = st.verifier().vkey()
     if json_out:
-        _emit({"command": "init", "store": str(st.root), "origin": st.origin,
-               "key_path": str(key_path), "vkey": vkey})
+        _emit(
+            {
+                "command": "init",
+                "store": str(st.root),
+                "origin": st.origin,
+                "key_path": str(key_path),
+                "vkey": vkey,
+            }
+        )
         return
-    err.print(f"[green]created[/] store {st.root}\n  origin  {st.origin}\n"
-              f"  key     {key_path} (private, mode 0600: keep it off the store)\n"
-              f"  vkey    {vkey}\n"
-              "Give the vkey line to whoever will verify your evidence.")
+    err.print(
+        f"[green]created[/] store {st.root}\n  origin  {st.origin}\n"
+        f"  key     {key_path} (private, mode 0600: keep it off the store)\n"
+        f"  vkey    {vkey}\n"
+        "Give the vkey line to whoever will verify your evidence."
+    )
 
 
 # -- ingest -------------------------------------------------------------------------------------
 
+
 def _ingest_table(report: ingest.IngestReport) -> Table:
     table = Table(title=f"ingest: {report.records:,} records in {report.seconds:.1f}s")
     for col in ("file", "format", "lines", "net", "dns", "skipped", "rejected", "status"):
-        table.add_column(col, justify="right" if col in ("lines", "net", "dns", "skipped",
-                                                         "rejected") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("lines", "net", "dns", "skipped", "rejected") else "left",
+        )
     for f in report.files:
-        table.add_row(Path(f.path).name, f.format or "-", f"{f.lines:,}",
-                      f"{f.records.get('net', 0):,}", f"{f.records.get('dns', 0):,}",
-                      f"{f.skipped:,}", f"{f.rejected:,}",
-                      f.status if not f.error else f"failed: {f.error}")
+        table.add_row(
+            Path(f.path).name,
+            f.format or "-",
+            f"{f.lines:,}",
+            f"{f.records.get('net', 0):,}",
+            f"{f.records.get('dns', 0):,}",
+            f"{f.skipped:,}",
+            f"{f.rejected:,}",
+            f.status if not f.error else f"failed: {f.error}",
+        )
     return table
 
 
 @app.command("ingest")
+@_handles_errors
 def ingest_cmd(
     store_dir: StoreArg,
-    files: Annotated[list[Path], typer.Argument(help="Log files, plain or gzip.",
-                                                show_default=False)],
-    fmt: Annotated[str | None, typer.Option(
-        "--format", envvar="ACDKIT_FORMAT",
-        help=f"Force the input format ({', '.join(sources.names())}); default: detect.")] = None,
-    sensor: Annotated[str | None, typer.Option(
-        envvar="ACDKIT_SENSOR", help="Sensor ID for records that do not name one.")] = None,
+    files: Annotated[
+        list[Path], typer.Argument(help="Log files, plain or gzip.", show_default=False)
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            envvar="ACDKIT_FORMAT",
+            help=f"Force the input format ({', '.join(sources.names())}); default: detect.",
+        ),
+    ] = None,
+    sensor: Annotated[
+        str | None,
+        typer.Option(envvar="ACDKIT_SENSOR", help="Sensor ID for records that do not name one."),
+    ] = None,
     do_seal: Annotated[bool, typer.Option("--seal", help="Seal right after ingesting.")] = False,
     key: KeyOpt = None,
     json_out: JsonOpt = False,
@@ -165,9 +239,16 @@ def ingest_cmd(
         sealed = _run_seal(st, signer, json_out)
     failed = [f for f in report.files if f.error]
     if json_out:
-        _emit({"command": "ingest", "store": str(st.root), "records": report.records,
-               "seconds": round(report.seconds, 3), "files": [f.to_json() for f in report.files],
-               "seal": _seal_doc(sealed) if sealed else None})
+        _emit(
+            {
+                "command": "ingest",
+                "store": str(st.root),
+                "records": report.records,
+                "seconds": round(report.seconds, 3),
+                "files": [f.to_json() for f in report.files],
+                "seal": _seal_doc(sealed) if sealed else None,
+            }
+        )
     else:
         err.print(_ingest_table(report))
         for f in report.files:
@@ -183,16 +264,24 @@ def ingest_cmd(
 
 # -- seal ---------------------------------------------------------------------------------------
 
+
 def _run_seal(st: store.Store, signer: keys.Signer, json_out: bool) -> seal.SealReport:
     with _progress(_show_progress(json_out), "seal") as progress:
-        return seal.seal(st, signer,
-                         progress=(lambda d, t: progress("records", d, t)) if progress else None)
+        return seal.seal(
+            st, signer, progress=(lambda d, t: progress("records", d, t)) if progress else None
+        )
 
 
 def _seal_doc(report: seal.SealReport) -> dict[str, Any]:
-    return {"segments": report.segments, "recovered": report.recovered, "tree_size": report.size,
-            "root": report.root.hex(), "sealer_key_id": report.key_id,
-            "records": report.records, "seconds": round(report.seconds, 3)}
+    return {
+        "segments": report.segments,
+        "recovered": report.recovered,
+        "tree_size": report.size,
+        "root": report.root.hex(),
+        "sealer_key_id": report.key_id,
+        "records": report.records,
+        "seconds": round(report.seconds, 3),
+    }
 
 
 def _print_seal(report: seal.SealReport) -> None:
@@ -202,13 +291,18 @@ def _print_seal(report: seal.SealReport) -> None:
         err.print(f"nothing to seal; log size {report.size:,}")
         return
     for s in report.segments:
-        err.print(f"[green]sealed[/] segment {s['segment_no']}: {s['records']:,} records, "
-                  f"leaves {s['first_index']:,}-{s['end_index'] - 1:,} (last is its SEAL)")
-    err.print(f"checkpoint {report.size:,} signed by {report.key_id} "
-              f"(root {report.root.hex()[:16]}…) in {report.seconds:.1f}s")
+        err.print(
+            f"[green]sealed[/] segment {s['segment_no']}: {s['records']:,} records, "
+            f"leaves {s['first_index']:,}-{s['end_index'] - 1:,} (last is its SEAL)"
+        )
+    err.print(
+        f"checkpoint {report.size:,} signed by {report.key_id} "
+        f"(root {report.root.hex()[:16]}…) in {report.seconds:.1f}s"
+    )
 
 
 @app.command("seal")
+@_handles_errors
 def seal_cmd(store_dir: StoreArg, key: KeyOpt = None, json_out: JsonOpt = False) -> None:
     """Seal staged records into a new segment and sign a checkpoint."""
     st = store.Store.open(store_dir)
@@ -221,6 +315,7 @@ def seal_cmd(store_dir: StoreArg, key: KeyOpt = None, json_out: JsonOpt = False)
 
 # -- verify -------------------------------------------------------------------------------------
 
+
 def _pinned(value: str | None) -> keys.Verifier | None:
     if value is None:
         return None
@@ -230,96 +325,118 @@ def _pinned(value: str | None) -> keys.Verifier | None:
 
 
 @app.command("verify")
+@_handles_errors
 def verify_cmd(
-    target: Annotated[Path, typer.Argument(help="A store or a bundle directory.",
-                                           show_default=False)],
-    key: Annotated[str | None, typer.Option(
-        "--key", envvar="ACDKIT_VERIFY_KEY",
-        help="Pin the sealer's public key: a vkey line or a file holding one.")] = None,
-    allow_incomplete: Annotated[bool, typer.Option(
-        help="Exit 0 when the only finding is an unsealed tail (still reported).")] = False,
+    target: Annotated[
+        Path, typer.Argument(help="A store or a bundle directory.", show_default=False)
+    ],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            envvar="ACDKIT_VERIFY_KEY",
+            help="Pin the sealer's public key: a vkey line or a file holding one.",
+        ),
+    ] = None,
+    allow_incomplete: Annotated[
+        bool,
+        typer.Option(help="Exit 0 when the only finding is an unsealed tail (still reported)."),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered."""
     with _progress(_show_progress(json_out), "verify") as progress:
         report = verify.verify_path(
-            target, _pinned(key), allow_incomplete,
-            (lambda d, t: progress("leaves", d, t)) if progress else None)
+            target,
+            _pinned(key),
+            allow_incomplete,
+            (lambda d, t: progress("leaves", d, t)) if progress else None,
+        )
     if json_out:
         _emit({"command": "verify", **report.to_json()})
     else:
         for check in report.checks:
-            style = {"ok": "green", "warn": "yellow", "incomplete": "yellow"}.get(check.status,
-                                                                                 "red")
+            style = {"ok": "green", "warn": "yellow", "incomplete": "yellow"}.get(
+                check.status, "red"
+            )
             err.print(f"  [{style}]{check.status:>10}[/] {check.id}. {check.detail}")
         colour = "green" if report.verdict == ExitCode.OK else "red"
         err.print(f"[bold {colour}]{report.verdict_name}[/] {report.coverage}")
         if report.failure:
-            where = ", ".join(f"{k}={v}" for k, v in report.failure.items()
-                              if k not in ("message", "check"))
-            err.print(f"first failure: {report.failure['message']}"
-                      + (f" [{where}]" if where else ""))
+            where = ", ".join(
+                f"{k}={v}" for k, v in report.failure.items() if k not in ("message", "check")
+            )
+            err.print(
+                f"first failure: {report.failure['message']}" + (f" [{where}]" if where else "")
+            )
     raise typer.Exit(int(report.verdict))
 
 
 # -- package ------------------------------------------------------------------------------------
 
+
 @app.command("package")
+@_handles_errors
 def package_cmd(
     store_dir: StoreArg,
-    incident: Annotated[str, typer.Option(help="Incident ID (letters, digits, . _ -).",
-                                          show_default=False)],
-    start: Annotated[str, typer.Option("--from", help="Window start, ISO-8601 with zone.",
-                                       show_default=False)],
-    end: Annotated[str, typer.Option("--to", help="Window end (exclusive), ISO-8601 with zone.",
-                                     show_default=False)],
-    out: Annotated[Path, typer.Option(help="New directory for the bundle.",
-                                      show_default=False)],
-    src: Annotated[list[str] | None, typer.Option(
-        help="Keep records whose source (client) is this address or CIDR; repeatable.")] = None,
-    dst: Annotated[list[str] | None, typer.Option(
-        help="Keep records whose destination (resolver) is this address or CIDR.")] = None,
-    max_records: Annotated[int, typer.Option(
-        help="Refuse to disclose more records than this.")] = bundle.DEFAULT_MAX_RECORDS,
+    incident: Annotated[
+        str, typer.Option(help="Incident ID (letters, digits, . _ -).", show_default=False)
+    ],
+    start: Annotated[
+        str, typer.Option("--from", help="Window start, ISO-8601 with zone.", show_default=False)
+    ],
+    end: Annotated[
+        str,
+        typer.Option(
+            "--to", help="Window end (exclusive), ISO-8601 with zone.", show_default=False
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="New directory for the bundle.", show_default=False)],
+    src: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Keep records whose source (client) is this address or CIDR; repeatable."
+        ),
+    ] = None,
+    dst: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep records whose destination (resolver) is this address or CIDR."),
+    ] = None,
+    max_records: Annotated[
+        int, typer.Option(help="Refuse to disclose more records than this.")
+    ] = bundle.DEFAULT_MAX_RECORDS,
     key: KeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build a submission bundle: summary, summarized logs, proofs, signed manifest."""
     st = store.Store.open(store_dir)
-    window = bundle.Window(bundle.parse_time(start), bundle.parse_time(end),
-                           tuple(src or ()), tuple(dst or ()))
+    window = bundle.Window(
+        bundle.parse_time(start), bundle.parse_time(end), tuple(src or ()), tuple(dst or ())
+    )
     report = bundle.package(st, _signer_for(st, key), incident, window, out, max_records)
     if json_out:
         _emit({"command": "package", **bundle.describe(report)})
         return
-    err.print(f"[green]packaged[/] incident {report.incident} into {report.out}: "
-              f"{sum(report.disclosed.values()):,} records disclosed "
-              f"({', '.join(f'{t} {n:,}' for t, n in report.disclosed.items() if n)}), "
-              f"{report.files} files, checkpoint {report.checkpoint_size:,}")
+    err.print(
+        f"[green]packaged[/] incident {report.incident} into {report.out}: "
+        f"{sum(report.disclosed.values()):,} records disclosed "
+        f"({', '.join(f'{t} {n:,}' for t, n in report.disclosed.items() if n)}), "
+        f"{report.files} files, checkpoint {report.checkpoint_size:,}"
+    )
     err.print(f"check it with: acdkit verify {report.out}")
 
 
 def main() -> None:
+    """Console entry point; an unexpected exception exits 70, never a verdict's code."""
     try:
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except AcdkitError as exc:
-        err.print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            err.print(f"  hint: {exc.hint}")
-        sys.exit(int(exc.exit_code))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+        app()
+    except KeyboardInterrupt:
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click's own usage errors come through here too
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except Exception as exc:
+        # no traceback locals, no arguments: a key path or key bytes must not reach CI logs
         err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
+        err.print("  please report this with the command you ran (-vv shows more)")
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
         sys.exit(70)
-
-

@@ -230,14 +230,17 @@ def leaf_hashes(bodies: pa.Array, salts: bytes, kind: EntryType = EntryType.RECO
         raise ValueError("one 32-byte salt per body is required")
     prefix = b"\x00" + MAGIC + bytes([ENTRY_VERSION, int(kind)])
     inputs = pc.binary_join_element_wise(
-        pa.scalar(prefix, pa.large_binary()), _fixed(salts, 32, n).cast(pa.large_binary()),
-        bodies.cast(pa.large_binary()), pa.scalar(b"", pa.large_binary()),
+        pa.scalar(prefix, pa.large_binary()),
+        _fixed(salts, 32, n).cast(pa.large_binary()),
+        bodies.cast(pa.large_binary()),
+        pa.scalar(b"", pa.large_binary()),
     )
     if isinstance(inputs, pa.ChunkedArray):
         inputs = inputs.combine_chunks()
-    offsets = np.frombuffer(inputs.buffers()[1], dtype=np.int64, count=n + 1,
-                            offset=inputs.offset * 8)
-    data = memoryview(inputs.buffers()[2])  # type: ignore[arg-type]
+    offsets = np.frombuffer(
+        inputs.buffers()[1], dtype=np.int64, count=n + 1, offset=inputs.offset * 8
+    )
+    data = memoryview(inputs.buffers()[2])
     sha = hashlib.sha256
     ends = offsets[1:].tolist()
     starts = offsets[:-1].tolist()
@@ -251,18 +254,18 @@ def parse_tlv(body: bytes, max_fields: int = 4096) -> list[tuple[int, TlvType, b
     while pos < len(body):
         if len(body) - pos < 7:
             raise MalformedError("truncated TLV header")
-        fid = int.from_bytes(body[pos:pos + 2], "big")
+        fid = int.from_bytes(body[pos : pos + 2], "big")
         try:
             kind = TlvType(body[pos + 2])
         except ValueError:
             raise MalformedError(f"unknown TLV type {body[pos + 2]} in field {fid}") from None
-        size = int.from_bytes(body[pos + 3:pos + 7], "big")
+        size = int.from_bytes(body[pos + 3 : pos + 7], "big")
         pos += 7
         if size > len(body) - pos:
             raise MalformedError(f"TLV field {fid} runs past the end of the body")
         if fid <= last:
             raise MalformedError(f"TLV field {fid} is out of order or duplicated")
-        out.append((fid, kind, body[pos:pos + size]))
+        out.append((fid, kind, body[pos : pos + size]))
         pos, last = pos + size, fid
         if len(out) > max_fields:
             raise MalformedError("too many TLV fields")

@@ -19,6 +19,7 @@ __all__ = [
     "PolicyError",
     "TamperedError",
     "UsageError",
+    "error_for",
 ]
 
 
@@ -86,3 +87,16 @@ class InputIOError(AcdkitError):
     """Something could not be read, written or reached."""
 
     exit_code = ExitCode.IO
+
+
+def error_for(code: ExitCode, message: str, *, hint: str | None = None) -> AcdkitError:
+    """The exception class that carries ``code``, for re-raising a verdict as an error."""
+    classes: dict[ExitCode, type[AcdkitError]] = {
+        ExitCode.TAMPERED: TamperedError,
+        ExitCode.USAGE: UsageError,
+        ExitCode.INCOMPLETE: IncompleteError,
+        ExitCode.MALFORMED: MalformedError,
+        ExitCode.POLICY: PolicyError,
+        ExitCode.IO: InputIOError,
+    }
+    return classes.get(code, AcdkitError)(message, hint=hint)

@@ -101,8 +101,9 @@ class _Staging:
         if rows.num_rows == 0:
             return
         if table not in self.writers:
-            self.writers[table] = pq.ParquetWriter(self.dir / f"{table}.parquet", rows.schema,
-                                                   compression="zstd")
+            self.writers[table] = pq.ParquetWriter(
+                self.dir / f"{table}.parquet", rows.schema, compression="zstd"
+            )
         self.writers[table].write_table(rows)
 
     def write_lines(self, kind: str, rows: pa.Table) -> None:
@@ -138,8 +139,9 @@ def _count(counter: Counter[str], rows: pa.Table) -> None:
             counter[item["values"]] += item["counts"]
 
 
-def _ingest_file(store: Store, path: Path, fmt_name: str | None, sensor: str | None,
-                 progress: ProgressFn | None) -> FileResult:
+def _ingest_file(
+    store: Store, path: Path, fmt_name: str | None, sensor: str | None, progress: ProgressFn | None
+) -> FileResult:
     digest, size = sha256_file(path)
     result = FileResult(str(path), digest, "ingested")
     if store.ledger_entry(digest) is not None:
@@ -159,13 +161,15 @@ def _ingest_file(store: Store, path: Path, fmt_name: str | None, sensor: str | N
             try:
                 for chunk in read_chunks(fh):
                     result.lines = chunk.first_line + len(chunk.lines) - 1
-                    _stage_chunk(parser.parse(chunk), staging, digest, records, skips, rejects,
-                                 result)
+                    _stage_chunk(
+                        parser.parse(chunk), staging, digest, records, skips, rejects, result
+                    )
                     if progress:
                         progress(path.name, raw.tell(), size)
             except TruncatedInput as exc:
                 result.warnings.append(
-                    f"{exc.detail}; {exc.lines_read} complete lines were read and kept")
+                    f"{exc.detail}; {exc.lines_read} complete lines were read and kept"
+                )
         result.records = {t: records.get(t, 0) for t in schema.TABLES}
         result.skipped, result.rejected = sum(skips.values()), sum(rejects.values())
         result.skip_reasons, result.reject_reasons = dict(skips), dict(rejects)
@@ -181,9 +185,15 @@ def _ingest_file(store: Store, path: Path, fmt_name: str | None, sensor: str | N
     return result
 
 
-def _stage_chunk(parsed: sources.Parsed, staging: _Staging, digest: str,
-                 records: Counter[str], skips: Counter[str], rejects: Counter[str],
-                 result: FileResult) -> None:
+def _stage_chunk(
+    parsed: sources.Parsed,
+    staging: _Staging,
+    digest: str,
+    records: Counter[str],
+    skips: Counter[str],
+    rejects: Counter[str],
+    result: FileResult,
+) -> None:
     for rows in parsed.skips:
         _count(skips, rows)
         staging.write_lines("skip", rows)
@@ -205,8 +215,10 @@ def _stage_chunk(parsed: sources.Parsed, staging: _Staging, digest: str,
             result.ts_max_ns = max(x for x in (result.ts_max_ns, hi.as_py()) if x is not None)
             early = pc.sum(pc.less(ts, TS_1990_NS)).as_py() or 0
             if early:
-                result.warnings.append(f"{early} {table} records have times before 1990 "
-                                       "(relative clock or unset sensor clock?)")
+                result.warnings.append(
+                    f"{early} {table} records have times before 1990 "
+                    "(relative clock or unset sensor clock?)"
+                )
 
 
 def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None) -> dict[str, Any]:
@@ -231,8 +243,13 @@ def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None)
     }
 
 
-def ingest(store: Store, paths: Sequence[Path], fmt: str | None = None,
-           sensor: str | None = None, progress: ProgressFn | None = None) -> IngestReport:
+def ingest(
+    store: Store,
+    paths: Sequence[Path],
+    fmt: str | None = None,
+    sensor: str | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
     """Ingest each file; a file that fails is reported and the others still go in."""
     if fmt is not None:
         sources.get(fmt)  # fail early on a bad --format
@@ -248,10 +265,16 @@ def ingest(store: Store, paths: Sequence[Path], fmt: str | None = None,
                 results.append(_ingest_file(store, path, fmt, sensor, progress))
             except AcdkitError as exc:
                 log.warning("%s: %s", path, exc)
-                results.append(FileResult(str(path), "", "failed", error=str(exc),
-                                          exit_code=int(exc.exit_code)))
+                results.append(
+                    FileResult(
+                        str(path), "", "failed", error=str(exc), exit_code=int(exc.exit_code)
+                    )
+                )
             except OSError as exc:
                 err = InputIOError(f"cannot read {path}: {exc.strerror}")
-                results.append(FileResult(str(path), "", "failed", error=str(err),
-                                          exit_code=int(err.exit_code)))
+                results.append(
+                    FileResult(
+                        str(path), "", "failed", error=str(err), exit_code=int(err.exit_code)
+                    )
+                )
     return IngestReport(results, time.monotonic() - started)

@@ -158,4 +158,4 @@ def load_signer(path: Path) -> Signer:
         raise MalformedError(f"{path} does not hold a readable Ed25519 private key") from None
     if not isinstance(private, Ed25519PrivateKey):
         raise MalformedError(f"{path} does not hold an Ed25519 private key")
-    return Signer(first[len(prefix):].decode(errors="replace"), private)
+    return Signer(first[len(prefix) :].decode(errors="replace"), private)

@@ -55,8 +55,10 @@ def _normalize_rrdata(col: pa.Array) -> pa.Array:
     if len(flat) == 0:
         return col
     encoded = pc.dictionary_encode(flat)
-    mapped = pa.array([_ip_or_same(v) if v is not None else None
-                       for v in encoded.dictionary.to_pylist()], pa.string())
+    mapped = pa.array(
+        [_ip_or_same(v) if v is not None else None for v in encoded.dictionary.to_pylist()],
+        pa.string(),
+    )
     values = pc.take(mapped, encoded.indices)
     return pa.ListArray.from_arrays(col.offsets, values, mask=pc.is_null(col))
 

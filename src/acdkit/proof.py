@@ -54,7 +54,7 @@ class TlogProof:
         if pos >= len(lines) or not lines[pos].startswith("index "):
             raise MalformedError("proof has no index line")
         index = parse_decimal(lines[pos][6:], "proof index")
-        hashes = tuple(_b64(line, "proof hash") for line in lines[pos + 1:])
+        hashes = tuple(_b64(line, "proof hash") for line in lines[pos + 1 :])
         if len(hashes) > MAX_HASHES or any(len(h) != 32 for h in hashes):
             raise MalformedError("proof hashes must be at most 64 values of 32 bytes")
         return cls(index, hashes, checkpoint, extra)

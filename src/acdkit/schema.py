@@ -116,8 +116,14 @@ def _parse(table: str, raw: bytes) -> TableSchema:
         if ftype not in LOGICAL_TYPES:
             raise MalformedError(f"schema {table}: field {item['name']} has unknown type {ftype}")
         fields.append(
-            Field(int(item["id"]), str(item["name"]), ftype, bool(item.get("required", False)),
-                  str(item.get("doc", "")), str(item.get("why", "")))
+            Field(
+                int(item["id"]),
+                str(item["name"]),
+                ftype,
+                bool(item.get("required", False)),
+                str(item.get("doc", "")),
+                str(item.get("why", "")),
+            )
         )
     ids = [f.id for f in fields]
     if len(set(ids)) != len(ids) or any(not 0 < i < 0xFFFF for i in ids):

@@ -53,6 +53,14 @@ TABLE_BASE = {"net": 20, "dns": 30, "edr": 40}  # SEAL field ids: base+0 count, 
 ProgressFn = Callable[[int, int], None]  # (records sealed, records to seal)
 
 
+def _u64(value: int) -> bytes:
+    return value.to_bytes(8, "big")
+
+
+def _i64(value: int) -> bytes:
+    return value.to_bytes(8, "big", signed=True)
+
+
 def segment_name(start: int, end: int) -> str:
     return f"{start:020d}-{end:020d}"
 
@@ -77,35 +85,40 @@ class SealInfo:
     collector: str = ""
 
     def body(self) -> bytes:
-        u64 = lambda v: v.to_bytes(8, "big")  # noqa: E731
-        i64 = lambda v: v.to_bytes(8, "big", signed=True)  # noqa: E731
         parts = [
             tlv(1, TlvType.UTF8, self.origin.encode()),
-            tlv(2, TlvType.U64, u64(self.segment_no)),
-            tlv(3, TlvType.U64, u64(self.first_index)),
-            tlv(4, TlvType.U64, u64(self.end_index)),
-            tlv(5, TlvType.U64, u64(self.record_count)),
+            tlv(2, TlvType.U64, _u64(self.segment_no)),
+            tlv(3, TlvType.U64, _u64(self.first_index)),
+            tlv(4, TlvType.U64, _u64(self.end_index)),
+            tlv(5, TlvType.U64, _u64(self.record_count)),
             tlv(6, TlvType.BYTES, self.prev_checkpoint),
         ]
         if self.ts_min_ns is not None and self.ts_max_ns is not None:
-            parts += [tlv(7, TlvType.I64, i64(self.ts_min_ns)),
-                      tlv(8, TlvType.I64, i64(self.ts_max_ns))]
+            parts += [
+                tlv(7, TlvType.I64, _i64(self.ts_min_ns)),
+                tlv(8, TlvType.I64, _i64(self.ts_max_ns)),
+            ]
         parts += [
-            tlv(9, TlvType.I64, i64(self.sealed_at_ns)),
+            tlv(9, TlvType.I64, _i64(self.sealed_at_ns)),
             tlv(10, TlvType.UTF8, self.tool.encode()),
             tlv(11, TlvType.BYTES, self.sealer_key_id),
-            tlv(12, TlvType.UTF8LIST, b"".join(len(s).to_bytes(4, "big") + s.encode()
-                                               for s in self.sources)),
+            tlv(
+                12,
+                TlvType.UTF8LIST,
+                b"".join(len(s).to_bytes(4, "big") + s.encode() for s in self.sources),
+            ),
             tlv(13, TlvType.UTF8, self.collector.encode()),
         ]
         for table, base in TABLE_BASE.items():
             info = self.tables.get(table)
             if not info:
                 continue
-            parts += [tlv(base, TlvType.U64, u64(info["count"])),
-                      tlv(base + 1, TlvType.BYTES, bytes.fromhex(info["sha256"])),
-                      tlv(base + 2, TlvType.U64, u64(info["size"])),
-                      tlv(base + 3, TlvType.BYTES, bytes.fromhex(info["schema"]))]
+            parts += [
+                tlv(base, TlvType.U64, _u64(info["count"])),
+                tlv(base + 1, TlvType.BYTES, bytes.fromhex(info["sha256"])),
+                tlv(base + 2, TlvType.U64, _u64(info["size"])),
+                tlv(base + 3, TlvType.BYTES, bytes.fromhex(info["schema"])),
+            ]
         return b"".join(parts)
 
     def entry(self) -> bytes:
@@ -159,9 +172,21 @@ class SealInfo:
         key_id = get(11, TlvType.BYTES)
         if prev is None or len(prev) != 32 or key_id is None or len(key_id) != 4:
             raise MalformedError("SEAL previous-checkpoint hash or key id has a wrong length")
-        info = cls(text(1), req(2), req(3), req(4), req(5), prev, req(9, True), text(10), key_id,
-                   _utf8list(get(12, TlvType.UTF8LIST) or b""), num(7, True, False),
-                   num(8, True, False), collector=text(13))
+        info = cls(
+            text(1),
+            req(2),
+            req(3),
+            req(4),
+            req(5),
+            prev,
+            req(9, True),
+            text(10),
+            key_id,
+            _utf8list(get(12, TlvType.UTF8LIST) or b""),
+            num(7, True, False),
+            num(8, True, False),
+            collector=text(13),
+        )
         for table, base in TABLE_BASE.items():
             count = num(base, required=False)
             if count is None:
@@ -169,8 +194,12 @@ class SealInfo:
             sha = get(base + 1, TlvType.BYTES)
             schema_digest = get(base + 3, TlvType.BYTES)
             assert sha is not None and schema_digest is not None
-            info.tables[table] = {"count": count, "sha256": sha.hex(), "size": req(base + 2),
-                                  "schema": schema_digest.hex()}
+            info.tables[table] = {
+                "count": count,
+                "sha256": sha.hex(),
+                "size": req(base + 2),
+                "schema": schema_digest.hex(),
+            }
         return info
 
 
@@ -179,13 +208,14 @@ def _utf8list(raw: bytes) -> list[str]:
     while pos < len(raw):
         if len(raw) - pos < 4:
             raise MalformedError("truncated list item")
-        size = int.from_bytes(raw[pos:pos + 4], "big")
-        out.append(raw[pos + 4:pos + 4 + size].decode("utf-8"))
+        size = int.from_bytes(raw[pos : pos + 4], "big")
+        out.append(raw[pos + 4 : pos + 4 + size].decode("utf-8"))
         pos += 4 + size
     return out
 
 
 # -- sealer state ---------------------------------------------------------------------------
+
 
 @dataclass
 class SealerState:
@@ -207,8 +237,11 @@ class SealerState:
             return cls(CompactRange(), 0, bytes(32))
         doc = json.loads(store.state_path.read_text())
         nodes = [base64.b64decode(n) for n in doc["nodes"]]
-        return cls(CompactRange(int(doc["size"]), nodes), int(doc["segment_no"]),
-                   bytes.fromhex(doc["prev_checkpoint_sha256"]))
+        return cls(
+            CompactRange(int(doc["size"]), nodes),
+            int(doc["segment_no"]),
+            bytes.fromhex(doc["prev_checkpoint_sha256"]),
+        )
 
 
 @dataclass
@@ -230,8 +263,12 @@ def _parquet_info(path: Path, count: int, schema_digest: str) -> dict[str, Any]:
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
-    return {"count": count, "sha256": h.hexdigest(), "size": path.stat().st_size,
-            "schema": schema_digest}
+    return {
+        "count": count,
+        "sha256": h.hexdigest(),
+        "size": path.stat().st_size,
+        "schema": schema_digest,
+    }
 
 
 def _sign_checkpoint(store: Store, signer: Signer, size: int, root: bytes) -> bytes:
@@ -280,8 +317,15 @@ def _groups(staged: list[Path], max_records: int) -> list[list[Path]]:
     return [g for g in groups if g]
 
 
-def _seal_segment(store: Store, signer: Signer, state: SealerState, group: list[Path],
-                  progress: ProgressFn | None, done: int, total: int) -> dict[str, Any]:
+def _seal_segment(
+    store: Store,
+    signer: Signer,
+    state: SealerState,
+    group: list[Path],
+    progress: ProgressFn | None,
+    done: int,
+    total: int,
+) -> dict[str, Any]:
     start = state.compact.size
     tmp = store.new_temp_dir(store.segments)
     segment_key = os.urandom(32)
@@ -304,13 +348,15 @@ def _seal_segment(store: Store, signer: Signer, state: SealerState, group: list[
                     bodies = canonical_bodies(batch, ts)
                     salts = record_salts(segment_key, index - start, n)
                     hashes = leaf_hashes(bodies, salts)
-                    state.compact.extend(hashes[i:i + 32] for i in range(0, len(hashes), 32))
-                    cols = [pa.array(range(index, index + n), pa.uint64()),
-                            *batch.columns,
-                            pa.FixedSizeBinaryArray.from_buffers(
-                                pa.binary(32), n, [None, pa.py_buffer(hashes)])]
-                    writer.write_batch(pa.RecordBatch.from_arrays(cols,
-                                                                  schema=ts.sealed_arrow()))
+                    state.compact.extend(hashes[i : i + 32] for i in range(0, len(hashes), 32))
+                    cols = [
+                        pa.array(range(index, index + n), pa.uint64()),
+                        *batch.columns,
+                        pa.FixedSizeBinaryArray.from_buffers(
+                            pa.binary(32), n, [None, pa.py_buffer(hashes)]
+                        ),
+                    ]
+                    writer.write_batch(pa.RecordBatch.from_arrays(cols, schema=ts.sealed_arrow()))
                     lo, hi = pc.min_max(batch.column("ts_utc").cast(pa.int64())).values()
                     ts_lo = lo.as_py() if ts_lo is None else min(ts_lo, lo.as_py())
                     ts_hi = hi.as_py() if ts_hi is None else max(ts_hi, hi.as_py())
@@ -320,12 +366,20 @@ def _seal_segment(store: Store, signer: Signer, state: SealerState, group: list[
                         progress(done, total)
         tables[table] = _parquet_info(out, index - first, ts.digest)
     info = SealInfo(
-        origin=store.origin, segment_no=state.segment_no, first_index=start, end_index=index + 1,
-        record_count=index - start, prev_checkpoint=state.prev_checkpoint,
-        sealed_at_ns=time.time_ns(), tool=f"acdkit {__version__}",
+        origin=store.origin,
+        segment_no=state.segment_no,
+        first_index=start,
+        end_index=index + 1,
+        record_count=index - start,
+        prev_checkpoint=state.prev_checkpoint,
+        sealed_at_ns=time.time_ns(),
+        tool=f"acdkit {__version__}",
         sealer_key_id=signer.verifier.key_id,
         sources=[json.loads((d / "ledger.json").read_text())["sha256"] for d in group],
-        ts_min_ns=ts_lo, ts_max_ns=ts_hi, tables=tables, collector=socket.gethostname(),
+        ts_min_ns=ts_lo,
+        ts_max_ns=ts_hi,
+        tables=tables,
+        collector=socket.gethostname(),
     )
     seal_entry = info.entry()
     atomic_write(tmp / "seal.entry", seal_entry)
@@ -338,8 +392,9 @@ def _seal_segment(store: Store, signer: Signer, state: SealerState, group: list[
     return _close_segment(store, signer, state, final, info)
 
 
-def _close_segment(store: Store, signer: Signer, state: SealerState, seg: Path,
-                   info: SealInfo) -> dict[str, Any]:
+def _close_segment(
+    store: Store, signer: Signer, state: SealerState, seg: Path, info: SealInfo
+) -> dict[str, Any]:
     root = state.compact.root()
     note = _sign_checkpoint(store, signer, info.end_index, root)
     state.segment_no = info.segment_no + 1
@@ -347,9 +402,14 @@ def _close_segment(store: Store, signer: Signer, state: SealerState, seg: Path,
     write_json(store.state_path, state.to_json())
     for name in json.loads((seg / "consumed.json").read_text()):
         _retire_staged(store, store.staging / name)
-    return {"segment": seg.name, "segment_no": info.segment_no, "first_index": info.first_index,
-            "end_index": info.end_index, "records": info.record_count,
-            "root": base64.b64encode(root).decode()}
+    return {
+        "segment": seg.name,
+        "segment_no": info.segment_no,
+        "first_index": info.first_index,
+        "end_index": info.end_index,
+        "records": info.record_count,
+        "root": base64.b64encode(root).decode(),
+    }
 
 
 def _segment_leaves(seg: Path) -> list[bytes]:
@@ -372,12 +432,21 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
         if end <= state.compact.size:
             continue
         if start != state.compact.size:
-            raise UsageError(f"segment {seg.name} does not follow the sealed size "
-                             f"{state.compact.size}; run `acdkit verify` on this store")
+            raise UsageError(
+                f"segment {seg.name} does not follow the sealed size "
+                f"{state.compact.size}; run `acdkit verify` on this store"
+            )
         info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
         state.compact.extend(_segment_leaves(seg))
         _close_segment(store, signer, state, seg, info)
         done.append(f"completed interrupted seal of segment {seg.name}")
+    size = state.compact.size
+    if size and not store.checkpoint_path(size).exists():
+        # the state was saved after signing, so the note can be re-made byte for byte
+        note = _sign_checkpoint(store, signer, size, state.compact.root())
+        if hashlib.sha256(note).digest() != state.prev_checkpoint:
+            raise TamperedError(f"checkpoint {size} is missing and cannot be re-made")
+        done.append(f"re-wrote missing checkpoint {size}")
     if segs:
         for name in json.loads((segs[-1] / "consumed.json").read_text()):
             if (store.staging / name).is_dir():
@@ -386,12 +455,18 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
     return done
 
 
-def seal(store: Store, signer: Signer, max_records: int = DEFAULT_MAX_RECORDS,
-         progress: ProgressFn | None = None) -> SealReport:
+def seal(
+    store: Store,
+    signer: Signer,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    progress: ProgressFn | None = None,
+) -> SealReport:
     """Seal everything staged, in segments of at most about ``max_records`` records."""
     if signer.verifier != store.verifier():
-        raise UsageError("the sealer key does not match this store's keys/sealer.vkey",
-                         hint="pass the key that `acdkit init` created for this store")
+        raise UsageError(
+            "the sealer key does not match this store's keys/sealer.vkey",
+            hint="pass the key that `acdkit init` created for this store",
+        )
     started = time.monotonic()
     with store.lock():
         store.clean_temporaries()
@@ -403,8 +478,14 @@ def seal(store: Store, signer: Signer, max_records: int = DEFAULT_MAX_RECORDS,
         for group in _groups(staged, max_records):
             segments.append(_seal_segment(store, signer, state, group, progress, done, total))
             done += int(segments[-1]["records"])
-    return SealReport(segments, recovered, state.compact.size, state.compact.root(),
-                      signer.verifier.key_id.hex(), time.monotonic() - started)
+    return SealReport(
+        segments,
+        recovered,
+        state.compact.size,
+        state.compact.root(),
+        signer.verifier.key_id.hex(),
+        time.monotonic() - started,
+    )
 
 
 def read_checkpoint(data: bytes) -> tuple[SignedNote, Checkpoint]:

@@ -112,20 +112,25 @@ class Store:
         for sub in ("keys", "staging", "ledger", "rejects", "segments", "checkpoints", "state"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         atomic_write(store.vkey_path, (verifier.vkey() + "\n").encode())
-        write_json(store.meta_path, {
-            "format": STORE_FORMAT,
-            "origin": origin,
-            "log_id": log_id,
-            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        })
+        write_json(
+            store.meta_path,
+            {
+                "format": STORE_FORMAT,
+                "origin": origin,
+                "log_id": log_id,
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
         return store
 
     @classmethod
     def open(cls, root: Path) -> Store:
         store = cls(root)
         if not store.meta_path.is_file():
-            raise UsageError(f"{root} is not an acdkit store (no acdkit-store.json)",
-                             hint="create one with `acdkit init STORE`")
+            raise UsageError(
+                f"{root} is not an acdkit store (no acdkit-store.json)",
+                hint="create one with `acdkit init STORE`",
+            )
         return store
 
     def meta(self) -> dict[str, Any]:
@@ -152,16 +157,24 @@ class Store:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise InputIOError(f"another acdkit process is writing to {self.root}",
-                                   hint="wait for it to finish and run again") from None
+                raise InputIOError(
+                    f"another acdkit process is writing to {self.root}",
+                    hint="wait for it to finish and run again",
+                ) from None
             yield
         finally:
             os.close(fd)
 
     def clean_temporaries(self) -> None:
         """Remove what a killed run left half written (only ever .tmp- names)."""
-        for parent in (self.staging, self.segments, self.checkpoints, self.ledger_dir,
-                       self.rejects_dir, self.state_path.parent):
+        for parent in (
+            self.staging,
+            self.segments,
+            self.checkpoints,
+            self.ledger_dir,
+            self.rejects_dir,
+            self.state_path.parent,
+        ):
             if not parent.is_dir():
                 continue
             for item in parent.iterdir():
@@ -180,8 +193,9 @@ class Store:
     def staged_dirs(self) -> list[Path]:
         if not self.staging.is_dir():
             return []
-        return sorted(p for p in self.staging.iterdir()
-                      if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+        return sorted(
+            p for p in self.staging.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX)
+        )
 
     def ledger_entry(self, sha256: str) -> dict[str, Any] | None:
         """The ledger entry of a source file, sealed or still staged; None if never seen."""
@@ -194,23 +208,29 @@ class Store:
         return None
 
     def ledger(self) -> list[dict[str, Any]]:
-        entries = [json.loads(p.read_text()) for p in sorted(self.ledger_dir.glob("*.json"))
-                   if not p.name.startswith(TMP_PREFIX)]
+        entries = [
+            json.loads(p.read_text())
+            for p in sorted(self.ledger_dir.glob("*.json"))
+            if not p.name.startswith(TMP_PREFIX)
+        ]
         entries += [json.loads((d / "ledger.json").read_text()) for d in self.staged_dirs()]
         return sorted(entries, key=lambda e: str(e.get("ingested_utc", "")))
 
     def segment_dirs(self) -> list[Path]:
         if not self.segments.is_dir():
             return []
-        return sorted(p for p in self.segments.iterdir()
-                      if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+        return sorted(
+            p for p in self.segments.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX)
+        )
 
     def checkpoint_files(self) -> list[Path]:
         if not self.checkpoints.is_dir():
             return []
-        return sorted(p for p in self.checkpoints.iterdir()
-                      if p.is_file() and p.suffix == ".checkpoint"
-                      and not p.name.startswith(TMP_PREFIX))
+        return sorted(
+            p
+            for p in self.checkpoints.iterdir()
+            if p.is_file() and p.suffix == ".checkpoint" and not p.name.startswith(TMP_PREFIX)
+        )
 
     def checkpoint_path(self, size: int) -> Path:
         return self.checkpoints / f"{size:020d}.checkpoint"
@@ -226,8 +246,10 @@ def init_store(root: Path, key_path: Path | None, org: str | None = None) -> tup
     key_path = key_path or keys.default_key_dir() / f"{log_id}.sealer.key"
     root_abs, key_abs = root.resolve(), key_path.resolve()
     if key_abs == root_abs or root_abs in key_abs.parents:
-        raise UsageError("the private key must not be written inside the evidence store",
-                         hint="choose a --key path outside STORE")
+        raise UsageError(
+            "the private key must not be written inside the evidence store",
+            hint="choose a --key path outside STORE",
+        )
     if key_path.exists():
         raise UsageError(f"key file {key_path} already exists; refusing to overwrite it")
     signer = keys.generate(origin)

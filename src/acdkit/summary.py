@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from acdkit import schema
 from acdkit.errors import UsageError
 from acdkit.seal import SealInfo
+from acdkit.sources._sql import sql_quote
 
 if TYPE_CHECKING:
     from acdkit.bundle import Window
@@ -34,15 +35,27 @@ _ADDR_COLUMNS = {"net": ("src_ip", "dst_ip"), "dns": ("client_ip", "resolver_ip"
 
 # Report items of the Japanese reporting order, filled in by the responder.
 REPORT_ITEMS = [
-    ("report_type", "報告種別 / Report type", "DDoS, ransomware or other: to be chosen by the "
-     "responder."),
+    (
+        "report_type",
+        "報告種別 / Report type",
+        "DDoS, ransomware or other: to be chosen by the responder.",
+    ),
     ("operator_overview", "事業者の概要 / Operator overview", "To be completed by the responder."),
-    ("incident_overview", "インシデントの概要 / Incident overview",
-     "To be completed by the responder; the machine-information summary below supports it."),
-    ("affected_systems", "影響を受けたシステム / Affected systems",
-     "See internal addresses in top talkers below; to be confirmed by the responder."),
-    ("technical_matters", "技術的事項 / Technical matters",
-     "Machine-information summary below (addresses, ports, fingerprints, DNS names, times)."),
+    (
+        "incident_overview",
+        "インシデントの概要 / Incident overview",
+        "To be completed by the responder; the machine-information summary below supports it.",
+    ),
+    (
+        "affected_systems",
+        "影響を受けたシステム / Affected systems",
+        "See internal addresses in top talkers below; to be confirmed by the responder.",
+    ),
+    (
+        "technical_matters",
+        "技術的事項 / Technical matters",
+        "Machine-information summary below (addresses, ports, fingerprints, DNS names, times).",
+    ),
     ("response", "対応状況 / Response and containment status", "To be completed by the responder."),
     ("other", "その他 / Other (assumed damage)", "To be completed by the responder."),
 ]
@@ -58,23 +71,28 @@ def _networks(values: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress
     return out
 
 
-def _matching(con: duckdb.DuckDBPyConnection, rel: str, column: str,
-              nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> pa.Table:
+def _matching(
+    con: duckdb.DuckDBPyConnection,
+    rel: str,
+    column: str,
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> pa.Table:
     distinct = con.sql(f"SELECT DISTINCT {column} AS a FROM {rel} WHERE {column} IS NOT NULL")
-    keep = [a for (a,) in distinct.fetchall()
-            if any(ipaddress.ip_address(a) in n for n in nets)]
+    keep = [a for (a,) in distinct.fetchall() if any(ipaddress.ip_address(a) in n for n in nets)]
     return pa.table({"a": pa.array(keep, pa.string())})
 
 
-def select_records(con: duckdb.DuckDBPyConnection, segments: list[tuple[Path, SealInfo]],
-                   window: Window) -> dict[str, pa.Table]:
+def select_records(
+    con: duckdb.DuckDBPyConnection, segments: list[tuple[Path, SealInfo]], window: Window
+) -> dict[str, pa.Table]:
     """Sealed records of each table inside the window and address filters, by log_index."""
     src_nets, dst_nets = _networks(window.src), _networks(window.dst)
     out: dict[str, pa.Table] = {}
     for table in schema.TABLES:
         ts = schema.load(table)
-        files = [str(p / f"{table}.parquet") for p, _ in segments
-                 if (p / f"{table}.parquet").is_file()]
+        files = [
+            str(p / f"{table}.parquet") for p, _ in segments if (p / f"{table}.parquet").is_file()
+        ]
         addr = _ADDR_COLUMNS.get(table)
         if not files or ((src_nets or dst_nets) and addr is None):
             out[table] = ts.sealed_arrow().empty_table()
@@ -82,17 +100,26 @@ def select_records(con: duckdb.DuckDBPyConnection, segments: list[tuple[Path, Se
         rel = f"t_{table}"
         # literals made here from datetimes, never from user text: views take no parameters
         start, end = (t.astimezone(UTC).isoformat() for t in (window.start, window.end))
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {rel} AS SELECT * FROM read_parquet({files!r}) "
-                    f"WHERE ts_utc >= TIMESTAMPTZ '{start}' AND ts_utc < TIMESTAMPTZ '{end}'")
+        paths = ", ".join(sql_quote(f) for f in files)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {rel} AS SELECT * FROM read_parquet([{paths}]) "
+            f"WHERE ts_utc >= TIMESTAMPTZ '{start}' AND ts_utc < TIMESTAMPTZ '{end}'"
+        )
         where = []
-        for nets, column, name in ((src_nets, addr[0] if addr else "", "m_src"),
-                                   (dst_nets, addr[1] if addr else "", "m_dst")):
+        for nets, column, name in (
+            (src_nets, addr[0] if addr else "", "m_src"),
+            (dst_nets, addr[1] if addr else "", "m_dst"),
+        ):
             if nets:
                 con.register(name, _matching(con, rel, column, nets))
                 where.append(f"{column} IN (SELECT a FROM {name})")
         cond = " AND ".join(where) or "true"
-        wanted = con.sql(f"SELECT log_index FROM {rel} WHERE {cond} ORDER BY log_index")\
-            .to_arrow_table().column(0).combine_chunks()
+        wanted = (
+            con.sql(f"SELECT log_index FROM {rel} WHERE {cond} ORDER BY log_index")
+            .to_arrow_table()
+            .column(0)
+            .combine_chunks()
+        )
         out[table] = _read_rows(files, wanted, ts)
     return out
 
@@ -116,8 +143,12 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     names = rel.columns
     out = []
     for row in rel.fetchall():
-        out.append({n: (v.isoformat() if isinstance(v, datetime) else v)
-                    for n, v in zip(names, row, strict=True)})
+        out.append(
+            {
+                n: (v.isoformat() if isinstance(v, datetime) else v)
+                for n, v in zip(names, row, strict=True)
+            }
+        )
     return out
 
 
@@ -131,45 +162,74 @@ def _is_external(addr: str) -> bool:
 def _facts(con: duckdb.DuckDBPyConnection, disclosed: dict[str, pa.Table]) -> dict[str, Any]:
     for table, rows in disclosed.items():
         con.register(f"d_{table}", rows)
-    counts = {t: {r["event_kind"]: r["n"] for r in _rows(con, f"SELECT event_kind, count(*) AS n "
-              f"FROM d_{t} GROUP BY 1 ORDER BY 1")} for t in disclosed}
-    times = _rows(con, " UNION ALL ".join(f"SELECT ts_utc FROM d_{t}" for t in disclosed)
-                  .join(["SELECT min(ts_utc) AS first, max(ts_utc) AS last FROM (", ")"]))[0]
-    addresses = _rows(con, """
+    counts = {
+        t: {
+            r["event_kind"]: r["n"]
+            for r in _rows(
+                con, f"SELECT event_kind, count(*) AS n FROM d_{t} GROUP BY 1 ORDER BY 1"
+            )
+        }
+        for t in disclosed
+    }
+    times = _rows(
+        con,
+        " UNION ALL ".join(f"SELECT ts_utc FROM d_{t}" for t in disclosed).join(
+            ["SELECT min(ts_utc) AS first, max(ts_utc) AS last FROM (", ")"]
+        ),
+    )[0]
+    addresses = _rows(
+        con,
+        """
         SELECT a AS address, sum(n) AS records FROM (
           SELECT src_ip AS a, count(*) AS n FROM d_net GROUP BY 1 UNION ALL
           SELECT dst_ip, count(*) FROM d_net GROUP BY 1 UNION ALL
           SELECT client_ip, count(*) FROM d_dns GROUP BY 1 UNION ALL
           SELECT resolver_ip, count(*) FROM d_dns GROUP BY 1)
-        WHERE a IS NOT NULL GROUP BY 1 ORDER BY records DESC, address""")
+        WHERE a IS NOT NULL GROUP BY 1 ORDER BY records DESC, address""",
+    )
     return {
         "time_range": times,
         "counts": counts,
         "total_records": sum(sum(c.values()) for c in counts.values()),
-        "top_talkers": _rows(con, f"""
+        "top_talkers": _rows(
+            con,
+            f"""
             SELECT src_ip, count(*) AS records,
                    sum(coalesce(orig_bytes, 0) + coalesce(resp_bytes, 0)) AS bytes
             FROM d_net WHERE src_ip IS NOT NULL GROUP BY 1
-            ORDER BY records DESC, src_ip LIMIT {TOP}"""),
+            ORDER BY records DESC, src_ip LIMIT {TOP}""",
+        ),
         "external_addresses": [a for a in addresses if _is_external(a["address"])][:100],
-        "ports": _rows(con, f"""
+        "ports": _rows(
+            con,
+            f"""
             SELECT proto, dst_port, count(*) AS records FROM d_net
             WHERE dst_port IS NOT NULL GROUP BY 1, 2
-            ORDER BY records DESC, proto, dst_port LIMIT {TOP}"""),
-        "tls": _rows(con, f"""
+            ORDER BY records DESC, proto, dst_port LIMIT {TOP}""",
+        ),
+        "tls": _rows(
+            con,
+            f"""
             SELECT tls_ja3 AS ja3, tls_ja3s AS ja3s, sni, count(*) AS records FROM d_net
             WHERE event_kind = 'tls' GROUP BY 1, 2, 3
-            ORDER BY records DESC, ja3 NULLS LAST, sni NULLS LAST LIMIT {TOP}"""),
-        "dns_names": _rows(con, f"""
+            ORDER BY records DESC, ja3 NULLS LAST, sni NULLS LAST LIMIT {TOP}""",
+        ),
+        "dns_names": _rows(
+            con,
+            f"""
             SELECT qname, qtype, count(*) AS records FROM d_dns WHERE qname IS NOT NULL
-            GROUP BY 1, 2 ORDER BY records DESC, qname, qtype NULLS LAST LIMIT {TOP * 2}"""),
-        "per_minute": _rows(con, """
+            GROUP BY 1, 2 ORDER BY records DESC, qname, qtype NULLS LAST LIMIT {TOP * 2}""",
+        ),
+        "per_minute": _rows(
+            con,
+            """
             SELECT minute, sum(net) AS net, sum(dns) AS dns, sum(edr) AS edr FROM (
               SELECT date_trunc('minute', ts_utc) AS minute, 1 AS net, 0 AS dns, 0 AS edr
               FROM d_net UNION ALL
               SELECT date_trunc('minute', ts_utc), 0, 1, 0 FROM d_dns UNION ALL
               SELECT date_trunc('minute', ts_utc), 0, 0, 1 FROM d_edr)
-            GROUP BY 1 ORDER BY 1"""),
+            GROUP BY 1 ORDER BY 1""",
+        ),
     }
 
 
@@ -200,23 +260,40 @@ _AGGREGATES = {
 
 def _markdown(doc: dict[str, Any]) -> str:
     facts = doc["machine_information"]
-    out = [f"# Technical summary — incident {doc['incident']}", "",
-           f"Log `{doc['origin']}`, checkpoint {doc['checkpoint_size']:,}. Window "
-           f"{doc['window']['from']} to {doc['window']['to']}"
-           + (f", source filter {', '.join(doc['window']['src'])}" if doc["window"]["src"] else "")
-           + (f", destination filter {', '.join(doc['window']['dst'])}"
-              if doc["window"]["dst"] else "") + ".", ""]
+    out = [
+        f"# Technical summary — incident {doc['incident']}",
+        "",
+        f"Log `{doc['origin']}`, checkpoint {doc['checkpoint_size']:,}. Window "
+        f"{doc['window']['from']} to {doc['window']['to']}"
+        + (f", source filter {', '.join(doc['window']['src'])}" if doc["window"]["src"] else "")
+        + (
+            f", destination filter {', '.join(doc['window']['dst'])}"
+            if doc["window"]["dst"]
+            else ""
+        )
+        + ".",
+        "",
+    ]
     for _key, title, text in REPORT_ITEMS:
         out += [f"## {title}", "", text, ""]
     tr = facts["time_range"]
-    out += ["## Machine-information summary", "",
-            f"Records: {facts['total_records']:,}; first {tr['first']}, last {tr['last']}.", ""]
+    out += [
+        "## Machine-information summary",
+        "",
+        f"Records: {facts['total_records']:,}; first {tr['first']}, last {tr['last']}.",
+        "",
+    ]
     for table, kinds in facts["counts"].items():
         if kinds:
             out.append(f"- {table}: " + ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
-    sections = [("Top talkers", "top_talkers"), ("External addresses", "external_addresses"),
-                ("Ports", "ports"), ("TLS fingerprints and SNI", "tls"),
-                ("DNS names", "dns_names"), ("Activity per minute", "per_minute")]
+    sections = [
+        ("Top talkers", "top_talkers"),
+        ("External addresses", "external_addresses"),
+        ("Ports", "ports"),
+        ("TLS fingerprints and SNI", "tls"),
+        ("DNS names", "dns_names"),
+        ("Activity per minute", "per_minute"),
+    ]
     for title, key in sections:
         rows = facts[key]
         out += ["", f"### {title}", ""]
@@ -226,31 +303,43 @@ def _markdown(doc: dict[str, Any]) -> str:
         cols = list(rows[0])
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "---|" * len(cols))
-        out += ["| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |"
-                for r in rows]
+        out += [
+            "| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |" for r in rows
+        ]
     return "\n".join(out) + "\n"
 
 
-def write_summary(root: Path, con: duckdb.DuckDBPyConnection, disclosed: dict[str, pa.Table],
-                  incident: str, window: Window, origin: str, size: int) -> dict[str, Any]:
+def write_summary(
+    root: Path,
+    con: duckdb.DuckDBPyConnection,
+    disclosed: dict[str, pa.Table],
+    incident: str,
+    window: Window,
+    origin: str,
+    size: int,
+) -> dict[str, Any]:
     facts = _facts(con, disclosed)
     doc = {
         "schema_version": SUMMARY_SCHEMA,
         "incident": incident,
         "origin": origin,
         "checkpoint_size": size,
-        "window": {"from": window.start.astimezone(UTC).isoformat(),
-                   "to": window.end.astimezone(UTC).isoformat(),
-                   "src": list(window.src), "dst": list(window.dst)},
+        "window": {
+            "from": window.start.astimezone(UTC).isoformat(),
+            "to": window.end.astimezone(UTC).isoformat(),
+            "src": list(window.src),
+            "dst": list(window.dst),
+        },
         "report_items": {k: {"title": t, "text": x} for k, t, x in REPORT_ITEMS},
         "machine_information": facts,
         "completeness": "Disclosed records are proven to be in the sealed log; that they are "
-                        "all records of the window is not proven (format v1 has no "
-                        "completeness proofs).",
+        "all records of the window is not proven (format v1 has no "
+        "completeness proofs).",
     }
     (root / "summary").mkdir(parents=True, exist_ok=True)
     (root / "summary" / "summary.json").write_text(
-        json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
     (root / "summary" / "summary.md").write_text(_markdown(doc), encoding="utf-8")
     (root / "logs").mkdir(exist_ok=True)
     for name, sql in _AGGREGATES.items():

@@ -70,8 +70,9 @@ class VerifyReport:
     def fail(self, cid: str, exc: AcdkitError, location: dict[str, Any] | None = None) -> None:
         status = "incomplete" if exc.exit_code == ExitCode.INCOMPLETE else "fail"
         self.checks.append(Check(cid, status, exc.message))
-        if self.verdict == ExitCode.OK or (self.verdict == ExitCode.INCOMPLETE
-                                           and exc.exit_code != ExitCode.INCOMPLETE):
+        if self.verdict == ExitCode.OK or (
+            self.verdict == ExitCode.INCOMPLETE and exc.exit_code != ExitCode.INCOMPLETE
+        ):
             self.verdict = exc.exit_code
             self.failure = {"check": cid, "message": exc.message, **(location or {})}
 
@@ -102,6 +103,7 @@ class _Located(TamperedError):
 
 # -- store -------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Segment:
     path: Path
@@ -127,14 +129,19 @@ def _load_checkpoints(store: Store, verifier: Verifier) -> dict[int, tuple[bytes
         except MalformedError as exc:
             raise MalformedError(f"checkpoint {path.name}: {exc.message}") from exc
         if not note.verified_by(verifier):
-            raise _Located(f"checkpoint {path.name}: no valid signature by sealer key "
-                           f"{verifier.key_id.hex()}", {"checkpoint": path.name})
+            raise _Located(
+                f"checkpoint {path.name}: no valid signature by sealer key {verifier.key_id.hex()}",
+                {"checkpoint": path.name},
+            )
         if cp.origin != store.origin:
-            raise _Located(f"checkpoint {path.name} names origin {cp.origin!r}, "
-                           f"the store is {store.origin!r}", {"checkpoint": path.name})
+            raise _Located(
+                f"checkpoint {path.name} names origin {cp.origin!r}, the store is {store.origin!r}",
+                {"checkpoint": path.name},
+            )
         if cp.size in out and out[cp.size][0] != data:
-            raise _Located(f"two different checkpoints for size {cp.size} (fork)",
-                           {"checkpoint": path.name})
+            raise _Located(
+                f"two different checkpoints for size {cp.size} (fork)", {"checkpoint": path.name}
+            )
         out[cp.size] = (data, cp)
     return out
 
@@ -151,8 +158,12 @@ def _load_segments(store: Store) -> list[_Segment]:
     return sorted(segments, key=lambda s: s.info.first_index)
 
 
-def _check_chain(store: Store, verifier: Verifier, segments: list[_Segment],
-                 checkpoints: dict[int, tuple[bytes, Checkpoint]]) -> list[_Segment]:
+def _check_chain(
+    store: Store,
+    verifier: Verifier,
+    segments: list[_Segment],
+    checkpoints: dict[int, tuple[bytes, Checkpoint]],
+) -> list[_Segment]:
     """Check 3: segments tile [0, size), numbers run 0..k, each SEAL names its predecessor.
 
     Returns the segments closed by a checkpoint; a missing checkpoint after the last
@@ -162,21 +173,30 @@ def _check_chain(store: Store, verifier: Verifier, segments: list[_Segment],
     for no, seg in enumerate(segments):
         info, loc = seg.info, {"segment": seg.path.name}
         if info.first_index != expected_start or info.segment_no != no:
-            raise _Located(f"segment {seg.path.name} starts at index {info.first_index} as "
-                           f"number {info.segment_no}; expected index {expected_start} as "
-                           f"number {no} (a segment is missing or was inserted)", loc)
+            raise _Located(
+                f"segment {seg.path.name} starts at index {info.first_index} as "
+                f"number {info.segment_no}; expected index {expected_start} as "
+                f"number {no} (a segment is missing or was inserted)",
+                loc,
+            )
         if info.end_index != info.first_index + info.record_count + 1:
             raise _Located(f"segment {seg.path.name}: SEAL range and record count disagree", loc)
         if info.origin != store.origin or info.sealer_key_id != verifier.key_id:
             raise _Located(f"segment {seg.path.name}: SEAL names another log or sealer key", loc)
         if info.prev_checkpoint != prev:
-            raise _Located(f"segment {seg.path.name}: its SEAL does not carry the hash of the "
-                           f"checkpoint before it (a checkpoint was removed or replaced)", loc)
+            raise _Located(
+                f"segment {seg.path.name}: its SEAL does not carry the hash of the "
+                f"checkpoint before it (a checkpoint was removed or replaced)",
+                loc,
+            )
         if info.end_index not in checkpoints:
             if no == len(segments) - 1:
                 return segments[:-1]
-            raise _Located(f"checkpoint for size {info.end_index} (closing segment "
-                           f"{seg.path.name}) is missing", loc)
+            raise _Located(
+                f"checkpoint for size {info.end_index} (closing segment "
+                f"{seg.path.name}) is missing",
+                loc,
+            )
         prev = hashlib.sha256(checkpoints[info.end_index][0]).digest()
         expected_start = info.end_index
     return segments
@@ -186,8 +206,9 @@ def _iter_table(path: Path, columns: list[str] | None = None) -> Iterator[pa.Rec
     try:
         yield from pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise MalformedError(f"{path.parent.name}/{path.name} is not readable Parquet: {exc}") \
-            from None
+        raise MalformedError(
+            f"{path.parent.name}/{path.name} is not readable Parquet: {exc}"
+        ) from None
 
 
 def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport) -> None:
@@ -196,8 +217,10 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
     try:
         key = (seg.path / "segment.key").read_bytes()
     except OSError:
-        raise MalformedError(f"segment {seg.path.name}: segment.key is missing or unreadable",
-                             hint="record leaves cannot be recomputed without it") from None
+        raise MalformedError(
+            f"segment {seg.path.name}: segment.key is missing or unreadable",
+            hint="record leaves cannot be recomputed without it",
+        ) from None
     if len(key) != 32:
         raise MalformedError(f"segment {seg.path.name}: segment.key is not 32 bytes")
     for table in schema.TABLES:
@@ -205,28 +228,36 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
         declared = info.tables.get(table)
         if declared is None:
             if path.exists():
-                raise _Located(f"segment {seg.path.name}: {table}.parquet is not in its SEAL",
-                               {"segment": seg.path.name, "table": table})
+                raise _Located(
+                    f"segment {seg.path.name}: {table}.parquet is not in its SEAL",
+                    {"segment": seg.path.name, "table": table},
+                )
             continue
         if not path.is_file():
-            raise _Located(f"segment {seg.path.name}: {table}.parquet is missing",
-                           {"segment": seg.path.name, "table": table})
+            raise _Located(
+                f"segment {seg.path.name}: {table}.parquet is missing",
+                {"segment": seg.path.name, "table": table},
+            )
         if declared["schema"] != ts.digest:
-            report.warn("4", f"segment {seg.path.name}: {table} was sealed with another "
-                             "schema file version")
+            report.warn(
+                "4", f"segment {seg.path.name}: {table} was sealed with another schema file version"
+            )
         index = _rebuild_table(seg, table, ts, key, index, compact)
         if index - info.first_index > info.record_count:
             break
         _compare_parquet_hash(seg, table, path, declared, report)
     if index != info.end_index - 1:
-        raise _Located(f"segment {seg.path.name}: {index - info.first_index} records present, "
-                       f"its SEAL declares {info.record_count}",
-                       {"segment": seg.path.name, "first_missing_index": index})
+        raise _Located(
+            f"segment {seg.path.name}: {index - info.first_index} records present, "
+            f"its SEAL declares {info.record_count}",
+            {"segment": seg.path.name, "first_missing_index": index},
+        )
     compact.append(leaf_hash(seg.entry))
 
 
-def _rebuild_table(seg: _Segment, table: str, ts: schema.TableSchema, key: bytes,
-                   index: int, compact: CompactRange) -> int:
+def _rebuild_table(
+    seg: _Segment, table: str, ts: schema.TableSchema, key: bytes, index: int, compact: CompactRange
+) -> int:
     declared = seg.info.tables[table]["count"]
     first, row = index, 0
     for batch in _iter_table(seg.path / f"{table}.parquet"):
@@ -236,40 +267,59 @@ def _rebuild_table(seg: _Segment, table: str, ts: schema.TableSchema, key: bytes
         got = batch.column("log_index").cast(pa.uint64())
         if not got.equals(expected):
             bad = pc.index(pc.not_equal(got, expected), True).as_py()
-            raise _Located(f"{table} row {row + bad}: log_index {got[bad].as_py()} where "
-                           f"{index + bad} was expected (rows deleted, inserted or reordered)",
-                           {**loc, "row": row + bad, "index": index + bad})
+            raise _Located(
+                f"{table} row {row + bad}: log_index {got[bad].as_py()} where "
+                f"{index + bad} was expected (rows deleted, inserted or reordered)",
+                {**loc, "row": row + bad, "index": index + bad},
+            )
         if index + n - first > declared:
-            raise _Located(f"{table}: more rows than the SEAL declares ({declared})",
-                           {**loc, "index": first + declared})
-        leaves = leaf_hashes(canonical_bodies(batch, ts),
-                             record_salts(key, index - seg.info.first_index, n))
+            raise _Located(
+                f"{table}: more rows than the SEAL declares ({declared})",
+                {**loc, "index": first + declared},
+            )
+        leaves = leaf_hashes(
+            canonical_bodies(batch, ts), record_salts(key, index - seg.info.first_index, n)
+        )
         stored = batch.column("integrity_hash").cast(pa.binary(32))
-        recomputed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), n,
-                                                          [None, pa.py_buffer(leaves)])
+        recomputed = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(32), n, [None, pa.py_buffer(leaves)]
+        )
         if not stored.equals(recomputed):
             bad = pc.index(pc.not_equal(stored, recomputed), True).as_py()
-            raise _Located(f"{table} record at index {index + bad} (row {row + bad}) does not "
-                           "match its sealed leaf hash: a field was changed",
-                           {**loc, "row": row + bad, "index": index + bad,
-                            "expected": stored[bad].as_py().hex(),
-                            "actual": leaves[32 * bad:32 * bad + 32].hex()})
-        compact.extend(leaves[i:i + 32] for i in range(0, len(leaves), 32))
+            raise _Located(
+                f"{table} record at index {index + bad} (row {row + bad}) does not "
+                "match its sealed leaf hash: a field was changed",
+                {
+                    **loc,
+                    "row": row + bad,
+                    "index": index + bad,
+                    "expected": stored[bad].as_py().hex(),
+                    "actual": leaves[32 * bad : 32 * bad + 32].hex(),
+                },
+            )
+        compact.extend(leaves[i : i + 32] for i in range(0, len(leaves), 32))
         index, row = index + n, row + n
     return index
 
 
-def _compare_parquet_hash(seg: _Segment, table: str, path: Path, declared: dict[str, Any],
-                          report: VerifyReport) -> None:
+def _compare_parquet_hash(
+    seg: _Segment, table: str, path: Path, declared: dict[str, Any], report: VerifyReport
+) -> None:
     h = hashlib.sha256(_read(path)).hexdigest()
     if h != declared["sha256"]:
-        report.warn("4", f"segment {seg.path.name}: {table}.parquet differs from the sealed "
-                         "file bytes but every record verifies (re-encoded Parquet)")
+        report.warn(
+            "4",
+            f"segment {seg.path.name}: {table}.parquet differs from the sealed "
+            "file bytes but every record verifies (re-encoded Parquet)",
+        )
 
 
-def verify_store(store: Store, pinned: Verifier | None = None,
-                 allow_incomplete: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+def verify_store(
+    store: Store,
+    pinned: Verifier | None = None,
+    allow_incomplete: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
     """Verify a store.
 
     1. Store metadata and sealer key parse (MALFORMED).
@@ -306,9 +356,11 @@ def verify_store(store: Store, pinned: Verifier | None = None,
         closing = {s.info.end_index for s in sealed}
         stray = sorted(set(checkpoints) - closing - {s.info.end_index for s in segments})
         if stray:
-            raise _Located(f"checkpoint for size {stray[0]} closes no segment (segments were "
-                           "removed, or the checkpoint is not from this log)",
-                           {"checkpoint_size": stray[0]})
+            raise _Located(
+                f"checkpoint for size {stray[0]} closes no segment (segments were "
+                "removed, or the checkpoint is not from this log)",
+                {"checkpoint_size": stray[0]},
+            )
         report.ok("3", f"{len(sealed)} segments form an unbroken checkpoint chain")
         # 4
         current = "4"
@@ -316,9 +368,10 @@ def verify_store(store: Store, pinned: Verifier | None = None,
         for seg in sealed:
             _rebuild_segment(seg, compact, report)
             if compact.root() != checkpoints[seg.info.end_index][1].root:
-                raise _Located(f"tree root at size {seg.info.end_index} does not match its "
-                               "checkpoint", {"segment": seg.path.name,
-                                              "checkpoint_size": seg.info.end_index})
+                raise _Located(
+                    f"tree root at size {seg.info.end_index} does not match its checkpoint",
+                    {"segment": seg.path.name, "checkpoint_size": seg.info.end_index},
+                )
             if progress:
                 progress(seg.info.end_index, total)
         report.ok("4", f"{compact.size} leaves rebuilt from records; roots match checkpoints")
@@ -333,11 +386,10 @@ def verify_store(store: Store, pinned: Verifier | None = None,
         msg = f"{unsealed} records ingested but not sealed yet"
         if interrupted:
             msg += "; the newest segment has no checkpoint yet (seal interrupted or running)"
-        exc = IncompleteError(msg, hint="run `acdkit seal STORE`")
         if allow_incomplete:
             report.warn("5", msg)
         else:
-            report.fail("5", exc)
+            report.fail("5", IncompleteError(msg, hint="run `acdkit seal STORE`"))
     else:
         report.ok("5", "no unsealed records")
     last = checkpoints.get(compact.size) if compact.size else None
@@ -356,13 +408,20 @@ def _staged_ledger(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def _finish(report: VerifyReport, size: int, cp: Checkpoint | None, unsealed: int,
-            verifier: Verifier | None = None) -> VerifyReport:
+def _finish(
+    report: VerifyReport,
+    size: int,
+    cp: Checkpoint | None,
+    unsealed: int,
+    verifier: Verifier | None = None,
+) -> VerifyReport:
     key = verifier.key_id.hex() if verifier else "?"
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and size and cp is not None:
-        report.coverage = (f"leaves 0-{size - 1:,} verified against checkpoint {size:,} "
-                           f"(root {cp.root.hex()[:16]}…) signed by sealer key {key}; "
-                           f"{unsealed:,} records unsealed")
+        report.coverage = (
+            f"leaves 0-{size - 1:,} verified against checkpoint {size:,} "
+            f"(root {cp.root.hex()[:16]}…) signed by sealer key {key}; "
+            f"{unsealed:,} records unsealed"
+        )
     elif report.verdict == ExitCode.OK:
         report.coverage = f"empty log: nothing sealed yet; {unsealed:,} records unsealed"
         if not unsealed:
@@ -370,14 +429,19 @@ def _finish(report: VerifyReport, size: int, cp: Checkpoint | None, unsealed: in
             report.failure = {"check": "5", "message": "nothing to verify: the log is empty"}
             report.checks.append(Check("5", "incomplete", "nothing to verify: the log is empty"))
     else:
-        report.coverage = f"verification stopped at check {report.failure['check']}" \
-            if report.failure else ""
+        report.coverage = (
+            f"verification stopped at check {report.failure['check']}" if report.failure else ""
+        )
     report.facts.update({"tree_size": size, "sealer_key_id": key, "unsealed_records": unsealed})
     return report
 
 
-def verify_path(path: Path, pinned: Verifier | None = None, allow_incomplete: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+def verify_path(
+    path: Path,
+    pinned: Verifier | None = None,
+    allow_incomplete: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     from acdkit import bundle
 
@@ -387,5 +451,7 @@ def verify_path(path: Path, pinned: Verifier | None = None, allow_incomplete: bo
         return verify_store(Store(path), pinned, allow_incomplete, progress)
     if not path.exists():
         raise UsageError(f"{path} does not exist")
-    raise UsageError(f"{path} is neither an acdkit store nor a bundle",
-                     hint="a store has acdkit-store.json, a bundle has MANIFEST.note")
+    raise UsageError(
+        f"{path} is neither an acdkit store nor a bundle",
+        hint="a store has acdkit-store.json, a bundle has MANIFEST.note",
+    )

@@ -93,8 +93,9 @@ def get(name: str) -> SourceFormat:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UsageError(f"unknown format {name!r}", hint=f"choose from: {', '.join(names())}") \
-            from None
+        raise UsageError(
+            f"unknown format {name!r}", hint=f"choose from: {', '.join(names())}"
+        ) from None
 
 
 def detect(head: bytes) -> SourceFormat:

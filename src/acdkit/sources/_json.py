@@ -52,12 +52,19 @@ def split_chunk(chunk: LineChunk, ctx: Context, parsed: Parsed) -> pa.Table:
     for line, reason in chunk.rejects:
         parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
     ctx.con.register("checked", checked)
-    rel = ctx.con.sql("SELECT line, problem FROM checked WHERE problem IS NOT NULL").to_arrow_table()
+    rel = ctx.con.sql(
+        "SELECT line, problem FROM checked WHERE problem IS NOT NULL"
+    ).to_arrow_table()
     blank = rel.filter(pa.compute.equal(rel["problem"], "blank line"))
-    bad = rel.filter(pa.compute.and_(pa.compute.not_equal(rel["problem"], "blank line"),
-                                     pa.compute.not_equal(rel["problem"], "rejected by reader")))
-    parsed.add_lines(parsed.skips, blank["line"].combine_chunks(),
-                     blank["problem"].combine_chunks())
+    bad = rel.filter(
+        pa.compute.and_(
+            pa.compute.not_equal(rel["problem"], "blank line"),
+            pa.compute.not_equal(rel["problem"], "rejected by reader"),
+        )
+    )
+    parsed.add_lines(
+        parsed.skips, blank["line"].combine_chunks(), blank["problem"].combine_chunks()
+    )
     parsed.add_lines(parsed.rejects, bad["line"].combine_chunks(), bad["problem"].combine_chunks())
     good = ctx.con.sql("SELECT line, raw FROM checked WHERE problem IS NULL").to_arrow_table()
     ctx.con.unregister("checked")

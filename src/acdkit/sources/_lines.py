@@ -106,26 +106,30 @@ def read_chunks(fh: BinaryIO, block: int = BLOCK, max_line: int = MAX_LINE) -> I
             if carry and not skipping_long:
                 yield _to_chunk(carry, line_no)
                 line_no += 1
-            raise TruncatedInput(line_no - 1, f"compressed input is truncated or corrupt: {exc}")\
-                from None
+            raise TruncatedInput(
+                line_no - 1, f"compressed input is truncated or corrupt: {exc}"
+            ) from None
         if not data:
             break
         if skipping_long:
             cut = data.find(b"\n")
             if cut < 0:
                 continue
-            data = data[cut + 1:]
+            data = data[cut + 1 :]
             skipping_long = False
             line_no += 1
         carry += data
         cut = carry.rfind(b"\n")
         if cut < 0:
             if len(carry) > max_line:
-                yield LineChunk(line_no, pa.nulls(1, pa.large_string()),
-                                [(line_no, f"line longer than {max_line} bytes")])
+                yield LineChunk(
+                    line_no,
+                    pa.nulls(1, pa.large_string()),
+                    [(line_no, f"line longer than {max_line} bytes")],
+                )
                 carry, skipping_long = b"", True
             continue
-        complete, carry = carry[: cut + 1], carry[cut + 1:]
+        complete, carry = carry[: cut + 1], carry[cut + 1 :]
         chunk = _to_chunk(complete, line_no)
         line_no += len(chunk.lines)
         yield chunk

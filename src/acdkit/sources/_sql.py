@@ -7,17 +7,62 @@ strings, URL user-info) and give each invalid row a reject reason instead of a v
 
 from __future__ import annotations
 
-__all__ = ["DNS_INPUTS", "NET_INPUTS", "dns_projection", "net_projection", "ts_ns"]
+__all__ = [
+    "DNS_INPUTS",
+    "NET_INPUTS",
+    "dns_projection",
+    "net_projection",
+    "sql_quote",
+    "ts_ns",
+]
 
 NET_INPUTS = (
-    "line", "kind", "session_id", "src_ip", "src_port", "dst_ip", "dst_port", "proto", "service",
-    "ja3", "ja3s", "sni", "http_verb", "url_host", "url_uri", "http_status", "ts", "duration",
-    "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts", "sensor",
+    "line",
+    "kind",
+    "session_id",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "proto",
+    "service",
+    "ja3",
+    "ja3s",
+    "sni",
+    "http_verb",
+    "url_host",
+    "url_uri",
+    "http_status",
+    "ts",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "orig_pkts",
+    "resp_pkts",
+    "sensor",
 )
 DNS_INPUTS = (
-    "line", "kind", "session_id", "qname", "qtype", "rcode", "rrdata", "resolver_ip",
-    "resolver_port", "client_ip", "client_port", "proto", "trans_id", "ts", "sensor",
+    "line",
+    "kind",
+    "session_id",
+    "qname",
+    "qtype",
+    "rcode",
+    "rrdata",
+    "resolver_ip",
+    "resolver_port",
+    "client_ip",
+    "client_port",
+    "proto",
+    "trans_id",
+    "ts",
+    "sensor",
 )
+
+
+def sql_quote(value: str) -> str:
+    """A SQL string literal holding ``value`` exactly."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def ts_ns(col: str) -> str:
@@ -54,14 +99,14 @@ def net_projection(rel: str, sensor_default: str | None) -> str:
     SELECT line AS src_line,
       CASE
         WHEN ts_ns IS NULL THEN 'missing or invalid timestamp'
-        {_bad('src_port', 'USMALLINT', 'source port')}
-        {_bad('dst_port', 'USMALLINT', 'destination port')}
-        {_bad('http_status', 'USMALLINT', 'HTTP status')}
-        {_bad('duration', 'DECIMAL(38,9)', 'duration')}
-        {_bad('orig_bytes', 'UBIGINT', 'originator byte count')}
-        {_bad('resp_bytes', 'UBIGINT', 'responder byte count')}
-        {_bad('orig_pkts', 'UBIGINT', 'originator packet count')}
-        {_bad('resp_pkts', 'UBIGINT', 'responder packet count')}
+        {_bad("src_port", "USMALLINT", "source port")}
+        {_bad("dst_port", "USMALLINT", "destination port")}
+        {_bad("http_status", "USMALLINT", "HTTP status")}
+        {_bad("duration", "DECIMAL(38,9)", "duration")}
+        {_bad("orig_bytes", "UBIGINT", "originator byte count")}
+        {_bad("resp_bytes", "UBIGINT", "responder byte count")}
+        {_bad("orig_pkts", "UBIGINT", "originator packet count")}
+        {_bad("resp_pkts", "UBIGINT", "responder packet count")}
         WHEN ja3 IS NOT NULL AND NOT regexp_full_match(ja3, '[0-9a-fA-F]{{32}}')
           THEN 'invalid JA3 hash'
         WHEN ja3s IS NOT NULL AND NOT regexp_full_match(ja3s, '[0-9a-fA-F]{{32}}')
@@ -70,13 +115,13 @@ def net_projection(rel: str, sensor_default: str | None) -> str:
       kind AS event_kind, session_id, src_ip, TRY_CAST(src_port AS USMALLINT) AS src_port,
       dst_ip, TRY_CAST(dst_port AS USMALLINT) AS dst_port, lower(proto) AS proto, service,
       lower(ja3) AS tls_ja3, lower(ja3s) AS tls_ja3s, sni, http_verb,
-      {_url_host('url_host')} AS url_host, {_url_path('url_uri')} AS url_path,
+      {_url_host("url_host")} AS url_host, {_url_path("url_uri")} AS url_path,
       TRY_CAST(http_status AS USMALLINT) AS http_status, CAST(NULL AS VARCHAR) AS cmd_sig,
-      ts_ns AS ts_utc, {_dur_ns('duration')} AS duration_ns,
+      ts_ns AS ts_utc, {_dur_ns("duration")} AS duration_ns,
       TRY_CAST(orig_bytes AS UBIGINT) AS orig_bytes, TRY_CAST(resp_bytes AS UBIGINT) AS resp_bytes,
       TRY_CAST(orig_pkts AS UBIGINT) AS orig_pkts, TRY_CAST(resp_pkts AS UBIGINT) AS resp_pkts,
       COALESCE(sensor, {sensor}) AS sensor_id
-    FROM (SELECT *, {ts_ns('ts')} AS ts_ns FROM {rel})
+    FROM (SELECT *, {ts_ns("ts")} AS ts_ns FROM {rel})
     """
 
 
@@ -86,14 +131,14 @@ def dns_projection(rel: str, sensor_default: str | None) -> str:
     SELECT line AS src_line,
       CASE
         WHEN ts_ns IS NULL THEN 'missing or invalid timestamp'
-        {_bad('resolver_port', 'USMALLINT', 'resolver port')}
-        {_bad('client_port', 'USMALLINT', 'client port')}
-        {_bad('trans_id', 'USMALLINT', 'DNS transaction id')}
+        {_bad("resolver_port", "USMALLINT", "resolver port")}
+        {_bad("client_port", "USMALLINT", "client port")}
+        {_bad("trans_id", "USMALLINT", "DNS transaction id")}
       END AS reject_reason,
       kind AS event_kind, session_id, qname, qtype, rcode, rrdata,
       resolver_ip, TRY_CAST(resolver_port AS USMALLINT) AS resolver_port,
       client_ip, TRY_CAST(client_port AS USMALLINT) AS client_port, lower(proto) AS proto,
       TRY_CAST(trans_id AS USMALLINT) AS trans_id, ts_ns AS ts_utc,
       COALESCE(sensor, {sensor}) AS sensor_id
-    FROM (SELECT *, {ts_ns('ts')} AS ts_ns FROM {rel})
+    FROM (SELECT *, {ts_ns("ts")} AS ts_ns FROM {rel})
     """

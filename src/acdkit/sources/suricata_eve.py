@@ -18,21 +18,47 @@ __all__ = ["FORMAT"]
 
 INGESTED = ("flow", "tls", "http", "dns")
 
-_STRUCTURE = json.dumps({
-    "timestamp": "VARCHAR", "flow_id": "VARCHAR", "event_type": "VARCHAR",
-    "src_ip": "VARCHAR", "src_port": "VARCHAR", "dest_ip": "VARCHAR", "dest_port": "VARCHAR",
-    "proto": "VARCHAR", "app_proto": "VARCHAR", "host": "VARCHAR",
-    "flow": {"pkts_toserver": "VARCHAR", "pkts_toclient": "VARCHAR",
-             "bytes_toserver": "VARCHAR", "bytes_toclient": "VARCHAR",
-             "start": "VARCHAR", "end": "VARCHAR"},
-    "tls": {"sni": "VARCHAR", "ja3": {"hash": "VARCHAR"}, "ja3s": {"hash": "VARCHAR"}},
-    "http": {"hostname": "VARCHAR", "url": "VARCHAR", "http_method": "VARCHAR",
-             "status": "VARCHAR"},
-    "dns": {"version": "VARCHAR", "type": "VARCHAR", "id": "VARCHAR", "rrname": "VARCHAR",
-            "rrtype": "VARCHAR", "rcode": "VARCHAR", "rdata": "VARCHAR",
-            "answers": [{"rdata": "VARCHAR"}], "grouped": "MAP(VARCHAR, VARCHAR[])",
-            "queries": [{"rrname": "VARCHAR", "rrtype": "VARCHAR"}]},
-})
+_STRUCTURE = json.dumps(
+    {
+        "timestamp": "VARCHAR",
+        "flow_id": "VARCHAR",
+        "event_type": "VARCHAR",
+        "src_ip": "VARCHAR",
+        "src_port": "VARCHAR",
+        "dest_ip": "VARCHAR",
+        "dest_port": "VARCHAR",
+        "proto": "VARCHAR",
+        "app_proto": "VARCHAR",
+        "host": "VARCHAR",
+        "flow": {
+            "pkts_toserver": "VARCHAR",
+            "pkts_toclient": "VARCHAR",
+            "bytes_toserver": "VARCHAR",
+            "bytes_toclient": "VARCHAR",
+            "start": "VARCHAR",
+            "end": "VARCHAR",
+        },
+        "tls": {"sni": "VARCHAR", "ja3": {"hash": "VARCHAR"}, "ja3s": {"hash": "VARCHAR"}},
+        "http": {
+            "hostname": "VARCHAR",
+            "url": "VARCHAR",
+            "http_method": "VARCHAR",
+            "status": "VARCHAR",
+        },
+        "dns": {
+            "version": "VARCHAR",
+            "type": "VARCHAR",
+            "id": "VARCHAR",
+            "rrname": "VARCHAR",
+            "rrtype": "VARCHAR",
+            "rcode": "VARCHAR",
+            "rdata": "VARCHAR",
+            "answers": [{"rdata": "VARCHAR"}],
+            "grouped": "MAP(VARCHAR, VARCHAR[])",
+            "queries": [{"rrname": "VARCHAR", "rrtype": "VARCHAR"}],
+        },
+    }
+)
 
 
 def _sniff(head: bytes) -> bool:
@@ -59,14 +85,17 @@ class SuricataEveParser(Parser):
                  ELSE 'event_type ''' || event_type || ''' is not ingested' END AS reason
             FROM e WHERE event_type IS NULL OR event_type NOT IN ({wanted})
         """).to_arrow_table()
-        parsed.add_lines(parsed.skips, skipped["line"].combine_chunks(),
-                         skipped["reason"].combine_chunks())
+        parsed.add_lines(
+            parsed.skips, skipped["line"].combine_chunks(), skipped["reason"].combine_chunks()
+        )
         con.execute(_VIEWS)
         params = self.ctx.params()
-        parsed.tables["net"] = con.sql(net_projection("e_net", self.ctx.sensor),
-                                       params=params).to_arrow_table()
-        parsed.tables["dns"] = con.sql(dns_projection("e_dns", self.ctx.sensor),
-                                       params=params).to_arrow_table()
+        parsed.tables["net"] = con.sql(
+            net_projection("e_net", self.ctx.sensor), params=params
+        ).to_arrow_table()
+        parsed.tables["dns"] = con.sql(
+            dns_projection("e_dns", self.ctx.sensor), params=params
+        ).to_arrow_table()
         return parsed
 
 
@@ -112,7 +141,11 @@ CREATE OR REPLACE TEMP VIEW e_dns AS SELECT line,
 FROM e_dns_base;
 """
 
-FORMAT = register(SourceFormat(
-    "suricata-eve", "Suricata EVE JSON (flow, tls, http, dns v1/v2/v3)",
-    _sniff, SuricataEveParser,
-))
+FORMAT = register(
+    SourceFormat(
+        "suricata-eve",
+        "Suricata EVE JSON (flow, tls, http, dns v1/v2/v3)",
+        _sniff,
+        SuricataEveParser,
+    )
+)

@@ -16,10 +16,38 @@ from acdkit.sources._sql import dns_projection, net_projection
 __all__ = ["FORMAT", "TEXT_KEYS", "project"]
 
 TEXT_KEYS = [
-    "_path", "@stream", "_system_name", "@system", "ts", "uid", "proto", "service", "duration",
-    "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts", "conn_state", "history", "ja3", "ja3s",
-    "server_name", "cipher", "version", "established", "method", "host", "uri", "status_code",
-    "trans_depth", "query", "qtype", "qtype_name", "rcode", "rcode_name", "trans_id",
+    "_path",
+    "@stream",
+    "_system_name",
+    "@system",
+    "ts",
+    "uid",
+    "proto",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "orig_pkts",
+    "resp_pkts",
+    "conn_state",
+    "history",
+    "ja3",
+    "ja3s",
+    "server_name",
+    "cipher",
+    "version",
+    "established",
+    "method",
+    "host",
+    "uri",
+    "status_code",
+    "trans_depth",
+    "query",
+    "qtype",
+    "qtype_name",
+    "rcode",
+    "rcode_name",
+    "trans_id",
 ]
 _ADDR_KEYS = ["orig_h", "orig_p", "resp_h", "resp_p"]
 
@@ -83,12 +111,17 @@ def project(ctx: Context, parsed: Parsed) -> None:
     """
     con = ctx.con
     skipped = con.sql(_SKIPPED).to_arrow_table()
-    parsed.add_lines(parsed.skips, skipped["line"].combine_chunks(),
-                     skipped["reason"].combine_chunks())
+    parsed.add_lines(
+        parsed.skips, skipped["line"].combine_chunks(), skipped["reason"].combine_chunks()
+    )
     con.execute(_VIEWS)
     params = ctx.params()
-    parsed.tables["net"] = con.sql(net_projection("z_net", ctx.sensor), params=params).to_arrow_table()
-    parsed.tables["dns"] = con.sql(dns_projection("z_dns", ctx.sensor), params=params).to_arrow_table()
+    parsed.tables["net"] = con.sql(
+        net_projection("z_net", ctx.sensor), params=params
+    ).to_arrow_table()
+    parsed.tables["dns"] = con.sql(
+        dns_projection("z_dns", ctx.sensor), params=params
+    ).to_arrow_table()
 
 
 class ZeekJsonParser(Parser):
@@ -112,7 +145,11 @@ class ZeekJsonParser(Parser):
         return parsed
 
 
-FORMAT = register(SourceFormat(
-    "zeek-json", "Zeek conn/dns/ssl/http logs as JSON lines (dotted or underscored keys)",
-    _sniff, ZeekJsonParser,
-))
+FORMAT = register(
+    SourceFormat(
+        "zeek-json",
+        "Zeek conn/dns/ssl/http logs as JSON lines (dotted or underscored keys)",
+        _sniff,
+        ZeekJsonParser,
+    )
+)

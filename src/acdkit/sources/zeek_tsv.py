@@ -16,13 +16,13 @@ import pyarrow.compute as pc
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
 from acdkit.sources._lines import LineChunk
+from acdkit.sources._sql import sql_quote
 from acdkit.sources.zeek_json import TEXT_KEYS, project
 
 __all__ = ["FORMAT", "unescape"]
 
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})|\\\\")
-_ADDR = {"id.orig_h": "orig_h", "id.orig_p": "orig_p", "id.resp_h": "resp_h",
-         "id.resp_p": "resp_p"}
+_ADDR = {"id.orig_h": "orig_h", "id.orig_p": "orig_p", "id.resp_h": "resp_h", "id.resp_p": "resp_p"}
 
 
 def unescape(value: str) -> str:
@@ -30,7 +30,7 @@ def unescape(value: str) -> str:
     raw = bytearray()
     pos = 0
     for m in _ESCAPE.finditer(value):
-        raw += value[pos:m.start()].encode()
+        raw += value[pos : m.start()].encode()
         raw += b"\\" if m.group(0) == "\\\\" else bytes([int(m.group(1), 16)])
         pos = m.end()
     raw += value[pos:].encode()
@@ -72,7 +72,7 @@ class Header:
         text = line.strip("\r\n").lstrip(" \t\ufeff")
         if text.startswith("#separator"):
             # the keyword may be followed by a space or a TAB (FORMATS.md §1.1)
-            self.separator = _decode_separator(text[len("#separator"):].strip(" \t")) or "\t"
+            self.separator = _decode_separator(text[len("#separator") :].strip(" \t")) or "\t"
             return
         key, _, rest = text.partition(self.separator)
         if key == "#set_separator":
@@ -85,10 +85,6 @@ class Header:
             self.path = rest
         elif key == "#fields":
             self.fields = rest.split(self.separator)
-
-
-def _q(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class ZeekTsvParser(Parser):
@@ -105,13 +101,17 @@ class ZeekTsvParser(Parser):
         meta_idx = np.flatnonzero(is_meta.to_numpy(zero_copy_only=False)).tolist()
         numbers = chunk.line_numbers()
         if meta_idx:
-            parsed.add_lines(parsed.skips, pc.take(numbers, pa.array(meta_idx, pa.int64())),
-                             pa.array(["Zeek header line"] * len(meta_idx)))
+            parsed.add_lines(
+                parsed.skips,
+                pc.take(numbers, pa.array(meta_idx, pa.int64())),
+                pa.array(["Zeek header line"] * len(meta_idx)),
+            )
         start = 0
         for stop in [*meta_idx, len(lines)]:
             if stop > start:
-                self._data_run(lines.slice(start, stop - start),
-                               numbers.slice(start, stop - start), parsed)
+                self._data_run(
+                    lines.slice(start, stop - start), numbers.slice(start, stop - start), parsed
+                )
             if stop < len(lines):
                 self.header.apply(lines[stop].as_py())
             start = stop + 1
@@ -122,23 +122,30 @@ class ZeekTsvParser(Parser):
         con = self.ctx.con
         con.register("run", pa.table({"line": numbers, "raw": lines}))
         n_fields = len(h.fields)
-        wrong = (f"'expected {n_fields} fields, found ' || len(f)" if n_fields
-                 else "'data line before any #fields header'")
+        wrong = (
+            f"'expected {n_fields} fields, found ' || len(f)"
+            if n_fields
+            else "'data line before any #fields header'"
+        )
+        sep = sql_quote(h.separator)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE zt AS
             SELECT line, f, CASE
                 WHEN trim(raw, chr(10) || chr(13) || ' ') = '' THEN 'blank line'
                 WHEN len(f) <> {n_fields} THEN {wrong} END AS problem
-            FROM (SELECT line, raw, string_split(rtrim(raw, chr(10) || chr(13)), {_q(h.separator)})
-                  AS f FROM run WHERE raw IS NOT NULL)
+            FROM (SELECT line, raw, string_split(rtrim(raw, chr(10) || chr(13)), {sep}) AS f
+                  FROM run WHERE raw IS NOT NULL)
         """)
         con.unregister("run")
-        self._route(con.sql("SELECT line, problem FROM zt WHERE problem IS NOT NULL")
-                    .to_arrow_table(), parsed)
+        self._route(
+            con.sql("SELECT line, problem FROM zt WHERE problem IS NOT NULL").to_arrow_table(),
+            parsed,
+        )
         if not n_fields:
             return
-        table = con.sql(f"SELECT line, {self._columns()} FROM zt WHERE problem IS NULL")\
-            .to_arrow_table()
+        table = con.sql(
+            f"SELECT line, {self._columns()} FROM zt WHERE problem IS NULL"
+        ).to_arrow_table()
         con.register("z_tsv", self._unescape(table))
         con.execute("CREATE OR REPLACE TEMP TABLE z AS SELECT * FROM z_tsv")
         con.unregister("z_tsv")
@@ -150,13 +157,14 @@ class ZeekTsvParser(Parser):
         lines, reasons = rows.column(0).combine_chunks(), rows.column(1).combine_chunks()
         blank = pc.equal(reasons, "blank line")
         parsed.add_lines(parsed.skips, lines.filter(blank), reasons.filter(blank))
-        parsed.add_lines(parsed.rejects, lines.filter(pc.invert(blank)),
-                         reasons.filter(pc.invert(blank)))
+        parsed.add_lines(
+            parsed.rejects, lines.filter(pc.invert(blank)), reasons.filter(pc.invert(blank))
+        )
 
     def _columns(self) -> str:
         h = self.header
         pos = {name: i + 1 for i, name in enumerate(h.fields)}
-        unset, empty = _q(h.unset), _q(h.empty)
+        unset, empty = sql_quote(h.unset), sql_quote(h.empty)
 
         def scalar(name: str) -> str:
             if name not in pos:
@@ -168,11 +176,13 @@ class ZeekTsvParser(Parser):
         out += [f"{scalar(src)} AS {dst}" for src, dst in _ADDR.items()]
         if "answers" in pos:
             v = f"f[{pos['answers']}]"
-            out.append(f"CASE WHEN {v} = {unset} THEN NULL WHEN {v} = {empty} THEN []::VARCHAR[]"
-                       f" ELSE string_split({v}, {_q(h.set_separator)}) END AS answers")
+            out.append(
+                f"CASE WHEN {v} = {unset} THEN NULL WHEN {v} = {empty} THEN []::VARCHAR[]"
+                f" ELSE string_split({v}, {sql_quote(h.set_separator)}) END AS answers"
+            )
         else:
             out.append("CAST(NULL AS VARCHAR[]) AS answers")
-        out.append(f"{_q(h.path.lower()) if h.path else 'NULL'} AS log")
+        out.append(f"{sql_quote(h.path.lower()) if h.path else 'NULL'} AS log")
         out.append("CAST(NULL AS VARCHAR) AS sensor")
         return ", ".join(out)
 
@@ -188,7 +198,11 @@ class ZeekTsvParser(Parser):
         return table
 
 
-FORMAT = register(SourceFormat(
-    "zeek-tsv", "Zeek ASCII (TSV) conn/dns/ssl/http logs with #fields headers",
-    _sniff, ZeekTsvParser,
-))
+FORMAT = register(
+    SourceFormat(
+        "zeek-tsv",
+        "Zeek ASCII (TSV) conn/dns/ssl/http logs with #fields headers",
+        _sniff,
+        ZeekTsvParser,
+    )
+)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job on the bundled real examples: init -> ingest --seal -> verify -> package ->
+# verify the bundle. Everything goes under ./out (the store, the bundle) and ./out/keys (the
+# private key, which never lives inside the store). Run from the repository root.
+set -euo pipefail
+
+out="${1:-out}"
+rm -rf "$out"
+mkdir -p "$out"
+export ACDKIT_KEY_DIR="$out/keys"
+
+acdkit init "$out/store" --org example
+acdkit ingest "$out/store" examples/zeek-tsv/*.log examples/zeek-json/*.log --seal
+acdkit verify "$out/store"
+acdkit package "$out/store" --incident EXAMPLE-1 \
+  --from 2013-09-15T00:00:00Z --to 2020-05-02T00:00:00Z --out "$out/bundle-EXAMPLE-1"
+acdkit verify "$out/bundle-EXAMPLE-1" --key "$out/store/keys/sealer.vkey"
+echo "done: store in $out/store, bundle in $out/bundle-EXAMPLE-1 (summary/summary.md)"

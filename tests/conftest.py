@@ -1,0 +1,72 @@
+"""Shared fixtures: real sample files, fresh stores with keys kept outside them, the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from acdkit import keys
+from acdkit.store import Store, init_store
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_samples() -> Path:
+    """../shared/samples beside the checkout (CI lays it there), or $ACDKIT_SAMPLES."""
+    env = os.environ.get("ACDKIT_SAMPLES")
+    return Path(env) if env else REPO.parent / "shared" / "samples"
+
+
+@pytest.fixture
+def samples() -> Path:
+    path = shared_samples()
+    if not path.is_dir():
+        pytest.skip(f"shared samples not found at {path} (set ACDKIT_SAMPLES)")
+    return path
+
+
+@pytest.fixture
+def data() -> Path:
+    return DATA
+
+
+@pytest.fixture(autouse=True)
+def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # never touch the developer's real ~/.config/acdkit
+    monkeypatch.setenv("ACDKIT_KEY_DIR", str(tmp_path / "user-keys"))
+    for var in (
+        "ACDKIT_SEALER_KEY",
+        "ACDKIT_VERIFY_KEY",
+        "ACDKIT_SENSOR",
+        "ACDKIT_FORMAT",
+        "ACDKIT_STORE",
+        "ACDKIT_ORG",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
+@pytest.fixture
+def key_path(tmp_path: Path) -> Path:
+    return tmp_path / "keys" / "sealer.key"
+
+
+@pytest.fixture
+def store(tmp_path: Path, key_path: Path) -> Store:
+    st, _ = init_store(tmp_path / "store", key_path, "test-org")
+    return st
+
+
+@pytest.fixture
+def signer(store: Store, key_path: Path) -> keys.Signer:
+    return keys.load_signer(key_path)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()

@@ -1,0 +1,174 @@
+"""Package a bundle from a sealed store of real logs, verify it, and tamper with it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from acdkit import bundle, ingest, keys, seal, verify
+from acdkit.errors import ExitCode, TamperedError, UsageError
+from acdkit.note import sign_note
+from acdkit.store import Store
+
+WINDOW = bundle.Window(
+    bundle.parse_time("2013-09-15T00:00:00Z"), bundle.parse_time("2013-09-16T00:00:00Z")
+)
+
+
+@pytest.fixture
+def sealed(store: Store, signer: keys.Signer, data: Path) -> Store:
+    ingest.ingest(store, [data / f"zeek-tsv/zat/{n}.log" for n in ("conn", "dns", "http")])
+    seal.seal(store, signer)
+    ingest.ingest(store, [data / "zeek-json/zat/conn.log"])
+    seal.seal(store, signer)
+    return store
+
+
+@pytest.fixture
+def built(sealed: Store, signer: keys.Signer, tmp_path: Path) -> Path:
+    out = tmp_path / "bundle-INC-1"
+    bundle.package(sealed, signer, "INC-1", WINDOW, out)
+    return out
+
+
+def _resign_manifest(root: Path, signer: keys.Signer) -> None:
+    """What an insider holding the key could do after editing files: a fresh manifest."""
+    (root / bundle.MANIFEST).unlink()
+    text = bundle._manifest_text(
+        "INC-1", signer.name, int(next((root / "checkpoint").iterdir()).stem), root
+    )
+    (root / bundle.MANIFEST).write_bytes(sign_note(text, signer).encode())
+
+
+def test_bundle_contents_and_verification(built: Path, sealed: Store) -> None:
+    report = verify.verify_path(built, pinned=sealed.verifier())
+    assert report.verdict == ExitCode.OK, report.to_json()
+    # the zat TSV capture of 2013-09-15: 360 conn + 150 http in net, 54 dns
+    assert report.facts["records"] == 360 + 150 + 54
+    assert report.coverage.startswith("564 disclosed records and 1 SEAL leaves proven")
+    assert len(list((built / "proofs").iterdir())) == 564
+    summary = json.loads((built / "summary/summary.json").read_text())
+    facts = summary["machine_information"]
+    assert facts["counts"] == {
+        "net": {"conn": 360, "http": 150},
+        "dns": {"transaction": 54},
+        "edr": {},
+    }
+    assert facts["top_talkers"][0]["src_ip"] == "192.168.33.10"
+    assert {
+        "address": "54.245.228.191",
+        "records": facts["external_addresses"][0]["records"],
+    } == facts["external_addresses"][0]
+    assert summary["report_items"]["report_type"]["title"].startswith("報告種別")
+    for name in ("flows", "dns", "http", "tls"):
+        assert (built / "logs" / f"{name}.parquet").is_file()
+        assert (built / "logs" / f"{name}.csv").is_file()
+    flows = pq.read_table(built / "logs/flows.parquet")
+    assert sum(flows.column("records").to_pylist()) == 360 + 150
+    md = (built / "summary/summary.md").read_text()
+    assert "Technical summary — incident INC-1" in md and "192.168.33.10" in md
+
+
+def test_address_filter(sealed: Store, signer: keys.Signer, tmp_path: Path) -> None:
+    window = bundle.Window(WINDOW.start, WINDOW.end, dst=("54.245.228.191",))
+    report = bundle.package(sealed, signer, "INC-2", window, tmp_path / "b")
+    rows = pq.read_table(tmp_path / "b/records/net.parquet")
+    assert set(rows.column("dst_ip").to_pylist()) == {"54.245.228.191"}
+    assert report.disclosed["net"] == rows.num_rows > 0
+    assert report.disclosed["dns"] == 0  # no DNS to that address as resolver
+
+
+def test_edited_bundle_file_is_tampered(built: Path) -> None:
+    md = built / "summary/summary.md"
+    md.write_text(md.read_text().replace("192.168.33.10", "192.168.33.11"))
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.TAMPERED
+    assert report.failure["message"].startswith("summary/summary.md does not match")  # type: ignore[index]
+
+
+def test_altered_inclusion_proof_is_tampered(built: Path, signer: keys.Signer) -> None:
+    proof = sorted((built / "proofs").iterdir())[5]
+    lines = proof.read_bytes().split(b"\n")
+    raw = bytearray(base64.b64decode(lines[3]))
+    raw[0] ^= 0x80
+    lines[3] = base64.b64encode(bytes(raw))
+    proof.write_bytes(b"\n".join(lines))
+    assert verify.verify_path(built).verdict == ExitCode.TAMPERED  # manifest hash
+    _resign_manifest(built, signer)
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.TAMPERED
+    assert report.failure["check"] == "5"  # type: ignore[index]
+
+
+def test_disclosed_record_edit_is_tampered_even_with_resigned_manifest(
+    built: Path, signer: keys.Signer
+) -> None:
+    path = built / "records/net.parquet"
+    table = pq.read_table(path)
+    ports = table.column("dst_port").to_pylist()
+    ports[0] = 6667
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index("dst_port"), "dst_port", pa.array(ports, pa.uint16())
+        ),
+        path,
+    )
+    _resign_manifest(built, signer)
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.TAMPERED
+    assert report.failure["check"] == "6"  # type: ignore[index]
+
+
+def test_unlisted_file_is_policy(built: Path) -> None:
+    (built / "summary/notes.txt").write_text("added later")
+    assert verify.verify_path(built).verdict == ExitCode.POLICY
+
+
+def test_wrong_pinned_key_is_tampered(built: Path, sealed: Store) -> None:
+    other = keys.generate(sealed.origin).verifier
+    assert verify.verify_path(built, pinned=other).verdict == ExitCode.TAMPERED
+
+
+def test_path_traversal_in_manifest_is_malformed(built: Path, signer: keys.Signer) -> None:
+    text = (built / bundle.MANIFEST).read_text().split("\n\n")[0] + "\n"
+    text += "file " + "0" * 64 + " 1 ../../etc/passwd\n"
+    (built / bundle.MANIFEST).write_bytes(sign_note(text, signer).encode())
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.MALFORMED
+    assert "unsafe path" in report.failure["message"]  # type: ignore[index]
+
+
+def test_symlink_in_bundle_is_malformed(built: Path) -> None:
+    os.symlink("/etc/hostname", built / "summary/link")
+    assert verify.verify_path(built).verdict == ExitCode.MALFORMED
+
+
+def test_package_refuses_a_tampered_store(
+    sealed: Store, signer: keys.Signer, tmp_path: Path
+) -> None:
+    path = sealed.segment_dirs()[0] / "dns.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)
+    with pytest.raises(TamperedError):
+        bundle.package(sealed, signer, "INC-3", WINDOW, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_package_limits_and_arguments(sealed: Store, signer: keys.Signer, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="564 records match"):
+        bundle.package(sealed, signer, "INC-4", WINDOW, tmp_path / "b", max_records=100)
+    with pytest.raises(UsageError):
+        bundle.package(sealed, signer, "../evil", WINDOW, tmp_path / "c")
+    with pytest.raises(UsageError):
+        bundle.parse_time("2013-09-15T00:00:00")  # no zone: never guessed
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/x").write_text("keep me")
+    with pytest.raises(UsageError):
+        bundle.package(sealed, signer, "INC-5", WINDOW, tmp_path / "d")
+    assert (tmp_path / "d/x").read_text() == "keep me"

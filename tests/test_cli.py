@@ -1,0 +1,216 @@
+"""The command line through Typer's CliRunner: every exit code and the --json shapes."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from acdkit import __version__
+from acdkit.cli import app
+
+
+def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _init(runner: CliRunner, tmp_path: Path) -> tuple[Path, Path]:
+    store, key = tmp_path / "store", tmp_path / "keys" / "sealer.key"
+    code, out, _ = run(runner, "init", store, "--key", key, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["schema_version"] == "acdkit-cli/1" and doc["key_path"] == str(key)
+    assert doc["vkey"] == (store / "keys/sealer.vkey").read_text().strip()
+    return store, key
+
+
+def test_version_and_help(runner: CliRunner) -> None:
+    code, out, _ = run(runner, "--version")
+    assert code == 0 and out.strip() == f"acdkit {__version__}"
+    code, out, _ = run(runner, "--help")
+    assert code == 0
+    for command in ("init", "ingest", "seal", "verify", "package"):
+        assert command in out
+
+
+def test_main_job_exit_zero_and_json(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, key = _init(runner, tmp_path)
+    code, out, _ = run(
+        runner,
+        "ingest",
+        store,
+        data / "zeek-tsv/zat/conn.log",
+        data / "zeek-json/zat/dns.log",
+        "--seal",
+        "--key",
+        key,
+        "--json",
+    )
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["records"] == 410
+    assert [f["format"] for f in doc["files"]] == ["zeek-tsv", "zeek-json"]
+    assert doc["seal"]["tree_size"] == 411
+    code, out, _ = run(runner, "verify", store, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["verdict"] == "VERIFIED" and report["exit_code"] == 0
+    assert report["coverage"].startswith("leaves 0-410 verified against checkpoint 411")
+    bundle = tmp_path / "bundle"
+    code, out, err = run(
+        runner,
+        "package",
+        store,
+        "--incident",
+        "INC-9",
+        "--from",
+        "2013-01-01T00:00:00Z",
+        "--to",
+        "2030-01-01T00:00:00+09:00",
+        "--out",
+        bundle,
+        "--key",
+        key,
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["disclosed"] == {"net": 360, "dns": 50, "edr": 0}
+    code, _, err = run(runner, "verify", bundle, "--key", store / "keys/sealer.vkey")
+    assert code == 0
+    assert "VERIFIED 410 disclosed records" in err  # the human report goes to stderr
+
+
+def test_reingest_is_noop(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, _key = _init(runner, tmp_path)
+    args = ("ingest", store, data / "zeek-tsv/zat/dns.log", "--json")
+    assert json.loads(run(runner, *args)[1])["records"] == 54
+    doc = json.loads(run(runner, *args)[1])
+    assert doc["records"] == 0 and doc["files"][0]["status"] == "already ingested"
+
+
+def test_exit_1_tampered(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, key = _init(runner, tmp_path)
+    run(runner, "ingest", store, data / "zeek-tsv/zat/conn.log", "--seal", "--key", key)
+    path = next((store / "segments").iterdir()) / "net.parquet"
+    table = pq.read_table(path)
+    col = table.column("orig_bytes").to_pylist()
+    col[0] = 999999
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index("orig_bytes"), "orig_bytes", pa.array(col, pa.uint64())
+        ),
+        path,
+    )
+    code, out, _ = run(runner, "verify", store, "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["verdict"] == "TAMPERED" and doc["failure"]["index"] == 0
+
+
+def test_exit_2_usage(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    assert run(runner, "verify", tmp_path / "nothing-here")[0] == 2
+    assert run(runner, "ingest", tmp_path / "not-a-store", data / "zeek-tsv/zat/dns.log")[0] == 2
+    assert run(runner, "frobnicate")[0] == 2
+    store, key = _init(runner, tmp_path)
+    assert run(runner, "ingest", store, tmp_path / "missing.log")[0] == 2
+    assert run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log", "--format", "nope")[0] == 2
+    code, _, err = run(runner, "seal", store, "--key", tmp_path / "no-such.key")
+    assert code == 2 and "not found" in err
+    assert run(runner, "init", store)[0] == 2  # not empty
+    code, _, err = run(runner, "init", tmp_path / "s2", "--key", tmp_path / "s2" / "k")
+    assert code == 2 and "inside the evidence store" in err
+    code, _, err = run(
+        runner,
+        "package",
+        store,
+        "--incident",
+        "X",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2020-01-02T00:00:00Z",
+        "--out",
+        tmp_path / "b",
+        "--key",
+        key,
+    )
+    assert code == 2 and "no time zone" in err
+
+
+def test_exit_3_incomplete(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, _key = _init(runner, tmp_path)
+    run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log")
+    code, out, _ = run(runner, "verify", store, "--json")
+    assert code == 3 and json.loads(out)["verdict"] == "INCOMPLETE"
+    assert run(runner, "verify", store, "--allow-incomplete")[0] == 0
+
+
+def test_exit_4_malformed(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, key = _init(runner, tmp_path)
+    junk = tmp_path / "junk.log"
+    junk.write_text("this is not a log\nat all\n")
+    code, out, _ = run(runner, "ingest", store, junk, "--json")
+    assert code == 4
+    assert "tried: " in json.loads(out)["files"][0]["error"]
+    run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log", "--seal", "--key", key)
+    cp = next((store / "checkpoints").iterdir())
+    cp.write_bytes(cp.read_bytes().replace(b"\n", b"\r\n"))
+    assert run(runner, "verify", store)[0] == 4
+
+
+def test_exit_5_policy(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, key = _init(runner, tmp_path)
+    run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log", "--seal", "--key", key)
+    bundle = tmp_path / "b"
+    assert (
+        run(
+            runner,
+            "package",
+            store,
+            "--incident",
+            "I-1",
+            "--from",
+            "2013-01-01T00:00:00Z",
+            "--to",
+            "2014-01-01T00:00:00Z",
+            "--out",
+            bundle,
+            "--key",
+            key,
+        )[0]
+        == 0
+    )
+    (bundle / "extra.txt").write_text("not in the manifest")
+    code, out, _ = run(runner, "verify", bundle, "--json")
+    assert code == 5 and json.loads(out)["verdict"] == "POLICY"
+
+
+def test_exit_6_io_when_store_is_locked(runner: CliRunner, tmp_path: Path, data: Path) -> None:
+    store, _ = _init(runner, tmp_path)
+    fd = os.open(store / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        code, _, err = run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log")
+    finally:
+        os.close(fd)
+    assert code == 6 and "another acdkit process" in err
+
+
+def test_environment_variables(
+    runner: CliRunner, tmp_path: Path, data: Path, monkeypatch: object
+) -> None:
+    store, key = _init(runner, tmp_path)
+    result = runner.invoke(
+        app,
+        ["ingest", str(store), str(data / "zeek-tsv/zat/dns.log"), "--seal", "--json"],
+        env={"ACDKIT_SEALER_KEY": str(key), "ACDKIT_SENSOR": "tap-7"},
+    )
+    assert result.exit_code == 0, result.stderr
+    seg = next((store / "segments").iterdir())
+    assert set(pq.read_table(seg / "dns.parquet").column("sensor_id").to_pylist()) == {"tap-7"}
