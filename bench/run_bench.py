@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -196,6 +197,26 @@ def summarize(runs: list[Run], records: int) -> Summary:
     )
 
 
+def acdkit_source() -> dict[str, Any]:
+    """Where the measured acdkit code came from: its directory, git state and a content hash."""
+    import acdkit  # imported here only to locate the package, not to run it
+
+    pkg = Path(acdkit.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        digest.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
+    try:
+        git = subprocess.run(
+            ["git", "-C", str(pkg), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        git = None
+    return {"path": str(pkg), "git": git, "sha256": digest.hexdigest()}
+
+
 def machine() -> dict[str, Any]:
     mem_kib = 0
     meminfo = Path("/proc/meminfo")
@@ -239,6 +260,9 @@ def print_report(doc: dict[str, Any]) -> None:
         )
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in doc["acdkit_phases_of_best_run"].items())
     print(f"acdkit phases      {phases} (as reported by acdkit --json, best run)")
+    src = doc["acdkit_source"]
+    changed = " (CHANGED during the run)" if doc["acdkit_source_changed_during_run"] else ""
+    print(f"acdkit source      {src['git']} sha256 {src['sha256'][:12]}{changed}")
     met = "met" if doc["target_met"] else "NOT met"
     print(f"ratio acdkit/duckdb {doc['ratio']:.3f} (target >= {TARGET_RATIO}: {met})")
 
@@ -277,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     src = prepare_input(workdir, args.records)
     acdkit = find_acdkit()
+    source_before = acdkit_source()
 
     duck_runs: list[Run] = []
     ingest_runs: list[Run] = []
@@ -301,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(runs_dir, ignore_errors=True)
 
+    source_after = acdkit_source()
+    source_changed = source_after["sha256"] != source_before["sha256"]
+    if source_changed:
+        log("warning: the acdkit source changed during the run; the numbers mix versions")
+
     duck_s = summarize(duck_runs, args.records)
     acd_s = summarize(ingest_runs, args.records)
     ver_s = summarize(verify_runs, args.records)
@@ -318,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
         "machine": machine(),
+        "acdkit_source": source_before,
+        "acdkit_source_changed_during_run": source_changed,
     }
     if args.json:
         print(json.dumps(doc, indent=2))

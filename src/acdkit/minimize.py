@@ -29,6 +29,9 @@ LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
 
 def canonical_ip(text: str) -> str | None:
     """Canonical text of an address, or None if it is not one (zone IDs are not accepted)."""
+    if "%" in text:
+        # Python >= 3.9 accepts "fe80::1%<zone>" and keeps the zone, which is free text
+        return None
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:

@@ -51,9 +51,37 @@ def head_bytes(path: Path, limit: int = 1 << 16) -> bytes:
     """The first ``limit`` decompressed bytes, for format detection."""
     with open_source(path) as fh:
         try:
-            return fh.read(limit)
+            return next(_blocks(fh, limit), b"")
         except (EOFError, OSError, zlib.error):
             return b""
+
+
+def _blocks(fh: BinaryIO, block: int) -> Iterator[bytes]:
+    """The stream in blocks of ``block`` bytes; on a read error, first what came before it.
+
+    ``GzipFile.read(n)`` on a truncated stream raises and drops everything it decompressed
+    in that call (all of a small file); ``read1`` returns at most one decompressed piece
+    per call, so only the failing call is lost, and it holds no data.
+    """
+    read = getattr(fh, "read1", fh.read)
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            data = read(block - size)
+        except (EOFError, OSError, zlib.error):
+            if parts:
+                yield b"".join(parts)
+            raise
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+        if size >= block:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
 
 
 class TruncatedInput(Exception):
@@ -99,15 +127,21 @@ def read_chunks(fh: BinaryIO, block: int = BLOCK, max_line: int = MAX_LINE) -> I
     line_no = 1
     carry = b""
     skipping_long = False
+    blocks = _blocks(fh, block)
     while True:
         try:
-            data = fh.read(block)
+            data = next(blocks, b"")
         except (EOFError, OSError, zlib.error) as exc:
+            complete = line_no - 1
             if carry and not skipping_long:
-                yield _to_chunk(carry, line_no)
-                line_no += 1
+                # the stream stops inside this line: what we have of it is not the line
+                yield LineChunk(
+                    line_no,
+                    pa.nulls(1, pa.large_string()),
+                    [(line_no, "line cut off where the compressed input ends")],
+                )
             raise TruncatedInput(
-                line_no - 1, f"compressed input is truncated or corrupt: {exc}"
+                complete, f"compressed input is truncated or corrupt: {exc}"
             ) from None
         if not data:
             break

@@ -67,15 +67,20 @@ def sql_quote(value: str) -> str:
 
 def ts_ns(col: str) -> str:
     """Epoch seconds (decimal text) or ISO-8601 with a zone -> int64 ns; NULL otherwise."""
+    # epoch_ns() raises outside 1677..2262 (old Suricata writes 1900 dates); epoch_us() does
+    # not, and TRY_CAST turns what does not fit int64 ns into NULL, i.e. a reject, not a crash
     return (
-        f"COALESCE(CAST(TRY_CAST({col} AS DECIMAL(38,9)) * 1000000000 AS BIGINT), "
+        f"COALESCE({_dur_ns(col)}, "
         f"CASE WHEN regexp_matches({col}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$') "
-        f"THEN epoch_ns(TRY_CAST({col} AS TIMESTAMPTZ)) END)"
+        f"THEN TRY_CAST(epoch_us(TRY_CAST({col} AS TIMESTAMPTZ)) * 1000::HUGEINT AS BIGINT) END)"
     )
 
 
 def _dur_ns(col: str) -> str:
-    return f"CAST(TRY_CAST({col} AS DECIMAL(38,9)) * 1000000000 AS BIGINT)"
+    # seconds as decimal text -> int64 ns. DECIMAL(19,9) times 10^9 cannot overflow the
+    # DECIMAL(29,9) product (DECIMAL(38,9) could, and raised on input like "1e20"); numbers
+    # beyond int64 ns fail the outer TRY_CAST and come back NULL
+    return f"TRY_CAST(TRY_CAST({col} AS DECIMAL(19,9)) * 1000000000 AS BIGINT)"
 
 
 def _bad(col: str, cast: str, label: str) -> str:
@@ -102,7 +107,7 @@ def net_projection(rel: str, sensor_default: str | None) -> str:
         {_bad("src_port", "USMALLINT", "source port")}
         {_bad("dst_port", "USMALLINT", "destination port")}
         {_bad("http_status", "USMALLINT", "HTTP status")}
-        {_bad("duration", "DECIMAL(38,9)", "duration")}
+        WHEN duration IS NOT NULL AND {_dur_ns("duration")} IS NULL THEN 'invalid duration'
         {_bad("orig_bytes", "UBIGINT", "originator byte count")}
         {_bad("resp_bytes", "UBIGINT", "responder byte count")}
         {_bad("orig_pkts", "UBIGINT", "originator packet count")}

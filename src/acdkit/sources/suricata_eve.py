@@ -17,6 +17,13 @@ from acdkit.sources._sql import dns_projection, net_projection
 __all__ = ["FORMAT"]
 
 INGESTED = ("flow", "tls", "http", "dns")
+# a skip reason names the event type only if it is one of these, never free text from input
+OTHER_TYPES = (
+    "alert", "anomaly", "arp", "bittorrent-dht", "dcerpc", "dhcp", "dnp3", "drop", "enip",
+    "fileinfo", "frame", "ftp", "ftp_data", "http2", "ike", "ikev2", "krb5", "ldap", "mdns",
+    "modbus", "mqtt", "netflow", "nfs", "pgsql", "pop3", "quic", "rdp", "rfb", "sip", "smb",
+    "smtp", "snmp", "ssh", "stats", "tftp", "websocket",
+)  # fmt: skip
 
 _STRUCTURE = json.dumps(
     {
@@ -80,9 +87,12 @@ class SuricataEveParser(Parser):
         """)
         con.unregister("objects")
         wanted = ", ".join(f"'{t}'" for t in INGESTED)
+        known = ", ".join(f"'{t}'" for t in OTHER_TYPES)
         skipped = con.sql(f"""
             SELECT line, CASE WHEN event_type IS NULL THEN 'no event_type'
-                 ELSE 'event_type ''' || event_type || ''' is not ingested' END AS reason
+                 WHEN event_type IN ({known})
+                   THEN 'event_type ''' || event_type || ''' is not ingested'
+                 ELSE 'event_type not recognised' END AS reason
             FROM e WHERE event_type IS NULL OR event_type NOT IN ({wanted})
         """).to_arrow_table()
         parsed.add_lines(
@@ -110,8 +120,8 @@ CREATE OR REPLACE TEMP VIEW e_net AS SELECT line,
   CASE WHEN event_type = 'flow' AND flow."start" IS NOT NULL THEN flow."start"
        ELSE "timestamp" END AS ts,
   CASE WHEN event_type = 'flow' THEN CAST(
-    (epoch_ns(TRY_CAST(flow."end" AS TIMESTAMPTZ))
-     - epoch_ns(TRY_CAST(flow."start" AS TIMESTAMPTZ))) / 1e9 AS VARCHAR) END AS duration,
+    (epoch_us(TRY_CAST(flow."end" AS TIMESTAMPTZ))::DOUBLE
+     - epoch_us(TRY_CAST(flow."start" AS TIMESTAMPTZ))::DOUBLE) / 1e6 AS VARCHAR) END AS duration,
   flow.bytes_toserver AS orig_bytes, flow.bytes_toclient AS resp_bytes,
   flow.pkts_toserver AS orig_pkts, flow.pkts_toclient AS resp_pkts, host AS sensor
 FROM e WHERE event_type IN ('flow', 'tls', 'http');

@@ -81,9 +81,20 @@ _INFER_LOG = """
     END))
 """
 
-_SKIPPED = """
-    SELECT line, CASE WHEN log IS NULL THEN 'Zeek log type not recognised'
-                      ELSE 'Zeek log ''' || log || ''' is not ingested' END AS reason
+# a skip reason names the log only if it is one of these, never free text from input
+OTHER_LOGS = (
+    "analyzer", "capture_loss", "dce_rpc", "dhcp", "dnp3", "dpd", "files", "ftp", "intel", "irc",
+    "kerberos", "known_certs", "known_hosts", "known_services", "ldap", "ldap_search",
+    "loaded_scripts", "modbus", "mqtt_connect", "mqtt_publish", "mqtt_subscribe", "mysql",
+    "notice", "ntlm", "ntp", "ocsp", "packet_filter", "pe", "quic", "radius", "rdp", "reporter",
+    "rfb", "signatures", "sip", "smb_files", "smb_mapping", "smtp", "snmp", "socks", "software",
+    "ssh", "stats", "syslog", "traceroute", "tunnel", "weird", "websocket", "x509",
+)  # fmt: skip
+
+_SKIPPED = f"""
+    SELECT line, CASE WHEN log IN ({", ".join(f"'{n}'" for n in OTHER_LOGS)})
+                        THEN 'Zeek log ''' || log || ''' is not ingested'
+                      ELSE 'Zeek log type not recognised' END AS reason
     FROM z WHERE log IS NULL OR log NOT IN ('conn', 'ssl', 'http', 'dns')
 """
 

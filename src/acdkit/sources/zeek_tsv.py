@@ -183,7 +183,8 @@ class ZeekTsvParser(Parser):
         else:
             out.append("CAST(NULL AS VARCHAR[]) AS answers")
         out.append(f"{sql_quote(h.path.lower()) if h.path else 'NULL'} AS log")
-        out.append("CAST(NULL AS VARCHAR) AS sensor")
+        # as in the JSON reader, so one event gives one record in either form
+        out.append(f"coalesce({scalar('_system_name')}, {scalar('@system')}) AS sensor")
         return ", ".join(out)
 
     def _unescape(self, table: pa.Table) -> pa.Table:

@@ -1,0 +1,161 @@
+"""Regenerate docs/evidence-vectors.json: known-answer vectors of evidence format v1.
+
+Everything is fixed (keys, salts' segment key, times), so the output never changes unless
+the format does; tests/test_vectors.py fails when the code and this file disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from acdkit import merkle, schema
+from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
+from acdkit.keys import Signer
+from acdkit.note import Checkpoint, sign_note
+from acdkit.proof import TlogProof
+from acdkit.seal import SealInfo
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "evidence-vectors.json"
+ORIGIN = "acdkit/example/00000000-0000-4000-8000-000000000000"
+SIGNING_SEED = bytes(range(32))
+SEGMENT_KEY = bytes(range(32, 64))
+LEDGER = "a" * 64
+
+
+def _net() -> tuple[dict[str, Any], pa.Table]:
+    ts = schema.load("net")
+    row: dict[str, Any] = {f.name: None for f in ts.fields}
+    row.update(
+        event_kind="conn",
+        session_id="CH53301MTU21BMj2Bj",
+        src_ip="10.18.20.97",
+        src_port=49187,
+        dst_ip="10.18.20.8",
+        dst_port=88,
+        proto="tcp",
+        service="krb_tcp",
+        ts_utc=1575413096052279000,
+        duration_ns=1230955,
+        orig_bytes=242,
+        resp_bytes=283,
+        orig_pkts=4,
+        resp_pkts=4,
+        src_ledger_id=LEDGER,
+        src_line=1,
+    )
+    return row, pa.Table.from_pylist([row], schema=ts.staged_arrow())
+
+
+def _dns() -> tuple[dict[str, Any], pa.Table]:
+    ts = schema.load("dns")
+    row: dict[str, Any] = {f.name: None for f in ts.fields}
+    row.update(
+        event_kind="transaction",
+        session_id="CZGShC2znK1sV7jdI7",
+        qname="www.guyspy.com",
+        qtype="A",
+        rcode="NOERROR",
+        rrdata=["guyspy.com", "54.245.228.191"],
+        resolver_ip="4.2.2.3",
+        resolver_port=53,
+        client_ip="192.168.33.10",
+        client_port=1030,
+        proto="udp",
+        trans_id=50071,
+        ts_utc=1379288667696869000,
+        src_ledger_id=LEDGER,
+        src_line=2,
+    )
+    return row, pa.Table.from_pylist([row], schema=ts.staged_arrow())
+
+
+def build() -> dict[str, Any]:
+    signer = Signer(ORIGIN, Ed25519PrivateKey.from_private_bytes(SIGNING_SEED))
+    records = []
+    leaves = []
+    for position, (table, (row, rows)) in enumerate((("net", _net()), ("dns", _dns()))):
+        body = canonical_bodies(rows, schema.load(table)).to_pylist()[0]
+        salt = record_salts(SEGMENT_KEY, position, 1)
+        data = entry(EntryType.RECORD, body, salt)
+        leaves.append(merkle.leaf_hash(data))
+        records.append(
+            {
+                "table": table,
+                "index": position,
+                "record": {k: v for k, v in row.items() if v is not None},
+                "canonical_body_hex": body.hex(),
+                "salt_hex": salt.hex(),
+                "entry_hex": data.hex(),
+                "leaf_hash_hex": leaves[-1].hex(),
+            }
+        )
+    seal = SealInfo(
+        origin=ORIGIN,
+        segment_no=0,
+        first_index=0,
+        end_index=3,
+        record_count=2,
+        prev_checkpoint=bytes(32),
+        sealed_at_ns=1764547200000000000,
+        tool="acdkit 0.1.0",
+        sealer_key_id=signer.verifier.key_id,
+        sources=[LEDGER],
+        ts_min_ns=1379288667696869000,
+        ts_max_ns=1575413096052279000,
+        tables={
+            "net": {
+                "count": 1,
+                "sha256": "11" * 32,
+                "size": 4096,
+                "schema": schema.load("net").digest,
+            },
+            "dns": {
+                "count": 1,
+                "sha256": "22" * 32,
+                "size": 4096,
+                "schema": schema.load("dns").digest,
+            },
+        },
+        collector="collector-1",
+    )
+    seal_entry = seal.entry()
+    leaves.append(merkle.leaf_hash(seal_entry))
+    root = merkle.subtree_root(leaves)
+    note = sign_note(Checkpoint(ORIGIN, 3, root).text(), signer).encode()
+    proof = TlogProof(
+        1, tuple(merkle.inclusion_proof(leaves, 1)), note, bytes.fromhex(records[1]["entry_hex"])
+    )
+    return {
+        "format": "acdkit evidence format v1 known-answer vectors",
+        "signing_key_seed_hex": SIGNING_SEED.hex(),
+        "segment_key_hex": SEGMENT_KEY.hex(),
+        "vkey": signer.verifier.vkey(),
+        "key_id_hex": signer.verifier.key_id.hex(),
+        "salts_0_to_3_hex": record_salts(SEGMENT_KEY, 0, 4).hex(),
+        "records": records,
+        "seal": {"entry_hex": seal_entry.hex(), "leaf_hash_hex": leaves[2].hex()},
+        "tree": {"size": 3, "root_hex": root.hex(), "root_b64": base64.b64encode(root).decode()},
+        "checkpoint_note": note.decode(),
+        "checkpoint_sha256_hex": hashlib.sha256(note).hexdigest(),
+        "tlog_proof_of_index_1": proof.encode().decode(),
+    }
+
+
+def main() -> int:
+    text = json.dumps(build(), indent=2, ensure_ascii=False, default=str) + "\n"
+    if "--check" in sys.argv:
+        return 0 if OUT.read_text() == text else 1
+    OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
