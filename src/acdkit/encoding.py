@@ -143,6 +143,34 @@ def _by_unique(col: pa.Array, convert: Callable[[str], bytes], what: str) -> pa.
     return pc.take(converted, encoded.indices)
 
 
+_IPV4 = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
+
+
+def _ip16_column(col: pa.Array, what: str) -> pa.Array:
+    """16-byte addresses; dotted-quad IPv4 in bulk, anything else once per distinct value."""
+    is_v4 = pc.fill_null(pc.match_substring_regex(col, _IPV4), False)
+    v4 = col.filter(is_v4)
+    octets = pc.list_flatten(pc.split_pattern(v4, ".")).cast(pa.uint8())
+    matrix = np.zeros((len(v4), 16), dtype=np.uint8)
+    matrix[:, 10:12] = 0xFF
+    matrix[:, 12:] = octets.to_numpy(zero_copy_only=False).reshape(-1, 4)
+    packed = _fixed(matrix.tobytes(), 16, len(v4))
+    if len(v4) == len(col):
+        return packed
+    others = _by_unique(col.filter(pc.invert(is_v4)), ip16, what)
+    # put both parts back in row order
+    order = np.argsort(
+        np.concatenate(
+            [
+                np.flatnonzero(is_v4.to_numpy(zero_copy_only=False)),
+                np.flatnonzero(~is_v4.to_numpy(zero_copy_only=False)),
+            ]
+        ),
+        kind="stable",
+    )
+    return pc.take(pa.concat_arrays([packed, others]), pa.array(order))
+
+
 def _hex_bytes(width: int) -> Callable[[str], bytes]:
     def convert(value: str) -> bytes:
         raw = bytes.fromhex(value)
@@ -172,7 +200,7 @@ def _field_tlvs(col: pa.Array, f: Field, table: str) -> pa.Array:
     if canon == "utf8":
         value = col.cast(pa.binary())
     elif canon == "ip16":
-        value = _by_unique(col, ip16, what)
+        value = _ip16_column(col, what)
     elif canon == "bytes":
         value = _by_unique(col, _hex_bytes(_HEX_LEN[f.type]), what)
     elif canon == "utf8list":

@@ -73,6 +73,24 @@ class CompactRange:
         for leaf in leaves:
             self.append(leaf)
 
+    def append_subtree(self, height: int, node: bytes) -> None:
+        """Append the root of a perfect subtree of 2**height leaves starting at ``size``."""
+        width = 1 << height
+        if self.size % width:
+            raise ValueError("subtree is not aligned with the end of the range")
+        size = self.size
+        while size & (1 << height):
+            node = _sha256(b"\x01" + self.nodes.pop() + node).digest()
+            size -= 1 << height
+            height += 1
+        self.nodes.append(node)
+        self.size += width
+
+    def append_range(self, subtrees: Iterable[tuple[int, bytes]]) -> None:
+        """Append the output of `range_subtrees` computed for the range starting at size."""
+        for height, node in subtrees:
+            self.append_subtree(height, node)
+
     def root(self) -> bytes:
         if not self.nodes:
             return EMPTY_ROOT
@@ -80,6 +98,36 @@ class CompactRange:
         for node in reversed(self.nodes[:-1]):
             acc = _sha256(b"\x01" + node + acc).digest()
         return acc
+
+
+def _perfect_root(level: list[bytes]) -> bytes:
+    while len(level) > 1:
+        level = [
+            _sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)
+        ]
+    return level[0]
+
+
+def range_subtrees(begin: int, hashes: bytes) -> list[tuple[int, bytes]]:
+    """Split the leaves [begin, begin + n) into aligned perfect subtrees and hash each.
+
+    ``hashes`` holds the n leaf hashes back to back.  The result, in order, can be appended
+    with `CompactRange.append_range` to a range that ends at ``begin``; this lets worker
+    processes do almost all of the tree hashing of their batch.
+    """
+    view = memoryview(hashes)
+    n = len(hashes) // 32
+    out: list[tuple[int, bytes]] = []
+    pos, end = begin, begin + n
+    while pos < end:
+        height = (pos & -pos).bit_length() - 1 if pos else 63
+        while (1 << height) > end - pos:
+            height -= 1
+        first = (pos - begin) * 32
+        level = [bytes(view[i : i + 32]) for i in range(first, first + (32 << height), 32)]
+        out.append((height, _perfect_root(level)))
+        pos += 1 << height
+    return out
 
 
 def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:

@@ -33,9 +33,13 @@ def canonical_ip(text: str) -> str | None:
         # Python >= 3.9 accepts "fe80::1%<zone>" and keeps the zone, which is free text
         return None
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        addr = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        # RFC 5952 §5 form; str() gives "::ffff:102:304" before Python 3.13, this after
+        return f"::ffff:{addr.ipv4_mapped}"
+    return str(addr)
 
 
 def _map_unique(col: pa.Array, fn: object) -> tuple[pa.Array, pa.Array]:

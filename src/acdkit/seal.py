@@ -17,7 +17,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,13 @@ from acdkit import __version__, schema
 from acdkit.encoding import (
     EntryType,
     TlvType,
-    canonical_bodies,
     entry,
-    leaf_hashes,
     parse_tlv,
-    record_salts,
     tlv,
 )
 from acdkit.errors import MalformedError, TamperedError, UsageError
 from acdkit.keys import Signer
+from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.store import Store, atomic_write, fsync_dir, write_json
@@ -332,39 +330,56 @@ def _seal_segment(
     atomic_write(tmp / "segment.key", segment_key, mode=0o600)
     index = start
     tables: dict[str, dict[str, Any]] = {}
-    ts_lo: int | None = None
-    ts_hi: int | None = None
-    for table in schema.TABLES:
-        ts = schema.load(table)
-        files = [d / f"{table}.parquet" for d in group if (d / f"{table}.parquet").is_file()]
-        if not files:
-            continue
-        out = tmp / f"{table}.parquet"
-        first = index
-        with pq.ParquetWriter(out, ts.sealed_arrow(), compression="zstd") as writer:
-            for path in files:
+    bounds: list[tuple[int, int]] = []
+    total_in_group = sum(_staged_count(d) for d in group)
+    writers: dict[str, pq.ParquetWriter] = {}
+    counts: dict[str, int] = {}
+
+    def jobs() -> Iterator[Job]:
+        position = 0
+        for table in schema.TABLES:
+            for d in group:
+                path = d / f"{table}.parquet"
+                if not path.is_file():
+                    continue
                 for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS):
-                    n = batch.num_rows
-                    bodies = canonical_bodies(batch, ts)
-                    salts = record_salts(segment_key, index - start, n)
-                    hashes = leaf_hashes(bodies, salts)
-                    state.compact.extend(hashes[i : i + 32] for i in range(0, len(hashes), 32))
-                    cols = [
-                        pa.array(range(index, index + n), pa.uint64()),
-                        *batch.columns,
-                        pa.FixedSizeBinaryArray.from_buffers(
-                            pa.binary(32), n, [None, pa.py_buffer(hashes)]
-                        ),
-                    ]
-                    writer.write_batch(pa.RecordBatch.from_arrays(cols, schema=ts.sealed_arrow()))
-                    lo, hi = pc.min_max(batch.column("ts_utc").cast(pa.int64())).values()
-                    ts_lo = lo.as_py() if ts_lo is None else min(ts_lo, lo.as_py())
-                    ts_hi = hi.as_py() if ts_hi is None else max(ts_hi, hi.as_py())
-                    index += n
-                    done += n
-                    if progress:
-                        progress(done, total)
-        tables[table] = _parquet_info(out, index - first, ts.digest)
+                    yield Job(table, batch, segment_key, position, start + position)
+                    position += batch.num_rows
+
+    try:
+        for job, result in hashed(jobs(), total_in_group):
+            table, batch, n = job.table, job.batch, job.batch.num_rows
+            sealed_schema = schema.load(table).sealed_arrow()
+            if table not in writers:
+                writers[table] = pq.ParquetWriter(
+                    tmp / f"{table}.parquet", sealed_schema, compression="zstd"
+                )
+            state.compact.append_range(result.subtrees)
+            hashes = result.leaves
+            cols = [
+                pa.array(range(index, index + n), pa.uint64()),
+                *batch.columns,
+                pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(32), n, [None, pa.py_buffer(hashes)]
+                ),
+            ]
+            writers[table].write_batch(pa.RecordBatch.from_arrays(cols, schema=sealed_schema))
+            lo, hi = pc.min_max(batch.column("ts_utc").cast(pa.int64())).values()
+            bounds.append((lo.as_py(), hi.as_py()))
+            counts[table] = counts.get(table, 0) + n
+            index += n
+            done += n
+            if progress:
+                progress(done, total)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for table in writers:
+        tables[table] = _parquet_info(
+            tmp / f"{table}.parquet", counts[table], schema.load(table).digest
+        )
+    ts_lo = min((b[0] for b in bounds), default=None)
+    ts_hi = max((b[1] for b in bounds), default=None)
     info = SealInfo(
         origin=store.origin,
         segment_no=state.segment_no,

@@ -78,9 +78,9 @@ def register(fmt: SourceFormat) -> SourceFormat:
 
 
 def _load_builtin() -> None:
-    if not _REGISTRY:
-        # import for their registration side effect; order is the detection order
-        from acdkit.sources import suricata_eve, zeek_json, zeek_tsv  # noqa: F401
+    # import for their registration side effect, always: a format module imported on its own
+    # first (zeek_tsv imports zeek_json) must not keep the others out of the registry
+    from acdkit.sources import suricata_eve, zeek_json, zeek_tsv  # noqa: F401
 
 
 def names() -> list[str]:

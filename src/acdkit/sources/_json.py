@@ -34,38 +34,36 @@ def first_objects(head: bytes, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
-def split_chunk(chunk: LineChunk, ctx: Context, parsed: Parsed) -> pa.Table:
-    """Register the chunk, record blank/invalid lines, return (line, raw) of JSON objects."""
-    lines = pa.table({"line": chunk.line_numbers(), "raw": chunk.lines})
-    ctx.con.register("chunk_raw", lines)
+def split_chunk(chunk: LineChunk, ctx: Context, parsed: Parsed) -> None:
+    """Record blank and invalid lines; leave the JSON objects in DuckDB view ``objects``.
+
+    The raw text stays inside DuckDB (no copy back to Arrow). CASE branches run only on the
+    rows that reach them, so the costly blank-line test touches invalid lines only.
+    """
+    ctx.con.register("chunk_raw", pa.table({"line": chunk.line_numbers(), "raw": chunk.lines}))
     # a UTF-8 BOM may start the first line; JSON parsers reject it, we forgive it
-    checked = ctx.con.sql(r"""
+    ctx.con.execute(r"""
+        CREATE OR REPLACE TEMP TABLE checked AS
         SELECT line, raw,
           CASE WHEN raw IS NULL THEN 'rejected by reader'
+               WHEN json_valid(raw) THEN
+                 CASE WHEN json_type(raw) <> 'OBJECT' THEN 'JSON value is not an object' END
                WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
-               WHEN NOT json_valid(raw) THEN 'invalid JSON'
-               WHEN json_type(raw) <> 'OBJECT' THEN 'JSON value is not an object'
+               ELSE 'invalid JSON'
           END AS problem
-        FROM (SELECT line, ltrim(raw, chr(65279)) AS raw FROM chunk_raw)
-    """).to_arrow_table()
+        FROM (SELECT line, CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END AS raw
+              FROM chunk_raw);
+        CREATE OR REPLACE TEMP VIEW objects AS SELECT line, raw FROM checked WHERE problem IS NULL;
+    """)
     ctx.con.unregister("chunk_raw")
     for line, reason in chunk.rejects:
         parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
-    ctx.con.register("checked", checked)
     rel = ctx.con.sql(
-        "SELECT line, problem FROM checked WHERE problem IS NOT NULL"
+        "SELECT line, problem FROM checked WHERE problem IS NOT NULL "
+        "AND problem <> 'rejected by reader'"
     ).to_arrow_table()
-    blank = rel.filter(pa.compute.equal(rel["problem"], "blank line"))
-    bad = rel.filter(
-        pa.compute.and_(
-            pa.compute.not_equal(rel["problem"], "blank line"),
-            pa.compute.not_equal(rel["problem"], "rejected by reader"),
-        )
-    )
-    parsed.add_lines(
-        parsed.skips, blank["line"].combine_chunks(), blank["problem"].combine_chunks()
-    )
-    parsed.add_lines(parsed.rejects, bad["line"].combine_chunks(), bad["problem"].combine_chunks())
-    good = ctx.con.sql("SELECT line, raw FROM checked WHERE problem IS NULL").to_arrow_table()
-    ctx.con.unregister("checked")
-    return good
+    blank = pa.compute.equal(rel["problem"], "blank line")
+    lines, problems = rel["line"].combine_chunks(), rel["problem"].combine_chunks()
+    parsed.add_lines(parsed.skips, lines.filter(blank), problems.filter(blank))
+    inverse = pa.compute.invert(blank)
+    parsed.add_lines(parsed.rejects, lines.filter(inverse), problems.filter(inverse))

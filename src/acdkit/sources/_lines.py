@@ -132,7 +132,7 @@ def read_chunks(fh: BinaryIO, block: int = BLOCK, max_line: int = MAX_LINE) -> I
         try:
             data = next(blocks, b"")
         except (EOFError, OSError, zlib.error) as exc:
-            complete = line_no - 1
+            lines_read = line_no - 1
             if carry and not skipping_long:
                 # the stream stops inside this line: what we have of it is not the line
                 yield LineChunk(
@@ -141,7 +141,7 @@ def read_chunks(fh: BinaryIO, block: int = BLOCK, max_line: int = MAX_LINE) -> I
                     [(line_no, "line cut off where the compressed input ends")],
                 )
             raise TruncatedInput(
-                complete, f"compressed input is truncated or corrupt: {exc}"
+                lines_read, f"compressed input is truncated or corrupt: {exc}"
             ) from None
         if not data:
             break

@@ -95,7 +95,8 @@ def _url_path(col: str) -> str:
 
 def _url_host(col: str) -> str:
     # drop any user-info ("user:pass@") a client may have put in the authority
-    return f"regexp_replace({col}, '^.*@', '')"
+    # 's': '.' must cross a newline too, or "a\nb@host" would keep its user-info
+    return f"regexp_replace({col}, '^.*@', '', 's')"
 
 
 def net_projection(rel: str, sensor_default: str | None) -> str:

@@ -80,12 +80,11 @@ class SuricataEveParser(Parser):
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
         con = self.ctx.con
-        con.register("objects", split_chunk(chunk, self.ctx, parsed))
+        split_chunk(chunk, self.ctx, parsed)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE e AS
             SELECT line, j.* FROM (SELECT line, from_json(raw, '{_STRUCTURE}') AS j FROM objects)
         """)
-        con.unregister("objects")
         wanted = ", ".join(f"'{t}'" for t in INGESTED)
         known = ", ".join(f"'{t}'" for t in OTHER_TYPES)
         skipped = con.sql(f"""

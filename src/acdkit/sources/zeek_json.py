@@ -143,7 +143,7 @@ class ZeekJsonParser(Parser):
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
         con = self.ctx.con
-        con.register("objects", split_chunk(chunk, self.ctx, parsed))
+        split_chunk(chunk, self.ctx, parsed)
         addr = ", ".join(f'coalesce(j."id.{k}", j.id_{k}) AS {k}' for k in _ADDR_KEYS)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE z AS
@@ -151,7 +151,6 @@ class ZeekJsonParser(Parser):
                    coalesce(j._system_name, j."@system") AS sensor
             FROM (SELECT line, from_json(raw, '{self.structure}') AS j FROM objects)
         """)
-        con.unregister("objects")
         project(self.ctx, parsed)
         return parsed
 

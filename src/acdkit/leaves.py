@@ -1,0 +1,74 @@
+"""Record leaf hashes in bulk, on every core.
+
+Building canonical bodies is vectorized, but SHA-256 runs once per record in Python, which
+holds one core.  Large jobs therefore go to a small process pool; batches come back in the
+order they were submitted, with at most two per worker in flight so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from acdkit import schema
+from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
+from acdkit.merkle import range_subtrees
+
+__all__ = ["Hashed", "Job", "hash_job", "hashed"]
+
+# below this many records a pool costs more than it saves
+POOL_THRESHOLD = 200_000
+
+
+@dataclass(frozen=True)
+class Job:
+    table: str
+    batch: pa.RecordBatch
+    segment_key: bytes
+    position: int  # position of the batch's first row within its segment
+    begin: int  # global log index of the batch's first row
+
+
+@dataclass(frozen=True)
+class Hashed:
+    leaves: bytes  # the batch's leaf hashes, 32 bytes each, back to back
+    subtrees: list[tuple[int, bytes]]  # merkle.range_subtrees of those leaves
+
+
+def hash_job(job: Job) -> Hashed:
+    """Leaf hashes of one batch of records and the roots of its aligned subtrees."""
+    bodies = canonical_bodies(job.batch, schema.load(job.table))
+    leaves = leaf_hashes(bodies, record_salts(job.segment_key, job.position, job.batch.num_rows))
+    return Hashed(leaves, range_subtrees(job.begin, leaves))
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def hashed(jobs: Iterable[Job], expected_records: int) -> Iterator[tuple[Job, Hashed]]:
+    """Yield (job, leaf hashes) in submission order, in a pool when the work is large."""
+    workers = _workers()
+    if expected_records < POOL_THRESHOLD or workers == 1:
+        for job in jobs:
+            yield job, hash_job(job)
+        return
+    # fork: children inherit the loaded modules, so a pool starts in milliseconds; Arrow
+    # resets its thread pools after fork
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[tuple[Job, Future[Hashed]]] = deque()
+        for job in jobs:
+            pending.append((job, pool.submit(hash_job, job)))
+            if len(pending) >= 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()

@@ -1,0 +1,603 @@
+"""Minimization (DESIGN §4): content fields never reach any output; what is kept is normalized.
+
+The canary tests take real sensor lines, write a distinct marker into every field that is not
+machine information, run ingest, seal and package, and then look for the markers in every
+byte the store and the bundle hold, compressed Parquet pages included.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import ipaddress
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from acdkit import bundle, ingest, keys, minimize, schema, sources
+from acdkit.seal import seal
+from acdkit.sources._lines import LineChunk
+from acdkit.store import Store
+
+MARK = "CANARY"
+
+
+def canary(field: str) -> str:
+    return f"{MARK}-{field}-7f3a"
+
+
+@pytest.fixture
+def real(request: pytest.FixtureRequest, data: Path) -> Callable[[str], Path]:
+    def get(rel: str) -> Path:
+        if (data / rel).is_file():
+            return data / rel
+        path: Path = request.getfixturevalue("samples") / rel
+        assert path.is_file(), f"sample {rel} is missing"
+        return path
+
+    return get
+
+
+# -- planting ---------------------------------------------------------------------------------
+
+# Fields acdkit keeps (machine information), by JSON key path; every other field gets a canary.
+ZEEK_KEEP = {
+    "_path", "@stream", "@system", "_system_name", "ts", "uid", "proto", "service", "duration",
+    "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts", "ja3", "ja3s", "server_name",
+    "method", "host", "uri", "status_code", "query", "qtype", "qtype_name", "rcode",
+    "rcode_name", "trans_id", "answers",
+    *(f"id{sep}{k}" for sep in "._" for k in ("orig_h", "orig_p", "resp_h", "resp_p")),
+}  # fmt: skip
+EVE_KEEP = {
+    "timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto",
+    "app_proto", "host", "flow.pkts_toserver", "flow.pkts_toclient", "flow.bytes_toserver",
+    "flow.bytes_toclient", "flow.start", "flow.end", "tls.sni", "tls.ja3.hash", "tls.ja3s.hash",
+    "http.hostname", "http.url", "http.http_method", "http.status", "dns.version", "dns.type",
+    "dns.id", "dns.rrname", "dns.rrtype", "dns.rcode", "dns.rdata", "dns.answers.rdata",
+    "dns.grouped", "dns.queries.rrname", "dns.queries.rrtype",
+}  # fmt: skip
+# content a sensor may log that the real lines below happen not to carry
+ZEEK_EXTRA = (
+    "user_agent",
+    "referrer",
+    "username",
+    "password",
+    "cookie",
+    "status_msg",
+    "subject",
+    "issuer",
+    "client_subject",
+    "orig_filenames",
+    "client_header_names",
+    "server_header_names",
+    "post_body",
+    "msg",
+)
+EVE_EXTRA = {
+    "payload": "", "payload_printable": "", "packet": "",
+    "http": {"http_user_agent": "", "http_refer": "", "http_content_type": "", "cookie": "",
+             "http_request_body_printable": "", "xff": ""},
+    "tls": {"subject": "", "issuerdn": "", "serial": "", "fingerprint": "",
+            "ja3": {"string": ""}, "ja3s": {"string": ""}},
+    "alert": {"signature": "", "category": "", "metadata": {"tag": [""]}},
+    "fileinfo": {"filename": "", "magic": ""},
+}  # fmt: skip
+
+
+def plant(obj: Any, keep: set[str], path: str = "") -> Any:
+    """A copy with every value whose key path is not in ``keep`` replaced by a canary."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            p = f"{path}{key}"
+            if p in keep:
+                out[key] = value
+            elif isinstance(value, dict) or (
+                isinstance(value, list) and value and isinstance(value[0], dict)
+            ):
+                out[key] = plant(value, keep, p + ".")
+            else:
+                out[key] = [canary(p)] if isinstance(value, list) else canary(p)
+        return out
+    return [plant(item, keep, path) for item in obj]
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            out[key] = merge(out.get(key) if isinstance(out.get(key), dict) else {}, value)
+        else:
+            out.setdefault(key, value)
+    return out
+
+
+def poison_url(obj: dict[str, Any], uri: str, host: str) -> None:
+    """Query string, fragment and user-info canaries around a kept path and host."""
+    if obj.get(uri) not in (None, "-"):  # "-" is Zeek TSV's unset
+        obj[uri] += f"?q={canary('query')}&x=1#{canary('fragment')}"
+    if obj.get(host) not in (None, "-"):
+        obj[host] = f"{canary('userinfo')}:{canary('password')}@{obj[host]}"
+
+
+def zeek_json_line(obj: dict[str, Any]) -> dict[str, Any]:
+    out = plant(obj, ZEEK_KEEP)
+    for key in ZEEK_EXTRA:
+        out.setdefault(key, canary(key))
+    poison_url(out, "uri", "host")
+    return out
+
+
+def eve_line(obj: dict[str, Any]) -> dict[str, Any]:
+    ingested = obj["event_type"] in ("flow", "tls", "http", "dns")
+    keep = EVE_KEEP if ingested else {"timestamp", "event_type"}
+    out = plant(merge(obj, EVE_EXTRA), keep)
+    if isinstance(out.get("http"), dict) and ingested:
+        poison_url(out["http"], "url", "hostname")
+    return out
+
+
+def zeek_tsv_lines(path: Path, take: int) -> tuple[list[str], list[dict[str, str]]]:
+    """The real header and ``take`` rows, with canaries in every column not kept."""
+    text = path.read_text().splitlines()
+    header = [t for t in text if t.startswith("#") and not t.startswith("#close")]
+    names = header[[h.split("\t")[0] for h in header].index("#fields")].split("\t")[1:]
+    extra = ("cookie", "post_body")
+    out_header = []
+    for h in header:
+        if h.startswith("#fields"):
+            h += "\t" + "\t".join(extra)
+        elif h.startswith("#types"):
+            h += "\tstring" * len(extra)
+        out_header.append(h)
+    originals, rows = [], []
+    for line in [t for t in text if not t.startswith("#")][:take]:
+        values = dict(zip(names, line.split("\t"), strict=True))
+        originals.append(values)
+        row = {k: v if k in ZEEK_KEEP else canary(k) for k, v in values.items()}
+        row.update({k: canary(k) for k in extra})
+        poison_url(row, "uri", "host")
+        rows.append("\t".join(row.values()))
+    return [*out_header, *rows], originals
+
+
+# -- scanning ---------------------------------------------------------------------------------
+
+
+def planted_fields(folder: Path) -> set[str]:
+    """Names of the fields that carry a canary in the input files."""
+    text = "".join(p.read_text() for p in folder.iterdir() if p.is_file())
+    return set(re.findall(f"{MARK}-(.+?)-7f3a", text))
+
+
+def parquet_text(path: Path) -> str:
+    """Every string, list and binary value of a Parquet file, decoded from its pages."""
+    table = pq.read_table(path)
+    parts = [
+        json.dumps(
+            table.schema.metadata
+            and {
+                k.decode(errors="replace"): v.decode(errors="replace")
+                for k, v in table.schema.metadata.items()
+            }
+        )
+    ]
+    for col in table.columns:
+        t = col.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_list(t):
+            parts.append(json.dumps(col.to_pylist()))
+        elif pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t):
+            parts += [v.decode("latin-1") for v in col.to_pylist() if v is not None]
+    return "\n".join(parts)
+
+
+def canary_hits(root: Path) -> list[str]:
+    hits = []
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert files, f"nothing to scan under {root}"
+    for path in files:
+        raw = path.read_bytes()
+        texts = [raw.decode("latin-1")]
+        if raw[:2] == b"\x1f\x8b":
+            texts.append(gzip.decompress(raw).decode("latin-1"))
+        if raw[:4] == b"PAR1":
+            texts.append(parquet_text(path))
+        if any(MARK.lower() in t.lower() for t in texts):
+            hits.append(str(path.relative_to(root)))
+    return hits
+
+
+def seal_and_package(store: Store, signer: keys.Signer, out: Path) -> bundle.PackageReport:
+    seal(store, signer)
+    window = bundle.Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
+    return bundle.package(store, signer, "INC-1", window, out)
+
+
+def sealed(store: Store, table: str) -> list[dict[str, Any]]:
+    files = [
+        str(d / f"{table}.parquet")
+        for d in store.segment_dirs()
+        if (d / f"{table}.parquet").is_file()
+    ]
+    rel = duckdb.sql(f"SELECT * EXCLUDE (ts_utc, integrity_hash) FROM read_parquet({files})")
+    return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+
+
+# -- the canary tests -------------------------------------------------------------------------
+
+
+def test_zeek_canaries_reach_no_output(
+    store: Store, signer: keys.Signer, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    expected_http, expected_tls, expected_dns = [], [], []
+
+    json_sources = {
+        "zat/conn.log": 3,
+        "zat/dns.log": 6,
+        "zat/http.log": 28,
+        "zat/ssl.log": 3,
+        "otrf-apt29/SCRANTON_ssl.log": 2,
+        "otrf-apt29/SCRANTON_http.log": 3,
+        "otrf-apt29/UTICA-C_conn.log": 2,
+        "otrf-apt29/UTICA-C_dns.log": 1,
+    }
+    for rel, take in json_sources.items():
+        objs = [json.loads(t) for t in real(f"zeek-json/{rel}").read_text().splitlines()[:take]]
+        for o in objs:
+            if "http" in rel:  # some zat rows are timeouts with no request line
+                uri = o.get("uri")
+                expected_http.append((uri and uri.split("?")[0], o.get("host")))
+            if "ja3" in o:
+                expected_tls.append(o["ja3"])
+            if "query" in o:
+                expected_dns.append((o["query"], o.get("answers")))
+        target = inputs / rel.replace("/", "-")
+        target.write_text("".join(json.dumps(zeek_json_line(o)) + "\n" for o in objs))
+
+    for log, take in (("http", 12), ("ssl", 3), ("dns", 3), ("conn", 3)):
+        lines, originals = zeek_tsv_lines(real(f"zeek-tsv/zat/{log}.log"), take)
+        expected_http += [(o["uri"].split("?")[0], o["host"]) for o in originals if "uri" in o]
+        assert log != "http" or sum("?" in o["uri"] for o in originals) >= 3
+        expected_dns += [(o["query"], o["answers"].split(",")) for o in originals if "query" in o]
+        (inputs / f"tsv-{log}.log").write_text("\n".join(lines) + "\n")
+
+    planted = planted_fields(inputs)
+    assert {
+        "user_agent",
+        "referrer",
+        "username",
+        "password",
+        "cookie",
+        "status_msg",
+        "subject",
+        "issuer",
+        "issuer_subject",
+        "client_header_names",
+        "resp_mime_types",
+        "query",
+        "fragment",
+        "userinfo",
+        "history",
+        "version",
+        "cipher",
+        "post_body",
+    } <= planted
+
+    report = ingest.ingest(store, sorted(inputs.iterdir()))
+    assert all(f.status == "ingested" and f.rejected == 0 for f in report.files), report.files
+    assert report.records == sum(json_sources.values()) + 12 + 3 + 3 + 3
+
+    out = tmp_path / "bundle"
+    pkg = seal_and_package(store, signer, out)
+    assert sum(pkg.disclosed.values()) == report.records
+
+    assert canary_hits(store.root) == []
+    assert canary_hits(out) == []
+
+    # what is machine information did arrive, so the test cannot pass by keeping nothing
+    net, dns = sealed(store, "net"), sealed(store, "dns")
+    http = Counter((r["url_path"], r["url_host"]) for r in net if r["event_kind"] == "http")
+    assert http == Counter(expected_http)
+    assert sum(p is not None and p.endswith(".css") for p, _ in http.elements()) >= 3
+    assert sorted(r["tls_ja3"] for r in net if r["tls_ja3"]) == sorted(expected_tls)
+    got_dns = [(r["qname"], r["rrdata"]) for r in dns]
+    assert sorted(got_dns, key=repr) == sorted(expected_dns, key=repr)
+    csv = (out / "records" / "net.csv").read_text()
+    assert "/wp-content/plugins/contact-form-7/includes/css/styles.css" in csv
+
+
+def test_suricata_canaries_reach_no_output(
+    store: Store, signer: keys.Signer, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    events = [
+        json.loads(t) for t in real("suricata-eve/beats-eve-small.log").read_text().splitlines()
+    ]
+    events += [
+        json.loads(t)
+        for t in real("suricata-eve/beats-eve-dns-4.1.4.log").read_text().splitlines()[:12]
+    ]
+    magnc = [json.loads(t) for t in real("suricata-eve/magnc/eve.json").read_text().splitlines()]
+    events += [next(e for e in magnc if e["event_type"] == t) for t in ("flow", "tls", "ssh")]
+    # an http event with a query string in its URL, from the real one
+    events.append(copy.deepcopy(events[2]))
+    events[-1]["http"]["url"] = "/dd.xml?device=living-room"
+    kinds = [e["event_type"] for e in events]
+    assert {"alert", "fileinfo", "http", "tls", "flow", "dns", "stats", "ssh"} <= set(kinds)
+
+    path = tmp_path / "eve.json"
+    path.write_text("".join(json.dumps(eve_line(e)) + "\n" for e in events))
+    assert {
+        "http.http_user_agent",
+        "http.http_content_type",
+        "http.http_refer",
+        "http.length",
+        "tls.subject",
+        "tls.issuerdn",
+        "tls.ja3.string",
+        "tls.ja3s.string",
+        "alert.signature",
+        "fileinfo.filename",
+        "fileinfo.sha256",
+        "dns.answers.rrname",
+        "dns.ttl",
+        "ssh.client.software_version",
+        "query",
+        "fragment",
+        "userinfo",
+        "payload",
+        "in_iface",
+        "tcp.tcp_flags",
+    } <= planted_fields(tmp_path)
+
+    (result,) = ingest.ingest(store, [path]).files
+    ingested = sum(k in ("flow", "tls", "http", "dns") for k in kinds)
+    assert (result.record_count, result.rejected) == (ingested, 0)
+
+    out = tmp_path / "bundle"
+    pkg = seal_and_package(store, signer, out)
+    assert sum(pkg.disclosed.values()) == ingested
+
+    assert canary_hits(store.root) == []
+    assert canary_hits(out) == []
+
+    net, dns = sealed(store, "net"), sealed(store, "dns")
+    http = [r for r in net if r["event_kind"] == "http"]
+    assert [(r["url_path"], r["url_host"]) for r in http] == [("/dd.xml", "192.168.86.28")] * 2
+    tls = {r["sni"] for r in net if r["event_kind"] == "tls"}
+    assert "p33-btmmdns.icloud.com." in tls
+    ja3 = next(e for e in magnc if e["event_type"] == "tls")["tls"]["ja3"]["hash"]
+    assert ja3 in {r["tls_ja3"] for r in net}
+    assert {r["qname"] for r in dns} >= {"google.com", "www.elastic.co", "clients.l.google.com"}
+
+
+# -- url handling, as a property --------------------------------------------------------------
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_HOST = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}(:[0-9]{1,5})?", fullmatch=True)
+
+
+def _zeek_tsv_escape(text: str, everything: bool) -> str:
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif everything or not (" " <= ch <= "~"):
+            out += [f"\\x{b:02x}" for b in ch.encode()]
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _parse(fmt: str, lines: list[str]) -> pa.Table:
+    """Run one source over the lines and minimize the net rows, as ingest does."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    parser = sources.get(fmt).make_parser(sources.Context(con))
+    parsed = parser.parse(LineChunk(1, pa.array(lines, pa.large_string())))
+    staged, rejects = minimize.finalize(parsed.tables["net"], schema.load("net"), "ab" * 32)
+    assert rejects.num_rows == 0, rejects.to_pylist()
+    return staged
+
+
+def _zeek_tsv(uris: list[tuple[str, str, str]], everything: bool) -> list[str]:
+    head = [
+        "#separator \\x09",
+        "#set_separator\t,",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#path\thttp",
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tmethod\thost\turi",
+    ]
+    rows = [
+        f"1379288667.668082\tC{i}\t192.168.33.10\t1031\t54.245.228.191\t80\tGET\t"
+        f"{_zeek_tsv_escape(f'{u}@{h}', everything)}\t{_zeek_tsv_escape(uri, everything)}"
+        for i, (uri, u, h) in enumerate(uris)
+    ]
+    return [line + "\n" for line in head + rows]
+
+
+def _zeek_json(uris: list[tuple[str, str, str]]) -> list[str]:
+    return [
+        json.dumps(
+            {
+                "ts": 1575413155.938245,
+                "uid": f"C{i}",
+                "id.orig_h": "10.18.20.97",
+                "id.orig_p": 49203,
+                "id.resp_h": "69.147.64.34",
+                "id.resp_p": 80,
+                "method": "GET",
+                "host": f"{u}@{h}",
+                "uri": uri,
+            }
+        )
+        + "\n"
+        for i, (uri, u, h) in enumerate(uris)
+    ]
+
+
+def _eve(uris: list[tuple[str, str, str]]) -> list[str]:
+    return [
+        json.dumps(
+            {
+                "timestamp": "2018-07-05T15:43:47.690014-0400",
+                "flow_id": i,
+                "event_type": "http",
+                "src_ip": "192.168.86.85",
+                "src_port": 56119,
+                "dest_ip": "192.168.86.28",
+                "dest_port": 80,
+                "proto": "TCP",
+                "http": {"hostname": f"{u}@{h}", "url": uri, "http_method": "GET"},
+            }
+        )
+        + "\n"
+        for i, (uri, u, h) in enumerate(uris)
+    ]
+
+
+_EDGES = [  # (path, query, fragment, user-info, host)
+    ("a", "b", "", "user\nname:pw", "host.example"),  # newline inside the user-info
+    ("a#b", "", "?x", "", "h"),  # a fragment before anything that looks like a query
+    ("%3F", "", "", "@@", "h:8080"),  # an encoded '?' is part of the path
+    ("", "", "", "", "h"),
+    ("\n?", "\n", "\n", "a\tb", "h"),  # newlines and tabs (escaped in TSV)
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(uris=_EDGES, fmt="zeek-json")
+@example(uris=_EDGES, fmt="zeek-tsv")
+@example(uris=_EDGES, fmt="zeek-tsv-escaped")
+@example(uris=_EDGES, fmt="suricata-eve")
+@given(
+    uris=st.lists(st.tuples(_TEXT, _TEXT, _TEXT, _TEXT, _HOST), min_size=1, max_size=25),
+    fmt=st.sampled_from(["zeek-json", "zeek-tsv", "zeek-tsv-escaped", "suricata-eve"]),
+)
+def test_url_path_is_the_part_before_query_and_fragment(
+    uris: list[tuple[str, str, str, str, str]], fmt: str
+) -> None:
+    # a path, then optionally a query and/or fragment with any text in them
+    cases = []
+    for path, query, fragment, user, host in uris:
+        uri = "/" + path + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
+        cases.append((uri, user, host))
+    if fmt.startswith("zeek-tsv"):
+        lines = _zeek_tsv(cases, everything=fmt.endswith("escaped"))
+        skip = 6
+    else:
+        lines = _zeek_json(cases) if fmt == "zeek-json" else _eve(cases)
+        skip = 0
+    staged = _parse(fmt.removesuffix("-escaped"), lines)
+
+    assert staged.num_rows == len(cases)
+    assert staged.column("src_line").to_pylist() == list(range(skip + 1, skip + len(cases) + 1))
+    for (uri, _, host), path, url_host in zip(
+        cases,
+        staged.column("url_path").to_pylist(),
+        staged.column("url_host").to_pylist(),
+        strict=True,
+    ):
+        assert "?" not in path and "#" not in path
+        assert path == re.split("[?#]", uri, maxsplit=1)[0]
+        assert url_host == host
+
+
+# -- canonical forms --------------------------------------------------------------------------
+
+
+@given(st.ip_addresses())
+def test_canonical_ip_of_any_spelling(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    expected = f"::ffff:{addr.ipv4_mapped}" if addr.version == 6 and addr.ipv4_mapped else str(addr)
+    assert minimize.canonical_ip(str(addr)) == expected
+    assert minimize.canonical_ip(addr.exploded) == expected
+    assert minimize.canonical_ip(addr.exploded.upper()) == expected
+    assert minimize.canonical_ip(f"{addr}%{MARK}") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("fe80:0000:0000:0000:fada:0cff:fedc:87f1", "fe80::fada:cff:fedc:87f1"),  # Suricata 4.x
+        ("ff02:0:0:0:0:0:1:3", "ff02::1:3"),  # Sysmon style
+        ("2607:F8B0:4006:0805:0000:0000:0000:200E", "2607:f8b0:4006:805::200e"),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),  # mapped form stays IPv6, RFC 5952 §5 text
+        (" 10.0.0.1 ", "10.0.0.1"),
+        ("fe80::1%eth0", None),  # a zone ID is free text
+        ("010.0.0.1", None),  # ambiguous octal-looking IPv4
+        ("10.0.0.256", None),
+        ("example.com", None),
+        ("", None),
+    ],
+)
+def test_canonical_ip_examples(text: str, expected: str | None) -> None:
+    assert minimize.canonical_ip(text) == expected
+
+
+def _dns_rows(resolver: list[str | None], rrdata: list[list[str] | None]) -> pa.Table:
+    n = len(resolver)
+    return pa.table(
+        {
+            "src_line": pa.array(range(10, 10 + n), pa.uint64()),
+            "reject_reason": pa.array(
+                [None] * (n - 1) + ["missing or invalid timestamp"], pa.string()
+            ),
+            "event_kind": ["transaction"] * n,
+            "qname": ["example.com"] * n,
+            "rrdata": pa.array(rrdata, pa.list_(pa.string())),
+            "resolver_ip": pa.array(resolver, pa.string()),
+            "ts_utc": pa.array([1_600_000_000 * 10**9] * n, pa.int64()),
+            "unknown_content": [canary("extra")] * n,
+        }
+    )
+
+
+def test_finalize_keeps_schema_fields_only_and_normalizes() -> None:
+    rows = _dns_rows(
+        [
+            "10.0.0.53",
+            "2001:0db8:0000:0000:0000:0000:0000:0035",
+            "999.0.0.1",
+            f"fe80::1%{canary('zone')}",
+            None,
+            "10.0.0.53",
+        ],
+        [
+            ["www.example.com", "2001:0DB8:0:0:0:0:0:1", "10.1.2.3"],
+            [],
+            None,
+            ["10.0.0.1"],
+            ["::ffff:10.0.0.1"],
+            ["10.0.0.9"],
+        ],
+    )
+    staged, rejects = minimize.finalize(rows, schema.load("dns"), "cd" * 32)
+
+    assert staged.schema == schema.load("dns").staged_arrow()
+    assert "unknown_content" not in staged.column_names
+    assert staged.column("src_line").to_pylist() == [10, 11, 14]
+    assert staged.column("resolver_ip").to_pylist() == ["10.0.0.53", "2001:db8::35", None]
+    assert staged.column("rrdata").to_pylist() == [
+        ["www.example.com", "2001:db8::1", "10.1.2.3"],
+        [],
+        ["::ffff:10.0.0.1"],
+    ]
+    assert staged.column("src_ledger_id").to_pylist() == ["cd" * 32] * 3
+    assert rejects.to_pylist() == [
+        {"line": 12, "reason": "invalid address in resolver_ip"},
+        {"line": 13, "reason": "invalid address in resolver_ip"},
+        {"line": 15, "reason": "missing or invalid timestamp"},  # the earlier reason wins
+    ]
