@@ -77,9 +77,11 @@ def staged(store: Store, result: ingest.FileResult) -> dict[str, pa.Table]:
     """net, dns and lines tables of one ingested file (empty tables where none was written)."""
     d = staged_dir(store, result)
     out = {}
-    for name in ("net", "dns", "lines"):
-        f = d / f"{name}.parquet"
-        out[name] = pq.read_table(f) if f.is_file() else pa.table({})
+    for name in ("net", "dns"):
+        t = ingest.read_staged(d, name)
+        out[name] = t if t.num_rows else pa.table({})
+    f = d / "lines.parquet"
+    out["lines"] = pq.read_table(f) if f.is_file() else pa.table({})
     return out
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from acdkit import ingest, sources
@@ -56,9 +55,8 @@ def ingest_one(store: Store, path: Path, **kw: Any) -> tuple[ingest.FileResult, 
     (staged,) = [d for d in store.staged_dirs() if d.name.endswith(result.sha256)]
     rows: dict[str, list] = {}
     for table in ("net", "dns"):
-        f = staged / f"{table}.parquet"
-        if f.is_file():
-            t = pq.read_table(f)
+        t = ingest.read_staged(staged, table)
+        if t.num_rows:
             t = t.set_column(
                 t.schema.get_field_index("ts_utc"), "ts_utc", t.column("ts_utc").cast(pa.int64())
             )

@@ -143,7 +143,8 @@ def _by_unique(col: pa.Array, convert: Callable[[str], bytes], what: str) -> pa.
     return pc.take(converted, encoded.indices)
 
 
-_IPV4 = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"^{_OCTET}(\.{_OCTET}){{3}}$"  # canonical dotted quad: no leading zeros
 
 
 def _ip16_column(col: pa.Array, what: str) -> pa.Array:

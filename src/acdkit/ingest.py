@@ -8,12 +8,16 @@ a run killed half way leaves only a temporary directory that the next run remove
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import multiprocessing
+import os
 import shutil
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +30,16 @@ import pyarrow.parquet as pq
 
 from acdkit import __version__, minimize, schema, sources
 from acdkit.errors import AcdkitError, InputIOError, UsageError
-from acdkit.sources._lines import TruncatedInput, head_bytes, open_source, read_chunks
+from acdkit.sources._lines import (
+    LineChunk,
+    TruncatedInput,
+    head_bytes,
+    open_source,
+    read_chunks,
+)
 from acdkit.store import Store, fsync_dir, write_json
 
-__all__ = ["FileResult", "IngestReport", "ingest"]
+__all__ = ["FileResult", "IngestReport", "ingest", "read_staged", "staged_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +83,25 @@ class IngestReport:
         return sum(f.record_count for f in self.files)
 
 
+def staged_batches(staged_dir: Path, table: str) -> Iterator[pa.RecordBatch]:
+    """The staged rows of one table of one ingested file, batch by batch."""
+    path = staged_dir / f"{table}.arrow"
+    if not path.is_file():
+        return
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
+
+
+def read_staged(staged_dir: Path, table: str) -> pa.Table:
+    """All staged rows of one table of one ingested file (empty if it has none)."""
+    batches = list(staged_batches(staged_dir, table))
+    if not batches:
+        return schema.load(table).staged_arrow().empty_table()
+    return pa.Table.from_batches(batches)
+
+
 def sha256_file(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -83,10 +112,109 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     return con
+
+
+@dataclass
+class _Staged:
+    """One chunk, parsed and minimized: staged rows per table, reject and skip lines."""
+
+    tables: dict[str, pa.Table]
+    rejects: list[pa.Table]
+    skips: list[pa.Table]
+
+
+@dataclass(frozen=True)
+class _Task:
+    fmt: str
+    sensor: str | None
+    digest: str
+    state: object
+    chunk: LineChunk
+
+
+def _finalize(parsed: sources.Parsed, digest: str) -> _Staged:
+    staged = _Staged({}, list(parsed.rejects), list(parsed.skips))
+    for table, projected in parsed.tables.items():
+        if projected.num_rows == 0:
+            continue
+        rows, bad = minimize.finalize(projected, schema.load(table), digest)
+        staged.tables[table] = rows
+        staged.rejects.append(bad)
+    return staged
+
+
+_WORKER_PARSERS: dict[tuple[str, str | None], sources.Parser] = {}
+
+
+def _parse_in_worker(task: _Task) -> _Staged:
+    """Runs in a pool process: one DuckDB connection and parser per format, kept warm."""
+    key = (task.fmt, task.sensor)
+    if key not in _WORKER_PARSERS:
+        ctx = sources.Context(_connect(threads=1), task.sensor)
+        _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
+    parser = _WORKER_PARSERS[key]
+    parser.restore(task.state)
+    return _finalize(parser.parse(task.chunk), task.digest)
+
+
+# files above this size are parsed by a process pool, chunk by chunk, in order
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+def _pool_size() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def _make_pool(paths: Sequence[Path]) -> ProcessPoolExecutor | None:
+    workers = _pool_size()
+    big = any(p.stat().st_size >= PARALLEL_MIN_BYTES for p in paths)
+    if workers < 2 or not big:
+        return None
+    # fork before this process opens any DuckDB connection: children start warm and safe
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def _staged_chunks(
+    chunks: Iterator[LineChunk],
+    fmt: sources.SourceFormat,
+    sensor: str | None,
+    digest: str,
+    pool: ProcessPoolExecutor | None,
+    workers: int,
+) -> Iterator[tuple[LineChunk, _Staged]]:
+    """Parse chunks in order: in this process, or in the pool with bounded look-ahead."""
+    if pool is None:
+        ctx = sources.Context(_connect(), sensor)
+        try:
+            parser = fmt.make_parser(ctx)
+            for chunk in chunks:
+                yield chunk, _finalize(parser.parse(chunk), digest)
+        finally:
+            ctx.con.close()
+        return
+    reader = fmt.make_parser(sources.Context(None, sensor))  # type: ignore[arg-type]
+    pending: deque[tuple[LineChunk, Future[_Staged]]] = deque()
+    try:
+        for chunk in chunks:
+            state = reader.snapshot()
+            reader.advance(chunk)
+            task = _Task(fmt.name, sensor, digest, state, chunk)
+            pending.append((chunk, pool.submit(_parse_in_worker, task)))
+            if len(pending) > workers:
+                head, future = pending.popleft()
+                yield head, future.result()
+        while pending:
+            head, future = pending.popleft()
+            yield head, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()
 
 
 class _Staging:
@@ -94,16 +222,16 @@ class _Staging:
 
     def __init__(self, store: Store) -> None:
         self.dir = store.new_temp_dir(store.staging)
-        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
         self.lines_writer: pq.ParquetWriter | None = None
 
     def write(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
         if table not in self.writers:
-            self.writers[table] = pq.ParquetWriter(
-                self.dir / f"{table}.parquet", rows.schema, compression="zstd"
-            )
+            # staged rows live only until the next seal, which reads them once: Arrow IPC,
+            # uncompressed, costs nearly nothing to write and is memory-mapped to read
+            self.writers[table] = pa.ipc.new_file(self.dir / f"{table}.arrow", rows.schema)
         self.writers[table].write_table(rows)
 
     def write_lines(self, kind: str, rows: pa.Table) -> None:
@@ -140,7 +268,12 @@ def _count(counter: Counter[str], rows: pa.Table) -> None:
 
 
 def _ingest_file(
-    store: Store, path: Path, fmt_name: str | None, sensor: str | None, progress: ProgressFn | None
+    store: Store,
+    path: Path,
+    fmt_name: str | None,
+    sensor: str | None,
+    progress: ProgressFn | None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> FileResult:
     digest, size = sha256_file(path)
     result = FileResult(str(path), digest, "ingested")
@@ -149,8 +282,7 @@ def _ingest_file(
         return result
     fmt = sources.get(fmt_name) if fmt_name else sources.detect(head_bytes(path))
     result.format = fmt.name
-    ctx = sources.Context(_connect(), sensor)
-    parser = fmt.make_parser(ctx)
+    workers = _pool_size() if pool is not None else 1
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -159,11 +291,10 @@ def _ingest_file(
         with open_source(path) as fh:
             raw = getattr(fh, "fileobj", None) or fh
             try:
-                for chunk in read_chunks(fh):
+                chunks = read_chunks(fh)
+                for chunk, staged in _staged_chunks(chunks, fmt, sensor, digest, pool, workers):
                     result.lines = chunk.first_line + len(chunk.lines) - 1
-                    _stage_chunk(
-                        parser.parse(chunk), staging, digest, records, skips, rejects, result
-                    )
+                    _stage_chunk(staged, staging, records, skips, rejects, result)
                     if progress:
                         progress(path.name, raw.tell(), size)
             except TruncatedInput as exc:
@@ -180,15 +311,12 @@ def _ingest_file(
     except BaseException:
         staging.abort()
         raise
-    finally:
-        ctx.con.close()
     return result
 
 
 def _stage_chunk(
-    parsed: sources.Parsed,
+    parsed: _Staged,
     staging: _Staging,
-    digest: str,
     records: Counter[str],
     skips: Counter[str],
     rejects: Counter[str],
@@ -200,12 +328,7 @@ def _stage_chunk(
     for rows in parsed.rejects:
         _count(rejects, rows)
         staging.write_lines("reject", rows)
-    for table, projected in parsed.tables.items():
-        if projected.num_rows == 0:
-            continue
-        staged, bad = minimize.finalize(projected, schema.load(table), digest)
-        _count(rejects, bad)
-        staging.write_lines("reject", bad)
+    for table, staged in parsed.tables.items():
         staging.write(table, staged)
         records[table] += staged.num_rows
         if staged.num_rows:
@@ -258,11 +381,14 @@ def ingest(
             raise UsageError(f"input {path} does not exist or is not a file")
     started = time.monotonic()
     results: list[FileResult] = []
-    with store.lock():
+    with store.lock(), contextlib.ExitStack() as stack:
         store.clean_temporaries()
+        pool = _make_pool(paths)
+        if pool is not None:
+            stack.enter_context(pool)
         for path in paths:
             try:
-                results.append(_ingest_file(store, path, fmt, sensor, progress))
+                results.append(_ingest_file(store, path, fmt, sensor, progress, pool))
             except AcdkitError as exc:
                 log.warning("%s: %s", path, exc)
                 results.append(

@@ -42,8 +42,28 @@ def canonical_ip(text: str) -> str | None:
     return str(addr)
 
 
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+CANONICAL_IPV4 = rf"^{_OCTET}(\.{_OCTET}){{3}}$"  # dotted quad, no leading zeros or spaces
+
+
 def _map_unique(col: pa.Array, fn: object) -> tuple[pa.Array, pa.Array]:
-    """Apply ``fn`` once per distinct value; return (mapped values, ok mask for non-nulls)."""
+    """Apply ``fn`` once per distinct value; return (mapped values, ok mask for non-nulls).
+
+    Values already in canonical IPv4 form, by far the most common, pass unchanged without
+    reaching Python.
+    """
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        canonical = pc.fill_null(pc.match_substring_regex(col, CANONICAL_IPV4), False)
+        if pc.all(pc.or_(canonical, pc.is_null(col))).as_py():
+            return col, pa.repeat(pa.scalar(True), len(col))
+        rest = pc.if_else(canonical, pa.scalar(None, col.type), col)
+        mapped, _ = _map_unique_slow(rest, fn)
+        values = pc.if_else(canonical, col, mapped)
+        return values, pc.or_(pc.is_null(col), pc.is_valid(values))
+    return _map_unique_slow(col, fn)
+
+
+def _map_unique_slow(col: pa.Array, fn: object) -> tuple[pa.Array, pa.Array]:
     encoded = pc.dictionary_encode(col)
     mapped = [fn(v) for v in encoded.dictionary.to_pylist()]  # type: ignore[operator]
     values = pc.take(pa.array(mapped, pa.string()), encoded.indices)

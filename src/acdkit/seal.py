@@ -35,6 +35,7 @@ from acdkit.encoding import (
     tlv,
 )
 from acdkit.errors import MalformedError, TamperedError, UsageError
+from acdkit.ingest import staged_batches
 from acdkit.keys import Signer
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
@@ -256,6 +257,18 @@ class SealReport:
         return sum(int(s["records"]) for s in self.segments)
 
 
+def _sealed_writer(path: Path, sealed_schema: pa.Schema) -> pq.ParquetWriter:
+    """zstd for text and numbers; no compression and no dictionary for the random hashes."""
+    compression = {name: "zstd" for name in sealed_schema.names}
+    compression["integrity_hash"] = "none"
+    dictionary = [
+        name
+        for name in sealed_schema.names
+        if name not in ("integrity_hash", "session_id", "log_index", "src_line")
+    ]
+    return pq.ParquetWriter(path, sealed_schema, compression=compression, use_dictionary=dictionary)
+
+
 def _parquet_info(path: Path, count: int, schema_digest: str) -> dict[str, Any]:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -339,10 +352,7 @@ def _seal_segment(
         position = 0
         for table in schema.TABLES:
             for d in group:
-                path = d / f"{table}.parquet"
-                if not path.is_file():
-                    continue
-                for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS):
+                for batch in staged_batches(d, table):
                     yield Job(table, batch, segment_key, position, start + position)
                     position += batch.num_rows
 
@@ -351,9 +361,7 @@ def _seal_segment(
             table, batch, n = job.table, job.batch, job.batch.num_rows
             sealed_schema = schema.load(table).sealed_arrow()
             if table not in writers:
-                writers[table] = pq.ParquetWriter(
-                    tmp / f"{table}.parquet", sealed_schema, compression="zstd"
-                )
+                writers[table] = _sealed_writer(tmp / f"{table}.parquet", sealed_schema)
             state.compact.append_range(result.subtrees)
             hashes = result.leaves
             cols = [

@@ -55,10 +55,24 @@ class Parsed:
 
 
 class Parser(ABC):
-    """Stateful per file (a Zeek TSV header, for example, spans chunks)."""
+    """Stateful per file (a Zeek TSV header, for example, spans chunks).
+
+    For parallel ingest the state can travel: the reading process calls `snapshot` before
+    each chunk and `advance` over it; a worker calls `restore` with that snapshot, then
+    `parse`.  Formats without state keep the defaults.
+    """
 
     @abstractmethod
     def parse(self, chunk: LineChunk) -> Parsed: ...
+
+    def snapshot(self) -> object:
+        return None
+
+    def restore(self, state: object) -> None:
+        return None
+
+    def advance(self, chunk: LineChunk) -> None:
+        return None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from acdkit.sources import Context, Parsed
 from acdkit.sources._lines import LineChunk
+from acdkit.sources._sql import sql_quote
 
 __all__ = ["first_objects", "split_chunk"]
 
@@ -34,32 +35,34 @@ def first_objects(head: bytes, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
-def split_chunk(chunk: LineChunk, ctx: Context, parsed: Parsed) -> None:
-    """Record blank and invalid lines; leave the JSON objects in DuckDB view ``objects``.
+def split_chunk(chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str) -> None:
+    """Parse each line once into temp table ``parsed_json(line, j)``; record the others.
 
-    The raw text stays inside DuckDB (no copy back to Arrow). CASE branches run only on the
-    rows that reach them, so the costly blank-line test touches invalid lines only.
+    ``TRY(from_json(...))`` gives NULL for a line that is not JSON, so the costly checks
+    (blank line? JSON but not an object?) run only on the few lines that need them.  The
+    raw text stays inside DuckDB; nothing is copied back to Arrow.
     """
     ctx.con.register("chunk_raw", pa.table({"line": chunk.line_numbers(), "raw": chunk.lines}))
     # a UTF-8 BOM may start the first line; JSON parsers reject it, we forgive it
-    ctx.con.execute(r"""
-        CREATE OR REPLACE TEMP TABLE checked AS
-        SELECT line, raw,
-          CASE WHEN raw IS NULL THEN 'rejected by reader'
-               WHEN json_valid(raw) THEN
-                 CASE WHEN json_type(raw) <> 'OBJECT' THEN 'JSON value is not an object' END
-               WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
-               ELSE 'invalid JSON'
+    ctx.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE parsed_json AS
+        SELECT line, j, CASE
+            WHEN raw IS NULL THEN 'rejected by reader'
+            WHEN j IS NULL THEN CASE
+              WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
+              ELSE 'invalid JSON' END
+            WHEN NOT starts_with(ltrim(raw, chr(9) || chr(10) || chr(13) || ' '), '{{')
+              THEN 'JSON value is not an object'
           END AS problem
-        FROM (SELECT line, CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END AS raw
-              FROM chunk_raw);
-        CREATE OR REPLACE TEMP VIEW objects AS SELECT line, raw FROM checked WHERE problem IS NULL;
+        FROM (SELECT line, raw, TRY(from_json(raw, {sql_quote(structure)})) AS j
+              FROM (SELECT line, CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END
+                    AS raw FROM chunk_raw))
     """)
     ctx.con.unregister("chunk_raw")
     for line, reason in chunk.rejects:
         parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
     rel = ctx.con.sql(
-        "SELECT line, problem FROM checked WHERE problem IS NOT NULL "
+        "SELECT line, problem FROM parsed_json WHERE problem IS NOT NULL "
         "AND problem <> 'rejected by reader'"
     ).to_arrow_table()
     blank = pa.compute.equal(rel["problem"], "blank line")

@@ -80,11 +80,11 @@ class SuricataEveParser(Parser):
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
         con = self.ctx.con
-        split_chunk(chunk, self.ctx, parsed)
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE e AS
-            SELECT line, j.* FROM (SELECT line, from_json(raw, '{_STRUCTURE}') AS j FROM objects)
-        """)
+        split_chunk(chunk, self.ctx, parsed, _STRUCTURE)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE e AS "
+            "SELECT line, j.* FROM parsed_json WHERE problem IS NULL"
+        )
         wanted = ", ".join(f"'{t}'" for t in INGESTED)
         known = ", ".join(f"'{t}'" for t in OTHER_TYPES)
         skipped = con.sql(f"""

@@ -143,13 +143,13 @@ class ZeekJsonParser(Parser):
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
         con = self.ctx.con
-        split_chunk(chunk, self.ctx, parsed)
+        split_chunk(chunk, self.ctx, parsed, self.structure)
         addr = ", ".join(f'coalesce(j."id.{k}", j.id_{k}) AS {k}' for k in _ADDR_KEYS)
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE z AS
+            CREATE OR REPLACE TEMP VIEW z AS
             SELECT line, j.*, {addr}, {_INFER_LOG} AS log,
                    coalesce(j._system_name, j."@system") AS sensor
-            FROM (SELECT line, from_json(raw, '{self.structure}') AS j FROM objects)
+            FROM parsed_json WHERE problem IS NULL
         """)
         project(self.ctx, parsed)
         return parsed

@@ -7,6 +7,7 @@ are undone per field after splitting, never before.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -55,6 +56,12 @@ def _decode_separator(value: str) -> str:
     return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
 
 
+def _meta_lines(lines: pa.Array) -> list[int]:
+    """Positions of header lines ('#...', after optional blanks, TAB or BOM)."""
+    is_meta = pc.fill_null(pc.match_substring_regex(lines, "^[ \t\ufeff]*#"), False)
+    return list(np.flatnonzero(is_meta.to_numpy(zero_copy_only=False)).tolist())
+
+
 def _sniff(head: bytes) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t").startswith(b"#separator")
 
@@ -92,13 +99,23 @@ class ZeekTsvParser(Parser):
         self.ctx = ctx
         self.header = Header()
 
+    def snapshot(self) -> object:
+        return copy.deepcopy(self.header)
+
+    def restore(self, state: object) -> None:
+        if isinstance(state, Header):
+            self.header = copy.deepcopy(state)
+
+    def advance(self, chunk: LineChunk) -> None:
+        for index in _meta_lines(chunk.lines):
+            self.header.apply(chunk.lines[index].as_py())
+
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
         for line, reason in chunk.rejects:
             parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
         lines = chunk.lines
-        is_meta = pc.fill_null(pc.match_substring_regex(lines, "^[ \t\ufeff]*#"), False)
-        meta_idx = np.flatnonzero(is_meta.to_numpy(zero_copy_only=False)).tolist()
+        meta_idx = _meta_lines(lines)
         numbers = chunk.line_numbers()
         if meta_idx:
             parsed.add_lines(
