@@ -63,6 +63,7 @@ class FileResult:
     ts_max_ns: int | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    early: dict[str, int] = field(default_factory=dict)  # records timed before 1990
     exit_code: int = 0
 
     @property
@@ -70,7 +71,7 @@ class FileResult:
         return sum(self.records.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: v for k, v in self.__dict__.items() if k != "early"}
 
 
 @dataclass
@@ -85,13 +86,11 @@ class IngestReport:
 
 def staged_batches(staged_dir: Path, table: str) -> Iterator[pa.RecordBatch]:
     """The staged rows of one table of one ingested file, batch by batch."""
-    path = staged_dir / f"{table}.arrow"
-    if not path.is_file():
-        return
-    with pa.memory_map(str(path)) as source:
-        reader = pa.ipc.open_file(source)
-        for i in range(reader.num_record_batches):
-            yield reader.get_batch(i)
+    for path in sorted(staged_dir.glob(f"{table}.*.arrow")):
+        with pa.memory_map(str(path)) as source:
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
 
 
 def read_staged(staged_dir: Path, table: str) -> pa.Table:
@@ -122,11 +121,34 @@ def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 @dataclass
 class _Staged:
-    """One chunk, parsed and minimized: staged rows per table, reject and skip lines."""
+    """One chunk, parsed and minimized: staged rows per table, reject and skip lines.
+
+    A pool worker writes its rows itself and sends back only ``written``: per table the
+    record count, the time range and how many times lie before 1990.
+    """
 
     tables: dict[str, pa.Table]
     rejects: list[pa.Table]
     skips: list[pa.Table]
+    written: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+
+
+def _summarize(rows: pa.Table) -> tuple[int, int, int, int]:
+    ts = rows.column("ts_utc").cast(pa.int64())
+    lo, hi = pc.min_max(ts).values()
+    early = pc.sum(pc.less(ts, TS_1990_NS)).as_py() or 0
+    return rows.num_rows, lo.as_py(), hi.as_py(), early
+
+
+def _part_path(directory: Path, table: str, part: int) -> Path:
+    return directory / f"{table}.{part:08d}.arrow"
+
+
+def _write_part(path: Path, rows: pa.Table) -> None:
+    # staged rows live only until the next seal, which reads them once: Arrow IPC,
+    # uncompressed, costs nearly nothing to write and is memory-mapped to read
+    with pa.ipc.new_file(path, rows.schema) as writer:
+        writer.write_table(rows)
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,8 @@ class _Task:
     digest: str
     state: object
     chunk: LineChunk
+    out_dir: str  # the temporary staging directory of this file
+    part: int  # this chunk's number, which orders the part files
 
 
 def _finalize(parsed: sources.Parsed, digest: str) -> _Staged:
@@ -160,7 +184,13 @@ def _parse_in_worker(task: _Task) -> _Staged:
         _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
     parser = _WORKER_PARSERS[key]
     parser.restore(task.state)
-    return _finalize(parser.parse(task.chunk), task.digest)
+    staged = _finalize(parser.parse(task.chunk), task.digest)
+    for table, rows in staged.tables.items():
+        if rows.num_rows:
+            _write_part(_part_path(Path(task.out_dir), table, task.part), rows)
+            staged.written[table] = _summarize(rows)
+    staged.tables = {}
+    return staged
 
 
 # files above this size are parsed by a process pool, chunk by chunk, in order
@@ -187,6 +217,7 @@ def _staged_chunks(
     digest: str,
     pool: ProcessPoolExecutor | None,
     workers: int,
+    out_dir: Path,
 ) -> Iterator[tuple[LineChunk, _Staged]]:
     """Parse chunks in order: in this process, or in the pool with bounded look-ahead."""
     if pool is None:
@@ -201,10 +232,10 @@ def _staged_chunks(
     reader = fmt.make_parser(sources.Context(None, sensor))  # type: ignore[arg-type]
     pending: deque[tuple[LineChunk, Future[_Staged]]] = deque()
     try:
-        for chunk in chunks:
+        for part, chunk in enumerate(chunks, start=1):
             state = reader.snapshot()
             reader.advance(chunk)
-            task = _Task(fmt.name, sensor, digest, state, chunk)
+            task = _Task(fmt.name, sensor, digest, state, chunk, str(out_dir), part)
             pending.append((chunk, pool.submit(_parse_in_worker, task)))
             if len(pending) > workers:
                 head, future = pending.popleft()
@@ -229,9 +260,8 @@ class _Staging:
         if rows.num_rows == 0:
             return
         if table not in self.writers:
-            # staged rows live only until the next seal, which reads them once: Arrow IPC,
-            # uncompressed, costs nearly nothing to write and is memory-mapped to read
-            self.writers[table] = pa.ipc.new_file(self.dir / f"{table}.arrow", rows.schema)
+            path = _part_path(self.dir, table, 0)
+            self.writers[table] = pa.ipc.new_file(path, rows.schema)
         self.writers[table].write_table(rows)
 
     def write_lines(self, kind: str, rows: pa.Table) -> None:
@@ -250,6 +280,9 @@ class _Staging:
 
     def commit(self, store: Store, entry: dict[str, Any]) -> None:
         self.close()
+        for path in self.dir.iterdir():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
         write_json(self.dir / "ledger.json", entry)
         fsync_dir(self.dir)
         final = store.staging / f"{time.time_ns():020d}-{entry['sha256']}"
@@ -292,7 +325,9 @@ def _ingest_file(
             raw = getattr(fh, "fileobj", None) or fh
             try:
                 chunks = read_chunks(fh)
-                for chunk, staged in _staged_chunks(chunks, fmt, sensor, digest, pool, workers):
+                for chunk, staged in _staged_chunks(
+                    chunks, fmt, sensor, digest, pool, workers, staging.dir
+                ):
                     result.lines = chunk.first_line + len(chunk.lines) - 1
                     _stage_chunk(staged, staging, records, skips, rejects, result)
                     if progress:
@@ -302,6 +337,12 @@ def _ingest_file(
                     f"{exc.detail}; {exc.lines_read} complete lines were read and kept"
                 )
         result.records = {t: records.get(t, 0) for t in schema.TABLES}
+        for table, early in result.early.items():
+            if early:
+                result.warnings.append(
+                    f"{early} {table} records have times before 1990 "
+                    "(relative clock or unset sensor clock?)"
+                )
         result.skipped, result.rejected = sum(skips.values()), sum(rejects.values())
         result.skip_reasons, result.reject_reasons = dict(skips), dict(rejects)
         accounted = result.record_count + result.skipped + result.rejected
@@ -328,20 +369,16 @@ def _stage_chunk(
     for rows in parsed.rejects:
         _count(rejects, rows)
         staging.write_lines("reject", rows)
+    written = dict(parsed.written)
     for table, staged in parsed.tables.items():
-        staging.write(table, staged)
-        records[table] += staged.num_rows
         if staged.num_rows:
-            ts = staged.column("ts_utc").cast(pa.int64())
-            lo, hi = pc.min_max(ts).values()
-            result.ts_min_ns = min(x for x in (result.ts_min_ns, lo.as_py()) if x is not None)
-            result.ts_max_ns = max(x for x in (result.ts_max_ns, hi.as_py()) if x is not None)
-            early = pc.sum(pc.less(ts, TS_1990_NS)).as_py() or 0
-            if early:
-                result.warnings.append(
-                    f"{early} {table} records have times before 1990 "
-                    "(relative clock or unset sensor clock?)"
-                )
+            staging.write(table, staged)
+            written[table] = _summarize(staged)
+    for table, (count, lo, hi, early) in written.items():
+        records[table] += count
+        result.ts_min_ns = lo if result.ts_min_ns is None else min(result.ts_min_ns, lo)
+        result.ts_max_ns = hi if result.ts_max_ns is None else max(result.ts_max_ns, hi)
+        result.early[table] = result.early.get(table, 0) + early
 
 
 def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acdkit import schema
-from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
 from acdkit.errors import (
     AcdkitError,
     ExitCode,
@@ -30,6 +29,7 @@ from acdkit.errors import (
     UsageError,
 )
 from acdkit.keys import Verifier
+from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
 from acdkit.seal import SealInfo
@@ -259,46 +259,51 @@ def _rebuild_table(
     seg: _Segment, table: str, ts: schema.TableSchema, key: bytes, index: int, compact: CompactRange
 ) -> int:
     declared = seg.info.tables[table]["count"]
-    first, row = index, 0
-    for batch in _iter_table(seg.path / f"{table}.parquet"):
-        n = batch.num_rows
-        loc = {"segment": seg.path.name, "table": table}
-        expected = pa.array(range(index, index + n), pa.uint64())
-        got = batch.column("log_index").cast(pa.uint64())
-        if not got.equals(expected):
-            bad = pc.index(pc.not_equal(got, expected), True).as_py()
-            raise _Located(
-                f"{table} row {row + bad}: log_index {got[bad].as_py()} where "
-                f"{index + bad} was expected (rows deleted, inserted or reordered)",
-                {**loc, "row": row + bad, "index": index + bad},
-            )
-        if index + n - first > declared:
-            raise _Located(
-                f"{table}: more rows than the SEAL declares ({declared})",
-                {**loc, "index": first + declared},
-            )
-        leaves = leaf_hashes(
-            canonical_bodies(batch, ts), record_salts(key, index - seg.info.first_index, n)
-        )
-        stored = batch.column("integrity_hash").cast(pa.binary(32))
+    first = index
+    loc = {"segment": seg.path.name, "table": table}
+
+    def jobs() -> Iterator[Job]:
+        at = first
+        for batch in _iter_table(seg.path / f"{table}.parquet"):
+            n = batch.num_rows
+            expected = pa.array(range(at, at + n), pa.uint64())
+            got = batch.column("log_index").cast(pa.uint64())
+            if not got.equals(expected):
+                bad = pc.index(pc.not_equal(got, expected), True).as_py()
+                raise _Located(
+                    f"{table} row {at - first + bad}: log_index {got[bad].as_py()} where "
+                    f"{at + bad} was expected (rows deleted, inserted or reordered)",
+                    {**loc, "row": at - first + bad, "index": at + bad},
+                )
+            if at + n - first > declared:
+                raise _Located(
+                    f"{table}: more rows than the SEAL declares ({declared})",
+                    {**loc, "index": first + declared},
+                )
+            yield Job(table, batch, key, at - seg.info.first_index, at)
+            at += n
+
+    for job, result in hashed(jobs(), declared):
+        n, at = job.batch.num_rows, job.begin
+        stored = job.batch.column("integrity_hash").cast(pa.binary(32))
         recomputed = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(32), n, [None, pa.py_buffer(leaves)]
+            pa.binary(32), n, [None, pa.py_buffer(result.leaves)]
         )
         if not stored.equals(recomputed):
             bad = pc.index(pc.not_equal(stored, recomputed), True).as_py()
             raise _Located(
-                f"{table} record at index {index + bad} (row {row + bad}) does not "
+                f"{table} record at index {at + bad} (row {at - first + bad}) does not "
                 "match its sealed leaf hash: a field was changed",
                 {
                     **loc,
-                    "row": row + bad,
-                    "index": index + bad,
+                    "row": at - first + bad,
+                    "index": at + bad,
                     "expected": stored[bad].as_py().hex(),
-                    "actual": leaves[32 * bad : 32 * bad + 32].hex(),
+                    "actual": result.leaves[32 * bad : 32 * bad + 32].hex(),
                 },
             )
-        compact.extend(leaves[i : i + 32] for i in range(0, len(leaves), 32))
-        index, row = index + n, row + n
+        compact.append_range(result.subtrees)
+        index = at + n
     return index
 
 

@@ -122,12 +122,14 @@ def _salvage_utf8(binary: pa.Array, first_line: int) -> LineChunk:
     return LineChunk(first_line, pa.array(values, pa.large_string()), rejects)
 
 
-def read_chunks(fh: BinaryIO, block: int = BLOCK, max_line: int = MAX_LINE) -> Iterator[LineChunk]:
+def read_chunks(
+    fh: BinaryIO, block: int | None = None, max_line: int = MAX_LINE
+) -> Iterator[LineChunk]:
     """Yield the file's lines in chunks of about ``block`` bytes."""
     line_no = 1
     carry = b""
     skipping_long = False
-    blocks = _blocks(fh, block)
+    blocks = _blocks(fh, block or BLOCK)  # read at call time, so tests can shrink it
     while True:
         try:
             data = next(blocks, b"")
