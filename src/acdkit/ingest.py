@@ -84,18 +84,20 @@ class IngestReport:
         return sum(f.record_count for f in self.files)
 
 
-def staged_batches(staged_dir: Path, table: str) -> Iterator[pa.RecordBatch]:
-    """The staged rows of one table of one ingested file, batch by batch."""
+def staged_batches(
+    staged_dir: Path, table: str
+) -> Iterator[tuple[pa.RecordBatch, tuple[str, int]]]:
+    """The staged rows of one table of one ingested file: (batch, (file, batch number))."""
     for path in sorted(staged_dir.glob(f"{table}.*.arrow")):
         with pa.memory_map(str(path)) as source:
             reader = pa.ipc.open_file(source)
             for i in range(reader.num_record_batches):
-                yield reader.get_batch(i)
+                yield reader.get_batch(i), (str(path), i)
 
 
 def read_staged(staged_dir: Path, table: str) -> pa.Table:
     """All staged rows of one table of one ingested file (empty if it has none)."""
-    batches = list(staged_batches(staged_dir, table))
+    batches = [batch for batch, _ in staged_batches(staged_dir, table)]
     if not batches:
         return schema.load(table).staged_arrow().empty_table()
     return pa.Table.from_batches(batches)

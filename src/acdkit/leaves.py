@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -33,6 +33,17 @@ class Job:
     segment_key: bytes
     position: int  # position of the batch's first row within its segment
     begin: int  # global log index of the batch's first row
+    # where a worker can memory-map the same batch itself (Arrow IPC file, batch number),
+    # so that it need not be pickled across
+    source: tuple[str, int] | None = None
+
+
+def _load(job: Job) -> pa.RecordBatch:
+    if job.source is None:
+        return job.batch
+    path, number = job.source
+    with pa.memory_map(path) as mapped:
+        return pa.ipc.open_file(mapped).get_batch(number)
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,9 @@ class Hashed:
 
 def hash_job(job: Job) -> Hashed:
     """Leaf hashes of one batch of records and the roots of its aligned subtrees."""
-    bodies = canonical_bodies(job.batch, schema.load(job.table))
-    leaves = leaf_hashes(bodies, record_salts(job.segment_key, job.position, job.batch.num_rows))
+    batch = _load(job)
+    bodies = canonical_bodies(batch, schema.load(job.table))
+    leaves = leaf_hashes(bodies, record_salts(job.segment_key, job.position, batch.num_rows))
     return Hashed(leaves, range_subtrees(job.begin, leaves))
 
 
@@ -65,7 +77,8 @@ def hashed(jobs: Iterable[Job], expected_records: int) -> Iterator[tuple[Job, Ha
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         pending: deque[tuple[Job, Future[Hashed]]] = deque()
         for job in jobs:
-            pending.append((job, pool.submit(hash_job, job)))
+            sent = replace(job, batch=None) if job.source is not None else job
+            pending.append((job, pool.submit(hash_job, sent)))
             if len(pending) >= 2 * workers:
                 done, future = pending.popleft()
                 yield done, future.result()

@@ -111,7 +111,8 @@ def finalize(rows: pa.Table, schema: TableSchema, ledger_id: str) -> tuple[pa.Ta
         [rows.column("src_line").filter(pc.invert(good)), reasons.filter(pc.invert(good))],
         schema=LINE_REASON,
     )
-    kept = rows.filter(good)
+    # the common case, no reject in the chunk, needs no copy of the rows
+    kept = rows if reasons.null_count == len(reasons) else rows.filter(good)
     n = kept.num_rows
     columns = []
     for f in schema.fields:

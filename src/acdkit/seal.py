@@ -352,8 +352,8 @@ def _seal_segment(
         position = 0
         for table in schema.TABLES:
             for d in group:
-                for batch in staged_batches(d, table):
-                    yield Job(table, batch, segment_key, position, start + position)
+                for batch, source in staged_batches(d, table):
+                    yield Job(table, batch, segment_key, position, start + position, source)
                     position += batch.num_rows
 
     try:
