@@ -3,7 +3,6 @@ line number, and re-running, compressing or forcing the format behaves as docume
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import json
@@ -457,7 +456,7 @@ def test_chunk_boundaries_do_not_matter(
     for path, block in files:
         whole = ingest_one(store, path)
         with monkeypatch.context() as m:
-            m.setattr(ingest, "read_chunks", functools.partial(_lines.read_chunks, block=block))
+            m.setattr(_lines, "BLOCK", block)
             cut = ingest_one(small, path)
         assert whole.record_count > 0
         assert (cut.lines, cut.records, cut.skipped, cut.rejected) == (
@@ -477,9 +476,8 @@ def test_over_long_line_is_rejected(
     good = real("zeek-json/zat/conn.log").read_bytes().splitlines(keepends=True)
     path = tmp_path / "conn.log"
     path.write_bytes(good[0] + _set(good[1], pad="x" * 5000) + good[1] + good[2])
-    monkeypatch.setattr(
-        ingest, "read_chunks", functools.partial(_lines.read_chunks, block=700, max_line=1000)
-    )
+    monkeypatch.setattr(_lines, "BLOCK", 700)
+    monkeypatch.setattr(_lines, "MAX_LINE", 1000)
 
     result = ingest_one(store, path)
     assert (result.lines, result.records["net"]) == (4, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,12 +33,28 @@ def _staged_rows(store: Store) -> dict[str, list[dict[str, object]]]:
 
 
 @pytest.mark.parametrize(
-    "name", ["zeek-tsv/zat/conn.log", "zeek-tsv/zat/dns.log", "zeek-json/zat/http.log"]
+    "name",
+    [
+        "zeek-tsv/zat/conn.log",
+        "zeek-tsv/zat/dns.log",
+        "zeek-json/zat/http.log",
+        "zeek-tsv/zat/http.log.gz",
+        "zeek-json/zat/conn.log+long-line",
+    ],
 )
 def test_pool_ingest_equals_sequential(
     tmp_path: Path, data: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = data / name
+    source = data / name.split("+")[0].removesuffix(".gz")
+    if name.endswith(".gz"):  # a worker gets the decompressed bytes, not a file range
+        packed = tmp_path / "http.log.gz"
+        packed.write_bytes(gzip.compress(source.read_bytes()))
+        source = packed
+    if name.endswith("+long-line"):  # a line over the limit is rejected by the reader
+        lines = source.read_bytes().splitlines(keepends=True)
+        source = tmp_path / "conn.log"
+        source.write_bytes(b"".join(lines[:5]) + b"x" * 9000 + b"\n" + b"".join(lines[5:]))
+        monkeypatch.setattr(_lines, "MAX_LINE", 5000)
     seq_store, _, seq = _ingest(tmp_path / "seq", [source])
     # tiny blocks so that the file spans many chunks, and the TSV header one chunk only
     monkeypatch.setattr(_lines, "BLOCK", 4096)
@@ -54,6 +71,10 @@ def test_pool_ingest_equals_sequential(
     assert _staged_rows(seq_store) == _staged_rows(par_store)
     parts = sorted(p.name for p in par_store.staged_dirs()[0].glob("*.arrow"))
     assert len(parts) > 3  # really written in several parts by the workers
+    if name.endswith("+long-line"):
+        assert a.rejected == b.rejected == 1 and b.reject_reasons == {
+            "line longer than 5000 bytes": 1
+        }
 
 
 def test_pool_seal_and_verify_equal_sequential(

@@ -9,6 +9,7 @@ a run killed half way leaves only a temporary directory that the next run remove
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import logging
 import multiprocessing
@@ -18,7 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,11 @@ from acdkit import __version__, minimize, schema, sources
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
     LineChunk,
+    RawChunk,
     TruncatedInput,
     head_bytes,
     open_source,
-    read_chunks,
+    read_raw,
 )
 from acdkit.store import Store, fsync_dir, write_json
 
@@ -159,9 +161,27 @@ class _Task:
     sensor: str | None
     digest: str
     state: object
-    chunk: LineChunk
+    chunk: LineChunk | None
     out_dir: str  # the temporary staging directory of this file
     part: int  # this chunk's number, which orders the part files
+    raw: RawChunk | None = None
+    span: tuple[str, int, int, int] | None = None  # (file, offset, length, first line)
+
+    def lines(self) -> LineChunk:
+        if self.chunk is not None:
+            return self.chunk
+        if self.raw is not None:
+            return self.raw.chunk()
+        assert self.span is not None
+        path, offset, length, first_line = self.span
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise InputIOError(f"{path} changed while it was being ingested")
+        return RawChunk(first_line, data, offset).chunk()
 
 
 def _finalize(parsed: sources.Parsed, digest: str) -> _Staged:
@@ -186,7 +206,7 @@ def _parse_in_worker(task: _Task) -> _Staged:
         _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
     parser = _WORKER_PARSERS[key]
     parser.restore(task.state)
-    staged = _finalize(parser.parse(task.chunk), task.digest)
+    staged = _finalize(parser.parse(task.lines()), task.digest)
     for table, rows in staged.tables.items():
         if rows.num_rows:
             _write_part(_part_path(Path(task.out_dir), table, task.part), rows)
@@ -212,39 +232,57 @@ def _make_pool(paths: Sequence[Path]) -> ProcessPoolExecutor | None:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
+def _last_line(item: RawChunk | LineChunk) -> int:
+    count = item.line_count if isinstance(item, RawChunk) else len(item.lines)
+    return item.first_line + count - 1
+
+
 def _staged_chunks(
-    chunks: Iterator[LineChunk],
+    items: Iterator[RawChunk | LineChunk],
     fmt: sources.SourceFormat,
     sensor: str | None,
     digest: str,
     pool: ProcessPoolExecutor | None,
-    workers: int,
+    plain_path: Path | None,
     out_dir: Path,
-) -> Iterator[tuple[LineChunk, _Staged]]:
-    """Parse chunks in order: in this process, or in the pool with bounded look-ahead."""
+) -> Iterator[tuple[int, _Staged]]:
+    """Parse chunks in order, in this process or in the pool; yield (last line, result).
+
+    With a pool and an uncompressed file, a worker reads its own byte range of the file, so
+    the text is not copied between processes; gzip input is sent along as bytes.
+    """
     if pool is None:
         ctx = sources.Context(_connect(), sensor)
         try:
             parser = fmt.make_parser(ctx)
-            for chunk in chunks:
-                yield chunk, _finalize(parser.parse(chunk), digest)
+            for item in items:
+                chunk = item.chunk() if isinstance(item, RawChunk) else item
+                yield _last_line(item), _finalize(parser.parse(chunk), digest)
         finally:
             ctx.con.close()
         return
     reader = fmt.make_parser(sources.Context(None, sensor))  # type: ignore[arg-type]
-    pending: deque[tuple[LineChunk, Future[_Staged]]] = deque()
+    pending: deque[tuple[int, Future[_Staged]]] = deque()
     try:
-        for part, chunk in enumerate(chunks, start=1):
+        for part, item in enumerate(items, start=1):
             state = reader.snapshot()
-            reader.advance(chunk)
-            task = _Task(fmt.name, sensor, digest, state, chunk, str(out_dir), part)
-            pending.append((chunk, pool.submit(_parse_in_worker, task)))
-            if len(pending) > workers:
-                head, future = pending.popleft()
-                yield head, future.result()
+            task = _Task(fmt.name, sensor, digest, state, None, str(out_dir), part)
+            if isinstance(item, RawChunk):
+                reader.advance(item.data)
+                if plain_path is not None:
+                    span = (str(plain_path), item.offset, len(item.data), item.first_line)
+                    task = replace(task, span=span)
+                else:
+                    task = replace(task, raw=item)
+            else:
+                task = replace(task, chunk=item)
+            pending.append((_last_line(item), pool.submit(_parse_in_worker, task)))
+            if len(pending) > _pool_size():
+                last, future = pending.popleft()
+                yield last, future.result()
         while pending:
-            head, future = pending.popleft()
-            yield head, future.result()
+            last, future = pending.popleft()
+            yield last, future.result()
     finally:
         for _, future in pending:
             future.cancel()
@@ -317,7 +355,6 @@ def _ingest_file(
         return result
     fmt = sources.get(fmt_name) if fmt_name else sources.detect(head_bytes(path))
     result.format = fmt.name
-    workers = _pool_size() if pool is not None else 1
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -325,12 +362,13 @@ def _ingest_file(
     try:
         with open_source(path) as fh:
             raw = getattr(fh, "fileobj", None) or fh
+            plain = None if isinstance(fh, gzip.GzipFile) else path
             try:
-                chunks = read_chunks(fh)
-                for chunk, staged in _staged_chunks(
-                    chunks, fmt, sensor, digest, pool, workers, staging.dir
+                items = read_raw(fh)
+                for last_line, staged in _staged_chunks(
+                    items, fmt, sensor, digest, pool, plain, staging.dir
                 ):
-                    result.lines = chunk.first_line + len(chunk.lines) - 1
+                    result.lines = last_line
                     _stage_chunk(staged, staging, records, skips, rejects, result)
                     if progress:
                         progress(path.name, raw.tell(), size)

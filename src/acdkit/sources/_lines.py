@@ -17,7 +17,15 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["GZIP_MAGIC", "LineChunk", "head_bytes", "open_source", "read_chunks"]
+__all__ = [
+    "GZIP_MAGIC",
+    "LineChunk",
+    "RawChunk",
+    "head_bytes",
+    "open_source",
+    "read_chunks",
+    "read_raw",
+]
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 16 << 20
@@ -122,12 +130,35 @@ def _salvage_utf8(binary: pa.Array, first_line: int) -> LineChunk:
     return LineChunk(first_line, pa.array(values, pa.large_string()), rejects)
 
 
-def read_chunks(
-    fh: BinaryIO, block: int | None = None, max_line: int = MAX_LINE
-) -> Iterator[LineChunk]:
-    """Yield the file's lines in chunks of about ``block`` bytes."""
+@dataclass
+class RawChunk:
+    """Complete lines as bytes, not split yet: what the reading process hands to a worker."""
+
+    first_line: int
+    data: bytes
+    offset: int  # position of ``data`` in the (decompressed) stream
+
+    @property
+    def line_count(self) -> int:
+        return self.data.count(b"\n") + (0 if self.data.endswith(b"\n") else 1)
+
+    def chunk(self) -> LineChunk:
+        return _to_chunk(self.data, self.first_line)
+
+
+def read_raw(
+    fh: BinaryIO, block: int | None = None, max_line: int | None = None
+) -> Iterator[RawChunk | LineChunk]:
+    """The file as raw chunks of complete lines (about ``block`` bytes each).
+
+    A line longer than ``max_line`` comes back as a reject-only LineChunk and is skipped
+    without being held in memory; a truncated compressed stream raises TruncatedInput after
+    what came before it.
+    """
+    max_line = max_line or MAX_LINE  # read at call time, so tests can shrink it
     line_no = 1
     carry = b""
+    consumed = 0  # stream bytes before ``carry``
     skipping_long = False
     blocks = _blocks(fh, block or BLOCK)  # read at call time, so tests can shrink it
     while True:
@@ -150,7 +181,9 @@ def read_chunks(
         if skipping_long:
             cut = data.find(b"\n")
             if cut < 0:
+                consumed += len(data)
                 continue
+            consumed += cut + 1
             data = data[cut + 1 :]
             skipping_long = False
             line_no += 1
@@ -163,13 +196,21 @@ def read_chunks(
                     pa.nulls(1, pa.large_string()),
                     [(line_no, f"line longer than {max_line} bytes")],
                 )
+                consumed += len(carry)
                 carry, skipping_long = b"", True
             continue
         complete, carry = carry[: cut + 1], carry[cut + 1 :]
-        chunk = _to_chunk(complete, line_no)
-        line_no += len(chunk.lines)
-        yield chunk
-    if skipping_long:
-        return
-    if carry:
-        yield _to_chunk(carry, line_no)
+        raw = RawChunk(line_no, complete, consumed)
+        consumed += len(complete)
+        line_no += raw.line_count
+        yield raw
+    if carry and not skipping_long:
+        yield RawChunk(line_no, carry, consumed)
+
+
+def read_chunks(
+    fh: BinaryIO, block: int | None = None, max_line: int | None = None
+) -> Iterator[LineChunk]:
+    """Yield the file's lines in chunks of about ``block`` bytes."""
+    for item in read_raw(fh, block, max_line):
+        yield item.chunk() if isinstance(item, RawChunk) else item

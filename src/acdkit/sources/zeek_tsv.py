@@ -56,6 +56,9 @@ def _decode_separator(value: str) -> str:
     return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
 
 
+_META_BYTES = re.compile(rb"(?m)^[ \t]*(?:\xef\xbb\xbf)?#[^\n]*")
+
+
 def _meta_lines(lines: pa.Array) -> list[int]:
     """Positions of header lines ('#...', after optional blanks, TAB or BOM)."""
     is_meta = pc.fill_null(pc.match_substring_regex(lines, "^[ \t\ufeff]*#"), False)
@@ -106,9 +109,9 @@ class ZeekTsvParser(Parser):
         if isinstance(state, Header):
             self.header = copy.deepcopy(state)
 
-    def advance(self, chunk: LineChunk) -> None:
-        for index in _meta_lines(chunk.lines):
-            self.header.apply(chunk.lines[index].as_py())
+    def advance(self, data: bytes) -> None:
+        for match in _META_BYTES.finditer(data):
+            self.header.apply(match.group(0).decode("utf-8", errors="replace"))
 
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
