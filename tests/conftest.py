@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,21 @@ def samples() -> Path:
 @pytest.fixture
 def data() -> Path:
     return DATA
+
+
+@pytest.fixture
+def real(request: pytest.FixtureRequest, data: Path) -> Callable[[str], Path]:
+    """A real sample by its path under samples/: the MIT copy in tests/data if there is one,
+    else the shared folder (the test skips where that is absent)."""
+
+    def get(rel: str) -> Path:
+        if (data / rel).is_file():
+            return data / rel
+        path: Path = request.getfixturevalue("samples") / rel
+        assert path.is_file(), f"sample {rel} is missing"
+        return path
+
+    return get
 
 
 @pytest.fixture(autouse=True)

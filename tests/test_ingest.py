@@ -49,20 +49,6 @@ REAL = [
 # -- helpers ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def real(request: pytest.FixtureRequest, data: Path) -> Callable[[str], Path]:
-    """A real sample: the MIT copy in tests/data if there is one, else the shared folder."""
-
-    def get(rel: str) -> Path:
-        if (data / rel).is_file():
-            return data / rel
-        path: Path = request.getfixturevalue("samples") / rel
-        assert path.is_file(), f"sample {rel} is missing"
-        return path
-
-    return get
-
-
 def count_lines(data: bytes) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 

@@ -37,18 +37,6 @@ def canary(field: str) -> str:
     return f"{MARK}-{field}-7f3a"
 
 
-@pytest.fixture
-def real(request: pytest.FixtureRequest, data: Path) -> Callable[[str], Path]:
-    def get(rel: str) -> Path:
-        if (data / rel).is_file():
-            return data / rel
-        path: Path = request.getfixturevalue("samples") / rel
-        assert path.is_file(), f"sample {rel} is missing"
-        return path
-
-    return get
-
-
 # -- planting ---------------------------------------------------------------------------------
 
 # Fields acdkit keeps (machine information), by JSON key path; every other field gets a canary.

@@ -33,21 +33,6 @@ JA3S = "ec74a5c51106f0419184d0dd08fb05bc"
 # -- helpers ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def real(request: pytest.FixtureRequest, data: Path) -> Callable[[str], Path]:
-    """A real sample by its path under samples/: the MIT copy in tests/data if there is one,
-    else the shared folder (the test skips where that is absent)."""
-
-    def get(rel: str) -> Path:
-        if (data / rel).is_file():
-            return data / rel
-        path: Path = request.getfixturevalue("samples") / rel
-        assert path.is_file(), f"sample {rel} is missing"
-        return path
-
-    return get
-
-
 def ingest_one(store: Store, path: Path, **kw: Any) -> tuple[ingest.FileResult, dict[str, list]]:
     """Ingest one file; return its result and staged rows per table (ts as int ns)."""
     result = ingest.ingest(store, [path], **kw).files[0]
