@@ -196,6 +196,28 @@ def test_zeek_tsv_unset_service_is_null(store: Store, real: Callable[[str], Path
     assert any(v[service] != "-" for v in lines.values())
 
 
+def test_zeek_tsv_logs_concatenated_in_one_file_keep_every_run(
+    store: Store, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # `cat conn.log dns.log conn.log`: three header blocks inside one read chunk
+    conn, dns = real("zeek-tsv/zat/conn.log"), real("zeek-tsv/zat/dns.log")
+    joined = tmp_path / "joined.log"
+    joined.write_bytes(conn.read_bytes() + dns.read_bytes() + conn.read_bytes())
+    n_conn, n_dns = len(tsv_rows(conn)[2]), len(tsv_rows(dns)[2])
+    conn_lines = len(conn.read_bytes().splitlines())
+    dns_lines = len(dns.read_bytes().splitlines())
+    result, rows = ingest_one(store, joined)
+
+    assert result.records["net"] == 2 * n_conn and result.records["dns"] == n_dns
+    assert result.lines == 2 * conn_lines + dns_lines
+    assert result.record_count + result.skipped + result.rejected == result.lines
+    # the second copy of conn.log keeps its own line numbers
+    second = {r["src_line"] for r in rows["net"] if r["src_line"] > conn_lines + dns_lines}
+    offset = conn_lines + dns_lines
+    assert second == {n + offset for n in tsv_rows(conn)[2]}
+    assert {r["src_line"] for r in rows["dns"]} == {n + conn_lines for n in tsv_rows(dns)[2]}
+
+
 def _dns_variant(path: Path, tmp: Path, changes: list[dict[str, str]]) -> Path:
     """The real file's header and first data line, once per change set."""
     text = path.read_text().splitlines()

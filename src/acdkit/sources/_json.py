@@ -9,9 +9,10 @@ import pyarrow as pa
 
 from acdkit.sources import Context, Parsed
 from acdkit.sources._lines import LineChunk
+from acdkit.sources._route import READER_REJECT
 from acdkit.sources._sql import sql_quote
 
-__all__ = ["first_objects", "split_chunk"]
+__all__ = ["first_objects", "json_base", "release"]
 
 
 def first_objects(head: bytes, limit: int = 20) -> list[dict[str, Any]]:
@@ -35,38 +36,32 @@ def first_objects(head: bytes, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
-def split_chunk(chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str) -> None:
-    """Parse each line once into temp table ``parsed_json(line, j)``; record the others.
+def json_base(chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str) -> str:
+    """Register the chunk's lines; return a relation ``(line, problem, j)`` over them.
 
     ``TRY(from_json(...))`` gives NULL for a line that is not JSON, so the costly checks
     (blank line? JSON but not an object?) run only on the few lines that need them.  The
-    raw text stays inside DuckDB; nothing is copied back to Arrow.
+    relation is a subquery, not a table: the caller's routed query parses each line once
+    and nothing is materialized.  The raw text stays inside DuckDB.
     """
     ctx.con.register("chunk_raw", pa.table({"line": chunk.line_numbers(), "raw": chunk.lines}))
+    for line, reason in chunk.rejects:
+        parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
     # a UTF-8 BOM may start the first line; JSON parsers reject it, we forgive it
-    ctx.con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE parsed_json AS
+    return f"""(
         SELECT line, j, CASE
-            WHEN raw IS NULL THEN 'rejected by reader'
+            WHEN raw IS NULL THEN '{READER_REJECT}'
             WHEN j IS NULL THEN CASE
               WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
               ELSE 'invalid JSON' END
+            WHEN starts_with(raw, '{{') THEN NULL
             WHEN NOT starts_with(ltrim(raw, chr(9) || chr(10) || chr(13) || ' '), '{{')
               THEN 'JSON value is not an object'
           END AS problem
         FROM (SELECT line, raw, TRY(from_json(raw, {sql_quote(structure)})) AS j
               FROM (SELECT line, CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END
-                    AS raw FROM chunk_raw))
-    """)
+                    AS raw FROM chunk_raw)))"""
+
+
+def release(ctx: Context) -> None:
     ctx.con.unregister("chunk_raw")
-    for line, reason in chunk.rejects:
-        parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
-    rel = ctx.con.sql(
-        "SELECT line, problem FROM parsed_json WHERE problem IS NOT NULL "
-        "AND problem <> 'rejected by reader'"
-    ).to_arrow_table()
-    blank = pa.compute.equal(rel["problem"], "blank line")
-    lines, problems = rel["line"].combine_chunks(), rel["problem"].combine_chunks()
-    parsed.add_lines(parsed.skips, lines.filter(blank), problems.filter(blank))
-    inverse = pa.compute.invert(blank)
-    parsed.add_lines(parsed.rejects, lines.filter(inverse), problems.filter(inverse))

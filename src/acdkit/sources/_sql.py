@@ -10,8 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DNS_INPUTS",
     "NET_INPUTS",
-    "dns_projection",
-    "net_projection",
+    "routed_query",
     "sql_quote",
     "ts_ns",
 ]
@@ -106,52 +105,114 @@ def _url_host(col: str) -> str:
     return f"regexp_replace({col}, '^.*@', '', 's')"
 
 
-def net_projection(rel: str, sensor_default: str | None) -> str:
-    sensor = "NULL" if sensor_default is None else "$sensor"
-    return f"""
-    SELECT line AS src_line,
-      CASE
-        WHEN ts_ns IS NULL THEN 'missing or invalid timestamp'
-        {_bad("src_port", "USMALLINT", "source port")}
-        {_bad("dst_port", "USMALLINT", "destination port")}
-        {_bad("http_status", "USMALLINT", "HTTP status")}
-        WHEN duration IS NOT NULL AND {_dur_ns("duration")} IS NULL THEN 'invalid duration'
-        {_bad("orig_bytes", "UBIGINT", "originator byte count")}
-        {_bad("resp_bytes", "UBIGINT", "responder byte count")}
-        {_bad("orig_pkts", "UBIGINT", "originator packet count")}
-        {_bad("resp_pkts", "UBIGINT", "responder packet count")}
-        WHEN ja3 IS NOT NULL AND NOT regexp_full_match(ja3, '[0-9a-fA-F]{{32}}')
+def _net_columns(sensor: str) -> list[str]:
+    """The net table's columns over inputs ``n_<name>`` (NET_INPUTS) and ``n_ts_ns``."""
+    return [
+        f"""CASE
+        WHEN n_ts_ns IS NULL THEN 'missing or invalid timestamp'
+        {_bad("n_src_port", "USMALLINT", "source port")}
+        {_bad("n_dst_port", "USMALLINT", "destination port")}
+        {_bad("n_http_status", "USMALLINT", "HTTP status")}
+        WHEN n_duration IS NOT NULL AND n_duration_ns IS NULL THEN 'invalid duration'
+        {_bad("n_orig_bytes", "UBIGINT", "originator byte count")}
+        {_bad("n_resp_bytes", "UBIGINT", "responder byte count")}
+        {_bad("n_orig_pkts", "UBIGINT", "originator packet count")}
+        {_bad("n_resp_pkts", "UBIGINT", "responder packet count")}
+        WHEN n_ja3 IS NOT NULL AND NOT regexp_full_match(n_ja3, '[0-9a-fA-F]{{32}}')
           THEN 'invalid JA3 hash'
-        WHEN ja3s IS NOT NULL AND NOT regexp_full_match(ja3s, '[0-9a-fA-F]{{32}}')
+        WHEN n_ja3s IS NOT NULL AND NOT regexp_full_match(n_ja3s, '[0-9a-fA-F]{{32}}')
           THEN 'invalid JA3S hash'
-      END AS reject_reason,
-      kind AS event_kind, session_id, src_ip, TRY_CAST(src_port AS USMALLINT) AS src_port,
-      dst_ip, TRY_CAST(dst_port AS USMALLINT) AS dst_port, lower(proto) AS proto, service,
-      lower(ja3) AS tls_ja3, lower(ja3s) AS tls_ja3s, sni, http_verb,
-      {_url_host("url_host")} AS url_host, {_url_path("url_uri")} AS url_path,
-      TRY_CAST(http_status AS USMALLINT) AS http_status, CAST(NULL AS VARCHAR) AS cmd_sig,
-      ts_ns AS ts_utc, {_dur_ns("duration")} AS duration_ns,
-      TRY_CAST(orig_bytes AS UBIGINT) AS orig_bytes, TRY_CAST(resp_bytes AS UBIGINT) AS resp_bytes,
-      TRY_CAST(orig_pkts AS UBIGINT) AS orig_pkts, TRY_CAST(resp_pkts AS UBIGINT) AS resp_pkts,
-      COALESCE(sensor, {sensor}) AS sensor_id
-    FROM (SELECT *, {ts_ns("ts")} AS ts_ns FROM {rel})
+        END AS reject_reason""",
+        "n_kind AS event_kind",
+        "n_session_id AS session_id",
+        "n_src_ip AS src_ip",
+        "TRY_CAST(n_src_port AS USMALLINT) AS src_port",
+        "n_dst_ip AS dst_ip",
+        "TRY_CAST(n_dst_port AS USMALLINT) AS dst_port",
+        "lower(n_proto) AS proto",
+        "n_service AS service",
+        "lower(n_ja3) AS tls_ja3",
+        "lower(n_ja3s) AS tls_ja3s",
+        "n_sni AS sni",
+        "n_http_verb AS http_verb",
+        f"{_url_host('n_url_host')} AS url_host",
+        f"{_url_path('n_url_uri')} AS url_path",
+        "TRY_CAST(n_http_status AS USMALLINT) AS http_status",
+        "CAST(NULL AS VARCHAR) AS cmd_sig",
+        "n_ts_ns AS ts_utc",
+        "n_duration_ns AS duration_ns",
+        "TRY_CAST(n_orig_bytes AS UBIGINT) AS orig_bytes",
+        "TRY_CAST(n_resp_bytes AS UBIGINT) AS resp_bytes",
+        "TRY_CAST(n_orig_pkts AS UBIGINT) AS orig_pkts",
+        "TRY_CAST(n_resp_pkts AS UBIGINT) AS resp_pkts",
+        f"COALESCE(n_sensor, {sensor}) AS sensor_id",
+    ]
+
+
+def _dns_columns(sensor: str) -> list[str]:
+    """The dns table's columns over inputs ``d_<name>`` (DNS_INPUTS) and ``d_ts_ns``."""
+    return [
+        f"""CASE
+        WHEN d_ts_ns IS NULL THEN 'missing or invalid timestamp'
+        {_bad("d_resolver_port", "USMALLINT", "resolver port")}
+        {_bad("d_client_port", "USMALLINT", "client port")}
+        {_bad("d_trans_id", "USMALLINT", "DNS transaction id")}
+        END AS reject_reason""",
+        "d_kind AS event_kind",
+        "d_session_id AS session_id",
+        "d_qname AS qname",
+        "d_qtype AS qtype",
+        "d_rcode AS rcode",
+        "d_rrdata AS rrdata",
+        "d_resolver_ip AS resolver_ip",
+        "TRY_CAST(d_resolver_port AS USMALLINT) AS resolver_port",
+        "d_client_ip AS client_ip",
+        "TRY_CAST(d_client_port AS USMALLINT) AS client_port",
+        "lower(d_proto) AS proto",
+        "TRY_CAST(d_trans_id AS USMALLINT) AS trans_id",
+        "d_ts_ns AS ts_utc",
+        f"COALESCE(d_sensor, {sensor}) AS sensor_id",
+    ]
+
+
+def _prefixed(columns: list[str], table: str) -> list[str]:
+    out = []
+    for column in columns:
+        expr, _, name = column.rpartition(" AS ")
+        out.append(f'{expr} AS "{table}.{name}"')
+    return out
+
+
+def routed_query(
+    base: str,
+    route: str,
+    skip_reason: str,
+    net: dict[str, str],
+    dns: dict[str, str],
+    sensor_default: str | None,
+) -> str:
+    """One query that parses, routes and projects a chunk in a single pass.
+
+    ``base`` is a relation with ``line`` and ``problem`` (NULL for a line that parsed);
+    ``route`` says per row 'net', 'dns' or NULL (skipped, with ``skip_reason``); ``net`` and
+    ``dns`` give an expression over ``base`` for each of NET_INPUTS / DNS_INPUTS but
+    ``line``.  Output: line, problem, route, skip_reason, then "net.<column>" and
+    "dns.<column>" for every column of the two tables (and ``src_line``).  Each layer is
+    computed once per row, so nothing is parsed or materialized twice.
     """
-
-
-def dns_projection(rel: str, sensor_default: str | None) -> str:
+    missing = (set(NET_INPUTS) - {"line"}) ^ set(net) | (set(DNS_INPUTS) - {"line"}) ^ set(dns)
+    if missing:
+        raise ValueError(f"routed_query: inputs do not match: {sorted(missing)}")
     sensor = "NULL" if sensor_default is None else "$sensor"
+    inputs = [f"{expr} AS n_{name}" for name, expr in net.items()]
+    inputs += [f"{expr} AS d_{name}" for name, expr in dns.items()]
+    outputs = _prefixed(["line AS src_line", *_net_columns(sensor)], "net")
+    outputs += _prefixed(["line AS src_line", *_dns_columns(sensor)], "dns")
     return f"""
-    SELECT line AS src_line,
-      CASE
-        WHEN ts_ns IS NULL THEN 'missing or invalid timestamp'
-        {_bad("resolver_port", "USMALLINT", "resolver port")}
-        {_bad("client_port", "USMALLINT", "client port")}
-        {_bad("trans_id", "USMALLINT", "DNS transaction id")}
-      END AS reject_reason,
-      kind AS event_kind, session_id, qname, qtype, rcode, rrdata,
-      resolver_ip, TRY_CAST(resolver_port AS USMALLINT) AS resolver_port,
-      client_ip, TRY_CAST(client_port AS USMALLINT) AS client_port, lower(proto) AS proto,
-      TRY_CAST(trans_id AS USMALLINT) AS trans_id, ts_ns AS ts_utc,
-      COALESCE(sensor, {sensor}) AS sensor_id
-    FROM (SELECT *, {ts_ns("ts")} AS ts_ns FROM {rel})
+    SELECT line, problem, route, skip_reason, {", ".join(outputs)}
+    FROM (SELECT *, {ts_ns("n_ts")} AS n_ts_ns, {ts_ns("d_ts")} AS d_ts_ns,
+                 {_dur_ns("n_duration")} AS n_duration_ns
+          FROM (SELECT line, problem, {route} AS route, {skip_reason} AS skip_reason,
+                       {", ".join(inputs)}
+                FROM {base}))
     """

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
-from acdkit.sources._json import first_objects, split_chunk
+from acdkit.sources._json import first_objects, json_base, release
 from acdkit.sources._lines import LineChunk
-from acdkit.sources._sql import dns_projection, net_projection
+from acdkit.sources._route import collect
+from acdkit.sources._sql import routed_query
 
 __all__ = ["FORMAT"]
 
@@ -79,76 +80,80 @@ class SuricataEveParser(Parser):
 
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
-        con = self.ctx.con
-        split_chunk(chunk, self.ctx, parsed, _STRUCTURE)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE e AS "
-            "SELECT line, j.* FROM parsed_json WHERE problem IS NULL"
-        )
-        wanted = ", ".join(f"'{t}'" for t in INGESTED)
-        known = ", ".join(f"'{t}'" for t in OTHER_TYPES)
-        skipped = con.sql(f"""
-            SELECT line, CASE WHEN event_type IS NULL THEN 'no event_type'
-                 WHEN event_type IN ({known})
-                   THEN 'event_type ''' || event_type || ''' is not ingested'
-                 ELSE 'event_type not recognised' END AS reason
-            FROM e WHERE event_type IS NULL OR event_type NOT IN ({wanted})
-        """).to_arrow_table()
-        parsed.add_lines(
-            parsed.skips, skipped["line"].combine_chunks(), skipped["reason"].combine_chunks()
-        )
-        con.execute(_VIEWS)
-        params = self.ctx.params()
-        parsed.tables["net"] = con.sql(
-            net_projection("e_net", self.ctx.sensor), params=params
-        ).to_arrow_table()
-        parsed.tables["dns"] = con.sql(
-            dns_projection("e_dns", self.ctx.sensor), params=params
-        ).to_arrow_table()
+        base = json_base(chunk, self.ctx, parsed, _STRUCTURE)
+        # DNS orientation: the side on port 53 is the server, else the event's own direction
+        rel = f"""(SELECT *, CASE
+              WHEN src_port = '53' AND coalesce(dest_port, '') <> '53' THEN true
+              WHEN dest_port = '53' AND coalesce(src_port, '') <> '53' THEN false
+              ELSE dns."type" IN ('answer', 'response') END AS src_is_server
+            FROM (SELECT line, problem, j.* FROM {base}))"""
+        query = routed_query(rel, _ROUTE, _SKIP_REASON, _NET, _DNS, self.ctx.sensor)
+        try:
+            collect(self.ctx, query, parsed)
+        finally:
+            release(self.ctx)
         return parsed
 
 
+_WANTED = ", ".join(f"'{t}'" for t in INGESTED)
+_SKIP_REASON = f"""CASE WHEN event_type IN ({_WANTED}) THEN NULL
+    WHEN event_type IS NULL THEN 'no event_type'
+    WHEN event_type IN ({", ".join(f"'{t}'" for t in OTHER_TYPES)})
+      THEN 'event_type ''' || event_type || ''' is not ingested'
+    ELSE 'event_type not recognised' END"""
+_ROUTE = """CASE WHEN event_type IN ('flow', 'tls', 'http') THEN 'net'
+                 WHEN event_type = 'dns' THEN 'dns' END"""
+
 # flow events: the record's time is the flow start; duration from start to end
-_VIEWS = """
-CREATE OR REPLACE TEMP VIEW e_net AS SELECT line,
-  CASE event_type WHEN 'flow' THEN 'conn' ELSE event_type END AS kind,
-  flow_id AS session_id, src_ip, src_port, dest_ip AS dst_ip, dest_port AS dst_port, proto,
-  app_proto AS service, tls.ja3.hash AS ja3, tls.ja3s.hash AS ja3s, tls.sni AS sni,
-  http.http_method AS http_verb, http.hostname AS url_host, http.url AS url_uri,
-  http.status AS http_status,
-  CASE WHEN event_type = 'flow' AND flow."start" IS NOT NULL THEN flow."start"
-       ELSE "timestamp" END AS ts,
-  CASE WHEN event_type = 'flow' THEN CAST(
-    (epoch_us(TRY_CAST(flow."end" AS TIMESTAMPTZ))::DOUBLE
-     - epoch_us(TRY_CAST(flow."start" AS TIMESTAMPTZ))::DOUBLE) / 1e6 AS VARCHAR) END AS duration,
-  flow.bytes_toserver AS orig_bytes, flow.bytes_toclient AS resp_bytes,
-  flow.pkts_toserver AS orig_pkts, flow.pkts_toclient AS resp_pkts, host AS sensor
-FROM e WHERE event_type IN ('flow', 'tls', 'http');
+_NET = {
+    "kind": "CASE event_type WHEN 'flow' THEN 'conn' ELSE event_type END",
+    "session_id": "flow_id",
+    "src_ip": "src_ip",
+    "src_port": "src_port",
+    "dst_ip": "dest_ip",
+    "dst_port": "dest_port",
+    "proto": "proto",
+    "service": "app_proto",
+    "ja3": "tls.ja3.hash",
+    "ja3s": "tls.ja3s.hash",
+    "sni": "tls.sni",
+    "http_verb": "http.http_method",
+    "url_host": "http.hostname",
+    "url_uri": "http.url",
+    "http_status": "http.status",
+    "ts": """CASE WHEN event_type = 'flow' AND flow."start" IS NOT NULL THEN flow."start"
+                  ELSE "timestamp" END""",
+    "duration": """CASE WHEN event_type = 'flow' THEN CAST(
+        (epoch_us(TRY_CAST(flow."end" AS TIMESTAMPTZ))::DOUBLE
+         - epoch_us(TRY_CAST(flow."start" AS TIMESTAMPTZ))::DOUBLE) / 1e6 AS VARCHAR) END""",
+    "orig_bytes": "flow.bytes_toserver",
+    "resp_bytes": "flow.bytes_toclient",
+    "orig_pkts": "flow.pkts_toserver",
+    "resp_pkts": "flow.pkts_toclient",
+    "sensor": "host",
+}
+_DNS = {
+    "kind": """CASE WHEN dns."type" IN ('query', 'request') THEN 'query'
+                    WHEN dns."type" IN ('answer', 'response') THEN 'answer'
+                    ELSE coalesce(dns."type", 'unknown') END""",
+    "session_id": "flow_id",
+    "qname": "coalesce(dns.rrname, dns.queries[1].rrname)",
+    "qtype": "coalesce(dns.rrtype, dns.queries[1].rrtype)",
+    "rcode": "dns.rcode",
+    "rrdata": """CASE
+        WHEN dns.answers IS NOT NULL THEN list_transform(dns.answers, lambda a: a.rdata)
+                      WHEN dns.grouped IS NOT NULL THEN flatten(map_values(dns.grouped))
+                      WHEN dns.rdata IS NOT NULL THEN [dns.rdata] END""",
+    "resolver_ip": "CASE WHEN src_is_server THEN src_ip ELSE dest_ip END",
+    "resolver_port": "CASE WHEN src_is_server THEN src_port ELSE dest_port END",
+    "client_ip": "CASE WHEN src_is_server THEN dest_ip ELSE src_ip END",
+    "client_port": "CASE WHEN src_is_server THEN dest_port ELSE src_port END",
+    "proto": "proto",
+    "trans_id": "dns.id",
+    "ts": '"timestamp"',
+    "sensor": "host",
+}
 
-CREATE OR REPLACE TEMP VIEW e_dns_base AS SELECT *,
-  CASE WHEN src_port = '53' AND coalesce(dest_port, '') <> '53' THEN true
-       WHEN dest_port = '53' AND coalesce(src_port, '') <> '53' THEN false
-       ELSE dns."type" IN ('answer', 'response') END AS src_is_server
-FROM e WHERE event_type = 'dns';
-
-CREATE OR REPLACE TEMP VIEW e_dns AS SELECT line,
-  CASE WHEN dns."type" IN ('query', 'request') THEN 'query'
-       WHEN dns."type" IN ('answer', 'response') THEN 'answer'
-       ELSE coalesce(dns."type", 'unknown') END AS kind,
-  flow_id AS session_id,
-  coalesce(dns.rrname, dns.queries[1].rrname) AS qname,
-  coalesce(dns.rrtype, dns.queries[1].rrtype) AS qtype, dns.rcode AS rcode,
-  CASE WHEN dns.answers IS NOT NULL THEN list_transform(dns.answers, lambda a: a.rdata)
-       WHEN dns.grouped IS NOT NULL THEN flatten(map_values(dns.grouped))
-       WHEN dns.rdata IS NOT NULL THEN [dns.rdata]
-  END AS rrdata,
-  CASE WHEN src_is_server THEN src_ip ELSE dest_ip END AS resolver_ip,
-  CASE WHEN src_is_server THEN src_port ELSE dest_port END AS resolver_port,
-  CASE WHEN src_is_server THEN dest_ip ELSE src_ip END AS client_ip,
-  CASE WHEN src_is_server THEN dest_port ELSE src_port END AS client_port,
-  proto, dns.id AS trans_id, "timestamp" AS ts, host AS sensor
-FROM e_dns_base;
-"""
 
 FORMAT = register(
     SourceFormat(

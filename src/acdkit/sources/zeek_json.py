@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
-from acdkit.sources._json import first_objects, split_chunk
+from acdkit.sources._json import first_objects, json_base, release
 from acdkit.sources._lines import LineChunk
-from acdkit.sources._sql import dns_projection, net_projection
+from acdkit.sources._route import collect
+from acdkit.sources._sql import routed_query
 
 __all__ = ["FORMAT", "TEXT_KEYS", "project"]
 
@@ -91,48 +92,64 @@ OTHER_LOGS = (
     "ssh", "stats", "syslog", "traceroute", "tunnel", "weird", "websocket", "x509",
 )  # fmt: skip
 
-_SKIPPED = f"""
-    SELECT line, CASE WHEN log IN ({", ".join(f"'{n}'" for n in OTHER_LOGS)})
-                        THEN 'Zeek log ''' || log || ''' is not ingested'
-                      ELSE 'Zeek log type not recognised' END AS reason
-    FROM z WHERE log IS NULL OR log NOT IN ('conn', 'ssl', 'http', 'dns')
+_SKIP_REASON = f"""
+    CASE WHEN log IN ('conn', 'ssl', 'http', 'dns') THEN NULL
+         WHEN log IN ({", ".join(f"'{n}'" for n in OTHER_LOGS)})
+           THEN 'Zeek log ''' || log || ''' is not ingested'
+         ELSE 'Zeek log type not recognised' END
 """
+_ROUTE = "CASE WHEN log IN ('conn', 'ssl', 'http') THEN 'net' WHEN log = 'dns' THEN 'dns' END"
 
-_VIEWS = """
-    CREATE OR REPLACE TEMP VIEW z_net AS SELECT line,
-      CASE log WHEN 'ssl' THEN 'tls' ELSE log END AS kind, uid AS session_id,
-      orig_h AS src_ip, orig_p AS src_port, resp_h AS dst_ip, resp_p AS dst_port, proto,
-      service, ja3, ja3s, server_name AS sni, method AS http_verb, host AS url_host,
-      uri AS url_uri, status_code AS http_status, ts, duration, orig_bytes, resp_bytes,
-      orig_pkts, resp_pkts, sensor
-    FROM z WHERE log IN ('conn', 'ssl', 'http');
-    CREATE OR REPLACE TEMP VIEW z_dns AS SELECT line, 'transaction' AS kind,
-      uid AS session_id, query AS qname, coalesce(qtype_name, qtype) AS qtype,
-      coalesce(rcode_name, rcode) AS rcode, answers AS rrdata,
-      resp_h AS resolver_ip, resp_p AS resolver_port, orig_h AS client_ip,
-      orig_p AS client_port, proto, trans_id, ts, sensor
-    FROM z WHERE log = 'dns';
-"""
+_NET = {
+    "kind": "CASE log WHEN 'ssl' THEN 'tls' ELSE log END",
+    "session_id": "uid",
+    "src_ip": "orig_h",
+    "src_port": "orig_p",
+    "dst_ip": "resp_h",
+    "dst_port": "resp_p",
+    "proto": "proto",
+    "service": "service",
+    "ja3": "ja3",
+    "ja3s": "ja3s",
+    "sni": "server_name",
+    "http_verb": "method",
+    "url_host": "host",
+    "url_uri": "uri",
+    "http_status": "status_code",
+    "ts": "ts",
+    "duration": "duration",
+    "orig_bytes": "orig_bytes",
+    "resp_bytes": "resp_bytes",
+    "orig_pkts": "orig_pkts",
+    "resp_pkts": "resp_pkts",
+    "sensor": "sensor",
+}
+_DNS = {
+    "kind": "'transaction'",
+    "session_id": "uid",
+    "qname": "query",
+    "qtype": "coalesce(qtype_name, qtype)",
+    "rcode": "coalesce(rcode_name, rcode)",
+    "rrdata": "answers",
+    "resolver_ip": "resp_h",
+    "resolver_port": "resp_p",
+    "client_ip": "orig_h",
+    "client_port": "orig_p",
+    "proto": "proto",
+    "trans_id": "trans_id",
+    "ts": "ts",
+    "sensor": "sensor",
+}
 
 
-def project(ctx: Context, parsed: Parsed) -> None:
-    """Map temp table ``z`` (one text column per Zeek field) into net and dns rows.
+def project(ctx: Context, parsed: Parsed, rel: str) -> None:
+    """Route and map relation ``rel`` (one text column per Zeek field) into net and dns rows.
 
-    Shared with the TSV reader, so one event gives the same record in either form.
+    ``rel`` has ``line``, ``problem``, ``log``, ``sensor``, the Zeek fields and ``orig_h``,
+    ``orig_p``, ``resp_h``, ``resp_p``.  Shared with the TSV reader, so one event gives the
+    same record in either form.
     """
-    con = ctx.con
-    skipped = con.sql(_SKIPPED).to_arrow_table()
-    parsed.add_lines(
-        parsed.skips, skipped["line"].combine_chunks(), skipped["reason"].combine_chunks()
-    )
-    con.execute(_VIEWS)
-    params = ctx.params()
-    parsed.tables["net"] = con.sql(
-        net_projection("z_net", ctx.sensor), params=params
-    ).to_arrow_table()
-    parsed.tables["dns"] = con.sql(
-        dns_projection("z_dns", ctx.sensor), params=params
-    ).to_arrow_table()
+    collect(ctx, routed_query(rel, _ROUTE, _SKIP_REASON, _NET, _DNS, ctx.sensor), parsed)
 
 
 class ZeekJsonParser(Parser):
@@ -142,16 +159,15 @@ class ZeekJsonParser(Parser):
 
     def parse(self, chunk: LineChunk) -> Parsed:
         parsed = Parsed()
-        con = self.ctx.con
-        split_chunk(chunk, self.ctx, parsed, self.structure)
+        base = json_base(chunk, self.ctx, parsed, self.structure)
         addr = ", ".join(f'coalesce(j."id.{k}", j.id_{k}) AS {k}' for k in _ADDR_KEYS)
-        con.execute(f"""
-            CREATE OR REPLACE TEMP VIEW z AS
-            SELECT line, j.*, {addr}, {_INFER_LOG} AS log,
-                   coalesce(j._system_name, j."@system") AS sensor
-            FROM parsed_json WHERE problem IS NULL
-        """)
-        project(self.ctx, parsed)
+        rel = f"""(SELECT line, problem, j.*, {addr}, {_INFER_LOG} AS log,
+                          coalesce(j._system_name, j."@system") AS sensor
+                   FROM {base})"""
+        try:
+            project(self.ctx, parsed, rel)
+        finally:
+            release(self.ctx)
         return parsed
 
 

@@ -167,9 +167,10 @@ class ZeekTsvParser(Parser):
             f"SELECT line, {self._columns()} FROM zt WHERE problem IS NULL"
         ).to_arrow_table()
         con.register("z_tsv", self._unescape(table))
-        con.execute("CREATE OR REPLACE TEMP TABLE z AS SELECT * FROM z_tsv")
-        con.unregister("z_tsv")
-        project(self.ctx, parsed)
+        try:
+            project(self.ctx, parsed, "(SELECT *, CAST(NULL AS VARCHAR) AS problem FROM z_tsv)")
+        finally:
+            con.unregister("z_tsv")
 
     def _route(self, rows: pa.Table, parsed: Parsed) -> None:
         if rows.num_rows == 0:
