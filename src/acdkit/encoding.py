@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +30,7 @@ __all__ = [
     "entry",
     "ip16",
     "leaf_hashes",
+    "record_leaf_hashes",
     "record_salts",
 ]
 
@@ -94,10 +97,79 @@ def _fixed(buf: bytes, width: int, n: int) -> pa.Array:
     return arr.cast(pa.binary())
 
 
-def _mask_nulls(values: pa.Array, like: pa.Array) -> pa.Array:
+@dataclass
+class _Block:
+    """Fixed-width bytes of every row (``matrix``, n x w; or 1 x w for all rows alike),
+    present where ``valid`` (None: in every row).  Adjacent blocks with the same presence
+    merge into one matrix, so the row-wise join sees a few wide parts, not many narrow ones.
+    """
+
+    matrix: np.ndarray
+    valid: np.ndarray | None = None
+
+    @classmethod
+    def constant(cls, value: bytes) -> _Block:
+        return cls(np.frombuffer(value, dtype=np.uint8).reshape(1, -1))
+
+
+Part: TypeAlias = "pa.Array | _Block"  # a null-free piece of every row: empty where absent
+
+
+def _valid(like: pa.Array) -> np.ndarray | None:
+    """Row mask of present values, or None when every value is present."""
     if like.null_count == 0:
-        return values
-    return pc.if_else(pc.is_null(like), pa.scalar(None, pa.binary()), values)
+        return None
+    mask: np.ndarray = like.is_valid().to_numpy(zero_copy_only=False)
+    return mask
+
+
+def _same_rows(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a is b or bool(np.array_equal(a, b))
+
+
+def _merge(parts: list[Part], n: int) -> list[Part]:
+    runs: list[list[Part]] = []
+    for part in parts:
+        last = runs[-1][-1] if runs else None
+        if (
+            isinstance(part, _Block)
+            and isinstance(last, _Block)
+            and _same_rows(last.valid, part.valid)
+        ):
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    out: list[Part] = []
+    for run in runs:
+        blocks = [b for b in run if isinstance(b, _Block)]
+        if len(blocks) < 2:
+            out += run
+        elif all(len(b.matrix) == 1 for b in blocks):
+            out.append(_Block(np.hstack([b.matrix for b in blocks])))
+        else:
+            wide = [np.broadcast_to(b.matrix, (n, b.matrix.shape[1])) for b in blocks]
+            out.append(_Block(np.hstack(wide), blocks[0].valid))
+    return out
+
+
+def _materialize(part: Part, n: int) -> pa.Array | pa.Scalar:
+    if not isinstance(part, _Block):
+        return part
+    matrix, width = part.matrix, part.matrix.shape[1]
+    if len(matrix) == 1 and part.valid is None:
+        return pa.scalar(matrix.tobytes(), pa.binary())
+    if part.valid is None:
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        data = np.ascontiguousarray(matrix).tobytes()
+    else:
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(part.valid.astype(np.int32) * width, out=offsets[1:])
+        rows = np.broadcast_to(matrix, (n, width))[part.valid]
+        data = np.ascontiguousarray(rows).tobytes()
+    buffers = [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    return pa.BinaryArray.from_buffers(pa.binary(), n, buffers)
 
 
 def _headers(field_id: int, kind: TlvType, lengths: np.ndarray) -> np.ndarray:
@@ -109,22 +181,36 @@ def _headers(field_id: int, kind: TlvType, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fixed_tlvs(field_id: int, kind: TlvType, values: np.ndarray, like: pa.Array) -> pa.Array:
-    """TLVs of a fixed-width type in one numpy pass; ``values`` is an (n, w) byte matrix."""
+def _fixed_part(field_id: int, kind: TlvType, values: np.ndarray, like: pa.Array) -> Part:
+    """TLVs of a fixed-width type; ``values`` is an (n, w) byte matrix."""
     n, width = values.shape
-    head = _headers(field_id, kind, np.full(n, width, dtype=np.uint32))
-    matrix = np.ascontiguousarray(np.hstack([head, values]))
-    return _mask_nulls(_fixed(matrix.tobytes(), 7 + width, n), like)
+    head = np.broadcast_to(_headers(field_id, kind, np.array([width])), (n, 7))
+    return _Block(np.hstack([head, values]), _valid(like))
 
 
-def _var_tlvs(field_id: int, kind: TlvType, values: pa.Array) -> pa.Array:
+def _var_parts(field_id: int, kind: TlvType, values: pa.Array) -> list[Part]:
+    """Header and value of a variable-length field (empty where absent)."""
+    n = len(values)
+    if n and values.null_count == 0 and _is_constant(values):
+        return [_Block.constant(tlv(field_id, kind, values[0].as_py()))]
     lengths = pc.binary_length(values).fill_null(0).to_numpy(zero_copy_only=False)
-    head = _fixed(_headers(field_id, kind, lengths).tobytes(), 7, len(values))
-    return pc.binary_join_element_wise(head, values, b"")
+    if values.null_count == 0 and n and (lengths == lengths[0]).all():
+        # every value has the same length (Zeek uids, for instance): a block of its own
+        offsets = np.frombuffer(values.buffers()[1], np.int32, n + 1, values.offset * 4)
+        data = np.frombuffer(values.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+        head = np.broadcast_to(_headers(field_id, kind, lengths[:1]), (n, 7))
+        return [_Block(np.hstack([head, data.reshape(n, -1)]))]
+    header = _Block(_headers(field_id, kind, lengths), _valid(values))
+    return [header, values.fill_null(b"") if values.null_count else values]
+
+
+def _is_constant(values: pa.Array) -> bool:
+    # one pass of comparisons is far cheaper than a TLV per row (ledger id, sensor, kind)
+    return bool(pc.all(pc.equal(values, values[0])).as_py())
 
 
 def _int_matrix(col: pa.Array, dtype: str) -> np.ndarray:
-    if pa.types.is_timestamp(col.type):
+    if pa.types.is_timestamp(col.type) or pa.types.is_duration(col.type):
         col = col.cast(pa.int64())
     filled = col.fill_null(0).to_numpy(zero_copy_only=False)
     return np.ascontiguousarray(filled.astype(dtype)).view(np.uint8).reshape(-1, 8)
@@ -147,29 +233,28 @@ _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"^{_OCTET}(\.{_OCTET}){{3}}$"  # canonical dotted quad: no leading zeros
 
 
-def _ip16_column(col: pa.Array, what: str) -> pa.Array:
-    """16-byte addresses; dotted-quad IPv4 in bulk, anything else once per distinct value."""
+def _ip16_matrix(col: pa.Array, what: str) -> np.ndarray:
+    """(n, 16) bytes of the addresses (zeros where null); dotted quads in bulk."""
+    n = len(col)
+    matrix = np.zeros((n, 16), dtype=np.uint8)
     is_v4 = pc.fill_null(pc.match_substring_regex(col, _IPV4), False)
-    v4 = col.filter(is_v4)
+    all_v4 = is_v4.true_count == n
+    v4 = col if all_v4 else col.filter(is_v4)
     octets = pc.list_flatten(pc.split_pattern(v4, ".")).cast(pa.uint8())
-    matrix = np.zeros((len(v4), 16), dtype=np.uint8)
-    matrix[:, 10:12] = 0xFF
-    matrix[:, 12:] = octets.to_numpy(zero_copy_only=False).reshape(-1, 4)
-    packed = _fixed(matrix.tobytes(), 16, len(v4))
-    if len(v4) == len(col):
-        return packed
-    others = _by_unique(col.filter(pc.invert(is_v4)), ip16, what)
-    # put both parts back in row order
-    order = np.argsort(
-        np.concatenate(
-            [
-                np.flatnonzero(is_v4.to_numpy(zero_copy_only=False)),
-                np.flatnonzero(~is_v4.to_numpy(zero_copy_only=False)),
-            ]
-        ),
-        kind="stable",
-    )
-    return pc.take(pa.concat_arrays([packed, others]), pa.array(order))
+    quads = octets.to_numpy(zero_copy_only=False).reshape(-1, 4)
+    if all_v4:  # the common case: no boolean indexing, which costs more than the parsing
+        matrix[:, 10:12] = 0xFF
+        matrix[:, 12:] = quads
+        return matrix
+    v4_rows = is_v4.to_numpy(zero_copy_only=False)
+    matrix[v4_rows, 10:12] = 0xFF
+    matrix[v4_rows, 12:] = quads
+    other_rows = ~v4_rows & col.is_valid().to_numpy(zero_copy_only=False)
+    if other_rows.any():
+        others = _by_unique(col.filter(pa.array(other_rows)), ip16, what)
+        flat = np.frombuffer(b"".join(others.to_pylist()), dtype=np.uint8)
+        matrix[other_rows] = flat.reshape(-1, 16)
+    return matrix
 
 
 def _hex_bytes(width: int) -> Callable[[str], bytes]:
@@ -188,38 +273,52 @@ def _length_prefixed(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(prefix, values.cast(pa.binary()), b"")
 
 
-def _field_tlvs(col: pa.Array, f: Field, table: str) -> pa.Array:
-    """TLVs of one column; null where the field is absent."""
+def _list_value(col: pa.Array) -> pa.Array:
+    items = _length_prefixed(pc.list_flatten(col))
+    counts = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    nested = pa.ListArray.from_arrays(pa.array(starts), items)
+    joined = pc.binary_join(nested, b"")
+    if col.null_count == 0:
+        return joined
+    return pc.if_else(col.is_valid(), joined, pa.scalar(None, pa.binary()))
+
+
+def _field_parts(col: pa.Array, f: Field, table: str) -> list[Part]:
+    """The TLV of one column as null-free parts; empty bytes where the field is absent."""
     what = f"{table}.{f.name}"
     canon = f.canonical_type
     kind = _CANON_TO_TLV[canon]
     if canon in ("u64", "i64"):
-        return _fixed_tlvs(f.id, kind, _int_matrix(col, ">u8" if canon == "u64" else ">i8"), col)
+        return [_fixed_part(f.id, kind, _int_matrix(col, ">u8" if canon == "u64" else ">i8"), col)]
     if canon == "bool":
         flags = col.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8)
-        return _fixed_tlvs(f.id, kind, flags.reshape(-1, 1), col)
+        return [_fixed_part(f.id, kind, flags.reshape(-1, 1), col)]
+    if canon == "ip16":
+        return [_fixed_part(f.id, kind, _ip16_matrix(col, what), col)]
     if canon == "utf8":
-        value = col.cast(pa.binary())
-    elif canon == "ip16":
-        value = _ip16_column(col, what)
-    elif canon == "bytes":
-        value = _by_unique(col, _hex_bytes(_HEX_LEN[f.type]), what)
-    elif canon == "utf8list":
-        items = _length_prefixed(pc.list_flatten(col))
-        counts = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
-        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        nested = pa.ListArray.from_arrays(pa.array(starts), items)
-        value = _mask_nulls(pc.binary_join(nested, b""), col)
-    else:
-        raise AssertionError(canon)
-    return _var_tlvs(f.id, kind, value)
+        return _var_parts(f.id, kind, col.cast(pa.binary()))
+    if canon == "bytes":
+        if col.null_count == 0 and _is_constant(col):
+            value = _hex_bytes(_HEX_LEN[f.type])
+            return [_Block.constant(tlv(f.id, kind, _checked(value, col[0].as_py(), what)))]
+        return _var_parts(f.id, kind, _by_unique(col, _hex_bytes(_HEX_LEN[f.type]), what))
+    if canon == "utf8list":
+        return _var_parts(f.id, kind, _list_value(col))
+    raise AssertionError(canon)
 
 
-def canonical_bodies(batch: pa.RecordBatch | pa.Table, schema: TableSchema) -> pa.Array:
-    """Canonical bodies of every row: field 0 (schema id) then each present field's TLV."""
+def _checked(convert: Callable[[str], bytes], value: str, what: str) -> bytes:
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise MalformedError(f"{what}: {value!r} cannot be encoded ({exc})") from None
+
+
+def _body_parts(batch: pa.RecordBatch | pa.Table, schema: TableSchema) -> list[Part]:
+    """Field 0 (schema id) then each present field's TLV, as parts to join row by row."""
     n = batch.num_rows
-    head = tlv(0, TlvType.UTF8, schema.schema_id.encode())
-    parts: list[pa.Array | pa.Scalar] = [pa.scalar(head, pa.binary())]
+    parts: list[Part] = [_Block.constant(tlv(0, TlvType.UTF8, schema.schema_id.encode()))]
     for f in sorted(schema.fields, key=lambda f: f.id):
         col = batch.column(f.name)
         if isinstance(col, pa.ChunkedArray):
@@ -228,12 +327,24 @@ def canonical_bodies(batch: pa.RecordBatch | pa.Table, schema: TableSchema) -> p
             raise MalformedError(f"{schema.table}.{f.name} is required but has null values")
         if col.null_count == n:
             continue
-        # absent fields become empty strings before the join: much faster than null skipping
-        parts.append(_field_tlvs(col, f, schema.table).fill_null(b""))
-    if len(parts) == 1:
-        return pa.array([head] * n, pa.binary())
-    joined = pc.binary_join_element_wise(*parts, b"")
-    return joined.cast(pa.large_binary())
+        parts += _field_parts(col, f, schema.table)
+    return parts
+
+
+def _join(parts: list[Part], n: int) -> pa.Array:
+    """Concatenate the parts row by row into one large_binary array of n rows."""
+    merged = [_materialize(p, n) for p in _merge(parts, n)]
+    if not any(isinstance(p, pa.Array) for p in merged):
+        # every part is the same for all rows
+        return pa.array([b"".join(p.as_py() for p in merged)] * n, pa.large_binary())
+    if len(merged) == 1:
+        return merged[0].cast(pa.large_binary())
+    return pc.binary_join_element_wise(*merged, b"").cast(pa.large_binary())
+
+
+def canonical_bodies(batch: pa.RecordBatch | pa.Table, schema: TableSchema) -> pa.Array:
+    """Canonical bodies of every row (docs/evidence-format.md §3)."""
+    return _join(_body_parts(batch, schema), batch.num_rows)
 
 
 def record_salts(segment_key: bytes, first_position: int, count: int) -> bytes:
@@ -252,28 +363,45 @@ def record_salts(segment_key: bytes, first_position: int, count: int) -> bytes:
     return data[skip:]
 
 
+def _leaf_prefix(kind: EntryType) -> _Block:
+    return _Block.constant(b"\x00" + MAGIC + bytes([ENTRY_VERSION, int(kind)]))
+
+
+def _salt_block(salts: bytes, n: int) -> _Block:
+    return _Block(np.frombuffer(salts, dtype=np.uint8).reshape(n, 32))
+
+
+def _hash_rows(inputs: pa.Array) -> bytes:
+    """SHA-256 of every value of a large_binary array, concatenated (32 bytes each)."""
+    n = len(inputs)
+    offsets = np.frombuffer(
+        inputs.buffers()[1], dtype=np.int64, count=n + 1, offset=inputs.offset * 8
+    )
+    data = memoryview(inputs.buffers()[2] or b"")
+    sha = hashlib.sha256
+    ends = offsets[1:].tolist()
+    starts = offsets[:-1].tolist()
+    return b"".join([sha(data[s:e]).digest() for s, e in zip(starts, ends, strict=True)])
+
+
 def leaf_hashes(bodies: pa.Array, salts: bytes, kind: EntryType = EntryType.RECORD) -> bytes:
     """RFC 6962 leaf hashes of the salted entries, concatenated (32 bytes each)."""
     n = len(bodies)
     if len(salts) != 32 * n:
         raise ValueError("one 32-byte salt per body is required")
-    prefix = b"\x00" + MAGIC + bytes([ENTRY_VERSION, int(kind)])
-    inputs = pc.binary_join_element_wise(
-        pa.scalar(prefix, pa.large_binary()),
-        _fixed(salts, 32, n).cast(pa.large_binary()),
-        bodies.cast(pa.large_binary()),
-        pa.scalar(b"", pa.large_binary()),
-    )
-    if isinstance(inputs, pa.ChunkedArray):
-        inputs = inputs.combine_chunks()
-    offsets = np.frombuffer(
-        inputs.buffers()[1], dtype=np.int64, count=n + 1, offset=inputs.offset * 8
-    )
-    data = memoryview(inputs.buffers()[2])
-    sha = hashlib.sha256
-    ends = offsets[1:].tolist()
-    starts = offsets[:-1].tolist()
-    return b"".join([sha(data[s:e]).digest() for s, e in zip(starts, ends, strict=True)])
+    parts: list[Part] = [_leaf_prefix(kind), _salt_block(salts, n), bodies.cast(pa.binary())]
+    return _hash_rows(_join(parts, n))
+
+
+def record_leaf_hashes(
+    batch: pa.RecordBatch | pa.Table, schema: TableSchema, salts: bytes
+) -> bytes:
+    """Leaf hashes of a batch of records, the salted entries built in one pass per row."""
+    n = batch.num_rows
+    if len(salts) != 32 * n:
+        raise ValueError("one 32-byte salt per record is required")
+    parts = [_leaf_prefix(EntryType.RECORD), _salt_block(salts, n), *_body_parts(batch, schema)]
+    return _hash_rows(_join(parts, n))
 
 
 def parse_tlv(body: bytes, max_fields: int = 4096) -> list[tuple[int, TlvType, bytes]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from acdkit import schema
-from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
+from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.merkle import range_subtrees
 
 __all__ = ["Hashed", "Job", "hash_job", "hashed"]
@@ -55,8 +55,8 @@ class Hashed:
 def hash_job(job: Job) -> Hashed:
     """Leaf hashes of one batch of records and the roots of its aligned subtrees."""
     batch = _load(job)
-    bodies = canonical_bodies(batch, schema.load(job.table))
-    leaves = leaf_hashes(bodies, record_salts(job.segment_key, job.position, batch.num_rows))
+    salts = record_salts(job.segment_key, job.position, batch.num_rows)
+    leaves = record_leaf_hashes(batch, schema.load(job.table), salts)
     return Hashed(leaves, range_subtrees(job.begin, leaves))
 
 

@@ -258,13 +258,19 @@ class SealReport:
 
 
 def _sealed_writer(path: Path, sealed_schema: pa.Schema) -> pq.ParquetWriter:
-    """zstd for text and numbers; no compression and no dictionary for the random hashes."""
+    """zstd throughout but for the random hashes; dictionaries only for text columns.
+
+    Dictionary-encoding integers and per-connection ids costs more CPU than it saves
+    bytes (measured: the whole write 2x slower and the file no smaller); the writer falls
+    back to plain pages by itself where a text column has too many distinct values.
+    """
     compression = {name: "zstd" for name in sealed_schema.names}
     compression["integrity_hash"] = "none"
     dictionary = [
-        name
-        for name in sealed_schema.names
-        if name not in ("integrity_hash", "session_id", "log_index", "src_line")
+        f.name
+        for f in sealed_schema
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+        and f.name != "session_id"
     ]
     return pq.ParquetWriter(path, sealed_schema, compression=compression, use_dictionary=dictionary)
 
