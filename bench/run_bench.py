@@ -46,6 +46,8 @@ DUCKDB_CHILD = """\
 import sys
 import duckdb
 con = duckdb.connect(":memory:")
+# DuckDB draws a progress bar on stdout for queries that run longer than 2 s
+con.execute("SET enable_progress_bar = false")
 rows = con.execute(sys.argv[1]).fetchone()[0]
 print(rows)
 """
@@ -144,7 +146,7 @@ def duckdb_once(src: Path, runs_dir: Path, records: int) -> Run:
     )
     run = run_measured([sys.executable, "-c", DUCKDB_CHILD, sql])
     check(run, "duckdb COPY")
-    copied = int(run.stdout.strip())
+    copied = int(run.stdout.split()[-1])
     if copied != records:
         raise SystemExit(f"duckdb COPY wrote {copied:,} rows, expected {records:,}")
     out.unlink()
