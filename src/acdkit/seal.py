@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -371,7 +372,7 @@ def _seal_segment(
             state.compact.append_range(result.subtrees)
             hashes = result.leaves
             cols = [
-                pa.array(range(index, index + n), pa.uint64()),
+                pa.array(np.arange(index, index + n, dtype=np.uint64)),
                 *batch.columns,
                 pa.FixedSizeBinaryArray.from_buffers(
                     pa.binary(32), n, [None, pa.py_buffer(hashes)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -266,7 +267,7 @@ def _rebuild_table(
         at = first
         for batch in _iter_table(seg.path / f"{table}.parquet"):
             n = batch.num_rows
-            expected = pa.array(range(at, at + n), pa.uint64())
+            expected = pa.array(np.arange(at, at + n, dtype=np.uint64))
             got = batch.column("log_index").cast(pa.uint64())
             if not got.equals(expected):
                 bad = pc.index(pc.not_equal(got, expected), True).as_py()

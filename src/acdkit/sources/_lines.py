@@ -7,6 +7,7 @@ back as rejects with their line number, and the rest of the file still flows.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import zlib
 from collections.abc import Iterator
@@ -138,7 +139,7 @@ class RawChunk:
     data: bytes
     offset: int  # position of ``data`` in the (decompressed) stream
 
-    @property
+    @functools.cached_property
     def line_count(self) -> int:
         return self.data.count(b"\n") + (0 if self.data.endswith(b"\n") else 1)
 
