@@ -426,6 +426,33 @@ def test_truncated_gzip_keeps_complete_lines(
     kept = records(store, result, "net")
     assert kept == [r for r in records(store, plain, "net") if r["src_line"] <= complete]
     assert result.record_count + result.skipped + result.rejected == complete + 1
+    # the ledger id is the digest of the whole damaged file, not of the part that was read
+    entry = json.loads((staged_dir(store, result) / "ledger.json").read_text())
+    assert entry["sha256"] == hashlib.sha256(cut.read_bytes()).hexdigest() == result.sha256
+    assert entry["size"] == cut.stat().st_size
+    assert set(staged(store, result)["net"].column("src_ledger_id").to_pylist()) == {result.sha256}
+
+
+def test_same_size_other_file_is_ingested_and_hashed_right(
+    store: Store, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # a file of a size the ledger knows is hashed before it is read; one of a new size is
+    # hashed while it is read: both must give the file's true digest
+    path = real("zeek-json/zat/conn.log")
+    raw = path.read_bytes()
+    twin = tmp_path / "twin.log"
+    twin.write_bytes(raw.replace(b'"tcp"', b'"udp"', 1))
+    assert len(twin.read_bytes()) == len(raw) and twin.read_bytes() != raw
+
+    first, second = ingest_one(store, path), ingest_one(store, twin)
+    assert first.sha256 == hashlib.sha256(raw).hexdigest()
+    assert second.sha256 == hashlib.sha256(twin.read_bytes()).hexdigest()
+    assert second.status == "ingested" and second.record_count == first.record_count
+    again = ingest.ingest(store, [twin, path]).files
+    assert [f.status for f in again] == ["already ingested", "already ingested"]
+    for result in (first, second):
+        ids = staged(store, result)["net"].column("src_ledger_id").to_pylist()
+        assert set(ids) == {result.sha256}
 
 
 def test_chunk_boundaries_do_not_matter(

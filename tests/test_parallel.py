@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,6 +69,8 @@ def test_pool_ingest_equals_sequential(
         b.rejected,
     )
     assert (a.ts_min_ns, a.ts_max_ns) == (b.ts_min_ns, b.ts_max_ns)
+    # the digest taken while the file streams past equals one of the whole file
+    assert a.sha256 == b.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     assert _staged_rows(seq_store) == _staged_rows(par_store)
     parts = sorted(p.name for p in par_store.staged_dirs()[0].glob("*.arrow"))
     assert len(parts) > 3  # really written in several parts by the workers

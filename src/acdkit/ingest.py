@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ import pyarrow.parquet as pq
 from acdkit import __version__, minimize, schema, sources
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
+    HashingReader,
     LineChunk,
     RawChunk,
     TruncatedInput,
@@ -41,7 +43,15 @@ from acdkit.sources._lines import (
 )
 from acdkit.store import Store, fsync_dir, write_json
 
-__all__ = ["FileResult", "IngestReport", "ingest", "read_staged", "staged_batches"]
+__all__ = [
+    "FileResult",
+    "IngestReport",
+    "ingest",
+    "load_staged",
+    "read_staged",
+    "staged_batches",
+    "staged_ledger_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +96,37 @@ class IngestReport:
         return sum(f.record_count for f in self.files)
 
 
+def staged_ledger_id(staged_dir: Path) -> str:
+    """The ledger id (source file SHA-256) of a committed staging directory."""
+    doc = json.loads((staged_dir / "ledger.json").read_text())
+    return str(doc["sha256"])
+
+
+def with_ledger_id(batch: pa.RecordBatch, table: str, ledger_id: str) -> pa.RecordBatch:
+    """A staged part's batch with the ``src_ledger_id`` column joined on, in schema order."""
+    full = schema.load(table).staged_arrow()
+    ids = pa.repeat(pa.scalar(ledger_id, pa.string()), batch.num_rows)
+    columns = [ids if name == schema.LEDGER_FIELD else batch.column(name) for name in full.names]
+    return pa.RecordBatch.from_arrays(columns, schema=full)
+
+
+def load_staged(path: str, number: int, table: str, ledger_id: str) -> pa.RecordBatch:
+    """Batch ``number`` of one staged part file, memory-mapped, with its ledger id."""
+    with pa.memory_map(path) as source:
+        batch = pa.ipc.open_file(source).get_batch(number)
+    return with_ledger_id(batch, table, ledger_id)
+
+
 def staged_batches(
     staged_dir: Path, table: str
 ) -> Iterator[tuple[pa.RecordBatch, tuple[str, int]]]:
     """The staged rows of one table of one ingested file: (batch, (file, batch number))."""
+    ledger_id = staged_ledger_id(staged_dir)
     for path in sorted(staged_dir.glob(f"{table}.*.arrow")):
         with pa.memory_map(str(path)) as source:
             reader = pa.ipc.open_file(source)
             for i in range(reader.num_record_batches):
-                yield reader.get_batch(i), (str(path), i)
+                yield with_ledger_id(reader.get_batch(i), table, ledger_id), (str(path), i)
 
 
 def read_staged(staged_dir: Path, table: str) -> pa.Table:
@@ -159,7 +191,6 @@ def _write_part(path: Path, rows: pa.Table) -> None:
 class _Task:
     fmt: str
     sensor: str | None
-    digest: str
     state: object
     chunk: LineChunk | None
     out_dir: str  # the temporary staging directory of this file
@@ -184,12 +215,12 @@ class _Task:
         return RawChunk(first_line, data, offset).chunk()
 
 
-def _finalize(parsed: sources.Parsed, digest: str) -> _Staged:
+def _finalize(parsed: sources.Parsed) -> _Staged:
     staged = _Staged({}, list(parsed.rejects), list(parsed.skips))
     for table, projected in parsed.tables.items():
         if projected.num_rows == 0:
             continue
-        rows, bad = minimize.finalize(projected, schema.load(table), digest)
+        rows, bad = minimize.finalize(projected, schema.load(table))
         staged.tables[table] = rows
         staged.rejects.append(bad)
     return staged
@@ -206,7 +237,7 @@ def _parse_in_worker(task: _Task) -> _Staged:
         _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
     parser = _WORKER_PARSERS[key]
     parser.restore(task.state)
-    staged = _finalize(parser.parse(task.lines()), task.digest)
+    staged = _finalize(parser.parse(task.lines()))
     for table, rows in staged.tables.items():
         if rows.num_rows:
             _write_part(_part_path(Path(task.out_dir), table, task.part), rows)
@@ -241,7 +272,6 @@ def _staged_chunks(
     items: Iterator[RawChunk | LineChunk],
     fmt: sources.SourceFormat,
     sensor: str | None,
-    digest: str,
     pool: ProcessPoolExecutor | None,
     plain_path: Path | None,
     out_dir: Path,
@@ -257,7 +287,7 @@ def _staged_chunks(
             parser = fmt.make_parser(ctx)
             for item in items:
                 chunk = item.chunk() if isinstance(item, RawChunk) else item
-                yield _last_line(item), _finalize(parser.parse(chunk), digest)
+                yield _last_line(item), _finalize(parser.parse(chunk))
         finally:
             ctx.con.close()
         return
@@ -266,7 +296,7 @@ def _staged_chunks(
     try:
         for part, item in enumerate(items, start=1):
             state = reader.snapshot()
-            task = _Task(fmt.name, sensor, digest, state, None, str(out_dir), part)
+            task = _Task(fmt.name, sensor, state, None, str(out_dir), part)
             if isinstance(item, RawChunk):
                 reader.advance(item.data)
                 if plain_path is not None:
@@ -346,13 +376,21 @@ def _ingest_file(
     fmt_name: str | None,
     sensor: str | None,
     progress: ProgressFn | None,
-    pool: ProcessPoolExecutor | None = None,
+    pool: ProcessPoolExecutor | None,
+    known_sizes: set[int],
 ) -> FileResult:
-    digest, size = sha256_file(path)
-    result = FileResult(str(path), digest, "ingested")
-    if store.ledger_entry(digest) is not None:
-        result.status = "already ingested"
-        return result
+    size = path.stat().st_size
+    result = FileResult(str(path), "", "ingested")
+    hasher = None
+    if size in known_sizes:
+        # maybe a file seen before: hash it first, so that a repeat costs one read only
+        result.sha256, size = sha256_file(path)
+        if store.ledger_entry(result.sha256) is not None:
+            result.status = "already ingested"
+            return result
+    else:
+        # no file of this size is in the ledger, so this one is new: hash while parsing
+        hasher = hashlib.sha256()
     fmt = sources.get(fmt_name) if fmt_name else sources.detect(head_bytes(path))
     result.format = fmt.name
     staging = _Staging(store)
@@ -360,13 +398,13 @@ def _ingest_file(
     rejects: Counter[str] = Counter()
     records: Counter[str] = Counter()
     try:
-        with open_source(path) as fh:
+        with open_source(path, hasher) as fh:
             raw = getattr(fh, "fileobj", None) or fh
             plain = None if isinstance(fh, gzip.GzipFile) else path
             try:
                 items = read_raw(fh)
                 for last_line, staged in _staged_chunks(
-                    items, fmt, sensor, digest, pool, plain, staging.dir
+                    items, fmt, sensor, pool, plain, staging.dir
                 ):
                     result.lines = last_line
                     _stage_chunk(staged, staging, records, skips, rejects, result)
@@ -376,6 +414,14 @@ def _ingest_file(
                 result.warnings.append(
                     f"{exc.detail}; {exc.lines_read} complete lines were read and kept"
                 )
+            if isinstance(raw, HashingReader):
+                raw.drain()
+                result.sha256, size = raw.hasher.hexdigest(), raw.size
+        if hasher is not None and store.ledger_entry(result.sha256) is not None:
+            # the same bytes under a size that changed since the check: nothing to add
+            staging.abort()
+            result.status = "already ingested"
+            return result
         result.records = {t: records.get(t, 0) for t in schema.TABLES}
         for table, early in result.early.items():
             if early:
@@ -463,9 +509,11 @@ def ingest(
         pool = _make_pool(paths)
         if pool is not None:
             stack.enter_context(pool)
+        known_sizes = {int(entry["size"]) for entry in store.ledger()}
         for path in paths:
             try:
-                results.append(_ingest_file(store, path, fmt, sensor, progress, pool))
+                results.append(_ingest_file(store, path, fmt, sensor, progress, pool, known_sizes))
+                known_sizes.add(path.stat().st_size)
             except AcdkitError as exc:
                 log.warning("%s: %s", path, exc)
                 results.append(

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from acdkit import schema
 from acdkit.encoding import record_leaf_hashes, record_salts
+from acdkit.ingest import load_staged
 from acdkit.merkle import range_subtrees
 
 __all__ = ["Hashed", "Job", "hash_job", "hashed"]
@@ -33,17 +34,16 @@ class Job:
     segment_key: bytes
     position: int  # position of the batch's first row within its segment
     begin: int  # global log index of the batch's first row
-    # where a worker can memory-map the same batch itself (Arrow IPC file, batch number),
-    # so that it need not be pickled across
-    source: tuple[str, int] | None = None
+    # where a worker can memory-map the same batch itself (staged part file, batch number,
+    # ledger id), so that it need not be pickled across
+    source: tuple[str, int, str] | None = None
 
 
 def _load(job: Job) -> pa.RecordBatch:
     if job.source is None:
         return job.batch
-    path, number = job.source
-    with pa.memory_map(path) as mapped:
-        return pa.ipc.open_file(mapped).get_batch(number)
+    path, number, ledger_id = job.source
+    return load_staged(path, number, job.table, ledger_id)
 
 
 @dataclass(frozen=True)

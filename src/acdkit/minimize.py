@@ -90,8 +90,12 @@ def _normalize_rrdata(col: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(col.offsets, values, mask=pc.is_null(col))
 
 
-def finalize(rows: pa.Table, schema: TableSchema, ledger_id: str) -> tuple[pa.Table, pa.Table]:
-    """Split projected rows into staged records (schema types) and rejects (line, reason)."""
+def finalize(rows: pa.Table, schema: TableSchema) -> tuple[pa.Table, pa.Table]:
+    """Split projected rows into staged records and rejects (line, reason).
+
+    The records have the schema's types and every field but ``src_ledger_id``
+    (`TableSchema.staged_file_arrow`).
+    """
     rows = rows.combine_chunks()
     reasons = rows.column("reject_reason")
     for f in schema.fields:
@@ -115,11 +119,10 @@ def finalize(rows: pa.Table, schema: TableSchema, ledger_id: str) -> tuple[pa.Ta
     kept = rows if reasons.null_count == len(reasons) else rows.filter(good)
     n = kept.num_rows
     columns = []
-    for f in schema.fields:
-        if f.name == "src_ledger_id":
-            columns.append(pa.repeat(pa.scalar(ledger_id, pa.string()), n))
-        elif f.name in kept.column_names:
-            columns.append(kept.column(f.name).cast(f.arrow_type))
+    target = schema.staged_file_arrow()
+    for f in target:
+        if f.name in kept.column_names:
+            columns.append(kept.column(f.name).cast(f.type))
         else:
-            columns.append(pa.nulls(n, f.arrow_type))
-    return pa.Table.from_arrays(columns, schema=schema.staged_arrow()), rejects
+            columns.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(columns, schema=target), rejects

@@ -18,6 +18,7 @@ import yaml
 from acdkit.errors import MalformedError
 
 __all__ = [
+    "LEDGER_FIELD",
     "LOGICAL_TYPES",
     "TABLES",
     "Field",
@@ -64,6 +65,9 @@ class Field:
         return LOGICAL_TYPES[self.type][1]
 
 
+LEDGER_FIELD = "src_ledger_id"  # every table has it: the source file a record came from
+
+
 @dataclass(frozen=True)
 class TableSchema:
     table: str
@@ -90,6 +94,16 @@ class TableSchema:
         return pa.schema(
             [pa.field(f.name, f.arrow_type, nullable=not f.required) for f in self.fields]
         )
+
+    def staged_file_arrow(self) -> pa.Schema:
+        """What a staged part file holds: the records without ``src_ledger_id``.
+
+        The ledger id is the SHA-256 of the whole source file, known only once the file
+        has been read to its end; it is the same for every record of a staged file, so it
+        is kept once, in the file's ledger entry, and joined on when the records are read.
+        """
+        full = self.staged_arrow()
+        return full.remove(full.get_field_index(LEDGER_FIELD))
 
     def sealed_arrow(self) -> pa.Schema:
         """Arrow schema of sealed records: the fields plus log_index and integrity_hash."""

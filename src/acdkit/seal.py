@@ -36,7 +36,7 @@ from acdkit.encoding import (
     tlv,
 )
 from acdkit.errors import MalformedError, TamperedError, UsageError
-from acdkit.ingest import staged_batches
+from acdkit.ingest import staged_batches, staged_ledger_id
 from acdkit.keys import Signer
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
@@ -359,7 +359,9 @@ def _seal_segment(
         position = 0
         for table in schema.TABLES:
             for d in group:
-                for batch, source in staged_batches(d, table):
+                ledger_id = staged_ledger_id(d)
+                for batch, (path, number) in staged_batches(d, table):
+                    source = (path, number, ledger_id)
                     yield Job(table, batch, segment_key, position, start + position, source)
                     position += batch.num_rows
 

@@ -13,13 +13,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 
 __all__ = [
     "GZIP_MAGIC",
+    "HashingReader",
     "LineChunk",
     "RawChunk",
     "head_bytes",
@@ -46,14 +47,69 @@ class LineChunk:
         return pa.array(np.arange(self.first_line, self.first_line + n, dtype=np.uint64))
 
 
-def open_source(path: Path) -> BinaryIO:
-    """Open a file for reading, transparently decompressing gzip (detected by magic)."""
-    fh = path.open("rb")
+class HashingReader:
+    """A file read front to back that hashes every byte it hands out, and counts them.
+
+    It does not seek: the digest is that of the file only because every byte passes
+    through once, in order.  `drain` reads what a reader left unread (a damaged gzip
+    stream's tail), so the digest always covers the whole file.
+    """
+
+    def __init__(self, raw: BinaryIO, hasher: Any) -> None:
+        self._raw = raw
+        self.hasher = hasher
+        self.size = 0
+        self.mode = "rb"
+        self.name = getattr(raw, "name", "")
+
+    def _seen(self, data: bytes) -> bytes:
+        self.hasher.update(data)
+        self.size += len(data)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self._seen(self._raw.read(n))
+
+    def read1(self, n: int = -1) -> bytes:
+        return self._seen(self._raw.read1(n))  # type: ignore[attr-defined]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.size
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> HashingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(path: Path, hasher: Any = None) -> BinaryIO:
+    """Open a file for reading, transparently decompressing gzip (detected by magic).
+
+    With ``hasher`` (a hashlib object), the file's own bytes (compressed, if it is gzip)
+    are fed to it as they are read; `HashingReader` wraps the file to do so.
+    """
+    fh: Any = path.open("rb")
     magic = fh.read(2)
     fh.seek(0)
+    if hasher is not None:
+        fh = HashingReader(fh, hasher)
     if magic == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
-    return fh
+    return fh  # type: ignore[no-any-return]
 
 
 def head_bytes(path: Path, limit: int = 1 << 16) -> bytes:
