@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from acdkit import __version__, minimize, schema, sources
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
+    FileSpan,
     HashingReader,
     LineChunk,
     RawChunk,
@@ -263,13 +264,13 @@ def _make_pool(paths: Sequence[Path]) -> ProcessPoolExecutor | None:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
-def _last_line(item: RawChunk | LineChunk) -> int:
-    count = item.line_count if isinstance(item, RawChunk) else len(item.lines)
+def _last_line(item: RawChunk | FileSpan | LineChunk) -> int:
+    count = len(item.lines) if isinstance(item, LineChunk) else item.line_count
     return item.first_line + count - 1
 
 
 def _staged_chunks(
-    items: Iterator[RawChunk | LineChunk],
+    items: Iterator[RawChunk | FileSpan | LineChunk],
     fmt: sources.SourceFormat,
     sensor: str | None,
     pool: ProcessPoolExecutor | None,
@@ -286,6 +287,7 @@ def _staged_chunks(
         try:
             parser = fmt.make_parser(ctx)
             for item in items:
+                assert not isinstance(item, FileSpan)
                 chunk = item.chunk() if isinstance(item, RawChunk) else item
                 yield _last_line(item), _finalize(parser.parse(chunk))
         finally:
@@ -297,13 +299,14 @@ def _staged_chunks(
         for part, item in enumerate(items, start=1):
             state = reader.snapshot()
             task = _Task(fmt.name, sensor, state, None, str(out_dir), part)
-            if isinstance(item, RawChunk):
+            if isinstance(item, FileSpan):
+                reader.advance(item.view)
+                assert plain_path is not None
+                span = (str(plain_path), item.offset, item.length, item.first_line)
+                task = replace(task, span=span)
+            elif isinstance(item, RawChunk):
                 reader.advance(item.data)
-                if plain_path is not None:
-                    span = (str(plain_path), item.offset, len(item.data), item.first_line)
-                    task = replace(task, span=span)
-                else:
-                    task = replace(task, raw=item)
+                task = replace(task, raw=item)
             else:
                 task = replace(task, chunk=item)
             pending.append((_last_line(item), pool.submit(_parse_in_worker, task)))
@@ -402,7 +405,12 @@ def _ingest_file(
             raw = getattr(fh, "fileobj", None) or fh
             plain = None if isinstance(fh, gzip.GzipFile) else path
             try:
-                items = read_raw(fh)
+                items: Iterator[RawChunk | FileSpan | LineChunk]
+                if pool is not None and isinstance(raw, HashingReader) and plain is not None:
+                    # the workers read their own spans; this process only maps the file
+                    items = raw.spans()
+                else:
+                    items = read_raw(fh)
                 for last_line, staged in _staged_chunks(
                     items, fmt, sensor, pool, plain, staging.dir
                 ):
@@ -415,7 +423,8 @@ def _ingest_file(
                     f"{exc.detail}; {exc.lines_read} complete lines were read and kept"
                 )
             if isinstance(raw, HashingReader):
-                raw.drain()
+                if plain is None:
+                    raw.drain()
                 result.sha256, size = raw.hasher.hexdigest(), raw.size
         if hasher is not None and store.ledger_entry(result.sha256) is not None:
             # the same bytes under a size that changed since the check: nothing to add

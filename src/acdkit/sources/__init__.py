@@ -71,7 +71,7 @@ class Parser(ABC):
     def restore(self, state: object) -> None:
         return None
 
-    def advance(self, data: bytes) -> None:
+    def advance(self, data: bytes | memoryview) -> None:
         """Update the state over a chunk of complete lines, given as raw bytes."""
         return None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import gzip
+import mmap
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import pyarrow as pa
 
 __all__ = [
     "GZIP_MAGIC",
+    "FileSpan",
     "HashingReader",
     "LineChunk",
     "RawChunk",
@@ -27,6 +30,7 @@ __all__ = [
     "open_source",
     "read_chunks",
     "read_raw",
+    "read_spans",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -63,9 +67,16 @@ class HashingReader:
         self.name = getattr(raw, "name", "")
 
     def _seen(self, data: bytes) -> bytes:
+        self.update(data)
+        return data
+
+    def update(self, data: bytes | memoryview) -> None:
         self.hasher.update(data)
         self.size += len(data)
-        return data
+
+    def spans(self) -> Iterator[FileSpan | LineChunk]:
+        """The file as `read_spans` gives it, every byte of it hashed and counted here."""
+        return read_spans(self._raw, self)
 
     def read(self, n: int = -1) -> bytes:
         return self._seen(self._raw.read(n))
@@ -83,6 +94,7 @@ class HashingReader:
         return self.size
 
     def drain(self) -> None:
+        """Hash what a decompressor left unread, such as the tail of a damaged stream."""
         while self.read(1 << 20):
             pass
 
@@ -256,6 +268,17 @@ def read_raw(
                 consumed += len(carry)
                 carry, skipping_long = b"", True
             continue
+        first = carry.find(b"\n")
+        if first > max_line:  # a line begun in an earlier block ended here, too long
+            yield LineChunk(
+                line_no,
+                pa.nulls(1, pa.large_string()),
+                [(line_no, f"line longer than {max_line} bytes")],
+            )
+            consumed, line_no = consumed + first + 1, line_no + 1
+            carry, cut = carry[first + 1 :], cut - first - 1
+            if cut < 0:
+                continue
         complete, carry = carry[: cut + 1], carry[cut + 1 :]
         raw = RawChunk(line_no, complete, consumed)
         consumed += len(complete)
@@ -263,6 +286,72 @@ def read_raw(
         yield raw
     if carry and not skipping_long:
         yield RawChunk(line_no, carry, consumed)
+
+
+@dataclass
+class FileSpan:
+    """Complete lines of an uncompressed file, by position only: a worker reads them itself."""
+
+    first_line: int
+    offset: int
+    length: int
+    line_count: int
+    view: memoryview  # the bytes, mapped: for a parser whose state follows header lines
+
+
+def _newlines(view: memoryview) -> int:
+    return int(np.count_nonzero(np.frombuffer(view, dtype=np.uint8) == 10))
+
+
+def read_spans(
+    fh: BinaryIO, hasher: Any = None, block: int | None = None, max_line: int | None = None
+) -> Iterator[FileSpan | LineChunk]:
+    """An uncompressed file as spans of complete lines (about ``block`` bytes each).
+
+    The file is memory-mapped, so finding line ends, counting lines and hashing (with
+    ``hasher``) copy nothing; every byte is hashed once, in order.  A line longer than
+    ``max_line`` comes back as a reject-only LineChunk, as from `read_raw`.
+    """
+    block, max_line = block or BLOCK, max_line or MAX_LINE
+    size = os.fstat(fh.fileno()).st_size
+    if size == 0:
+        return
+    with mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as mapped:
+        if hasattr(mmap, "MADV_SEQUENTIAL"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        whole = memoryview(mapped)
+        try:
+            yield from _spans(mapped, whole, hasher, block, max_line)
+        finally:
+            whole.release()
+
+
+def _spans(
+    mapped: mmap.mmap, whole: memoryview, hasher: Any, block: int, max_line: int
+) -> Iterator[FileSpan | LineChunk]:
+    size, pos, line_no = len(mapped), 0, 1
+    while pos < size:
+        end = min(pos + block, size)
+        cut = mapped.rfind(b"\n", pos, end) if end < size else end - 1
+        if cut < pos:  # no line end in this block: one line longer than the block
+            nl = mapped.find(b"\n", pos, min(pos + max_line + 1, size))
+            if nl < 0 and pos + max_line < size:
+                stop = mapped.find(b"\n", pos + max_line)
+                stop = size if stop < 0 else stop + 1
+                if hasher is not None:
+                    hasher.update(whole[pos:stop])
+                reason = f"line longer than {max_line} bytes"
+                yield LineChunk(line_no, pa.nulls(1, pa.large_string()), [(line_no, reason)])
+                pos, line_no = stop, line_no + 1
+                continue
+            cut = size - 1 if nl < 0 else nl
+        view = whole[pos : cut + 1]
+        if hasher is not None:
+            hasher.update(view)
+        count = _newlines(view) + (0 if mapped[cut] == 10 else 1)
+        yield FileSpan(line_no, pos, cut + 1 - pos, count, view)
+        view.release()  # the consumer is done with it once it asks for the next span
+        pos, line_no = cut + 1, line_no + count
 
 
 def read_chunks(

@@ -109,7 +109,7 @@ class ZeekTsvParser(Parser):
         if isinstance(state, Header):
             self.header = copy.deepcopy(state)
 
-    def advance(self, data: bytes) -> None:
+    def advance(self, data: bytes | memoryview) -> None:
         for match in _META_BYTES.finditer(data):
             self.header.apply(match.group(0).decode("utf-8", errors="replace"))
 
