@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import time
@@ -31,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acdkit import __version__, minimize, schema, sources
+from acdkit._pool import process_pool
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
     FileSpan,
@@ -261,7 +261,7 @@ def _make_pool(paths: Sequence[Path]) -> ProcessPoolExecutor | None:
     if workers < 2 or not big:
         return None
     # fork before this process opens any DuckDB connection: children start warm and safe
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    return process_pool(workers)
 
 
 def _last_line(item: RawChunk | FileSpan | LineChunk) -> int:

@@ -7,16 +7,16 @@ order they were submitted, with at most two per worker in flight so memory stays
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
 from acdkit import schema
+from acdkit._pool import process_pool
 from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.ingest import load_staged
 from acdkit.merkle import range_subtrees
@@ -73,8 +73,7 @@ def hashed(jobs: Iterable[Job], expected_records: int) -> Iterator[tuple[Job, Ha
         return
     # fork: children inherit the loaded modules, so a pool starts in milliseconds; Arrow
     # resets its thread pools after fork
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         pending: deque[tuple[Job, Future[Hashed]]] = deque()
         for job in jobs:
             sent = replace(job, batch=None) if job.source is not None else job

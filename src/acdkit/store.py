@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from acdkit._pool import held_fds
 from acdkit.errors import InputIOError, UsageError
 from acdkit.keys import Verifier
 
@@ -161,8 +162,10 @@ class Store:
                     f"another acdkit process is writing to {self.root}",
                     hint="wait for it to finish and run again",
                 ) from None
+            held_fds.add(fd)  # forked workers close their copy (acdkit._pool)
             yield
         finally:
+            held_fds.discard(fd)
             os.close(fd)
 
     def clean_temporaries(self) -> None:

@@ -352,6 +352,15 @@ def _spans(
         yield FileSpan(line_no, pos, cut + 1 - pos, count, view)
         view.release()  # the consumer is done with it once it asks for the next span
         pos, line_no = cut + 1, line_no + count
+        _forget(mapped, pos)
+
+
+def _forget(mapped: mmap.mmap, upto: int) -> None:
+    """Unmap the pages before ``upto`` (they stay in the page cache), so that this
+    process's resident memory stays flat however large the file."""
+    aligned = upto - upto % mmap.PAGESIZE
+    if aligned and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED, 0, aligned)
 
 
 def read_chunks(

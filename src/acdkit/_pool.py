@@ -1,0 +1,51 @@
+"""Worker processes for the parallel paths of ingest, seal and verify.
+
+Workers are forked, so they start with the parent's modules loaded, and also with the
+parent's open files: among them the store's writer lock.  A worker that outlived a killed
+parent would hold that lock for ever, so each worker closes its copy at start, and on Linux
+asks the kernel to end it when the parent dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+__all__ = ["held_fds", "process_pool"]
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+# descriptors a worker must not keep: the store locks this process holds
+held_fds: set[int] = set()
+
+
+def _die_with_parent(parent: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(parent: int, fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _die_with_parent(parent)
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of forked workers that hold no store lock and do not outlive this process."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(os.getpid(), tuple(held_fds)),
+    )
