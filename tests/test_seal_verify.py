@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from acdkit import ingest, keys, seal, verify
-from acdkit.errors import ExitCode, UsageError
+from acdkit import ingest, keys, schema, seal, verify
+from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
+from acdkit.errors import ExitCode, TamperedError, UsageError
 from acdkit.store import Store
 
 
@@ -72,9 +73,6 @@ def test_changed_field_is_tampered_with_location(sealed: Store) -> None:
 
 def test_changed_field_with_recomputed_leaf_breaks_root(sealed: Store) -> None:
     # an insider holding segment.key can recompute the leaf; the checkpoint still catches it
-    from acdkit import schema
-    from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
-
     seg = _segment(sealed, 0)
     table = pq.read_table(seg / "net.parquet")
     ports = table.column("dst_port").to_pylist()
@@ -203,9 +201,64 @@ def test_interrupted_seal_is_incomplete_then_recovered(
     shutil.copytree(keep, staged)
     _check(sealed, ExitCode.INCOMPLETE)
     report = seal.seal(sealed, signer)
-    assert report.recovered and "completed interrupted seal" in report.recovered[0]
+    # the unsigned segment is dropped and its still-staged input sealed afresh
+    assert report.recovered and "discarded unsigned segment" in report.recovered[0]
+    assert [s["records"] for s in report.segments] == [37]
     assert newest.exists() and not staged.exists()
     _check(sealed, ExitCode.OK)
+
+
+def test_crash_after_checkpoint_before_state_completes_the_seal(
+    sealed: Store, signer: keys.Signer, data: Path
+) -> None:
+    ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
+    saved_state = sealed.state_path.read_bytes()
+    staged = sealed.staged_dirs()[0]
+    keep = sealed.root.parent / "staged-copy"
+    shutil.copytree(staged, keep)
+    seal.seal(sealed, signer)
+    newest = sealed.checkpoint_files()[-1].read_bytes()
+    # the checkpoint was written; the state and the retirement of inputs were not
+    sealed.state_path.write_bytes(saved_state)
+    shutil.copytree(keep, staged)
+    report = seal.seal(sealed, signer)
+    assert report.recovered and "completed interrupted seal" in report.recovered[0]
+    assert report.segments == [] and sealed.checkpoint_files()[-1].read_bytes() == newest
+    assert not staged.exists()
+    _check(sealed, ExitCode.OK)
+
+
+def test_checkpoint_deleted_and_state_rolled_back_is_not_re_signed(
+    sealed: Store, signer: keys.Signer, data: Path
+) -> None:
+    # an insider with write access but no key: roll the sealer state back past the newest
+    # segment, delete its checkpoint, change a record and recompute its integrity hash with
+    # the segment key; the next seal must not sign that segment as "interrupted"
+    ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
+    saved_state = sealed.state_path.read_bytes()
+    seal.seal(sealed, signer)
+    seg = sealed.segment_dirs()[-1]
+    table = pq.read_table(seg / "net.parquet")
+    rows = table.to_pylist()
+    rows[0]["dst_ip"] = "6.6.6.6"
+    forged = pa.Table.from_pylist(rows, schema=table.schema)
+    key = (seg / "segment.key").read_bytes()
+    staged_rows = forged.drop_columns(["log_index", "integrity_hash"])
+    hashes = leaf_hashes(
+        canonical_bodies(staged_rows, schema.load("net")), record_salts(key, 0, len(rows))
+    )
+    forged = forged.set_column(
+        forged.schema.get_field_index("integrity_hash"),
+        "integrity_hash",
+        pa.array([hashes[i : i + 32] for i in range(0, len(hashes), 32)], pa.binary(32)),
+    )
+    pq.write_table(forged, seg / "net.parquet")
+    sealed.checkpoint_files()[-1].unlink()
+    sealed.state_path.write_bytes(saved_state)
+
+    with pytest.raises(TamperedError, match="no checkpoint and its inputs are no longer staged"):
+        seal.seal(sealed, signer)
+    _check(sealed, ExitCode.INCOMPLETE)
 
 
 def test_missing_newest_checkpoint_is_rewritten_by_next_seal(

@@ -41,7 +41,7 @@ from acdkit.keys import Signer
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote, sign_note
-from acdkit.store import Store, atomic_write, fsync_dir, write_json
+from acdkit.store import TMP_PREFIX, Store, atomic_write, fsync_dir, write_json
 
 __all__ = ["SealInfo", "SealReport", "recover", "seal", "segment_name"]
 
@@ -455,6 +455,30 @@ def _segment_leaves(seg: Path) -> list[bytes]:
     return leaves
 
 
+def _discard_unsigned(store: Store, seg: Path) -> str:
+    """Drop a segment that a crash left without its checkpoint, so its inputs seal again.
+
+    Such a segment was never signed, so nothing anyone holds refers to it, and its staged
+    inputs are still there (they are retired only after the checkpoint).  It is never
+    signed as found: an unsigned segment is only as trustworthy as whoever can write the
+    store, and signing one whose inputs are gone would launder whatever it now holds.
+    """
+    consumed = seg / "consumed.json"
+    names = json.loads(consumed.read_text()) if consumed.is_file() else None
+    if not names or not all((store.staging / str(n)).is_dir() for n in names):
+        raise TamperedError(
+            f"segment {seg.name} has no checkpoint and its inputs are no longer staged, "
+            "which no crash of `acdkit seal` leaves behind",
+            hint="a checkpoint was deleted or the sealer state rolled back; "
+            "run `acdkit verify` and keep this store as it is for examination",
+        )
+    trash = store.segments / f"{TMP_PREFIX}discard-{seg.name}"
+    seg.rename(trash)
+    fsync_dir(store.segments)
+    shutil.rmtree(trash)
+    return f"discarded unsigned segment {seg.name} left by an interrupted seal; sealing again"
+
+
 def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
     """Finish a seal that a crash interrupted: orphan segment, missing checkpoint, staging."""
     done: list[str] = []
@@ -468,6 +492,11 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
                 f"segment {seg.name} does not follow the sealed size "
                 f"{state.compact.size}; run `acdkit verify` on this store"
             )
+        if not store.checkpoint_path(end).exists():
+            done.append(_discard_unsigned(store, seg))
+            continue
+        # signed but not yet recorded in the state: the existing checkpoint must match the
+        # segment byte for byte (`_sign_checkpoint` refuses otherwise)
         info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
         state.compact.extend(_segment_leaves(seg))
         _close_segment(store, signer, state, seg, info)
@@ -479,6 +508,7 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
         if hashlib.sha256(note).digest() != state.prev_checkpoint:
             raise TamperedError(f"checkpoint {size} is missing and cannot be re-made")
         done.append(f"re-wrote missing checkpoint {size}")
+    segs = store.segment_dirs()
     if segs:
         for name in json.loads((segs[-1] / "consumed.json").read_text()):
             if (store.staging / name).is_dir():
