@@ -33,6 +33,11 @@ from acdkit.store import Store
 MARK = "CANARY"
 
 
+def path_of(uri: str) -> str:
+    """The minimization policy for an origin-form request target (README, net.v1.yaml)."""
+    return re.split("[?#;]|%3[fF]|%23", uri, maxsplit=1)[0]
+
+
 def canary(field: str) -> str:
     return f"{MARK}-{field}-7f3a"
 
@@ -247,7 +252,7 @@ def test_zeek_canaries_reach_no_output(
         for o in objs:
             if "http" in rel:  # some zat rows are timeouts with no request line
                 uri = o.get("uri")
-                expected_http.append((uri and uri.split("?")[0], o.get("host")))
+                expected_http.append((uri and path_of(uri), o.get("host")))
             if "ja3" in o:
                 expected_tls.append(o["ja3"])
             if "query" in o:
@@ -257,7 +262,7 @@ def test_zeek_canaries_reach_no_output(
 
     for log, take in (("http", 12), ("ssl", 3), ("dns", 3), ("conn", 3)):
         lines, originals = zeek_tsv_lines(real(f"zeek-tsv/zat/{log}.log"), take)
-        expected_http += [(o["uri"].split("?")[0], o["host"]) for o in originals if "uri" in o]
+        expected_http += [(path_of(o["uri"]), o["host"]) for o in originals if "uri" in o]
         assert log != "http" or sum("?" in o["uri"] for o in originals) >= 3
         expected_dns += [(o["query"], o["answers"].split(",")) for o in originals if "query" in o]
         (inputs / f"tsv-{log}.log").write_text("\n".join(lines) + "\n")
@@ -460,7 +465,7 @@ def _eve(uris: list[tuple[str, str, str]]) -> list[str]:
 _EDGES = [  # (path, query, fragment, user-info, host)
     ("a", "b", "", "user\nname:pw", "host.example"),  # newline inside the user-info
     ("a#b", "", "?x", "", "h"),  # a fragment before anything that looks like a query
-    ("%3F", "", "", "@@", "h:8080"),  # an encoded '?' is part of the path
+    ("%3F", "", "", "@@", "h:8080"),  # an encoded '?' ends the path too
     ("", "", "", "", "h"),
     ("\n?", "\n", "\n", "a\tb", "h"),  # newlines and tabs (escaped in TSV)
 ]
@@ -499,9 +504,51 @@ def test_url_path_is_the_part_before_query_and_fragment(
         staged.column("url_host").to_pylist(),
         strict=True,
     ):
-        assert "?" not in path and "#" not in path
-        assert path == re.split("[?#]", uri, maxsplit=1)[0]
+        assert "?" not in path and "#" not in path and ";" not in path
+        assert path == re.split("[?#;]|%3[fF]|%23", uri, maxsplit=1)[0]
         assert url_host == host
+
+
+_URL_CASES = [  # (uri, Host, expected url_path, expected url_host)
+    (
+        "user:pass@example.com:443",
+        "user:pass@example.com:443",
+        "example.com:443",
+        "example.com:443",
+    ),
+    ("//user:pass@example.com/x", "example.com", "//example.com/x", "example.com"),
+    (" http://u:x@h/p?q=1", " http://u:x@h/", "/p", "h"),
+    ("/login;jsessionid=CANARY1", "h", "/login", "h"),
+    ("/x%3Fsecret=CANARY2", "h", "/x", "h"),
+    ("/x%23CANARY3", "h", "/x", "h"),
+    ("/ok", "example.com/?secret=CANARY4", "/ok", "example.com"),
+    ("/ok", "example.com:8080 CANARY5", "/ok", "example.com:8080"),
+    ("http://h;CANARY6@evil/p", "h", "", "h"),
+    ("//a/b", "h", "//a/b", "h"),  # a path that begins with an empty segment stays
+]
+
+
+@pytest.mark.parametrize(("uri", "host", "path", "url_host"), _URL_CASES)
+def test_url_user_info_and_parameters_never_survive(
+    uri: str, host: str, path: str, url_host: str
+) -> None:
+    line = {
+        "ts": 1575413155.938245,
+        "uid": "C1",
+        "id.orig_h": "10.18.20.97",
+        "id.orig_p": 49203,
+        "id.resp_h": "69.147.64.34",
+        "id.resp_p": 80,
+        "method": "CONNECT" if "@" in uri and not uri.startswith("/") else "GET",
+        "host": host,
+        "uri": uri,
+    }
+    staged = _parse("zeek-json", [json.dumps(line) + "\n"])
+    assert staged.column("url_path").to_pylist() == [path]
+    assert staged.column("url_host").to_pylist() == [url_host]
+    kept = json.dumps(staged.to_pylist(), default=str)
+    for secret in ("CANARY", "pass", "user", ":x@", "u:x"):
+        assert secret not in kept
 
 
 # -- canonical forms --------------------------------------------------------------------------

@@ -105,16 +105,30 @@ def _bad(col: str, cast: str, label: str) -> str:
     return f"WHEN {col} IS NOT NULL AND TRY_CAST({col} AS {cast}) IS NULL THEN 'invalid {label}'"
 
 
+_BLANKS = "chr(32) || chr(9) || chr(10) || chr(13)"
+# where the path ends: a query, a fragment, path parameters (";jsessionid=..."), or an
+# encoded '?' or '#' (a query that was encoded into the path): what follows is user data
+_PATH_END = "([?#;]|%3[fF]|%23).*$"
+
+
 def _url_path(col: str) -> str:
-    # the path only: cut at the first '?' or '#'; an absolute-form URI keeps only its path
-    path = f"regexp_replace({col}, '[?#].*$', '', 's')"
-    return f"regexp_replace({path}, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*', '')"
+    """The request path only, without query, fragment, path parameters or user-info.
+
+    Absolute-form URIs keep only their path; a scheme-relative ``//user@host/...`` and an
+    authority-form CONNECT target ``user:pass@host:port`` lose their user-info.
+    """
+    cut = f"regexp_replace(ltrim({col}, {_BLANKS}), '{_PATH_END}', '', 's')"
+    path = f"regexp_replace({cut}, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*', '', 's')"
+    path = f"regexp_replace({path}, '^//[^/]*@', '//', 's')"
+    return f"regexp_replace({path}, '^[^/]*@', '', 's')"
 
 
 def _url_host(col: str) -> str:
-    # drop any user-info ("user:pass@") a client may have put in the authority
+    """The host (and port) only: no scheme, user-info, path, query or blanks after it."""
     # 's': '.' must cross a newline too, or "a\nb@host" would keep its user-info
-    return f"regexp_replace({col}, '^.*@', '', 's')"
+    host = f"regexp_replace(ltrim({col}, {_BLANKS}), '^[a-zA-Z][a-zA-Z0-9+.-]*://', '', 's')"
+    host = f"regexp_replace({host}, '^.*@', '', 's')"
+    return f"regexp_replace({host}, '[/?#;[:space:]].*$', '', 's')"
 
 
 def _net_columns(sensor: str) -> list[str]:
