@@ -125,6 +125,21 @@ def test_disclosed_record_edit_is_tampered_even_with_resigned_manifest(
     assert report.failure["check"] == "6"  # type: ignore[index]
 
 
+@pytest.mark.parametrize("content", [b"not parquet at all", b"PAR1garbagePAR1", "other-schema"])
+def test_garbage_records_file_with_resigned_manifest_is_malformed(
+    built: Path, signer: keys.Signer, content: bytes | str
+) -> None:
+    path = built / "records/net.parquet"
+    if content == "other-schema":
+        pq.write_table(pa.table({"x": [1, 2]}), path)
+    else:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    _resign_manifest(built, signer)
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.MALFORMED
+    assert "not a Parquet file of the sealed schema" in report.failure["message"]  # type: ignore[index]
+
+
 def test_unlisted_file_is_policy(built: Path) -> None:
     (built / "summary/notes.txt").write_text("added later")
     assert verify.verify_path(built).verdict == ExitCode.POLICY

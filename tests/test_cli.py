@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from acdkit import __version__
@@ -214,3 +215,58 @@ def test_environment_variables(
     assert result.exit_code == 0, result.stderr
     seg = next((store / "segments").iterdir())
     assert set(pq.read_table(seg / "dns.parquet").column("sensor_id").to_pylist()) == {"tap-7"}
+
+
+def test_bad_environment_and_input_exit_cleanly_never_70(
+    runner: CliRunner, tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, key = _init(runner, tmp_path)
+    code, _, _ = run(
+        runner, "ingest", store, data / "zeek-tsv/zat/conn.log", "--seal", "--key", key
+    )
+    assert code == 0
+    window = ["--incident", "X", "--from", "2013-09-15T00:00:00Z"]
+
+    code, _, err = run(runner, "package", store, *window, "--to", "2262-04-12T00:00:00Z",
+                       "--key", key, "--out", tmp_path / "b1")  # fmt: skip
+    assert code == 2 and "outside the times records can hold" in err
+    code, _, _ = run(runner, "package", store, "--incident", "X", "--from",
+                     "1677-01-01T00:00:00Z", "--to", "2013-09-16T00:00:00Z",
+                     "--key", key, "--out", tmp_path / "b2")  # fmt: skip
+    assert code == 2
+
+    binary = tmp_path / "binary.key"
+    binary.write_bytes(bytes(range(256)))
+    code, _, err = run(runner, "verify", store, "--key", binary)
+    assert code == 2 and "not a verifier key file" in err
+
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("x")
+    code, _, err = run(runner, "package", store, *window, "--to", "2013-09-16T00:00:00Z",
+                       "--key", key, "--out", a_file / "bundle")  # fmt: skip
+    assert code == 6 and "internal error" not in err
+
+    code, _, err = run(runner, "init", a_file, "--key", tmp_path / "k2" / "sealer.key")
+    assert code == 2 and "not an empty directory" in err
+    assert not (tmp_path / "k2" / "sealer.key").exists()
+
+    # the key directory cannot be made: no half-made store is left behind
+    monkeypatch.setenv("ACDKIT_KEY_DIR", str(a_file / "keys"))
+    code, _, err = run(runner, "init", tmp_path / "s3")
+    assert code == 6 and "cannot create key directory" in err
+    assert not (tmp_path / "s3").exists()
+
+
+def test_verify_without_the_store_vkey_needs_a_pinned_key(
+    runner: CliRunner, tmp_path: Path, data: Path
+) -> None:
+    store, key = _init(runner, tmp_path)
+    assert (
+        run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log", "--seal", "--key", key)[0] == 0
+    )
+    vkey = (store / "keys/sealer.vkey").read_text().strip()
+    (store / "keys/sealer.vkey").unlink()
+    code, _, err = run(runner, "verify", store)
+    assert code == 4 and "public key sealer.vkey is missing" in err
+    code, out, _ = run(runner, "verify", store, "--key", vkey, "--json")
+    assert code == 0 and json.loads(out)["verdict"] == "VERIFIED"

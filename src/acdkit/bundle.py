@@ -451,15 +451,23 @@ def _check_proofs(
     return entries
 
 
+def _read_records(path: Path, rel: str, sealed: pa.Schema) -> pa.Table:
+    """A disclosed records file in the sealed schema; MALFORMED if it is anything else."""
+    try:
+        return pq.read_table(path).cast(sealed)
+    except (pa.ArrowException, ValueError) as exc:
+        # a manifest may be signed by any key when none is pinned: its files are input
+        raise MalformedError(f"{rel} is not a Parquet file of the sealed schema") from exc
+
+
 def _check_records(root: Path, manifest: _Manifest, entries: dict[int, bytes]) -> int:
     seen: set[int] = set()
     for table in schema.TABLES:
         rel = f"records/{table}.parquet"
         if rel not in manifest.files:
             continue
-        rows = pq.read_table(root / rel)
         ts = schema.load(table)
-        rows = rows.cast(ts.sealed_arrow())
+        rows = _read_records(root / rel, rel, ts.sealed_arrow())
         bodies = canonical_bodies(rows, ts).to_pylist()
         hashes = rows.column("integrity_hash").to_pylist()
         for index, body, stored in zip(
@@ -491,7 +499,8 @@ def _check_seals(
         rel = f"records/{table}.parquet"
         if rel not in manifest.files:
             continue
-        rows = pq.read_table(root / rel, columns=["log_index", "ts_utc"])
+        rows = _read_records(root / rel, rel, schema.load(table).sealed_arrow())
+        rows = rows.select(["log_index", "ts_utc"])
         for index, ts in zip(
             rows.column(0).to_pylist(), rows.column(1).cast(pa.int64()).to_pylist(), strict=True
         ):
@@ -506,6 +515,10 @@ def _check_seals(
     _ = records
 
 
+# what an int64 count of nanoseconds since 1970 can express, to the whole day
+TIME_RANGE = (datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC))
+
+
 def parse_time(value: str) -> datetime:
     """ISO-8601 with a zone (or Z); a time without a zone is refused, never guessed."""
     try:
@@ -514,7 +527,13 @@ def parse_time(value: str) -> datetime:
         raise UsageError(f"{value!r} is not an ISO-8601 time") from None
     if dt.tzinfo is None:
         raise UsageError(f"{value!r} has no time zone", hint="add Z or an offset like +09:00")
-    return dt.astimezone(UTC)
+    dt = dt.astimezone(UTC)
+    if not TIME_RANGE[0] <= dt <= TIME_RANGE[1]:
+        raise UsageError(
+            f"{value!r} is outside the times records can hold "
+            f"({TIME_RANGE[0]:%Y-%m-%d} to {TIME_RANGE[1]:%Y-%m-%d}, nanoseconds since 1970)"
+        )
+    return dt
 
 
 def describe(report: PackageReport) -> dict[str, Any]:

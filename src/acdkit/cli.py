@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from acdkit import __version__, bundle, ingest, keys, seal, sources, store, verify
-from acdkit.errors import AcdkitError, ExitCode
+from acdkit.errors import AcdkitError, ExitCode, InputIOError, UsageError
 
 __all__ = ["app", "main"]
 
@@ -61,12 +61,20 @@ def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
         try:
             func(*args, **kwargs)
         except AcdkitError as exc:
-            err.print(f"[red]error:[/] {exc.message}")
-            if exc.hint:
-                err.print(f"  hint: {exc.hint}")
-            raise typer.Exit(int(exc.exit_code)) from None
+            _fail(exc)
+        except OSError as exc:
+            # a file or directory that cannot be made, read or written: the environment's
+            # fault, not a bug; the message names the path and the system's reason
+            _fail(InputIOError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")))
 
     return wrapper
+
+
+def _fail(exc: AcdkitError) -> NoReturn:
+    err.print(f"[red]error:[/] {exc.message}")
+    if exc.hint:
+        err.print(f"  hint: {exc.hint}")
+    raise typer.Exit(int(exc.exit_code)) from None
 
 
 def _emit(doc: dict[str, Any]) -> None:
@@ -320,7 +328,12 @@ def _pinned(value: str | None) -> keys.Verifier | None:
     if value is None:
         return None
     path = Path(value)
-    text = path.read_text().strip() if path.is_file() else value
+    try:
+        text = path.read_text(encoding="utf-8").strip() if path.is_file() else value
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"--key {value}: not a verifier key file (expected one vkey line of text)"
+        ) from None
     return keys.Verifier.parse(text)
 
 

@@ -122,9 +122,12 @@ def default_key_dir() -> Path:
 
 def write_private_key(signer: Signer, path: Path) -> None:
     """Create ``path`` with mode 0600; refuse to overwrite an existing key."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # a key file written once is name + PEM; the name lets `load_signer` rebuild the vkey
     data = f"# acdkit sealer key for {signer.name}\n".encode() + signer.private_pem()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise InputIOError(f"cannot create key directory {path.parent}: {exc.strerror}") from exc
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:

@@ -255,7 +255,17 @@ def init_store(root: Path, key_path: Path | None, org: str | None = None) -> tup
         )
     if key_path.exists():
         raise UsageError(f"key file {key_path} already exists; refusing to overwrite it")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise UsageError(f"{root} exists and is not an empty directory; choose a new one")
     signer = keys.generate(origin)
-    store = Store.create(root, origin, signer.verifier, log_id)
+    # the key first: a store whose private key could not be written would be unusable
     keys.write_private_key(signer, key_path)
+    existed = root.exists()
+    try:
+        store = Store.create(root, origin, signer.verifier, log_id)
+    except BaseException:
+        key_path.unlink(missing_ok=True)  # never used: nothing was sealed with it
+        if not existed:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     return store, key_path
