@@ -549,3 +549,31 @@ def test_skip_reasons_never_echo_input(
     for r in results:
         assert r.record_count == 0
         assert "canary" not in json.dumps(line_log(store, r)).lower()
+
+
+@pytest.mark.parametrize(
+    ("content", "lines"), [(b"", 0), (b"\n\n  \n\r\n", 4), (b"\xef\xbb\xbf\n", 1)]
+)
+def test_empty_or_blank_file_is_ingested_as_empty(
+    store: Store, tmp_path: Path, content: bytes, lines: int
+) -> None:
+    # a log rotated before anything was written must not fail a cron job
+    path = tmp_path / "rotated.log"
+    path.write_bytes(content)
+    result = ingest.ingest(store, [path]).files[0]
+    assert (result.status, result.format, result.exit_code) == ("ingested", "empty", 0)
+    assert (result.lines, result.skipped, result.record_count) == (lines, lines, 0)
+    assert result.skip_reasons == ({"blank line": lines} if lines else {})
+    assert store.ledger_entry(result.sha256)["format"] == "empty"  # type: ignore[index]
+
+
+def test_blank_head_before_content_is_still_detected(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "late.log"
+    line = json.dumps(
+        {"ts": 1.5, "uid": "C1", "id.orig_h": "10.0.0.1", "id.orig_p": 1,
+         "id.resp_h": "10.0.0.2", "id.resp_p": 2, "proto": "tcp"}
+    )  # fmt: skip
+    path.write_bytes(b"\n" * 70_000 + line.encode() + b"\n")
+    result = ingest.ingest(store, [path]).files[0]
+    assert (result.status, result.format) == ("ingested", "zeek-json")
+    assert (result.lines, result.skipped, result.record_count) == (70_001, 70_000, 1)

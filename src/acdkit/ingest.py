@@ -38,7 +38,7 @@ from acdkit.sources._lines import (
     LineChunk,
     RawChunk,
     TruncatedInput,
-    head_bytes,
+    content_head,
     open_source,
     read_raw,
 )
@@ -394,8 +394,7 @@ def _ingest_file(
     else:
         # no file of this size is in the ledger, so this one is new: hash while parsing
         hasher = hashlib.sha256()
-    fmt = sources.get(fmt_name) if fmt_name else sources.detect(head_bytes(path))
-    result.format = fmt.name
+    fmt, result.format = _format_of(path, fmt_name)
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -448,6 +447,24 @@ def _ingest_file(
         staging.abort()
         raise
     return result
+
+
+HEAD_BYTES = 1 << 16
+
+
+def _format_of(path: Path, forced: str | None) -> tuple[sources.SourceFormat, str]:
+    """The format to parse with and the name to record: forced, detected, or "empty".
+
+    An empty file, or one of blank lines only (a log rotated before anything was written),
+    is no error: it is recorded with format "empty" and its lines as skipped blank lines.
+    """
+    if forced:
+        return sources.get(forced), forced
+    head = content_head(path, HEAD_BYTES)
+    if not head:
+        return sources.get("zeek-json"), "empty"  # its reader counts blank lines as skips
+    fmt = sources.detect(head)
+    return fmt, fmt.name
 
 
 def _stage_chunk(

@@ -26,6 +26,7 @@ __all__ = [
     "HashingReader",
     "LineChunk",
     "RawChunk",
+    "content_head",
     "head_bytes",
     "open_source",
     "read_chunks",
@@ -131,6 +132,24 @@ def head_bytes(path: Path, limit: int = 1 << 16) -> bytes:
             return next(_blocks(fh, limit), b"")
         except (EOFError, OSError, zlib.error):
             return b""
+
+
+def content_head(path: Path, limit: int = 1 << 16) -> bytes:
+    """About ``limit`` decompressed bytes from the first one that is not blank (or a BOM);
+    empty if the file holds nothing else.  A damaged gzip stream yields what came before."""
+    content = b""
+    with open_source(path) as fh:
+        blocks = _blocks(fh, limit)
+        try:
+            for data in blocks:
+                content = data.lstrip(b" \t\r\n\xef\xbb\xbf")
+                if content:
+                    if len(content) < limit // 2:  # detection wants several whole lines
+                        content += next(blocks, b"")
+                    break
+        except (EOFError, OSError, zlib.error):
+            pass
+    return content
 
 
 def _blocks(fh: BinaryIO, block: int) -> Iterator[bytes]:
