@@ -324,3 +324,19 @@ def test_segment_layout_and_key_mode(sealed: Store) -> None:
     for path in sealed.root.rglob("*"):
         if path.is_file():
             assert b"PRIVATE KEY" not in path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["seal.entry deleted", "segment.key deleted", "stray segment"])
+def test_missing_sealed_files_are_tampered(sealed: Store, damage: str) -> None:
+    seg = _segment(sealed, 0)
+    if damage == "seal.entry deleted":
+        (seg / "seal.entry").unlink()
+    elif damage == "segment.key deleted":
+        (seg / "segment.key").unlink()
+    else:  # a directory named like a segment that no seal made
+        (sealed.segments / f"{99:020d}-{120:020d}").mkdir()
+    report = _check(sealed, ExitCode.TAMPERED)
+    assert report.failure is not None
+    assert ("seal.entry" in report.failure["message"]) or (
+        "segment.key" in report.failure["message"]
+    )

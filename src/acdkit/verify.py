@@ -150,6 +150,11 @@ def _load_checkpoints(store: Store, verifier: Verifier) -> dict[int, tuple[bytes
 def _load_segments(store: Store) -> list[_Segment]:
     segments = []
     for path in store.segment_dirs():
+        if not (path / "seal.entry").exists():
+            # a seal renames a complete segment into place: no crash leaves one without it
+            raise TamperedError(
+                f"segment {path.name} has no seal.entry (deleted, or not made by a seal)"
+            )
         raw = _read(path / "seal.entry")
         try:
             info = SealInfo.from_entry(raw)
@@ -217,10 +222,14 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
     info, index = seg.info, seg.info.first_index
     try:
         key = (seg.path / "segment.key").read_bytes()
-    except OSError:
-        raise MalformedError(
-            f"segment {seg.path.name}: segment.key is missing or unreadable",
+    except FileNotFoundError:
+        raise TamperedError(
+            f"segment {seg.path.name}: segment.key was deleted",
             hint="record leaves cannot be recomputed without it",
+        ) from None
+    except OSError as exc:
+        raise InputIOError(
+            f"segment {seg.path.name}: cannot read segment.key: {exc.strerror}"
         ) from None
     if len(key) != 32:
         raise MalformedError(f"segment {seg.path.name}: segment.key is not 32 bytes")
