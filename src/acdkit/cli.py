@@ -31,7 +31,7 @@ app = typer.Typer(
     help="Forensic-readiness toolkit: ingest machine information, seal it in a signed "
     "tamper-evident log, verify it offline, and package incident bundles.\n\n"
     "Exit codes: 0 OK/VERIFIED, 1 TAMPERED, 2 USAGE, 3 INCOMPLETE, 4 MALFORMED, "
-    "5 POLICY, 6 IO.",
+    "5 POLICY, 6 IO, 70 internal error (a bug).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -48,7 +48,7 @@ KeyOpt = Annotated[
     typer.Option(
         "--key",
         envvar="ACDKIT_SEALER_KEY",
-        help="Sealer private key file [default: the per-user key made by `acdkit init`].",
+        help="Sealer private key file \\[default: the per-user key made by `acdkit init`].",
     ),
 ]
 
@@ -155,7 +155,7 @@ def init(
             "--key",
             envvar="ACDKIT_SEALER_KEY",
             help="Where to write the new private key (mode 0600, outside the store) "
-            "[default: $ACDKIT_KEY_DIR or ~/.config/acdkit/keys/<log-id>.sealer.key].",
+            "\\[default: $ACDKIT_KEY_DIR or ~/.config/acdkit/keys/<log-id>.sealer.key].",
         ),
     ] = None,
     org: Annotated[
