@@ -105,3 +105,26 @@ def test_proof_rejects_bad_shapes() -> None:
     assert not merkle.verify_inclusion(3, 16, LEAVES[3], proof, root)  # size doubled
     assert not merkle.verify_inclusion(3, 4, LEAVES[3], proof, root)  # size halved
     assert not merkle.verify_inclusion(3, 8, LEAVES[3], [proof[0][:31], *proof[1:]], root)
+
+
+def _naive_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 §2.1 MTH, written straight from the definition."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return merkle.node_hash(_naive_root(leaves[:k]), _naive_root(leaves[k:]))
+
+
+@settings(max_examples=120, deadline=None)
+@given(begin=st.integers(min_value=0, max_value=300), n=st.integers(min_value=0, max_value=300))
+def test_worker_subtrees_extend_a_range_to_the_naive_root(begin: int, n: int) -> None:
+    # what a seal worker computes for its batch [begin, begin + n), appended to the range
+    # the sealer holds, must give the root of the whole tree
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(begin + n)]
+    compact = merkle.CompactRange()
+    compact.extend(leaves[:begin])
+    compact.append_range(merkle.range_subtrees(begin, b"".join(leaves[begin:])))
+    assert compact.size == begin + n
+    assert compact.root() == _naive_root(leaves)
