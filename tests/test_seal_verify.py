@@ -185,15 +185,21 @@ def test_store_being_appended_is_incomplete_not_tampered(sealed: Store, data: Pa
     assert "150 records unsealed" in relaxed.coverage
 
 
-def test_interrupted_seal_is_incomplete_then_recovered(
-    sealed: Store, signer: keys.Signer, data: Path
-) -> None:
+def _seal_another(sealed: Store, signer: keys.Signer, data: Path) -> tuple[bytes, Path, Path]:
+    """Seal one more file; return the sealer state before, its staged dir and a copy of it."""
     ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
     saved_state = sealed.state_path.read_bytes()
     staged = sealed.staged_dirs()[0]
     keep = sealed.root.parent / "staged-copy"
     shutil.copytree(staged, keep)
     seal.seal(sealed, signer)
+    return saved_state, staged, keep
+
+
+def test_interrupted_seal_is_incomplete_then_recovered(
+    sealed: Store, signer: keys.Signer, data: Path
+) -> None:
+    saved_state, staged, keep = _seal_another(sealed, signer, data)
     # simulate a crash after the segment rename, before checkpoint, state and retirement
     newest = sealed.checkpoint_files()[-1]
     newest.unlink()
@@ -211,12 +217,7 @@ def test_interrupted_seal_is_incomplete_then_recovered(
 def test_crash_after_checkpoint_before_state_completes_the_seal(
     sealed: Store, signer: keys.Signer, data: Path
 ) -> None:
-    ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
-    saved_state = sealed.state_path.read_bytes()
-    staged = sealed.staged_dirs()[0]
-    keep = sealed.root.parent / "staged-copy"
-    shutil.copytree(staged, keep)
-    seal.seal(sealed, signer)
+    saved_state, staged, keep = _seal_another(sealed, signer, data)
     newest = sealed.checkpoint_files()[-1].read_bytes()
     # the checkpoint was written; the state and the retirement of inputs were not
     sealed.state_path.write_bytes(saved_state)
@@ -234,9 +235,7 @@ def test_checkpoint_deleted_and_state_rolled_back_is_not_re_signed(
     # an insider with write access but no key: roll the sealer state back past the newest
     # segment, delete its checkpoint, change a record and recompute its integrity hash with
     # the segment key; the next seal must not sign that segment as "interrupted"
-    ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
-    saved_state = sealed.state_path.read_bytes()
-    seal.seal(sealed, signer)
+    saved_state, _, _ = _seal_another(sealed, signer, data)
     seg = sealed.segment_dirs()[-1]
     table = pq.read_table(seg / "net.parquet")
     rows = table.to_pylist()
