@@ -270,3 +270,18 @@ def test_verify_without_the_store_vkey_needs_a_pinned_key(
     assert code == 4 and "public key sealer.vkey is missing" in err
     code, out, _ = run(runner, "verify", store, "--key", vkey, "--json")
     assert code == 0 and json.loads(out)["verdict"] == "VERIFIED"
+
+
+def test_errors_under_json_are_one_json_document(runner: CliRunner, tmp_path: Path) -> None:
+    # cron and CI read stdout: a failure must still be one parseable document
+    code, out, _ = run(runner, "verify", tmp_path / "no-such-store", "--json")
+    doc = json.loads(out)
+    assert code == doc["exit_code"] == 2
+    assert doc["schema_version"] == "acdkit-cli/1" and doc["command"] == "verify"
+    assert doc["error"]["verdict"] == "USAGE" and "no-such-store" in doc["error"]["message"]
+    store, key = _init(runner, tmp_path)
+    code, out, _ = run(runner, "ingest", store, tmp_path / "missing.log", "--json")
+    doc = json.loads(out)
+    assert code == doc["exit_code"] == 2 and doc["command"] == "ingest"
+    code, out, _ = run(runner, "verify", store)
+    assert code == 3 and out == ""  # without --json, stdout stays empty

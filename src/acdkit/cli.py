@@ -56,24 +56,32 @@ KeyOpt = Annotated[
 def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
     """Render an AcdkitError as one line plus hint and exit with its code."""
 
+    command = func.__name__.removesuffix("_cmd")
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
+        json_out = bool(kwargs.get("json_out"))
         try:
             func(*args, **kwargs)
         except AcdkitError as exc:
-            _fail(exc)
+            _fail(exc, command if json_out else None)
         except OSError as exc:
             # a file or directory that cannot be made, read or written: the environment's
             # fault, not a bug; the message names the path and the system's reason
-            _fail(InputIOError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")))
+            reason = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+            _fail(InputIOError(reason), command if json_out else None)
 
     return wrapper
 
 
-def _fail(exc: AcdkitError) -> NoReturn:
+def _fail(exc: AcdkitError, json_command: str | None = None) -> NoReturn:
+    """Report an error on stderr and, under --json, as the one document on stdout."""
     err.print(f"[red]error:[/] {exc.message}")
     if exc.hint:
         err.print(f"  hint: {exc.hint}")
+    if json_command is not None:
+        error = {"verdict": exc.verdict, "message": exc.message, "hint": exc.hint}
+        _emit({"command": json_command, "exit_code": int(exc.exit_code), "error": error})
     raise typer.Exit(int(exc.exit_code)) from None
 
 
