@@ -279,7 +279,7 @@ def test_errors_under_json_are_one_json_document(runner: CliRunner, tmp_path: Pa
     assert code == doc["exit_code"] == 2
     assert doc["schema_version"] == "acdkit-cli/1" and doc["command"] == "verify"
     assert doc["error"]["verdict"] == "USAGE" and "no-such-store" in doc["error"]["message"]
-    store, key = _init(runner, tmp_path)
+    store, _key = _init(runner, tmp_path)
     code, out, _ = run(runner, "ingest", store, tmp_path / "missing.log", "--json")
     doc = json.loads(out)
     assert code == doc["exit_code"] == 2 and doc["command"] == "ingest"
