@@ -442,9 +442,14 @@ def package_cmd(
         f"[green]packaged[/] incident {report.incident} into {report.out}: "
         f"{sum(report.disclosed.values()):,} records disclosed "
         f"({', '.join(f'{t} {n:,}' for t, n in report.disclosed.items() if n)}), "
-        f"{report.files} files, checkpoint {report.checkpoint_size:,}"
+        f"{report.files - 1} files and their signed manifest, "
+        f"checkpoint {report.checkpoint_size:,}"
     )
-    err.print(f"check it with: acdkit verify {report.out}")
+    # a recipient pins the key received out of band, not the copy inside the bundle
+    err.print(
+        f"check it with: acdkit verify {report.out} --key {st.vkey_path} "
+        "(send the vkey by another channel)"
+    )
 
 
 def main() -> None:
