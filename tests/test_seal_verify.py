@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from acdkit import ingest, keys, schema, seal, verify
 from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
 from acdkit.errors import ExitCode, TamperedError, UsageError
-from acdkit.store import Store
+from acdkit.store import Store, init_store
 
 
 @pytest.fixture
@@ -257,7 +258,46 @@ def test_checkpoint_deleted_and_state_rolled_back_is_not_re_signed(
 
     with pytest.raises(TamperedError, match="no checkpoint and its inputs are no longer staged"):
         seal.seal(sealed, signer)
-    _check(sealed, ExitCode.INCOMPLETE)
+    # verify applies the same test: this is tampering, not an interrupted seal
+    report = _check(sealed, ExitCode.TAMPERED)
+    assert "no checkpoint and its inputs are no longer staged" in report.failure["message"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("forgery", ["other file staged", "edited copy staged"])
+def test_rolled_back_segment_with_forged_staging_is_not_re_signed(
+    sealed: Store, signer: keys.Signer, data: Path, tmp_path: Path, forgery: str
+) -> None:
+    # as above, and the insider also puts a staging directory under the name the segment's
+    # consumed.json lists, so that "its inputs are still staged" holds
+    saved_state, staged, _ = _seal_another(sealed, signer, data)
+    sealed.checkpoint_files()[-1].unlink()
+    sealed.state_path.write_bytes(saved_state)
+    scratch, _ = init_store(tmp_path / "scratch", tmp_path / "scratch-keys" / "k")
+    source = tmp_path / "ssl.log"
+    text = (data / "zeek-tsv/zat/ssl.log").read_text()
+    source.write_text(text.replace("\t443\t", "\t4444\t", 1))
+    if forgery == "other file staged":
+        source = data / "zeek-tsv/zat/dns.log"
+    ingest.ingest(scratch, [source])
+    forged = scratch.staged_dirs()[0]
+    if forgery == "edited copy staged":
+        # the forger also makes the ledger entry claim the original file's digest
+        entry = json.loads((forged / "ledger.json").read_text())
+        entry["sha256"] = staged.name.split("-", 1)[1]
+        (forged / "ledger.json").write_text(json.dumps(entry))
+    shutil.copytree(forged, staged)
+
+    with pytest.raises(TamperedError, match="no checkpoint and its"):
+        seal.seal(sealed, signer)
+    _check(sealed, ExitCode.TAMPERED)
+
+
+def test_renamed_segment_is_refused_by_seal(sealed: Store, signer: keys.Signer, data: Path) -> None:
+    _seal_another(sealed, signer, data)
+    seg = sealed.segment_dirs()[-1]
+    seg.rename(sealed.segments / f"{0:020d}-{int(seg.name.split('-')[0]):020d}")
+    with pytest.raises(TamperedError, match="renamed"):
+        seal.seal(sealed, signer)
 
 
 def test_missing_newest_checkpoint_is_rewritten_by_next_seal(

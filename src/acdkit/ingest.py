@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -42,7 +41,7 @@ from acdkit.sources._lines import (
     open_source,
     read_raw,
 )
-from acdkit.store import Store, fsync_dir, write_json
+from acdkit.store import Store, fsync_dir, read_ledger_entry, write_json
 
 __all__ = [
     "FileResult",
@@ -99,8 +98,7 @@ class IngestReport:
 
 def staged_ledger_id(staged_dir: Path) -> str:
     """The ledger id (source file SHA-256) of a committed staging directory."""
-    doc = json.loads((staged_dir / "ledger.json").read_text())
-    return str(doc["sha256"])
+    return str(read_ledger_entry(staged_dir / "ledger.json")["sha256"])
 
 
 def with_ledger_id(batch: pa.RecordBatch, table: str, ledger_id: str) -> pa.RecordBatch:

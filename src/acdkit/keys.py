@@ -140,10 +140,14 @@ def write_private_key(signer: Signer, path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+KEY_FILE_LIMIT = 16 << 10  # a key file is a name line and a PEM block: a few hundred bytes
+
+
 def load_signer(path: Path) -> Signer:
     """Read a key written by `write_private_key`; the key bytes never appear in errors."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(KEY_FILE_LIMIT + 1)  # `--key /dev/zero` must not fill the memory
     except FileNotFoundError as exc:
         raise UsageError(
             f"sealer key {path} not found",
@@ -151,6 +155,8 @@ def load_signer(path: Path) -> Signer:
         ) from exc
     except OSError as exc:
         raise InputIOError(f"cannot read sealer key {path}: {exc.strerror}") from None
+    if len(data) > KEY_FILE_LIMIT:
+        raise MalformedError(f"{path} is not an acdkit key file (too large)")
     first, _, pem = data.partition(b"\n")
     prefix = b"# acdkit sealer key for "
     if not first.startswith(prefix):

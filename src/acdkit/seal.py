@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acdkit import __version__, schema
+from acdkit._files import MIB, read_bounded, read_json
 from acdkit.encoding import (
     EntryType,
     TlvType,
@@ -35,15 +35,29 @@ from acdkit.encoding import (
     parse_tlv,
     tlv,
 )
-from acdkit.errors import MalformedError, TamperedError, UsageError
-from acdkit.ingest import staged_batches, staged_ledger_id
+from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
+from acdkit.ingest import read_staged, staged_batches, staged_ledger_id
 from acdkit.keys import Signer
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote, sign_note
-from acdkit.store import TMP_PREFIX, Store, atomic_write, fsync_dir, write_json
+from acdkit.store import (
+    TMP_PREFIX,
+    Store,
+    atomic_write,
+    fsync_dir,
+    read_ledger_entry,
+    write_json,
+)
 
-__all__ = ["SealInfo", "SealReport", "recover", "seal", "segment_name"]
+__all__ = [
+    "SealInfo",
+    "SealReport",
+    "recover",
+    "seal",
+    "segment_name",
+    "unsigned_segment_problem",
+]
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +249,19 @@ class SealerState:
     def load(cls, store: Store) -> SealerState:
         if not store.state_path.is_file():
             return cls(CompactRange(), 0, bytes(32))
-        doc = json.loads(store.state_path.read_text())
-        nodes = [base64.b64decode(n) for n in doc["nodes"]]
-        return cls(
-            CompactRange(int(doc["size"]), nodes),
-            int(doc["segment_no"]),
-            bytes.fromhex(doc["prev_checkpoint_sha256"]),
-        )
+        doc = read_json(store.state_path, 4 * MIB, "sealer state")
+        try:
+            nodes = [base64.b64decode(n, validate=True) for n in doc["nodes"]]
+            return cls(
+                CompactRange(int(doc["size"]), nodes),
+                int(doc["segment_no"]),
+                bytes.fromhex(doc["prev_checkpoint_sha256"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedError(
+                f"sealer state {store.state_path} is damaged ({exc})",
+                hint="run `acdkit verify`; nothing is sealed on top of a damaged state",
+            ) from None
 
 
 @dataclass
@@ -307,7 +327,7 @@ def _retire_staged(store: Store, staged: Path) -> None:
     """Move a sealed input's ledger entry and line log out of staging, then remove it."""
     if not staged.is_dir():
         return
-    entry_doc = json.loads((staged / "ledger.json").read_text())
+    entry_doc = read_ledger_entry(staged / "ledger.json")
     sha = entry_doc["sha256"]
     lines = staged / "lines.parquet"
     if lines.is_file():
@@ -318,7 +338,7 @@ def _retire_staged(store: Store, staged: Path) -> None:
 
 
 def _staged_count(staged: Path) -> int:
-    doc = json.loads((staged / "ledger.json").read_text())
+    doc = read_ledger_entry(staged / "ledger.json")
     return int(sum(doc["records"].values()))
 
 
@@ -407,7 +427,7 @@ def _seal_segment(
         sealed_at_ns=time.time_ns(),
         tool=f"acdkit {__version__}",
         sealer_key_id=signer.verifier.key_id,
-        sources=[json.loads((d / "ledger.json").read_text())["sha256"] for d in group],
+        sources=[read_ledger_entry(d / "ledger.json")["sha256"] for d in group],
         ts_min_ns=ts_lo,
         ts_max_ns=ts_hi,
         tables=tables,
@@ -432,7 +452,7 @@ def _close_segment(
     state.segment_no = info.segment_no + 1
     state.prev_checkpoint = hashlib.sha256(note).digest()
     write_json(store.state_path, state.to_json())
-    for name in json.loads((seg / "consumed.json").read_text()):
+    for name in _consumed(seg):
         _retire_staged(store, store.staging / name)
     return {
         "segment": seg.name,
@@ -455,19 +475,64 @@ def _segment_leaves(seg: Path) -> list[bytes]:
     return leaves
 
 
+def _consumed(seg: Path) -> list[str]:
+    """The staging directories a segment was sealed from (its consumed.json)."""
+    names = read_json(seg / "consumed.json", 16 * MIB, "segment input list")
+    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n for n in names):
+        raise MalformedError(f"segment {seg.name}: consumed.json is not a list of names")
+    return names
+
+
+def unsigned_segment_problem(store: Store, seg: Path) -> str | None:
+    """Why a segment without a checkpoint cannot be what a crash of `seal` left, or None.
+
+    A crash between the segment's rename and its checkpoint leaves every input it was
+    sealed from still staged (inputs are retired only after the checkpoint), named as in
+    its consumed.json, holding the files its SEAL lists, and holding its records exactly.
+    """
+    try:
+        names = _consumed(seg)
+        info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
+    except AcdkitError as exc:
+        return exc.message
+    group = [store.staging / n for n in names]
+    if not names or not all(d.is_dir() for d in group):
+        return "its inputs are no longer staged"
+    try:
+        shas = [read_ledger_entry(d / "ledger.json")["sha256"] for d in group]
+    except AcdkitError as exc:
+        return exc.message
+    if any(not n.endswith(sha) for n, sha in zip(names, shas, strict=True)) or shas != info.sources:
+        return "its staged inputs are not the source files its SEAL names"
+    for table in schema.TABLES:
+        path = seg / f"{table}.parquet"
+        staged = pa.concat_tables([read_staged(d, table) for d in group])
+        if not path.is_file():
+            if staged.num_rows:
+                return f"its {table} records are missing"
+            continue
+        try:
+            sealed = pq.read_table(path).drop_columns(["log_index", "integrity_hash"])
+            same = staged.cast(sealed.schema).equals(sealed)
+        except (pa.ArrowException, KeyError, ValueError):
+            same = False
+        if not same:
+            return f"its {table} records differ from its staged inputs"
+    return None
+
+
 def _discard_unsigned(store: Store, seg: Path) -> str:
     """Drop a segment that a crash left without its checkpoint, so its inputs seal again.
 
-    Such a segment was never signed, so nothing anyone holds refers to it, and its staged
-    inputs are still there (they are retired only after the checkpoint).  It is never
+    Such a segment was never signed, so nothing anyone holds refers to it.  It is never
     signed as found: an unsigned segment is only as trustworthy as whoever can write the
-    store, and signing one whose inputs are gone would launder whatever it now holds.
+    store.  It is dropped only if it is exactly what a crash leaves (see
+    `unsigned_segment_problem`); anything else is refused as tampering.
     """
-    consumed = seg / "consumed.json"
-    names = json.loads(consumed.read_text()) if consumed.is_file() else None
-    if not names or not all((store.staging / str(n)).is_dir() for n in names):
+    problem = unsigned_segment_problem(store, seg)
+    if problem is not None:
         raise TamperedError(
-            f"segment {seg.name} has no checkpoint and its inputs are no longer staged, "
+            f"segment {seg.name} has no checkpoint and {problem}, "
             "which no crash of `acdkit seal` leaves behind",
             hint="a checkpoint was deleted or the sealer state rolled back; "
             "run `acdkit verify` and keep this store as it is for examination",
@@ -479,12 +544,27 @@ def _discard_unsigned(store: Store, seg: Path) -> str:
     return f"discarded unsigned segment {seg.name} left by an interrupted seal; sealing again"
 
 
+def _segment_range(seg: Path) -> tuple[int, int]:
+    """A segment's [first, end) index range, from its name, checked against its SEAL."""
+    parts = seg.name.split("-")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) == 20 for p in parts):
+        raise TamperedError(f"segments/{seg.name} is not a segment that a seal made")
+    start, end = int(parts[0]), int(parts[1])
+    info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
+    if (info.first_index, info.end_index) != (start, end):
+        raise TamperedError(
+            f"segment {seg.name} holds the SEAL of {info.first_index}-{info.end_index}: "
+            "it was renamed"
+        )
+    return start, end
+
+
 def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
     """Finish a seal that a crash interrupted: orphan segment, missing checkpoint, staging."""
     done: list[str] = []
     segs = store.segment_dirs()
     for seg in segs:
-        start, end = (int(x) for x in seg.name.split("-"))
+        start, end = _segment_range(seg)
         if end <= state.compact.size:
             continue
         if start != state.compact.size:
@@ -510,7 +590,7 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
         done.append(f"re-wrote missing checkpoint {size}")
     segs = store.segment_dirs()
     if segs:
-        for name in json.loads((segs[-1] / "consumed.json").read_text()):
+        for name in _consumed(segs[-1]):
             if (store.staging / name).is_dir():
                 _retire_staged(store, store.staging / name)
                 done.append(f"retired sealed input {name}")

@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from acdkit._files import KIB, MIB, read_json, read_text
 from acdkit._pool import held_fds
-from acdkit.errors import InputIOError, UsageError
+from acdkit.errors import InputIOError, MalformedError, UsageError
 from acdkit.keys import Verifier
 
 __all__ = ["STORE_FORMAT", "Store", "atomic_write", "fsync_dir"]
@@ -135,12 +136,12 @@ class Store:
         return store
 
     def meta(self) -> dict[str, Any]:
-        try:
-            doc = json.loads(self.meta_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputIOError(f"cannot read {self.meta_path}: {exc}") from exc
+        doc = read_json(self.meta_path, MIB, "store metadata")
         if not isinstance(doc, dict) or doc.get("format") != STORE_FORMAT:
             raise UsageError(f"{self.root} has an unknown store format")
+        for key in ("origin", "log_id"):
+            if not isinstance(doc.get(key), str):
+                raise MalformedError(f"store metadata {self.meta_path} has no {key}")
         return doc
 
     @property
@@ -148,7 +149,7 @@ class Store:
         return str(self.meta()["origin"])
 
     def verifier(self) -> Verifier:
-        return Verifier.parse(self.vkey_path.read_text())
+        return Verifier.parse(read_text(self.vkey_path, 64 * KIB, "store public key"))
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -204,19 +205,19 @@ class Store:
         """The ledger entry of a source file, sealed or still staged; None if never seen."""
         sealed = self.ledger_dir / f"{sha256}.json"
         if sealed.is_file():
-            return dict(json.loads(sealed.read_text()))
+            return read_ledger_entry(sealed)
         for staged in self.staged_dirs():
             if staged.name.endswith(sha256):
-                return dict(json.loads((staged / "ledger.json").read_text()))
+                return read_ledger_entry(staged / "ledger.json")
         return None
 
     def ledger(self) -> list[dict[str, Any]]:
         entries = [
-            json.loads(p.read_text())
+            read_ledger_entry(p)
             for p in sorted(self.ledger_dir.glob("*.json"))
             if not p.name.startswith(TMP_PREFIX)
         ]
-        entries += [json.loads((d / "ledger.json").read_text()) for d in self.staged_dirs()]
+        entries += [read_ledger_entry(d / "ledger.json") for d in self.staged_dirs()]
         return sorted(entries, key=lambda e: str(e.get("ingested_utc", "")))
 
     def segment_dirs(self) -> list[Path]:
@@ -237,6 +238,19 @@ class Store:
 
     def checkpoint_path(self, size: int) -> Path:
         return self.checkpoints / f"{size:020d}.checkpoint"
+
+
+LEDGER_KEYS = {"sha256": str, "size": int, "records": dict}
+
+
+def read_ledger_entry(path: Path) -> dict[str, Any]:
+    """One source-ledger entry, with the fields every reader relies on checked."""
+    doc = read_json(path, MIB, "ledger entry")
+    if not isinstance(doc, dict) or any(
+        not isinstance(doc.get(k), t) for k, t in LEDGER_KEYS.items()
+    ):
+        raise MalformedError(f"ledger entry {path} lacks sha256, size or records")
+    return doc
 
 
 def init_store(root: Path, key_path: Path | None, org: str | None = None) -> tuple[Store, Path]:

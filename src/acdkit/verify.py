@@ -33,8 +33,8 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
-from acdkit.seal import SealInfo
-from acdkit.store import Store
+from acdkit.seal import SealInfo, unsigned_segment_problem
+from acdkit.store import Store, read_ledger_entry
 
 __all__ = ["Check", "VerifyReport", "verify_path", "verify_store"]
 
@@ -407,7 +407,18 @@ def verify_store(
     # 5
     unsealed = sum(int(sum(e["records"].values())) for e in _staged_ledger(store))
     interrupted = len(segments) - len(sealed) if report.verdict == ExitCode.OK else 0
-    if unsealed or interrupted:
+    forged = None
+    for seg in segments[len(sealed) :] if interrupted else []:
+        # an interrupted seal leaves its inputs staged; one whose inputs are gone had its
+        # checkpoint deleted (the same test `seal` applies before it seals again)
+        problem = unsigned_segment_problem(store, seg.path)
+        if problem is not None:
+            forged = TamperedError(f"segment {seg.path.name} has no checkpoint and {problem}")
+            report.fail("5", forged, {"segment": seg.path.name})
+            break
+    if forged is not None:
+        pass
+    elif unsealed or interrupted:
         msg = f"{unsealed} records ingested but not sealed yet"
         if interrupted:
             msg += "; the newest segment has no checkpoint yet (seal interrupted or running)"
@@ -422,12 +433,11 @@ def verify_store(
 
 
 def _staged_ledger(store: Store) -> list[dict[str, Any]]:
-    import json
 
     out = []
     for d in store.staged_dirs():
         try:
-            out.append(json.loads((d / "ledger.json").read_text()))
+            out.append(read_ledger_entry(d / "ledger.json"))
         except (OSError, ValueError):
             continue
     return out
