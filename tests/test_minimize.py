@@ -12,6 +12,7 @@ import gzip
 import ipaddress
 import json
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,9 +34,14 @@ from acdkit.store import Store
 MARK = "CANARY"
 
 
+INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co"}  # Unicode categories that end a path
+
+
 def path_of(uri: str) -> str:
     """The minimization policy for an origin-form request target (README, net.v1.yaml)."""
-    return re.split("[?#;]|%3[fF]|%23", uri, maxsplit=1)[0]
+    path = re.split("[?#;]|%3[fF]|%2[35]", uri, maxsplit=1)[0]
+    cut = next((i for i, c in enumerate(path) if unicodedata.category(c) in INVISIBLE), None)
+    return path if cut is None else path[:cut]
 
 
 def canary(field: str) -> str:
@@ -505,7 +511,7 @@ def test_url_path_is_the_part_before_query_and_fragment(
         strict=True,
     ):
         assert "?" not in path and "#" not in path and ";" not in path
-        assert path == re.split("[?#;]|%3[fF]|%23", uri, maxsplit=1)[0]
+        assert path == path_of(uri)
         assert url_host == host
 
 
@@ -523,8 +529,22 @@ _URL_CASES = [  # (uri, Host, expected url_path, expected url_host)
     ("/x%23CANARY3", "h", "/x", "h"),
     ("/ok", "example.com/?secret=CANARY4", "/ok", "example.com"),
     ("/ok", "example.com:8080 CANARY5", "/ok", "example.com:8080"),
-    ("http://h;CANARY6@evil/p", "h", "", "h"),
+    ("http://h;CANARY6@evil/p", "h", "/p", "h"),
     ("//a/b", "h", "//a/b", "h"),  # a path that begins with an empty segment stays
+    # leading invisible characters, '/' or ';' inside user-info, double encoding, controls
+    ("\v//CANARYU1:CANARYP1@h.example/x", "h.example", "//h.example/x", "h.example"),
+    ("\x0chttp://CANARYU2:CANARYP2@h.example/x", "h.example", "/x", "h.example"),
+    ("\u00a0//CANARYU3:CANARYP3@h.example/x", "h.example", "//h.example/x", "h.example"),
+    ("CANARYU4:CANARY/P4@h.example:443", "h.example:443", "h.example:443", "h.example:443"),
+    ("CANARYU5;x:CANARYP5@h:443", "h:443", "h:443", "h:443"),
+    ("/x%253FCANARY7", "h", "/x", "h"),
+    ("/x\n?CANARY8", "h", "/x", "h"),
+    ("/ok", "h.example:80:CANARY9", "/ok", "h.example:80"),
+    ("/ok", "h.example%20CANARY10", "/ok", "h.example"),
+    ("/ok", 'h.example"CANARY11', "/ok", "h.example"),
+    ("/ok", "h.example\u00a0CANARY12", "/ok", "h.example"),
+    ("/ok", "CANARY13@", "/ok", ""),
+    ("/ok", "[2001:db8::1]:8443", "/ok", "[2001:db8::1]:8443"),
 ]
 
 

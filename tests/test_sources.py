@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,9 +32,14 @@ JA3 = "72a589da586844d7f0818ce684948eea"
 JA3S = "ec74a5c51106f0419184d0dd08fb05bc"
 
 
+INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co"}  # Unicode categories that end a path
+
+
 def path_of(uri: str) -> str:
     """The minimization policy for an origin-form request target (README, net.v1.yaml)."""
-    return re.split("[?#;]|%3[fF]|%23", uri, maxsplit=1)[0]
+    path = re.split("[?#;]|%3[fF]|%2[35]", uri, maxsplit=1)[0]
+    cut = next((i for i, c in enumerate(path) if unicodedata.category(c) in INVISIBLE), None)
+    return path if cut is None else path[:cut]
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -105,30 +105,38 @@ def _bad(col: str, cast: str, label: str) -> str:
     return f"WHEN {col} IS NOT NULL AND TRY_CAST({col} AS {cast}) IS NULL THEN 'invalid {label}'"
 
 
-_BLANKS = "chr(32) || chr(9) || chr(10) || chr(13)"
-# where the path ends: a query, a fragment, path parameters (";jsessionid=..."), or an
-# encoded '?' or '#' (a query that was encoded into the path): what follows is user data
-_PATH_END = "([?#;]|%3[fF]|%23).*$"
+# blanks and invisible characters: ASCII and Unicode spaces and separators, controls,
+# format characters (zero-width, bidi marks) and private-use code points
+_INVISIBLE = r"[\p{Zs}\p{Zl}\p{Zp}\p{Cc}\p{Cf}\p{Co}]"
+# where a path ends: a query, a fragment, path parameters (";jsessionid=..."), an encoded
+# '?', '#' or '%' (a query encoded, or encoded twice, into the path), or any invisible
+# character: what follows is user data, or not a path at all
+_PATH_END = rf"([?#;]|%3[fF]|%2[35]|{_INVISIBLE}).*$"
+_SCHEME = "^[a-zA-Z][a-zA-Z0-9+.-]*://"
 
 
 def _url_path(col: str) -> str:
     """The request path only, without query, fragment, path parameters or user-info.
 
-    Absolute-form URIs keep only their path; a scheme-relative ``//user@host/...`` and an
-    authority-form CONNECT target ``user:pass@host:port`` lose their user-info.
+    Leading blanks go first; an absolute-form URI keeps only its path; in every other form
+    that does not start with one '/' (scheme-relative ``//user@host/...``, a CONNECT target
+    ``user:pass@host:port``, garbage) everything up to the last '@' goes; then the path is
+    cut at its end.  User-info may hold any character, so it is removed before the cut.
     """
-    cut = f"regexp_replace(ltrim({col}, {_BLANKS}), '{_PATH_END}', '', 's')"
-    path = f"regexp_replace({cut}, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*', '', 's')"
-    path = f"regexp_replace({path}, '^//[^/]*@', '//', 's')"
-    return f"regexp_replace({path}, '^[^/]*@', '', 's')"
+    bare = f"regexp_replace({col}, '^{_INVISIBLE}+', '', 's')"
+    path = f"regexp_replace({bare}, '{_SCHEME}[^/]*', '', 's')"
+    path = (
+        f"CASE WHEN starts_with({path}, '/') AND NOT starts_with({path}, '//') THEN {path}"
+        f" ELSE regexp_replace({path}, '^(//)?.*@', '\\1', 's') END"
+    )
+    return f"regexp_replace({path}, '{_PATH_END}', '', 's')"
 
 
 def _url_host(col: str) -> str:
-    """The host (and port) only: no scheme, user-info, path, query or blanks after it."""
-    # 's': '.' must cross a newline too, or "a\nb@host" would keep its user-info
-    host = f"regexp_replace(ltrim({col}, {_BLANKS}), '^[a-zA-Z][a-zA-Z0-9+.-]*://', '', 's')"
-    host = f"regexp_replace({host}, '^.*@', '', 's')"
-    return f"regexp_replace({host}, '[/?#;[:space:]].*$', '', 's')"
+    """The host and port only (``name``, ``a.b.c.d`` or ``[v6]``, then ``:port``), else ''."""
+    bare = f"regexp_replace({col}, '^{_INVISIBLE}+', '', 's')"
+    host = f"regexp_replace(regexp_replace({bare}, '{_SCHEME}', '', 's'), '^.*@', '', 's')"
+    return f"regexp_extract({host}, '^(\\[[0-9A-Fa-f:.]+\\]|[\\pL\\pN._-]+)(:[0-9]{{1,5}})?', 0)"
 
 
 def _net_columns(sensor: str) -> list[str]:
