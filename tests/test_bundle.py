@@ -187,3 +187,14 @@ def test_package_limits_and_arguments(sealed: Store, signer: keys.Signer, tmp_pa
     with pytest.raises(UsageError):
         bundle.package(sealed, signer, "INC-5", WINDOW, tmp_path / "d")
     assert (tmp_path / "d/x").read_text() == "keep me"
+
+
+def test_duplicated_disclosed_rows_are_tampered(built: Path, signer: keys.Signer) -> None:
+    # every row twice, the manifest signed again: the count of disclosed records would lie
+    path = built / "records/net.parquet"
+    table = pq.read_table(path)
+    pq.write_table(pa.concat_tables([table, table]), path)
+    _resign_manifest(built, signer)
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.TAMPERED
+    assert "appears more than once" in report.failure["message"]  # type: ignore[index]

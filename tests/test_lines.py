@@ -105,3 +105,15 @@ def test_a_line_over_the_limit_is_rejected_by_both_readers(tmp_path: Path) -> No
     for block in (4, 16, 24):
         assert _merge(_span_view(path, block, 24)[0]) == expected
         assert _merge(_raw_view(data, block, 24)) == expected
+
+
+def test_closing_the_reader_while_a_span_is_held_does_not_raise(tmp_path: Path) -> None:
+    # Ctrl-C lands while the consumer still holds a span: closing must not fail with
+    # "cannot close exported pointers exist" (it turned an interrupt into exit 70)
+    path = tmp_path / "f.log"
+    path.write_bytes(b"a\n" * 1000)
+    with path.open("rb") as fh:
+        spans = read_spans(fh, block=64)
+        held = next(spans)
+        assert isinstance(held, FileSpan) and bytes(held.view[:2]) == b"a\n"
+        spans.close()

@@ -372,7 +372,7 @@ def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
             f"all signed by key {verifier.key_id.hex()}"
             + ("" if pinned else " (key not pinned)")
-            + "; summaries are attested by the manifest signature, not by the log"
+            + "; summaries and CSV copies are attested by the manifest signature, not by the log"
         )
         report.facts.update(
             {
@@ -473,6 +473,8 @@ def _check_records(root: Path, manifest: _Manifest, entries: dict[int, bytes]) -
         for index, body, stored in zip(
             rows.column("log_index").to_pylist(), bodies, hashes, strict=True
         ):
+            if index in seen:
+                raise TamperedError(f"{rel}: record at index {index} appears more than once")
             data = entries.get(index)
             if data is None:
                 raise TamperedError(f"{rel}: record at index {index} has no inclusion proof")

@@ -424,7 +424,7 @@ def package_cmd(
         typer.Option(help="Keep records whose destination (resolver) is this address or CIDR."),
     ] = None,
     max_records: Annotated[
-        int, typer.Option(help="Refuse to disclose more records than this.")
+        int, typer.Option(min=1, help="Refuse to disclose more records than this.")
     ] = bundle.DEFAULT_MAX_RECORDS,
     key: KeyOpt = None,
     json_out: JsonOpt = False,

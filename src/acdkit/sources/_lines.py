@@ -7,6 +7,7 @@ back as rejects with their line number, and the rest of the file still flows.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import mmap
@@ -335,14 +336,18 @@ def read_spans(
     size = os.fstat(fh.fileno()).st_size
     if size == 0:
         return
-    with mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ) as mapped:
-        if hasattr(mmap, "MADV_SEQUENTIAL"):
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-        whole = memoryview(mapped)
-        try:
-            yield from _spans(mapped, whole, hasher, block, max_line)
-        finally:
+    mapped = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
+    if hasattr(mmap, "MADV_SEQUENTIAL"):
+        mapped.madvise(mmap.MADV_SEQUENTIAL)
+    whole = memoryview(mapped)
+    try:
+        yield from _spans(mapped, whole, hasher, block, max_line)
+    finally:
+        # interrupted (Ctrl-C) while a span's view is still held: then the mapping cannot
+        # be closed here, and goes when the last view does
+        with contextlib.suppress(BufferError):
             whole.release()
+            mapped.close()
 
 
 def _spans(
