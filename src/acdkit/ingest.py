@@ -539,7 +539,7 @@ def ingest(
                 results.append(_ingest_file(store, path, fmt, sensor, progress, pool, known_sizes))
                 known_sizes.add(path.stat().st_size)
             except AcdkitError as exc:
-                log.warning("%s: %s", path, exc)
+                log.info("%s: %s", path, exc)  # the report carries it; not said twice
                 results.append(
                     FileResult(
                         str(path), "", "failed", error=str(exc), exit_code=int(exc.exit_code)

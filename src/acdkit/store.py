@@ -149,6 +149,11 @@ class Store:
         return str(self.meta()["origin"])
 
     def verifier(self) -> Verifier:
+        if not self.vkey_path.is_file():
+            raise MalformedError(
+                f"the store's public key {self.vkey_path.name} is missing",
+                hint="restore keys/sealer.vkey from a copy kept elsewhere",
+            )
         return Verifier.parse(read_text(self.vkey_path, 64 * KIB, "store public key"))
 
     @contextlib.contextmanager
