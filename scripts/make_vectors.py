@@ -21,7 +21,7 @@ from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.keys import Signer
 from acdkit.note import Checkpoint, sign_note
 from acdkit.proof import TlogProof
-from acdkit.seal import SealInfo
+from acdkit.sealinfo import SealInfo
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "evidence-vectors.json"
 ORIGIN = "acdkit/example/00000000-0000-4000-8000-000000000000"

@@ -15,6 +15,7 @@ import pytest
 from acdkit import ingest, keys, schema, seal, verify
 from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
 from acdkit.errors import ExitCode, TamperedError, UsageError
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, init_store
 
 
@@ -352,7 +353,7 @@ def test_segment_layout_and_key_mode(sealed: Store) -> None:
         "segment.key",
     ]
     assert (seg / "segment.key").stat().st_mode & 0o777 == 0o600
-    info = seal.SealInfo.from_entry((seg / "seal.entry").read_bytes())
+    info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
     assert (info.first_index, info.end_index, info.record_count) == (0, 415, 414)
     assert info.tables["net"]["count"] == 360 and info.tables["dns"]["count"] == 54
     assert info.prev_checkpoint == bytes(32)

@@ -36,7 +36,7 @@ from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
 from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
 from acdkit.proof import TlogProof
-from acdkit.seal import SealInfo
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, fsync_dir
 from acdkit.verify import VerifyReport, verify_store
 

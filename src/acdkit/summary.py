@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from acdkit import schema
 from acdkit.errors import UsageError
-from acdkit.seal import SealInfo
+from acdkit.sealinfo import SealInfo
 from acdkit.sources._sql import sql_quote
 
 if TYPE_CHECKING:

@@ -33,7 +33,8 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
-from acdkit.seal import SealInfo, unsigned_segment_problem
+from acdkit.seal import unsigned_segment_problem
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, read_ledger_entry
 
 __all__ = ["Check", "VerifyReport", "verify_path", "verify_store"]
