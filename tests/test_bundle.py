@@ -137,7 +137,8 @@ def test_garbage_records_file_with_resigned_manifest_is_malformed(
     _resign_manifest(built, signer)
     report = verify.verify_path(built)
     assert report.verdict == ExitCode.MALFORMED
-    assert "not a Parquet file of the sealed schema" in report.failure["message"]  # type: ignore[index]
+    assert report.failure is not None
+    assert "not a Parquet file of the sealed schema" in report.failure["message"]
 
 
 def test_unlisted_file_is_policy(built: Path) -> None:

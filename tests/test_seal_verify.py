@@ -261,7 +261,8 @@ def test_checkpoint_deleted_and_state_rolled_back_is_not_re_signed(
         seal.seal(sealed, signer)
     # verify applies the same test: this is tampering, not an interrupted seal
     report = _check(sealed, ExitCode.TAMPERED)
-    assert "no checkpoint and its inputs are no longer staged" in report.failure["message"]  # type: ignore[index]
+    assert report.failure is not None
+    assert "no checkpoint and its inputs are no longer staged" in report.failure["message"]
 
 
 @pytest.mark.parametrize("forgery", ["other file staged", "edited copy staged"])
