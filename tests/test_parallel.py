@@ -118,3 +118,20 @@ def test_pool_verify_locates_tampering(
     report = verify.verify_store(store)
     assert report.verdict == ExitCode.TAMPERED
     assert report.failure is not None and report.failure["index"] == 300
+
+
+def test_pool_ingest_of_a_file_hashed_first_equals_sequential(
+    tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a second file of a size the ledger knows is hashed before it is read, then read by
+    # the streaming reader; its workers still read their own byte ranges
+    first = data / "zeek-json/zat/conn.log"
+    twin = tmp_path / "twin.log"
+    twin.write_bytes(first.read_bytes().replace(b'"tcp"', b'"udp"', 1))
+    seq_store, _, _ = _ingest(tmp_path / "seq", [first, twin])
+    monkeypatch.setattr(_lines, "BLOCK", 4096)
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    par_store, _, par = _ingest(tmp_path / "par", [first, twin])
+    assert [f.status for f in par.files] == ["ingested", "ingested"]
+    assert par.files[1].sha256 == hashlib.sha256(twin.read_bytes()).hexdigest()
+    assert _staged_rows(seq_store) == _staged_rows(par_store)

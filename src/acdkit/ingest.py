@@ -304,7 +304,11 @@ def _staged_chunks(
                 task = replace(task, span=span)
             elif isinstance(item, RawChunk):
                 reader.advance(item.data)
-                task = replace(task, raw=item)
+                if plain_path is not None:  # a file hashed before reading: still a range
+                    span = (str(plain_path), item.offset, len(item.data), item.first_line)
+                    task = replace(task, span=span)
+                else:
+                    task = replace(task, raw=item)
             else:
                 task = replace(task, chunk=item)
             pending.append((_last_line(item), pool.submit(_parse_in_worker, task)))
