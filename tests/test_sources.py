@@ -24,7 +24,7 @@ import pytest
 
 from acdkit import ingest, sources
 from acdkit.errors import MalformedError, UsageError
-from acdkit.sources._lines import head_bytes
+from acdkit.sources._lines import content_head
 from acdkit.store import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -117,7 +117,7 @@ DETECTED = [
 def test_format_is_detected_from_content(
     real: Callable[[str], Path], rel: str, expected: str
 ) -> None:
-    assert sources.detect(head_bytes(real(rel))).name == expected
+    assert sources.detect(content_head(real(rel))).name == expected
 
 
 def test_unidentifiable_content_names_every_format_tried() -> None:

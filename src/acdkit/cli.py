@@ -20,7 +20,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from acdkit import __version__, bundle, ingest, keys, seal, sources, store, verify
-from acdkit.errors import AcdkitError, ExitCode, InputIOError, UsageError
+from acdkit._files import KIB, read_text
+from acdkit.errors import AcdkitError, ExitCode, InputIOError, MalformedError, UsageError
 
 __all__ = ["app", "main"]
 
@@ -336,13 +337,15 @@ def _pinned(value: str | None) -> keys.Verifier | None:
     if value is None:
         return None
     path = Path(value)
+    if not path.is_file():
+        return keys.Verifier.parse(value)  # the vkey line itself
     try:
-        text = path.read_text(encoding="utf-8").strip() if path.is_file() else value
-    except UnicodeDecodeError:
+        text = read_text(path, 64 * KIB, "verifier key file")
+    except MalformedError:
         raise UsageError(
             f"--key {value}: not a verifier key file (expected one vkey line of text)"
         ) from None
-    return keys.Verifier.parse(text)
+    return keys.Verifier.parse(text.strip())
 
 
 @app.command("verify")

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from acdkit._files import read_bounded
 from acdkit.errors import InputIOError, MalformedError, UsageError
 
 __all__ = [
@@ -145,18 +146,13 @@ KEY_FILE_LIMIT = 16 << 10  # a key file is a name line and a PEM block: a few hu
 
 def load_signer(path: Path) -> Signer:
     """Read a key written by `write_private_key`; the key bytes never appear in errors."""
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(KEY_FILE_LIMIT + 1)  # `--key /dev/zero` must not fill the memory
-    except FileNotFoundError as exc:
+    if not path.exists():
         raise UsageError(
             f"sealer key {path} not found",
             hint="pass --key, set ACDKIT_SEALER_KEY, or run `acdkit init` to create one",
-        ) from exc
-    except OSError as exc:
-        raise InputIOError(f"cannot read sealer key {path}: {exc.strerror}") from None
-    if len(data) > KEY_FILE_LIMIT:
-        raise MalformedError(f"{path} is not an acdkit key file (too large)")
+        )
+    # bounded: `--key /dev/zero` must not fill the memory
+    data = read_bounded(path, KEY_FILE_LIMIT, "sealer key")
     first, _, pem = data.partition(b"\n")
     prefix = b"# acdkit sealer key for "
     if not first.startswith(prefix):

@@ -308,7 +308,7 @@ def _consumed(seg: Path) -> list[str]:
     return names
 
 
-def unsigned_segment_problem(store: Store, seg: Path) -> str | None:
+def unsigned_segment_problem(store: Store, seg: Path, info: SealInfo) -> str | None:
     """Why a segment without a checkpoint cannot be what a crash of `seal` left, or None.
 
     A crash between the segment's rename and its checkpoint leaves every input it was
@@ -317,7 +317,6 @@ def unsigned_segment_problem(store: Store, seg: Path) -> str | None:
     """
     try:
         names = _consumed(seg)
-        info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
     except AcdkitError as exc:
         return exc.message
     group = [store.staging / n for n in names]
@@ -346,7 +345,7 @@ def unsigned_segment_problem(store: Store, seg: Path) -> str | None:
     return None
 
 
-def _discard_unsigned(store: Store, seg: Path) -> str:
+def _discard_unsigned(store: Store, seg: Path, info: SealInfo) -> str:
     """Drop a segment that a crash left without its checkpoint, so its inputs seal again.
 
     Such a segment was never signed, so nothing anyone holds refers to it.  It is never
@@ -354,7 +353,7 @@ def _discard_unsigned(store: Store, seg: Path) -> str:
     store.  It is dropped only if it is exactly what a crash leaves (see
     `unsigned_segment_problem`); anything else is refused as tampering.
     """
-    problem = unsigned_segment_problem(store, seg)
+    problem = unsigned_segment_problem(store, seg, info)
     if problem is not None:
         raise TamperedError(
             f"segment {seg.name} has no checkpoint and {problem}, "
@@ -369,19 +368,18 @@ def _discard_unsigned(store: Store, seg: Path) -> str:
     return f"discarded unsigned segment {seg.name} left by an interrupted seal; sealing again"
 
 
-def _segment_range(seg: Path) -> tuple[int, int]:
-    """A segment's [first, end) index range, from its name, checked against its SEAL."""
+def _segment_info(seg: Path) -> SealInfo:
+    """A segment's SEAL, checked against the index range its directory name claims."""
     parts = seg.name.split("-")
     if len(parts) != 2 or not all(p.isdigit() and len(p) == 20 for p in parts):
         raise TamperedError(f"segments/{seg.name} is not a segment that a seal made")
-    start, end = int(parts[0]), int(parts[1])
     info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
-    if (info.first_index, info.end_index) != (start, end):
+    if (info.first_index, info.end_index) != (int(parts[0]), int(parts[1])):
         raise TamperedError(
             f"segment {seg.name} holds the SEAL of {info.first_index}-{info.end_index}: "
             "it was renamed"
         )
-    return start, end
+    return info
 
 
 def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
@@ -389,20 +387,19 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
     done: list[str] = []
     segs = store.segment_dirs()
     for seg in segs:
-        start, end = _segment_range(seg)
-        if end <= state.compact.size:
+        info = _segment_info(seg)
+        if info.end_index <= state.compact.size:
             continue
-        if start != state.compact.size:
+        if info.first_index != state.compact.size:
             raise UsageError(
                 f"segment {seg.name} does not follow the sealed size "
                 f"{state.compact.size}; run `acdkit verify` on this store"
             )
-        if not store.checkpoint_path(end).exists():
-            done.append(_discard_unsigned(store, seg))
+        if not store.checkpoint_path(info.end_index).exists():
+            done.append(_discard_unsigned(store, seg, info))
             continue
         # signed but not yet recorded in the state: the existing checkpoint must match the
         # segment byte for byte (`_sign_checkpoint` refuses otherwise)
-        info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
         state.compact.extend(_segment_leaves(seg))
         _close_segment(store, signer, state, seg, info)
         done.append(f"completed interrupted seal of segment {seg.name}")

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acdkit import schema
+from acdkit._files import MIB, read_bounded
 from acdkit.errors import (
     AcdkitError,
     ExitCode,
@@ -113,18 +114,11 @@ class _Segment:
     entry: bytes
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputIOError(f"cannot read {path}: {exc.strerror}") from None
-
-
 def _load_checkpoints(store: Store, verifier: Verifier) -> dict[int, tuple[bytes, Checkpoint]]:
     """Check 2: every checkpoint parses strictly and carries a valid sealer signature."""
     out: dict[int, tuple[bytes, Checkpoint]] = {}
     for path in store.checkpoint_files():
-        data = _read(path)
+        data = read_bounded(path, MIB, "checkpoint")
         try:
             note = SignedNote.parse(data)
             cp = Checkpoint.from_text(note.text)
@@ -156,7 +150,7 @@ def _load_segments(store: Store) -> list[_Segment]:
             raise TamperedError(
                 f"segment {path.name} has no seal.entry (deleted, or not made by a seal)"
             )
-        raw = _read(path / "seal.entry")
+        raw = read_bounded(path / "seal.entry", MIB, "SEAL entry")
         try:
             info = SealInfo.from_entry(raw)
         except MalformedError as exc:
@@ -321,7 +315,11 @@ def _rebuild_table(
 def _compare_parquet_hash(
     seg: _Segment, table: str, path: Path, declared: dict[str, Any], report: VerifyReport
 ) -> None:
-    h = hashlib.sha256(_read(path)).hexdigest()
+    try:
+        with path.open("rb") as fh:  # streamed: a segment's Parquet is large
+            h = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise InputIOError(f"cannot read {path}: {exc.strerror}") from None
     if h != declared["sha256"]:
         report.warn(
             "4",
@@ -412,7 +410,7 @@ def verify_store(
     for seg in segments[len(sealed) :] if interrupted else []:
         # an interrupted seal leaves its inputs staged; one whose inputs are gone had its
         # checkpoint deleted (the same test `seal` applies before it seals again)
-        problem = unsigned_segment_problem(store, seg.path)
+        problem = unsigned_segment_problem(store, seg.path, seg.info)
         if problem is not None:
             forged = TamperedError(f"segment {seg.path.name} has no checkpoint and {problem}")
             report.fail("5", forged, {"segment": seg.path.name})

@@ -28,7 +28,6 @@ __all__ = [
     "LineChunk",
     "RawChunk",
     "content_head",
-    "head_bytes",
     "open_source",
     "read_chunks",
     "read_raw",
@@ -124,15 +123,6 @@ def open_source(path: Path, hasher: Any = None) -> BinaryIO:
     if magic == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
     return fh  # type: ignore[no-any-return]
-
-
-def head_bytes(path: Path, limit: int = 1 << 16) -> bytes:
-    """The first ``limit`` decompressed bytes, for format detection."""
-    with open_source(path) as fh:
-        try:
-            return next(_blocks(fh, limit), b"")
-        except (EOFError, OSError, zlib.error):
-            return b""
 
 
 def content_head(path: Path, limit: int = 1 << 16) -> bytes:
