@@ -36,6 +36,7 @@ from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
 from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
 from acdkit.proof import TlogProof
+from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, fsync_dir
 from acdkit.verify import VerifyReport, verify_store
@@ -81,13 +82,8 @@ def _segments_in(store: Store, size: int) -> list[tuple[Path, SealInfo]]:
 
 def _all_leaves(segments: list[tuple[Path, SealInfo]]) -> list[bytes]:
     leaves: list[bytes] = []
-    for path, _info in segments:
-        for table in schema.TABLES:
-            f = path / f"{table}.parquet"
-            if f.is_file():
-                col = pq.read_table(f, columns=["integrity_hash"]).column(0)
-                leaves.extend(col.to_pylist())
-        leaves.append(leaf_hash((path / "seal.entry").read_bytes()))
+    for path, info in segments:
+        leaves += segment_leaves(path, info)
     return leaves
 
 

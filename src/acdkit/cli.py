@@ -282,10 +282,15 @@ def ingest_cmd(
 # -- seal ---------------------------------------------------------------------------------------
 
 
-def _run_seal(st: store.Store, signer: keys.Signer, json_out: bool) -> seal.SealReport:
+def _run_seal(
+    st: store.Store, signer: keys.Signer, json_out: bool, heartbeat: bool = False
+) -> seal.SealReport:
     with _progress(_show_progress(json_out), "seal") as progress:
         return seal.seal(
-            st, signer, progress=(lambda d, t: progress("records", d, t)) if progress else None
+            st,
+            signer,
+            progress=(lambda d, t: progress("records", d, t)) if progress else None,
+            heartbeat=heartbeat,
         )
 
 
@@ -308,8 +313,9 @@ def _print_seal(report: seal.SealReport) -> None:
         err.print(f"nothing to seal; log size {report.size:,}")
         return
     for s in report.segments:
+        extra = f" and {s['log_entries']} log entries" if s["log_entries"] else ""
         err.print(
-            f"[green]sealed[/] segment {s['segment_no']}: {s['records']:,} records, "
+            f"[green]sealed[/] segment {s['segment_no']}: {s['records']:,} records{extra}, "
             f"leaves {s['first_index']:,}-{s['end_index'] - 1:,} (last is its SEAL)"
         )
     err.print(
@@ -320,10 +326,22 @@ def _print_seal(report: seal.SealReport) -> None:
 
 @app.command("seal")
 @_handles_errors
-def seal_cmd(store_dir: StoreArg, key: KeyOpt = None, json_out: JsonOpt = False) -> None:
-    """Seal staged records into a new segment and sign a checkpoint."""
+def seal_cmd(
+    store_dir: StoreArg,
+    key: KeyOpt = None,
+    heartbeat: Annotated[
+        bool,
+        typer.Option(
+            "--heartbeat",
+            help="seal even when nothing is staged: an empty signed segment that proves "
+            "the log was alive and quiet (run it from cron every few minutes)",
+        ),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Seal staged records and queued log entries into a new segment; sign a checkpoint."""
     st = store.Store.open(store_dir)
-    report = _run_seal(st, _signer_for(st, key), json_out)
+    report = _run_seal(st, _signer_for(st, key), json_out, heartbeat)
     if json_out:
         _emit({"command": "seal", "store": str(st.root), **_seal_doc(report)})
     else:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acdkit import __version__, schema
+from acdkit import __version__, logentries, schema
 from acdkit._files import MIB, read_bounded, read_json
 from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
 from acdkit.ingest import read_staged, staged_batches, staged_ledger_id
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RECORDS = 1_000_000
 BATCH_ROWS = 131_072
+PENDING_LIST = "pending.json"  # in a segment: the queued entries it holds
 ProgressFn = Callable[[int, int], None]  # (records sealed, records to seal)
 
 
@@ -185,6 +186,7 @@ def _seal_segment(
     signer: Signer,
     state: SealerState,
     group: list[Path],
+    queued: list[tuple[str, bytes]],
     progress: ProgressFn | None,
     done: int,
     total: int,
@@ -240,6 +242,12 @@ def _seal_segment(
         tables[table] = _parquet_info(
             tmp / f"{table}.parquet", counts[table], schema.load(table).digest
         )
+    records = index - start
+    for _name, data in queued:
+        state.compact.append(leaf_hash(data))
+        index += 1
+    if queued:
+        atomic_write(tmp / logentries.ENTRIES_FILE, logentries.pack([d for _n, d in queued]))
     ts_lo = min((b[0] for b in bounds), default=None)
     ts_hi = max((b[1] for b in bounds), default=None)
     info = SealInfo(
@@ -247,7 +255,7 @@ def _seal_segment(
         segment_no=state.segment_no,
         first_index=start,
         end_index=index + 1,
-        record_count=index - start,
+        record_count=records,
         prev_checkpoint=state.prev_checkpoint,
         sealed_at_ns=time.time_ns(),
         tool=f"acdkit {__version__}",
@@ -257,10 +265,13 @@ def _seal_segment(
         ts_max_ns=ts_hi,
         tables=tables,
         collector=socket.gethostname(),
+        entry_count=len(queued),
     )
     seal_entry = info.entry()
     atomic_write(tmp / "seal.entry", seal_entry)
     write_json(tmp / "consumed.json", [d.name for d in group])
+    if queued:
+        write_json(tmp / PENDING_LIST, [name for name, _d in queued])
     fsync_dir(tmp)
     final = store.segments / segment_name(start, info.end_index)
     tmp.rename(final)
@@ -279,25 +290,48 @@ def _close_segment(
     write_json(store.state_path, state.to_json())
     for name in _consumed(seg):
         _retire_staged(store, store.staging / name)
+    _retire_pending(store, seg)
     return {
         "segment": seg.name,
         "segment_no": info.segment_no,
         "first_index": info.first_index,
         "end_index": info.end_index,
         "records": info.record_count,
+        "log_entries": info.entry_count,
         "root": base64.b64encode(root).decode(),
     }
 
 
-def _segment_leaves(seg: Path) -> list[bytes]:
+def segment_leaves(seg: Path, info: SealInfo) -> list[bytes]:
+    """A sealed segment's leaf hashes as stored (records, log entries, SEAL)."""
     leaves: list[bytes] = []
     for table in schema.TABLES:
         path = seg / f"{table}.parquet"
         if path.is_file():
             col = pq.read_table(path, columns=["integrity_hash"]).column(0)
             leaves += col.to_pylist()
-    leaves.append(leaf_hash((seg / "seal.entry").read_bytes()))
+    leaves += [leaf_hash(e) for e in logentries.read_segment_entries(seg, info.entry_count)]
+    leaves.append(leaf_hash(read_bounded(seg / "seal.entry", MIB, "SEAL entry")))
     return leaves
+
+
+def _pending_list(seg: Path) -> list[str]:
+    """The queued log entries a segment was sealed with (its pending.json)."""
+    path = seg / PENDING_LIST
+    if not path.exists():
+        return []
+    names = read_json(path, 16 * MIB, "segment entry list")
+    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n for n in names):
+        raise MalformedError(f"segment {seg.name}: {PENDING_LIST} is not a list of names")
+    return names
+
+
+def _retire_pending(store: Store, seg: Path) -> None:
+    names = _pending_list(seg)
+    for name in names:
+        (store.pending / name).unlink(missing_ok=True)
+    if names:
+        fsync_dir(store.pending)
 
 
 def _consumed(seg: Path) -> list[str]:
@@ -320,6 +354,11 @@ def unsigned_segment_problem(store: Store, seg: Path, info: SealInfo) -> str | N
     except AcdkitError as exc:
         return exc.message
     group = [store.staging / n for n in names]
+    problem = _unsigned_entries_problem(store, seg, info)
+    if problem is not None:
+        return problem
+    if not names and info.record_count == 0:
+        return None  # a heartbeat, or log entries only: nothing else to compare
     if not names or not all(d.is_dir() for d in group):
         return "its inputs are no longer staged"
     try:
@@ -342,6 +381,26 @@ def unsigned_segment_problem(store: Store, seg: Path, info: SealInfo) -> str | N
             same = False
         if not same:
             return f"its {table} records differ from its staged inputs"
+    return None
+
+
+def _unsigned_entries_problem(store: Store, seg: Path, info: SealInfo) -> str | None:
+    """Its log entries must be exactly the queued ones it names, still queued."""
+    try:
+        names = _pending_list(seg)
+        found = logentries.read_segment_entries(seg, info.entry_count)
+    except AcdkitError as exc:
+        return exc.message
+    if len(names) != len(found):
+        return "its log entries are not the queued entries it names"
+    for name, data in zip(names, found, strict=True):
+        path = store.pending / name
+        try:
+            queued = read_bounded(path, logentries.MAX_ENTRY_BYTES, "queued log entry")
+        except AcdkitError:
+            return "its queued log entries are no longer queued"
+        if queued != data:
+            return f"its log entry from pending/{name} differs from the queued one"
     return None
 
 
@@ -400,7 +459,7 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
             continue
         # signed but not yet recorded in the state: the existing checkpoint must match the
         # segment byte for byte (`_sign_checkpoint` refuses otherwise)
-        state.compact.extend(_segment_leaves(seg))
+        state.compact.extend(segment_leaves(seg, info))
         _close_segment(store, signer, state, seg, info)
         done.append(f"completed interrupted seal of segment {seg.name}")
     size = state.compact.size
@@ -416,6 +475,9 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
             if (store.staging / name).is_dir():
                 _retire_staged(store, store.staging / name)
                 done.append(f"retired sealed input {name}")
+        if any((store.pending / n).exists() for n in _pending_list(segs[-1])):
+            _retire_pending(store, segs[-1])
+            done.append("retired sealed log entries")
     return done
 
 
@@ -424,8 +486,14 @@ def seal(
     signer: Signer,
     max_records: int = DEFAULT_MAX_RECORDS,
     progress: ProgressFn | None = None,
+    heartbeat: bool = False,
 ) -> SealReport:
-    """Seal everything staged, in segments of at most about ``max_records`` records."""
+    """Seal everything staged, in segments of at most about ``max_records`` records.
+
+    Queued log entries go into the first new segment.  With ``heartbeat`` a seal happens
+    even when nothing is staged or queued: an empty segment whose signed checkpoint shows
+    that the log was alive and had nothing to add (quiet periods provably quiet).
+    """
     if signer.verifier != store.verifier():
         raise UsageError(
             "the sealer key does not match this store's keys/sealer.vkey",
@@ -437,10 +505,17 @@ def seal(
         state = SealerState.load(store)
         recovered = recover(store, signer, state)
         staged = store.staged_dirs()
+        queued = list(logentries.pending_entries(store))
         total = sum(_staged_count(d) for d in staged)
+        groups = _groups(staged, max_records)
+        if not groups and (queued or heartbeat):
+            groups = [[]]  # a segment of log entries only, or a heartbeat with nothing
         segments, done = [], 0
-        for group in _groups(staged, max_records):
-            segments.append(_seal_segment(store, signer, state, group, progress, done, total))
+        for number, group in enumerate(groups):
+            entries = queued if number == 0 else []
+            segments.append(
+                _seal_segment(store, signer, state, group, entries, progress, done, total)
+            )
             done += int(segments[-1]["records"])
     return SealReport(
         segments,

@@ -15,6 +15,7 @@ from acdkit.errors import MalformedError
 __all__ = ["TABLE_BASE", "SealInfo", "segment_name"]
 
 TABLE_BASE = {"net": 20, "dns": 30, "edr": 40}  # SEAL field ids: base+0 count, +1 sha, +2 size
+KNOWN_FIELDS = frozenset(range(1, 15)) | {b + i for b in TABLE_BASE.values() for i in range(4)}
 
 
 def _u64(value: int) -> bytes:
@@ -47,6 +48,7 @@ class SealInfo:
     ts_max_ns: int | None = None
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # count, sha256, size
     collector: str = ""
+    entry_count: int = 0  # log entries (acdkit.logentries) between the records and the SEAL
 
     def body(self) -> bytes:
         parts = [
@@ -73,6 +75,8 @@ class SealInfo:
             ),
             tlv(13, TlvType.UTF8, self.collector.encode()),
         ]
+        if self.entry_count:
+            parts.append(tlv(14, TlvType.U64, _u64(self.entry_count)))
         for table, base in TABLE_BASE.items():
             info = self.tables.get(table)
             if not info:
@@ -101,6 +105,9 @@ class SealInfo:
     @classmethod
     def from_body(cls, body: bytes) -> SealInfo:
         fields = {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
+        unknown = sorted(set(fields) - KNOWN_FIELDS)
+        if unknown:
+            raise MalformedError(f"SEAL field {unknown[0]} is not defined in format version 1")
 
         def get(fid: int, kind: TlvType, required: bool = True) -> bytes | None:
             if fid not in fields:
@@ -150,6 +157,7 @@ class SealInfo:
             num(7, True, False),
             num(8, True, False),
             collector=text(13),
+            entry_count=num(14, required=False) or 0,
         )
         for table, base in TABLE_BASE.items():
             count = num(base, required=False)

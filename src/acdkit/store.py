@@ -98,6 +98,11 @@ class Store:
         return self.root / "segments"
 
     @property
+    def pending(self) -> Path:
+        """Log entries queued for the next seal (acdkit.logentries)."""
+        return self.root / "pending"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
@@ -180,6 +185,7 @@ class Store:
             self.staging,
             self.segments,
             self.checkpoints,
+            self.pending,
             self.ledger_dir,
             self.rejects_dir,
             self.state_path.parent,

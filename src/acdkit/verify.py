@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acdkit import schema
+from acdkit import logentries, schema
 from acdkit._files import MIB, read_bounded
 from acdkit.errors import (
     AcdkitError,
@@ -112,6 +112,7 @@ class _Segment:
     path: Path
     info: SealInfo
     entry: bytes
+    log_entries: list[bytes] = field(default_factory=list)  # filled in by the rebuild
 
 
 def _load_checkpoints(store: Store, verifier: Verifier) -> dict[int, tuple[bytes, Checkpoint]]:
@@ -180,7 +181,7 @@ def _check_chain(
                 f"number {no} (a segment is missing or was inserted)",
                 loc,
             )
-        if info.end_index != info.first_index + info.record_count + 1:
+        if info.end_index != info.first_index + info.record_count + info.entry_count + 1:
             raise _Located(f"segment {seg.path.name}: SEAL range and record count disagree", loc)
         if info.origin != store.origin or info.sealer_key_id != verifier.key_id:
             raise _Located(f"segment {seg.path.name}: SEAL names another log or sealer key", loc)
@@ -251,12 +252,15 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
         if index - info.first_index > info.record_count:
             break
         _compare_parquet_hash(seg, table, path, declared, report)
-    if index != info.end_index - 1:
+    if index != info.first_index + info.record_count:
         raise _Located(
             f"segment {seg.path.name}: {index - info.first_index} records present, "
             f"its SEAL declares {info.record_count}",
             {"segment": seg.path.name, "first_missing_index": index},
         )
+    seg.log_entries = logentries.read_segment_entries(seg.path, info.entry_count)
+    for data in seg.log_entries:
+        compact.append(leaf_hash(data))
     compact.append(leaf_hash(seg.entry))
 
 
