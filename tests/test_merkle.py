@@ -128,3 +128,66 @@ def test_worker_subtrees_extend_a_range_to_the_naive_root(begin: int, n: int) ->
     compact.append_range(merkle.range_subtrees(begin, b"".join(leaves[begin:])))
     assert compact.size == begin + n
     assert compact.root() == _naive_root(leaves)
+
+
+# Consistency proofs of the same reference trees (the certificate-transparency tests).
+RFC6962_CONSISTENCY = {
+    (1, 8): [
+        "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+    ],
+    (6, 8): [
+        "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+        "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    ],
+    (2, 5): [
+        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+    ],
+    (1, 1): [],
+}
+
+
+@pytest.mark.parametrize(("m", "n"), sorted(RFC6962_CONSISTENCY))
+def test_consistency_proofs_match_the_reference(m: int, n: int) -> None:
+    proof = merkle.consistency_proof(LEAVES[:n], m)
+    assert [h.hex() for h in proof] == RFC6962_CONSISTENCY[(m, n)]
+    old, new = (bytes.fromhex(RFC6962_ROOTS[m - 1]), bytes.fromhex(RFC6962_ROOTS[n - 1]))
+    assert merkle.verify_consistency(m, n, old, new, proof)
+
+
+def test_consistency_edge_cases_are_rejected() -> None:
+    roots = [bytes.fromhex(r) for r in RFC6962_ROOTS]
+    proof = merkle.consistency_proof(LEAVES[:8], 6)
+    # from the empty tree, backwards, empty for growth, non-empty for equal sizes
+    assert not merkle.verify_consistency(0, 8, merkle.EMPTY_ROOT, roots[7], [])
+    assert not merkle.verify_consistency(8, 6, roots[7], roots[5], proof)
+    assert not merkle.verify_consistency(6, 8, roots[5], roots[7], [])
+    assert not merkle.verify_consistency(8, 8, roots[7], roots[7], [roots[7]])
+    assert merkle.verify_consistency(8, 8, roots[7], roots[7], [])
+    # truncated, extended, a wrong size, swapped roots, a short hash
+    assert not merkle.verify_consistency(6, 8, roots[5], roots[7], proof[:-1])
+    assert not merkle.verify_consistency(6, 8, roots[5], roots[7], [*proof, roots[0]])
+    assert not merkle.verify_consistency(6, 7, roots[5], roots[6], proof)
+    assert not merkle.verify_consistency(6, 8, roots[7], roots[5], proof)
+    assert not merkle.verify_consistency(6, 8, roots[5], roots[7], [proof[0][:31], *proof[1:]])
+    with pytest.raises(ValueError):
+        merkle.consistency_proof(LEAVES[:4], 0)
+    with pytest.raises(ValueError):
+        merkle.consistency_proof(LEAVES[:4], 5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.data())
+def test_consistency_for_random_sizes_and_single_flips(n: int, data: st.DataObject) -> None:
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
+    m = data.draw(st.integers(1, n))
+    proof = merkle.consistency_proof(leaves, m)
+    old, new = merkle.subtree_root(leaves[:m]), merkle.subtree_root(leaves)
+    assert merkle.verify_consistency(m, n, old, new, proof)
+    for i in range(len(proof)):
+        bad = list(proof)
+        bad[i] = bytes([bad[i][0] ^ 1]) + bad[i][1:]
+        assert not merkle.verify_consistency(m, n, old, new, bad)

@@ -315,13 +315,16 @@ def _parse_manifest(data: bytes) -> _Manifest:
     )
 
 
-def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
+def verify_bundle(
+    root: Path, pinned: Verifier | None = None, expect_min_size: int | None = None
+) -> VerifyReport:
     """Verify a bundle offline.
 
     1. Every path is a plain file with a safe name; the manifest parses strictly.
     2. The manifest is signed by the sealer key (pinned with --key, else the bundle's own).
     3. Every listed file exists with the listed size and SHA-256; no unlisted files.
-    4. The checkpoint is signed by the same key, for the manifest's origin and size.
+    4. The checkpoint is signed by the same key, for the manifest's origin and size, and
+       is not smaller than ``expect_min_size``.
     5. Every proof is a valid inclusion proof of its entry in that checkpoint's tree.
     6. Every disclosed record re-encodes to its proven entry; every record has a proof.
     7. Every record lies inside a segment whose SEAL leaf is proven, within its time range.
@@ -349,6 +352,11 @@ def verify_bundle(root: Path, pinned: Verifier | None = None) -> VerifyReport:
         # 4
         current = "4"
         cp_bytes, cp = _bundle_checkpoint(root, manifest, verifier)
+        if expect_min_size is not None and cp.size < expect_min_size:
+            raise TamperedError(
+                f"the bundle's checkpoint is {cp.size:,}, at least {expect_min_size:,} was "
+                "expected (an older checkpoint was substituted)"
+            )
         report.ok("4", f"checkpoint {cp.size} for {cp.origin} carries a valid signature")
         # 5
         current = "5"

@@ -384,6 +384,27 @@ def verify_cmd(
         bool,
         typer.Option(help="Exit 0 when the only finding is an unsealed tail (still reported)."),
     ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Verifier state file (created on first use): the log must agree with the "
+            "checkpoint remembered there and may not be shorter (rollback, truncation and "
+            "forks are TAMPERED); on success it remembers the newest checkpoint. Keep it "
+            "off the collector.",
+            show_default=False,
+        ),
+    ] = None,
+    expect_min_size: Annotated[
+        int | None,
+        typer.Option(
+            "--expect-min-size",
+            min=0,
+            help="TAMPERED if the verified log (or the bundle's checkpoint) is smaller, e.g. "
+            "a tree size read from an earlier report or a witness.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered."""
@@ -393,6 +414,8 @@ def verify_cmd(
             _pinned(key),
             allow_incomplete,
             (lambda d, t: progress("leaves", d, t)) if progress else None,
+            state,
+            expect_min_size,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})

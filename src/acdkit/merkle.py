@@ -14,11 +14,13 @@ import numpy as np
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
+    "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root_from_inclusion",
     "subtree_root",
+    "verify_consistency",
     "verify_inclusion",
 ]
 
@@ -211,3 +213,54 @@ def verify_inclusion(
         return root_from_inclusion(index, size, leaf, proof) == root
     except ValueError:
         return False
+
+
+def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    """Proof that the tree of the first ``old_size`` leaves is a prefix (RFC 9162 §2.1.4.1)."""
+    if not 0 < old_size <= len(leaves):
+        raise ValueError(f"no consistency proof from size {old_size} to {len(leaves)}")
+    return _subproof(old_size, leaves, True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [subtree_root(leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], complete), subtree_root(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), subtree_root(leaves[:k])]
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 §2.1.4.2, strictly: no proof from the empty tree, none backwards, the
+    empty proof only between equal sizes, and every hash must be used."""
+    if any(len(h) != 32 for h in proof) or not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # an exact power of two: the old root starts the path
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root

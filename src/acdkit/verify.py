@@ -34,6 +34,7 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
+from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, read_ledger_entry
@@ -337,6 +338,8 @@ def verify_store(
     pinned: Verifier | None = None,
     allow_incomplete: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    state: Path | None = None,
+    expect_min_size: int | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -346,6 +349,9 @@ def verify_store(
     4. Every record is rebuilt from Parquet and its salted leaf recomputed; the tree root at
        each segment's end equals that checkpoint's root.
     5. Staged, not yet sealed inputs are reported as an unsealed tail (INCOMPLETE).
+    6. The log is not shorter than ``expect_min_size`` and agrees with the checkpoint
+       remembered in ``state`` (rollback, truncation, fork: TAMPERED); the state then
+       remembers the newest verified checkpoint.
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -431,8 +437,44 @@ def verify_store(
             report.fail("5", IncompleteError(msg, hint="run `acdkit seal STORE`"))
     else:
         report.ok("5", "no unsealed records")
+    if state is not None or expect_min_size is not None:
+        _check_outside(report, store, verifier, compact.size, checkpoints, state, expect_min_size)
     last = checkpoints.get(compact.size) if compact.size else None
     return _finish(report, compact.size, last[1] if last else None, unsealed, verifier)
+
+
+def _check_outside(
+    report: VerifyReport,
+    store: Store,
+    verifier: Verifier,
+    size: int,
+    checkpoints: dict[int, tuple[bytes, Checkpoint]],
+    state: Path | None,
+    min_size: int | None,
+) -> None:
+    """Check 6: against what is known from outside the store; then update the state."""
+    if report.verdict not in (ExitCode.OK, ExitCode.INCOMPLETE):
+        return  # the log itself failed: nothing to compare, and the state is left alone
+    try:
+        remembered = Remembered.load(state) if state is not None else None
+        done = check_remembered(
+            store.origin,
+            verifier,
+            size,
+            {n: cp for n, (_data, cp) in checkpoints.items()},
+            remembered,
+            min_size,
+        )
+    except AcdkitError as exc:
+        report.fail("6", exc)
+        return
+    if state is not None:
+        if size and (remembered is None or size > remembered.checkpoint.size):
+            Remembered.from_note(checkpoints[size][0]).save(state)
+            done.append(f"state {state} now remembers checkpoint {size:,}")
+        elif remembered is None:
+            done.append(f"nothing sealed yet to remember in {state}")
+    report.ok("6", "; ".join(done))
 
 
 def _staged_ledger(store: Store) -> list[dict[str, Any]]:
@@ -479,14 +521,18 @@ def verify_path(
     pinned: Verifier | None = None,
     allow_incomplete: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    state: Path | None = None,
+    expect_min_size: int | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     from acdkit import bundle
 
     if (path / bundle.MANIFEST).is_file():
-        return bundle.verify_bundle(path, pinned)
+        if state is not None:
+            raise UsageError("--state applies to a store, not to a bundle")
+        return bundle.verify_bundle(path, pinned, expect_min_size)
     if (path / "acdkit-store.json").is_file():
-        return verify_store(Store(path), pinned, allow_incomplete, progress)
+        return verify_store(Store(path), pinned, allow_incomplete, progress, state, expect_min_size)
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     raise UsageError(
