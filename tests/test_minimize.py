@@ -531,6 +531,8 @@ _URL_CASES = [  # (uri, Host, expected url_path, expected url_host)
     ("/ok", "example.com:8080 CANARY5", "/ok", "example.com:8080"),
     ("http://h;CANARY6@evil/p", "h", "/p", "h"),
     ("//a/b", "h", "//a/b", "h"),  # a path that begins with an empty segment stays
+    ("//#@CANARY14", "h", "//", "h"),  # an '@' in a fragment (found by Hypothesis)
+    ("//x?q=@CANARY15", "h", "//x", "h"),
     # leading invisible characters, '/' or ';' inside user-info, double encoding, controls
     ("\v//CANARYU1:CANARYP1@h.example/x", "h.example", "//h.example/x", "h.example"),
     ("\x0chttp://CANARYU2:CANARYP2@h.example/x", "h.example", "/x", "h.example"),

@@ -120,14 +120,16 @@ def _url_path(col: str) -> str:
 
     Leading blanks go first; an absolute-form URI keeps only its path; in every other form
     that does not start with one '/' (scheme-relative ``//user@host/...``, a CONNECT target
-    ``user:pass@host:port``, garbage) everything up to the last '@' goes; then the path is
-    cut at its end.  User-info may hold any character, so it is removed before the cut.
+    ``user:pass@host:port``, garbage) everything up to the last '@' before any '?' or '#'
+    goes; then the path is cut at its end.  User-info may hold any character but those two
+    (RFC 3986 §3.2: they end the authority), so it is removed before the cut, and an '@'
+    inside a query or fragment never pulls their text into the path.
     """
     bare = f"regexp_replace({col}, '^{_INVISIBLE}+', '', 's')"
     path = f"regexp_replace({bare}, '{_SCHEME}[^/]*', '', 's')"
     path = (
         f"CASE WHEN starts_with({path}, '/') AND NOT starts_with({path}, '//') THEN {path}"
-        f" ELSE regexp_replace({path}, '^(//)?.*@', '\\1', 's') END"
+        f" ELSE regexp_replace({path}, '^(//)?[^?#]*@', '\\1', 's') END"
     )
     return f"regexp_replace({path}, '{_PATH_END}', '', 's')"
 
