@@ -55,7 +55,7 @@ def test_entries_alone_make_a_segment_and_heartbeats_seal_nothing(
     store: Store, signer: keys.Signer
 ) -> None:
     assert seal.seal(store, signer).segments == []  # nothing staged, nothing queued
-    logentries.add_pending(store, EntryType.KEY, _body("k"))
+    logentries.add_pending(store, EntryType.CUSTODY, _body("k"))
     assert seal.seal(store, signer).size == 2
     report = seal.seal(store, signer, heartbeat=True)
     assert [s["records"] for s in report.segments] == [0] and report.size == 3

@@ -166,7 +166,7 @@ def test_altered_checkpoint_signature_is_tampered(sealed: Store) -> None:
     raw[10] ^= 0x01
     path.write_bytes(text + b" " + base64.b64encode(bytes(raw)) + b"\n")
     report = _check(sealed, ExitCode.TAMPERED)
-    assert report.failure["check"] == "2"  # type: ignore[index]
+    assert report.failure["check"] == "3"  # type: ignore[index]
 
 
 def test_deleted_segment_directory_is_tampered(sealed: Store) -> None:

@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from acdkit import __version__, schema, summary
+from acdkit import __version__, logentries, schema, summary
+from acdkit._files import MIB, read_bounded
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.errors import (
     AcdkitError,
@@ -32,6 +33,7 @@ from acdkit.errors import (
     UsageError,
     error_for,
 )
+from acdkit.keychain import KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
 from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
@@ -44,6 +46,7 @@ from acdkit.verify import VerifyReport, verify_store
 __all__ = ["MANIFEST", "PackageReport", "Window", "package", "verify_bundle"]
 
 MANIFEST = "MANIFEST.note"
+ROTATIONS = "key/rotations"  # proofs of the KEY entries that lead to the signing key
 BUNDLE_FORMAT = "acdkit-bundle/1"
 DEFAULT_MAX_RECORDS = 10_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -154,8 +157,8 @@ def package(
         raise UsageError("--to must be later than --from")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not empty; choose a new --out directory")
-    if signer.verifier != store.verifier():
-        raise UsageError("the key does not match this store's sealer key")
+    if signer.verifier != read_chain(store).current:
+        raise UsageError("the key is not this store's current sealer key")
     check = verify_store(store, allow_incomplete=True)
     if check.verdict != ExitCode.OK:
         raise _error_for(check)
@@ -236,6 +239,12 @@ def _build(
                 (path / "seal.entry").read_bytes(),
             )
             _write(tmp / "seals" / f"{seal_index:020d}.tlog-proof", proof.encode())
+    for path, info in segments:
+        at = info.first_index + info.record_count
+        for offset, data in enumerate(logentries.read_segment_entries(path, info.entry_count)):
+            if logentries.parse_entry(data).kind == EntryType.KEY:
+                proof = TlogProof(at + offset, tuple(tree.proof(at + offset)), checkpoint, data)
+                _write(tmp / ROTATIONS / f"{at + offset:020d}.tlog-proof", proof.encode())
     _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
     facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size)
@@ -321,8 +330,9 @@ def verify_bundle(
     """Verify a bundle offline.
 
     1. Every path is a plain file with a safe name; the manifest parses strictly.
-    2. The manifest is signed by the sealer key (pinned with --key, else the bundle's own).
-    3. Every listed file exists with the listed size and SHA-256; no unlisted files.
+    2. Every listed file exists with the listed size and SHA-256; no unlisted files.
+    3. The manifest is signed by the log's current sealer key: the first key (pinned with
+       --key, else the bundle's own) followed through the KEY entries the bundle proves.
     4. The checkpoint is signed by the same key, for the manifest's origin and size, and
        is not smaller than ``expect_min_size``.
     5. Every proof is a valid inclusion proof of its entry in that checkpoint's tree.
@@ -338,20 +348,29 @@ def verify_bundle(
         report.ok("1", f"manifest lists {len(manifest.files)} files with safe paths")
         # 2
         current = "2"
-        verifier = pinned or _bundle_key(root, manifest)
+        _check_files(root, manifest, present)
+        report.ok("2", f"{len(manifest.files)} files match their manifest hashes")
+        # 3
+        current = "3"
+        first = pinned if pinned and "key/sealer.vkey" not in manifest.files else None
+        chain = _bundle_chain(root, manifest, first or _bundle_key(root, manifest))
+        if pinned is not None and pinned not in chain.keys:
+            raise TamperedError(
+                f"the pinned key {pinned.key_id.hex()} is not a sealer key of this log "
+                "(neither its first key nor one that a proven KEY entry rotates to)"
+            )
+        verifier = chain.current
         if not manifest.note.verified_by(verifier):
             raise TamperedError(
                 f"manifest signature does not verify with key {verifier.key_id.hex()}"
             )
         source = "pinned" if pinned else "the bundle's own (not pinned: pass --key to pin)"
-        report.ok("2", f"manifest signed by sealer key {verifier.key_id.hex()}, {source}")
-        # 3
-        current = "3"
-        _check_files(root, manifest, present)
-        report.ok("3", f"{len(manifest.files)} files match their manifest hashes")
+        hops = len(chain.keys) - 1
+        rotated = f", reached by {hops} key rotations" if hops else ""
+        report.ok("3", f"manifest signed by sealer key {verifier.key_id.hex()}{rotated}, {source}")
         # 4
         current = "4"
-        cp_bytes, cp = _bundle_checkpoint(root, manifest, verifier)
+        cp_bytes, cp = _bundle_checkpoint(root, manifest, chain.keys)
         if expect_min_size is not None and cp.size < expect_min_size:
             raise TamperedError(
                 f"the bundle's checkpoint is {cp.size:,}, at least {expect_min_size:,} was "
@@ -362,7 +381,12 @@ def verify_bundle(
         current = "5"
         records = _check_proofs(root, manifest, cp_bytes, cp, "proofs/")
         seals = _check_proofs(root, manifest, cp_bytes, cp, "seals/")
-        report.ok("5", f"{len(records)} record proofs and {len(seals)} SEAL proofs verify")
+        rotations = _check_proofs(root, manifest, cp_bytes, cp, ROTATIONS + "/")
+        report.ok(
+            "5",
+            f"{len(records)} record proofs, {len(seals)} SEAL proofs and {len(rotations)} "
+            "KEY proofs verify",
+        )
         # 6
         current = "6"
         disclosed = _check_records(root, manifest, records)
@@ -416,8 +440,22 @@ def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
         )
 
 
+def _bundle_chain(root: Path, manifest: _Manifest, first: Verifier) -> KeyChain:
+    """The sealer keys from the first one through every KEY entry the bundle proves (their
+    inclusion in the checkpoint is check 5)."""
+    chain = KeyChain(manifest.origin, first)
+    prefix = ROTATIONS + "/"
+    for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
+        proof = TlogProof.parse(read_bounded(root / rel, MIB, "proof"))
+        parsed = logentries.parse_entry(proof.extra or b"")
+        if parsed.kind != EntryType.KEY:
+            raise MalformedError(f"{rel} does not carry a KEY entry")
+        chain.apply(proof.index, [parse_key_event(parsed.body)])
+    return chain
+
+
 def _bundle_checkpoint(
-    root: Path, manifest: _Manifest, verifier: Verifier
+    root: Path, manifest: _Manifest, sealer_keys: list[Verifier]
 ) -> tuple[bytes, Checkpoint]:
     rel = f"checkpoint/{manifest.size:020d}.checkpoint"
     if rel not in manifest.files:
@@ -425,8 +463,8 @@ def _bundle_checkpoint(
     data = (root / rel).read_bytes()
     note = SignedNote.parse(data)
     cp = Checkpoint.from_text(note.text)
-    if not note.verified_by(verifier):
-        raise TamperedError("checkpoint signature does not verify")
+    if not any(note.verified_by(k) for k in sealer_keys):
+        raise TamperedError("checkpoint signature does not verify with a sealer key of the log")
     if cp.origin != manifest.origin or cp.size != manifest.size:
         raise TamperedError("checkpoint origin or size differs from the manifest")
     return data, cp

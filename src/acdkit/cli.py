@@ -496,6 +496,15 @@ def package_cmd(
     )
 
 
+def _register_groups() -> None:
+    from acdkit.cli_keys import keys_app  # it builds on this module's helpers
+
+    app.add_typer(keys_app, name="keys")
+
+
+_register_groups()
+
+
 def main() -> None:
     """Console entry point; an unexpected exception exits 70, never a verdict's code."""
     try:

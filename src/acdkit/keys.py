@@ -121,10 +121,15 @@ def default_key_dir() -> Path:
     return Path(base) / "acdkit" / "keys"
 
 
-def write_private_key(signer: Signer, path: Path) -> None:
+ROLES = ("sealer", "root", "custodian")
+
+
+def write_private_key(signer: Signer, path: Path, role: str = "sealer") -> None:
     """Create ``path`` with mode 0600; refuse to overwrite an existing key."""
     # a key file written once is name + PEM; the name lets `load_signer` rebuild the vkey
-    data = f"# acdkit sealer key for {signer.name}\n".encode() + signer.private_pem()
+    if role not in ROLES:
+        raise ValueError(role)
+    data = f"# acdkit {role} key for {signer.name}\n".encode() + signer.private_pem()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -154,8 +159,10 @@ def load_signer(path: Path) -> Signer:
     # bounded: `--key /dev/zero` must not fill the memory
     data = read_bounded(path, KEY_FILE_LIMIT, "sealer key")
     first, _, pem = data.partition(b"\n")
-    prefix = b"# acdkit sealer key for "
-    if not first.startswith(prefix):
+    prefix = next(
+        (p for r in ROLES if first.startswith(p := f"# acdkit {r} key for ".encode())), None
+    )
+    if prefix is None:
         raise MalformedError(f"{path} is not an acdkit key file")
     try:
         private = serialization.load_pem_private_key(pem, password=None)

@@ -67,7 +67,7 @@ class Remembered:
 
 def check_remembered(
     origin: str,
-    verifier: Verifier,
+    sealer_keys: list[Verifier],
     size: int,
     checkpoints: dict[int, Checkpoint],
     remembered: Remembered | None,
@@ -94,7 +94,8 @@ def check_remembered(
             f"the verifier state is for log {seen.origin!r}, not {origin!r}",
             hint="use one state file per log",
         )
-    if not SignedNote.parse(remembered.note).verified_by(verifier):
+    note = SignedNote.parse(remembered.note)
+    if not any(note.verified_by(k) for k in sealer_keys):
         raise TamperedError("the checkpoint in the verifier state is not signed by this log's key")
     if size < seen.size:
         raise TamperedError(

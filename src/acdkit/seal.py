@@ -16,7 +16,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,11 @@ import pyarrow.parquet as pq
 
 from acdkit import __version__, logentries, schema
 from acdkit._files import MIB, read_bounded, read_json
+from acdkit.encoding import EntryType
 from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
 from acdkit.ingest import read_staged, staged_batches, staged_ledger_id
-from acdkit.keys import Signer
+from acdkit.keychain import ROTATE, parse_key_event, read_chain
+from acdkit.keys import Signer, Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote, sign_note
@@ -135,12 +137,26 @@ def _parquet_info(path: Path, count: int, schema_digest: str) -> dict[str, Any]:
     }
 
 
-def _sign_checkpoint(store: Store, signer: Signer, size: int, root: bytes) -> bytes:
-    """Write checkpoints/<size>.checkpoint once; return the note bytes."""
-    note = sign_note(Checkpoint(store.origin, size, root).text(), signer).encode()
+def _sign_checkpoint(
+    store: Store, signer: Signer, size: int, root: bytes, earlier: Sequence[Verifier] = ()
+) -> bytes:
+    """Write checkpoints/<size>.checkpoint once; return the note bytes.
+
+    An existing checkpoint is kept if it is this note, or the same tree head signed by an
+    ``earlier`` key of the log (a crash after a rotation's checkpoint, before the state).
+    """
+    text = Checkpoint(store.origin, size, root).text()
+    note = sign_note(text, signer).encode()
     path = store.checkpoint_path(size)
     if path.exists():
-        existing = path.read_bytes()
+        existing = read_bounded(path, MIB, "checkpoint")
+        try:
+            parsed = SignedNote.parse(existing)
+            same_head = parsed.text == text
+        except MalformedError:
+            same_head = False
+        if same_head and any(parsed.verified_by(k) for k in earlier):
+            return existing
         if existing != note:
             # Ed25519 is deterministic: the same tree head signs to the same bytes
             raise TamperedError(f"{path.name} exists with different content than the log implies")
@@ -281,10 +297,15 @@ def _seal_segment(
 
 
 def _close_segment(
-    store: Store, signer: Signer, state: SealerState, seg: Path, info: SealInfo
+    store: Store,
+    signer: Signer,
+    state: SealerState,
+    seg: Path,
+    info: SealInfo,
+    earlier: Sequence[Verifier] = (),
 ) -> dict[str, Any]:
     root = state.compact.root()
-    note = _sign_checkpoint(store, signer, info.end_index, root)
+    note = _sign_checkpoint(store, signer, info.end_index, root, earlier)
     state.segment_no = info.segment_no + 1
     state.prev_checkpoint = hashlib.sha256(note).digest()
     write_json(store.state_path, state.to_json())
@@ -441,8 +462,13 @@ def _segment_info(seg: Path) -> SealInfo:
     return info
 
 
-def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
-    """Finish a seal that a crash interrupted: orphan segment, missing checkpoint, staging."""
+def recover(
+    store: Store, signer: Signer, state: SealerState, earlier: Sequence[Verifier] = ()
+) -> list[str]:
+    """Finish a seal that a crash interrupted: orphan segment, missing checkpoint, staging.
+
+    ``earlier`` are the log's previous sealer keys, whose checkpoints are kept as they are.
+    """
     done: list[str] = []
     segs = store.segment_dirs()
     for seg in segs:
@@ -460,7 +486,7 @@ def recover(store: Store, signer: Signer, state: SealerState) -> list[str]:
         # signed but not yet recorded in the state: the existing checkpoint must match the
         # segment byte for byte (`_sign_checkpoint` refuses otherwise)
         state.compact.extend(segment_leaves(seg, info))
-        _close_segment(store, signer, state, seg, info)
+        _close_segment(store, signer, state, seg, info, earlier)
         done.append(f"completed interrupted seal of segment {seg.name}")
     size = state.compact.size
     if size and not store.checkpoint_path(size).exists():
@@ -490,29 +516,37 @@ def seal(
 ) -> SealReport:
     """Seal everything staged, in segments of at most about ``max_records`` records.
 
-    Queued log entries go into the first new segment.  With ``heartbeat`` a seal happens
-    even when nothing is staged or queued: an empty segment whose signed checkpoint shows
-    that the log was alive and had nothing to add (quiet periods provably quiet).
+    Queued log entries go into the last new segment; a queued key rotation gets a segment
+    of its own, the last one this key seals.  With ``heartbeat`` a seal happens even when
+    nothing is staged or queued: an empty segment whose signed checkpoint shows that the
+    log was alive and had nothing to add (quiet periods provably quiet).
     """
-    if signer.verifier != store.verifier():
-        raise UsageError(
-            "the sealer key does not match this store's keys/sealer.vkey",
-            hint="pass the key that `acdkit init` created for this store",
-        )
     started = time.monotonic()
     with store.lock():
         store.clean_temporaries()
+        chain = read_chain(store)
+        if signer.verifier != chain.current:
+            rotated = len(chain.keys) > 1
+            raise UsageError(
+                f"the sealer key {signer.verifier.key_id.hex()} is not this log's current "
+                f"sealer key {chain.current.key_id.hex()}",
+                hint="pass the key this log was last rotated to (`acdkit keys rotate`)"
+                if rotated
+                else "pass the key that `acdkit init` created for this store",
+            )
         state = SealerState.load(store)
-        recovered = recover(store, signer, state)
+        recovered = recover(store, signer, state, chain.keys[:-1])
         staged = store.staged_dirs()
         queued = list(logentries.pending_entries(store))
         total = sum(_staged_count(d) for d in staged)
         groups = _groups(staged, max_records)
-        if not groups and (queued or heartbeat):
-            groups = [[]]  # a segment of log entries only, or a heartbeat with nothing
+        if queued and (not groups or _rotates(queued)):
+            groups.append([])  # log entries alone, or a rotation after everything staged
+        elif not groups and heartbeat:
+            groups = [[]]  # a heartbeat with nothing
         segments, done = [], 0
         for number, group in enumerate(groups):
-            entries = queued if number == 0 else []
+            entries = queued if number == len(groups) - 1 else []
             segments.append(
                 _seal_segment(store, signer, state, group, entries, progress, done, total)
             )
@@ -525,6 +559,14 @@ def seal(
         signer.verifier.key_id.hex(),
         time.monotonic() - started,
     )
+
+
+def _rotates(queued: list[tuple[str, bytes]]) -> bool:
+    for _name, data in queued:
+        parsed = logentries.parse_entry(data)
+        if parsed.kind == EntryType.KEY and parse_key_event(parsed.body).action == ROTATE:
+            return True
+    return False
 
 
 def read_checkpoint(data: bytes) -> tuple[SignedNote, Checkpoint]:

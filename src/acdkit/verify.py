@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from acdkit import logentries, schema
 from acdkit._files import MIB, read_bounded
+from acdkit.encoding import EntryType
 from acdkit.errors import (
     AcdkitError,
     ExitCode,
@@ -30,6 +31,7 @@ from acdkit.errors import (
     TamperedError,
     UsageError,
 )
+from acdkit.keychain import KeyChain, KeyEvent, parse_key_event
 from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
@@ -116,21 +118,15 @@ class _Segment:
     log_entries: list[bytes] = field(default_factory=list)  # filled in by the rebuild
 
 
-def _load_checkpoints(store: Store, verifier: Verifier) -> dict[int, tuple[bytes, Checkpoint]]:
-    """Check 2: every checkpoint parses strictly and carries a valid sealer signature."""
+def _load_checkpoints(store: Store) -> dict[int, tuple[bytes, Checkpoint]]:
+    """Check 2: every checkpoint parses strictly, names this log, and no size has two."""
     out: dict[int, tuple[bytes, Checkpoint]] = {}
     for path in store.checkpoint_files():
         data = read_bounded(path, MIB, "checkpoint")
         try:
-            note = SignedNote.parse(data)
-            cp = Checkpoint.from_text(note.text)
+            cp = Checkpoint.from_text(SignedNote.parse(data).text)
         except MalformedError as exc:
             raise MalformedError(f"checkpoint {path.name}: {exc.message}") from exc
-        if not note.verified_by(verifier):
-            raise _Located(
-                f"checkpoint {path.name}: no valid signature by sealer key {verifier.key_id.hex()}",
-                {"checkpoint": path.name},
-            )
         if cp.origin != store.origin:
             raise _Located(
                 f"checkpoint {path.name} names origin {cp.origin!r}, the store is {store.origin!r}",
@@ -161,13 +157,28 @@ def _load_segments(store: Store) -> list[_Segment]:
     return sorted(segments, key=lambda s: s.info.first_index)
 
 
+def _key_events(seg: _Segment) -> list[KeyEvent]:
+    seg.log_entries = logentries.read_segment_entries(seg.path, seg.info.entry_count)
+    events = []
+    for data in seg.log_entries:
+        parsed = logentries.parse_entry(data)
+        if parsed.kind == EntryType.KEY:
+            try:
+                events.append(parse_key_event(parsed.body))
+            except MalformedError as exc:
+                raise MalformedError(f"segment {seg.path.name}: {exc.message}") from None
+    return events
+
+
 def _check_chain(
     store: Store,
-    verifier: Verifier,
+    chain: KeyChain,
     segments: list[_Segment],
     checkpoints: dict[int, tuple[bytes, Checkpoint]],
 ) -> list[_Segment]:
-    """Check 3: segments tile [0, size), numbers run 0..k, each SEAL names its predecessor.
+    """Check 3: segments tile [0, size), numbers run 0..k, each SEAL names its predecessor,
+    and each checkpoint is signed by the sealer key current at its segment (KEY entries
+    rotate and revoke keys, §7.1).
 
     Returns the segments closed by a checkpoint; a missing checkpoint after the last
     segment is an interrupted seal (INCOMPLETE), anywhere else it is TAMPERED.
@@ -184,8 +195,15 @@ def _check_chain(
             )
         if info.end_index != info.first_index + info.record_count + info.entry_count + 1:
             raise _Located(f"segment {seg.path.name}: SEAL range and record count disagree", loc)
-        if info.origin != store.origin or info.sealer_key_id != verifier.key_id:
-            raise _Located(f"segment {seg.path.name}: SEAL names another log or sealer key", loc)
+        if info.origin != store.origin:
+            raise _Located(f"segment {seg.path.name}: SEAL names another log", loc)
+        if info.sealer_key_id != chain.current.key_id:
+            raise _Located(
+                f"segment {seg.path.name}: sealed by key {info.sealer_key_id.hex()}, but the "
+                f"sealer key then current is {chain.current.key_id.hex()} (a re-seal with "
+                "another key, or a rotation that the log does not record)",
+                loc,
+            )
         if info.prev_checkpoint != prev:
             raise _Located(
                 f"segment {seg.path.name}: its SEAL does not carry the hash of the "
@@ -200,7 +218,15 @@ def _check_chain(
                 f"{seg.path.name}) is missing",
                 loc,
             )
-        prev = hashlib.sha256(checkpoints[info.end_index][0]).digest()
+        data = checkpoints[info.end_index][0]
+        if not SignedNote.parse(data).verified_by(chain.current):
+            raise _Located(
+                f"checkpoint {info.end_index}: no valid signature by sealer key "
+                f"{chain.current.key_id.hex()}, the key current at segment {no}",
+                {"checkpoint_size": info.end_index, **loc},
+            )
+        chain.apply(no, _key_events(seg))
+        prev = hashlib.sha256(data).digest()
         expected_start = info.end_index
     return segments
 
@@ -259,7 +285,8 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
             f"its SEAL declares {info.record_count}",
             {"segment": seg.path.name, "first_missing_index": index},
         )
-    seg.log_entries = logentries.read_segment_entries(seg.path, info.entry_count)
+    if len(seg.log_entries) != info.entry_count:  # not loaded by check 3 (the newest)
+        seg.log_entries = logentries.read_segment_entries(seg.path, info.entry_count)
     for data in seg.log_entries:
         compact.append(leaf_hash(data))
     compact.append(leaf_hash(seg.entry))
@@ -368,25 +395,29 @@ def verify_store(
             verifier = pinned
         else:
             verifier = store.verifier()
-        if pinned is not None and pinned != verifier:
-            raise TamperedError("the store's sealer key differs from the pinned --key")
-        report.ok("1", f"store {meta['origin']} with sealer key {verifier.key_id.hex()}")
+        report.ok("1", f"store {meta['origin']} with first sealer key {verifier.key_id.hex()}")
     except AcdkitError as exc:
         report.fail("1", exc)
         return _finish(report, 0, None, 0)
     segments: list[_Segment] = []
+    chain = KeyChain(store.origin, verifier)
     compact = CompactRange()
     sealed: list[_Segment] = []
     checkpoints: dict[int, tuple[bytes, Checkpoint]] = {}
     current = "2"
     try:
         # 2
-        checkpoints = _load_checkpoints(store, verifier)
-        report.ok("2", f"{len(checkpoints)} checkpoints parse and carry valid signatures")
+        checkpoints = _load_checkpoints(store)
+        report.ok("2", f"{len(checkpoints)} checkpoints parse strictly; no two share a size")
         # 3
         current = "3"
         segments = _load_segments(store)
-        sealed = _check_chain(store, verifier, segments, checkpoints)
+        sealed = _check_chain(store, chain, segments, checkpoints)
+        if pinned is not None and pinned not in chain.keys:
+            raise TamperedError(
+                "the pinned --key is not a sealer key of this log: it signed none of its "
+                "checkpoints and no KEY entry rotates to it"
+            )
         closing = {s.info.end_index for s in sealed}
         stray = sorted(set(checkpoints) - closing - {s.info.end_index for s in segments})
         if stray:
@@ -395,7 +426,13 @@ def verify_store(
                 "removed, or the checkpoint is not from this log)",
                 {"checkpoint_size": stray[0]},
             )
-        report.ok("3", f"{len(sealed)} segments form an unbroken checkpoint chain")
+        rotations = len(chain.keys) - 1
+        report.ok(
+            "3",
+            f"{len(sealed)} segments form an unbroken checkpoint chain, each checkpoint "
+            f"signed by the sealer key of its time"
+            + (f" ({rotations} key rotations)" if rotations else ""),
+        )
         # 4
         current = "4"
         total = sealed[-1].info.end_index if sealed else 0
@@ -438,15 +475,15 @@ def verify_store(
     else:
         report.ok("5", "no unsealed records")
     if state is not None or expect_min_size is not None:
-        _check_outside(report, store, verifier, compact.size, checkpoints, state, expect_min_size)
+        _check_outside(report, store, chain, compact.size, checkpoints, state, expect_min_size)
     last = checkpoints.get(compact.size) if compact.size else None
-    return _finish(report, compact.size, last[1] if last else None, unsealed, verifier)
+    return _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
 
 
 def _check_outside(
     report: VerifyReport,
     store: Store,
-    verifier: Verifier,
+    chain: KeyChain,
     size: int,
     checkpoints: dict[int, tuple[bytes, Checkpoint]],
     state: Path | None,
@@ -459,7 +496,7 @@ def _check_outside(
         remembered = Remembered.load(state) if state is not None else None
         done = check_remembered(
             store.origin,
-            verifier,
+            chain.keys,
             size,
             {n: cp for n, (_data, cp) in checkpoints.items()},
             remembered,

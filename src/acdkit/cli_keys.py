@@ -1,0 +1,185 @@
+"""`acdkit keys …`: create key pairs, rotate and revoke a log's sealer key, show the chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from acdkit import keys, rotation, store
+from acdkit.cli import (
+    JsonOpt,
+    KeyOpt,
+    StoreArg,
+    _emit,
+    _handles_errors,
+    _print_seal,
+    _seal_doc,
+    _signer_for,
+    err,
+)
+from acdkit.errors import UsageError
+from acdkit.keychain import read_chain
+
+keys_app = typer.Typer(
+    help="Create key pairs; rotate or revoke a log's sealer key; show the key chain.",
+    no_args_is_help=True,
+)
+
+NewKeyOut = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Where to write the private key (mode 0600; never inside a store).",
+        show_default=False,
+    ),
+]
+
+
+def _write_new(name: str, out: Path, role: str, stores: list[Path]) -> keys.Signer:
+    out_abs = out.resolve()
+    for root in stores:
+        if root.resolve() == out_abs or root.resolve() in out_abs.parents:
+            raise UsageError("a private key must not be written inside an evidence store")
+    signer = keys.generate(name)
+    keys.write_private_key(signer, out, role)
+    return signer
+
+
+@keys_app.command("new")
+@_handles_errors
+def keys_new_cmd(
+    out: NewKeyOut,
+    store_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Make a sealer key for this store's log (named after its origin), "
+            "for a later `keys rotate`.",
+        ),
+    ] = None,
+    role: Annotated[
+        str,
+        typer.Option(help="sealer, root (signs trust policies) or custodian (signs bundles)."),
+    ] = "sealer",
+    name: Annotated[
+        str | None,
+        typer.Option(help="Key name for root and custodian keys (no spaces, no '+')."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an Ed25519 key pair; print its public vkey."""
+    if role not in keys.ROLES:
+        raise UsageError(f"--role must be one of {', '.join(keys.ROLES)}")
+    stores = [store_dir] if store_dir else []
+    if role == "sealer":
+        if store_dir is None:
+            raise UsageError("a sealer key belongs to a log: pass --store STORE")
+        key_name = store.Store.open(store_dir).origin
+    elif name:
+        key_name = name
+    elif store_dir is not None:
+        key_name = f"{store.Store.open(store_dir).origin}/{role}"
+    else:
+        raise UsageError(f"a {role} key needs --name (or --store to name it after a log)")
+    signer = _write_new(key_name, out, role, stores)
+    vkey = signer.verifier.vkey()
+    if json_out:
+        _emit({"command": "keys new", "role": role, "key_path": str(out), "vkey": vkey})
+    else:
+        err.print(f"[green]created[/] {role} key {out} (mode 0600)\n  vkey {vkey}")
+
+
+@keys_app.command("rotate")
+@_handles_errors
+def keys_rotate_cmd(
+    store_dir: StoreArg,
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            help="The incoming sealer key (from `acdkit keys new --store`).",
+            show_default=False,
+        ),
+    ],
+    key: KeyOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hand the log to a new sealer key: a KEY entry signed by both keys, sealed at once.
+
+    The outgoing key signs the checkpoint that closes the rotation; from then on only the
+    incoming key can seal. Run it when a key is due or suspected lost, then destroy the old
+    private key.
+    """
+    st = store.Store.open(store_dir)
+    current = _signer_for(st, key)
+    incoming = keys.load_signer(to)
+    report = rotation.rotate(st, current, incoming)
+    doc: dict[str, Any] = {
+        "command": "keys rotate",
+        "store": str(st.root),
+        "from_key_id": current.verifier.key_id.hex(),
+        "to_key_id": incoming.verifier.key_id.hex(),
+        **_seal_doc(report),
+    }
+    if json_out:
+        _emit(doc)
+    else:
+        _print_seal(report)
+        err.print(
+            f"[green]rotated[/] {doc['from_key_id']} → {doc['to_key_id']}; seal with "
+            f"{to} from now on"
+        )
+
+
+@keys_app.command("revoke")
+@_handles_errors
+def keys_revoke_cmd(
+    store_dir: StoreArg,
+    revoked: Annotated[
+        str,
+        typer.Option(
+            "--revoke",
+            help="vkey of the key to revoke (an earlier, leaked key).",
+            show_default=False,
+        ),
+    ],
+    key: KeyOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record in the log that an earlier sealer key may sign nothing any more."""
+    st = store.Store.open(store_dir)
+    current = _signer_for(st, key)
+    target = keys.Verifier.parse(revoked)
+    report = rotation.revoke(st, current, target)
+    if json_out:
+        _emit(
+            {"command": "keys revoke", "revoked_key_id": target.key_id.hex(), **_seal_doc(report)}
+        )
+    else:
+        _print_seal(report)
+        err.print(f"[green]revoked[/] {target.key_id.hex()}")
+
+
+@keys_app.command("show")
+@_handles_errors
+def keys_show_cmd(store_dir: StoreArg, json_out: JsonOpt = False) -> None:
+    """List the log's sealer keys in order, as its sealed KEY entries record them."""
+    st = store.Store.open(store_dir)
+    chain = read_chain(st)
+    rows = [
+        {
+            "key_id": k.key_id.hex(),
+            "vkey": k.vkey(),
+            "current": k == chain.current,
+            "revoked": k.key_id in chain.revoked,
+        }
+        for k in chain.keys
+    ]
+    if json_out:
+        _emit({"command": "keys show", "store": str(st.root), "keys": rows})
+        return
+    for row in rows:
+        flags = " (current)" if row["current"] else " (revoked)" if row["revoked"] else ""
+        err.print(f"  {row['key_id']}{flags}  {row['vkey']}")
