@@ -52,7 +52,7 @@ def test_sealed_store_verifies_with_coverage(sealed: Store) -> None:
     # 360 conn + 54 dns + SEAL, then 62 http + 2 ssl + 31 conn + 1 dns + SEAL
     assert size == 360 + 54 + 1 + 62 + 2 + 31 + 1 + 1
     assert report.coverage.startswith(f"leaves 0-{size - 1:,} verified against checkpoint {size:,}")
-    assert [c.status for c in report.checks] == ["ok"] * 5
+    assert [c.status for c in report.checks] == ["ok"] * 6
     assert len(sealed.checkpoint_files()) == 2
 
 

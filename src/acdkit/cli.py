@@ -405,6 +405,16 @@ def verify_cmd(
             show_default=False,
         ),
     ] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            envvar="ACDKIT_ROOT_KEY",
+            help="Pin the organization's root key (a vkey line or a file): the store must "
+            "hold a trust policy it signed, and every sealer key must be authorized by it.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered."""
@@ -416,6 +426,7 @@ def verify_cmd(
             (lambda d, t: progress("leaves", d, t)) if progress else None,
             state,
             expect_min_size,
+            _pinned(root),
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})
@@ -497,9 +508,10 @@ def package_cmd(
 
 
 def _register_groups() -> None:
-    from acdkit.cli_keys import keys_app  # it builds on this module's helpers
+    from acdkit.cli_keys import keys_app, policy_app  # they build on this module's helpers
 
     app.add_typer(keys_app, name="keys")
+    app.add_typer(policy_app, name="policy")
 
 
 _register_groups()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from acdkit import keys, rotation, store
+from acdkit import keys, policy, rotation, store
+from acdkit._files import read_bounded
 from acdkit.cli import (
     JsonOpt,
     KeyOpt,
@@ -19,8 +24,9 @@ from acdkit.cli import (
     _signer_for,
     err,
 )
-from acdkit.errors import UsageError
+from acdkit.errors import MalformedError, UsageError
 from acdkit.keychain import read_chain
+from acdkit.policy import SealerWindow
 
 keys_app = typer.Typer(
     help="Create key pairs; rotate or revoke a log's sealer key; show the key chain.",
@@ -183,3 +189,151 @@ def keys_show_cmd(store_dir: StoreArg, json_out: JsonOpt = False) -> None:
     for row in rows:
         flags = " (current)" if row["current"] else " (revoked)" if row["revoked"] else ""
         err.print(f"  {row['key_id']}{flags}  {row['vkey']}")
+
+
+# -- policy -------------------------------------------------------------------------------------
+
+policy_app = typer.Typer(
+    help="Issue and show the root-signed trust policy of a log.", no_args_is_help=True
+)
+
+
+def _sealer_window(value: str) -> SealerWindow:
+    """VKEY or VKEY@FROM..UNTIL (times YYYY-MM-DDTHH:MM:SSZ, either side may be empty)."""
+    vkey, _, span = value.partition("@")
+    key = _vkey_arg(vkey, "--sealer")
+    start, _, end = span.partition("..")
+    try:
+        return SealerWindow(
+            key,
+            policy.parse_time(start or "-", "from"),
+            policy.parse_time(end or "-", "until"),
+        )
+    except MalformedError as exc:
+        raise UsageError(f"--sealer {value}: {exc.message}") from None
+
+
+def _vkey_arg(value: str, option: str) -> keys.Verifier:
+    path = Path(value)
+    text = path.read_text().strip() if path.is_file() else value
+    try:
+        return keys.Verifier.parse(text)
+    except MalformedError as exc:
+        raise UsageError(f"{option} {value}: {exc.message}") from None
+
+
+def _tsa_arg(value: str) -> policy.TsaRoot:
+    """NAME=ROOT.pem[,POLICY-OID]"""
+    name, _, rest = value.partition("=")
+    pem_path, _, oid = rest.partition(",")
+    try:
+        data = read_bounded(Path(pem_path), 1 << 20, "TSA root certificate")
+        der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    except (OSError, ValueError, MalformedError) as exc:
+        raise UsageError(f"--tsa {value}: cannot read a PEM certificate ({exc})") from None
+    return policy.TsaRoot(name, oid or None, der)
+
+
+@policy_app.command("sign")
+@_handles_errors
+def policy_sign_cmd(
+    store_dir: StoreArg,
+    root_key: Annotated[
+        Path,
+        typer.Option(
+            "--root-key", help="The root private key (`keys new --role root`).", show_default=False
+        ),
+    ],
+    sealer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sealer",
+            help="VKEY[@FROM..UNTIL] of a sealer key and its validity window (UTC "
+            "YYYY-MM-DDTHH:MM:SSZ; either side may be left open) [default: every key of the "
+            "log's key chain, open windows].",
+            show_default=False,
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None, typer.Option("--witness", help="A witness (cosigner) vkey.")
+    ] = None,
+    witness_quorum: Annotated[int, typer.Option(min=0, help="Cosignatures required.")] = 0,
+    tsa: Annotated[
+        list[str] | None,
+        typer.Option("--tsa", help="NAME=ROOT.pem[,POLICY-OID]: a trusted time-stamp authority."),
+    ] = None,
+    seal_interval: Annotated[
+        int | None,
+        typer.Option(min=1, help="Longest gap between two seals, in seconds (heartbeats)."),
+    ] = None,
+    anchor_interval: Annotated[
+        int | None, typer.Option(min=1, help="Longest gap between two anchors, in seconds.")
+    ] = None,
+    drift_max_ms: Annotated[
+        int | None, typer.Option(min=0, help="Largest clock drift tolerated, milliseconds.")
+    ] = None,
+    grace: Annotated[
+        int, typer.Option(min=0, help="Seconds of grace at key-window boundaries.")
+    ] = 300,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sign the next trust policy of a log with the offline root key."""
+    st = store.Store.open(store_dir)
+    root = keys.load_signer(root_key)
+    windows = (
+        [_sealer_window(v) for v in sealer]
+        if sealer
+        else [policy.SealerWindow(k) for k in read_chain(st).keys]
+    )
+    new = policy.Policy(
+        st.origin,
+        len(policy.policy_files(st)) + 1,
+        time.time_ns() // policy.NS * policy.NS,
+        windows,
+        list(witness or []),
+        witness_quorum,
+        [_tsa_arg(t) for t in tsa or []],
+        seal_interval,
+        anchor_interval,
+        drift_max_ms,
+        grace,
+    )
+    try:
+        policy.Policy.from_text(new.text())
+    except MalformedError as exc:
+        raise UsageError(f"the policy is not valid: {exc.message}") from None
+    path = policy.write_policy(st, new, root)
+    if json_out:
+        _emit(
+            {
+                "command": "policy sign",
+                "path": str(path),
+                "serial": new.serial,
+                "root_vkey": root.verifier.vkey(),
+                "text": new.text(),
+            }
+        )
+    else:
+        err.print(f"[green]signed[/] trust policy {new.serial} → {path}")
+        err.print(f"  root vkey {root.verifier.vkey()} (pin it with `verify --root`)")
+
+
+@policy_app.command("show")
+@_handles_errors
+def policy_show_cmd(store_dir: StoreArg, json_out: JsonOpt = False) -> None:
+    """Print the store's newest trust policy (checked against the store's root vkey)."""
+    st = store.Store.open(store_dir)
+    loaded = policy.load_policy(st, None)
+    if loaded is None:
+        raise UsageError("this store has no trust policy", hint="`acdkit policy sign`")
+    if json_out:
+        _emit(
+            {
+                "command": "policy show",
+                "serial": loaded.policy.serial,
+                "sha256": loaded.sha256,
+                "text": loaded.policy.text(),
+            }
+        )
+    else:
+        sys.stdout.write(loaded.policy.text())

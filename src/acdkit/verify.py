@@ -28,6 +28,7 @@ from acdkit.errors import (
     IncompleteError,
     InputIOError,
     MalformedError,
+    PolicyError,
     TamperedError,
     UsageError,
 )
@@ -36,6 +37,7 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
+from acdkit.policy import load_policy
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
@@ -115,7 +117,8 @@ class _Segment:
     path: Path
     info: SealInfo
     entry: bytes
-    log_entries: list[bytes] = field(default_factory=list)  # filled in by the rebuild
+    log_entries: list[bytes] = field(default_factory=list)  # filled in by check 3
+    key: Verifier | None = None  # the sealer key that signed its checkpoint (check 3)
 
 
 def _load_checkpoints(store: Store) -> dict[int, tuple[bytes, Checkpoint]]:
@@ -225,6 +228,7 @@ def _check_chain(
                 f"{chain.current.key_id.hex()}, the key current at segment {no}",
                 {"checkpoint_size": info.end_index, **loc},
             )
+        seg.key = chain.current
         chain.apply(no, _key_events(seg))
         prev = hashlib.sha256(data).digest()
         expected_start = info.end_index
@@ -367,6 +371,7 @@ def verify_store(
     progress: Callable[[int, int], None] | None = None,
     state: Path | None = None,
     expect_min_size: int | None = None,
+    root: Verifier | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -379,6 +384,8 @@ def verify_store(
     6. The log is not shorter than ``expect_min_size`` and agrees with the checkpoint
        remembered in ``state`` (rollback, truncation, fork: TAMPERED); the state then
        remembers the newest verified checkpoint.
+    7. The trust policy (signed by ``root`` if pinned) authorizes each segment's sealer key
+       at its time, and the seal cadence holds (POLICY).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -446,6 +453,9 @@ def verify_store(
             if progress:
                 progress(seg.info.end_index, total)
         report.ok("4", f"{compact.size} leaves rebuilt from records; roots match checkpoints")
+        # 7 (after the rebuild: the KEY entries it judges are then known to be the log's)
+        current = "7"
+        _check_policy(report, store, root, sealed)
     except _Located as exc:
         report.fail(current, exc, exc.location)
     except AcdkitError as exc:
@@ -478,6 +488,42 @@ def verify_store(
         _check_outside(report, store, chain, compact.size, checkpoints, state, expect_min_size)
     last = checkpoints.get(compact.size) if compact.size else None
     return _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
+
+
+def _check_policy(
+    report: VerifyReport, store: Store, root: Verifier | None, sealed: list[_Segment]
+) -> None:
+    """Check 7: the root-signed trust policy authorizes every sealer key at its time, and
+    seals came at least as often as it requires."""
+    loaded = load_policy(store, root)
+    if loaded is None:
+        report.ok("7", "no trust policy: sealer keys are judged by the log's own key chain")
+        return
+    policy = loaded.policy
+    for seg in sealed:
+        assert seg.key is not None
+        # the sealer's own clock: anchored time is stronger where an anchor exists
+        policy.check_sealer(seg.key, seg.info.sealed_at_ns, f"segment {seg.path.name}")
+    gap_note = ""
+    if policy.seal_interval_s is not None and len(sealed) > 1:
+        limit = (policy.seal_interval_s + policy.grace_s) * 1_000_000_000
+        times = [s.info.sealed_at_ns for s in sealed]
+        worst = max(range(1, len(times)), key=lambda i: times[i] - times[i - 1])
+        gap = times[worst] - times[worst - 1]
+        if gap > limit:
+            raise PolicyError(
+                f"no seal for {gap / 1e9:,.0f}s before segment {sealed[worst].path.name}; the "
+                f"trust policy requires one every {policy.seal_interval_s}s: sealing was "
+                "stopped (a quiet collector seals heartbeats: `acdkit seal --heartbeat`)"
+            )
+        gap_note = f"; longest gap between seals {gap / 1e9:,.0f}s"
+    who = "pinned" if loaded.pinned else "the store's own, not pinned: pass --root"
+    report.ok(
+        "7",
+        f"trust policy {policy.serial} (sha256 {loaded.sha256[:16]}…) signed by root key "
+        f"{loaded.root.key_id.hex()} ({who}) authorizes the sealer key of every segment at "
+        f"its sealer-clock time{gap_note}",
+    )
 
 
 def _check_outside(
@@ -560,6 +606,7 @@ def verify_path(
     progress: Callable[[int, int], None] | None = None,
     state: Path | None = None,
     expect_min_size: int | None = None,
+    root: Verifier | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     from acdkit import bundle
