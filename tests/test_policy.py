@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from acdkit import ingest, keys, policy, rotation, seal, verify
+from acdkit import bundle, ingest, keys, policy, rotation, seal, verify
 from acdkit.cli import app
 from acdkit.errors import ExitCode, MalformedError
 from acdkit.note import sign_note
@@ -192,3 +192,44 @@ def test_policy_cli(
         app, [*args, "--sealer", keys.load_signer(key_path).verifier.vkey() + "@2020-01-01..x"]
     )
     assert window.exit_code == ExitCode.USAGE
+
+
+def test_bundle_carries_the_policy(
+    sealed: Store, signer: keys.Signer, root: keys.Signer, tmp_path: Path
+) -> None:
+    window = bundle.Window(
+        bundle.parse_time("2000-01-01T00:00:00Z"), bundle.parse_time("2030-01-01T00:00:00Z")
+    )
+    plain = tmp_path / "plain"
+    bundle.package(sealed, signer, "INC-P", window, plain)
+    assert bundle.verify_bundle(plain).verdict == ExitCode.OK
+    # a pinned root needs a policy in the bundle
+    assert bundle.verify_bundle(plain, trust_root=root.verifier).verdict == ExitCode.TAMPERED
+    policy.write_policy(sealed, _policy(sealed, policy.SealerWindow(signer.verifier)), root)
+    out = tmp_path / "bundle"
+    bundle.package(sealed, signer, "INC-P", window, out)
+    assert (out / "policy" / f"{1:020d}.policy.note").is_file()
+    report = bundle.verify_bundle(out, trust_root=root.verifier)
+    assert report.verdict == ExitCode.OK, report.to_json()
+    assert "authorizes all 1 sealer keys" in report.checks[-1].detail
+    other = keys.generate("example.org/root").verifier
+    assert bundle.verify_bundle(out, trust_root=other).verdict == ExitCode.TAMPERED
+    # a policy that does not list the sealer, re-signed by the root, in a re-signed manifest
+    stranger = keys.generate(sealed.origin).verifier
+    bad = _policy(sealed, policy.SealerWindow(stranger))
+    bad.serial = 1
+    (out / "policy" / f"{1:020d}.policy.note").write_bytes(sign_note(bad.text(), root).encode())
+    _resign(out, signer)
+    report = bundle.verify_bundle(out, trust_root=root.verifier)
+    assert report.verdict == ExitCode.TAMPERED and "not authorized" in report.failure["message"]
+
+
+def _resign(out: Path, signer: keys.Signer) -> None:
+    (out / bundle.MANIFEST).unlink()
+    manifest = bundle._manifest_text("INC-P", signer.name, _size(out), out)
+    (out / bundle.MANIFEST).write_bytes(sign_note(manifest, signer).encode())
+
+
+def _size(out: Path) -> int:
+    (cp,) = (out / "checkpoint").iterdir()
+    return int(cp.name.split(".")[0])

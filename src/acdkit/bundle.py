@@ -37,6 +37,8 @@ from acdkit.keychain import KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
 from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
+from acdkit.policy import POLICY_DIR, load_policy, parse_policy_note
+from acdkit.policy import SUFFIX as POLICY_SUFFIX
 from acdkit.proof import TlogProof
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
@@ -247,6 +249,11 @@ def _build(
                 _write(tmp / ROTATIONS / f"{at + offset:020d}.tlog-proof", proof.encode())
     _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
+    loaded = load_policy(store, None)
+    if loaded is not None:
+        name = f"{loaded.policy.serial:020d}{POLICY_SUFFIX}"
+        _write(tmp / POLICY_DIR / name, loaded.note)
+        _write(tmp / "key" / "root.vkey", (loaded.root.vkey() + "\n").encode())
     facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size)
     _write(tmp / "VERIFY.txt", _verify_text(incident, size).encode())
     return facts
@@ -325,7 +332,10 @@ def _parse_manifest(data: bytes) -> _Manifest:
 
 
 def verify_bundle(
-    root: Path, pinned: Verifier | None = None, expect_min_size: int | None = None
+    root: Path,
+    pinned: Verifier | None = None,
+    expect_min_size: int | None = None,
+    trust_root: Verifier | None = None,
 ) -> VerifyReport:
     """Verify a bundle offline.
 
@@ -338,6 +348,8 @@ def verify_bundle(
     5. Every proof is a valid inclusion proof of its entry in that checkpoint's tree.
     6. Every disclosed record re-encodes to its proven entry; every record has a proof.
     7. Every record lies inside a segment whose SEAL leaf is proven, within its time range.
+    8. The bundle's trust policy, signed by the root (``trust_root`` if pinned), authorizes
+       every sealer key of the chain; under a pinned root a bundle without one is TAMPERED.
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
@@ -395,6 +407,9 @@ def verify_bundle(
         current = "7"
         _check_seals(root, manifest, records, seals)
         report.ok("7", "every record lies in a proven segment and inside its time range")
+        # 8
+        current = "8"
+        report.ok("8", _check_bundle_policy(root, manifest, chain, trust_root))
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
@@ -438,6 +453,41 @@ def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
             f"{extra[0]} is in the bundle but not in the signed manifest"
             + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
         )
+
+
+def _check_bundle_policy(
+    root: Path, manifest: _Manifest, chain: KeyChain, trust_root: Verifier | None
+) -> str:
+    """Check 8: the bundle's trust policy (if any, and required under a pinned root)
+    authorizes every sealer key of the chain."""
+    rels = sorted(r for r in manifest.files if r.startswith(f"{POLICY_DIR}/"))
+    if not rels:
+        if trust_root is not None:
+            raise TamperedError("a root key is pinned but the bundle carries no trust policy")
+        return "no trust policy in the bundle"
+    if len(rels) != 1 or not rels[0].endswith(POLICY_SUFFIX):
+        raise MalformedError("a bundle carries exactly one policy/<serial>.policy.note")
+    if trust_root is None:
+        if "key/root.vkey" not in manifest.files:
+            raise MalformedError("the bundle's policy comes without key/root.vkey; pass --root")
+        text = read_bounded(root / "key" / "root.vkey", 64 << 10, "root vkey")
+        trust_root = Verifier.parse(text.decode(errors="replace"))
+        who = "the bundle's own root key, not pinned: pass --root"
+    else:
+        who = "pinned"
+    data = read_bounded(root / rels[0], 4 * MIB, "trust policy")
+    pol = parse_policy_note(data, trust_root, rels[0])
+    if pol.origin != manifest.origin:
+        raise TamperedError(f"{rels[0]} is for another log")
+    for key in chain.keys:
+        if pol.window_of(key) is None:
+            raise TamperedError(
+                f"sealer key {key.key_id.hex()} is not authorized by trust policy {pol.serial}"
+            )
+    return (
+        f"trust policy {pol.serial} signed by root key {trust_root.key_id.hex()} ({who}) "
+        f"authorizes all {len(chain.keys)} sealer keys"
+    )
 
 
 def _bundle_chain(root: Path, manifest: _Manifest, first: Verifier) -> KeyChain:

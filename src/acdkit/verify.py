@@ -614,7 +614,7 @@ def verify_path(
     if (path / bundle.MANIFEST).is_file():
         if state is not None:
             raise UsageError("--state applies to a store, not to a bundle")
-        return bundle.verify_bundle(path, pinned, expect_min_size)
+        return bundle.verify_bundle(path, pinned, expect_min_size, root)
     if (path / "acdkit-store.json").is_file():
         return verify_store(Store(path), pinned, allow_incomplete, progress, state, expect_min_size)
     if not path.exists():
