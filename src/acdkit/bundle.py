@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,19 @@ import pyarrow.parquet as pq
 
 from acdkit import __version__, logentries, schema, summary
 from acdkit._files import MIB, read_bounded
+from acdkit.cosignature import (
+    COSIGNATURE_DIR,
+    MAX_COSIGNED_BYTES,
+    WitnessPolicy,
+    check_cosignatures,
+    parse_cosigned,
+    read_cosigned,
+)
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.errors import (
     AcdkitError,
     ExitCode,
+    IncompleteError,
     MalformedError,
     PolicyError,
     TamperedError,
@@ -248,6 +258,10 @@ def _build(
                 proof = TlogProof(at + offset, tuple(tree.proof(at + offset)), checkpoint, data)
                 _write(tmp / ROTATIONS / f"{at + offset:020d}.tlog-proof", proof.encode())
     _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
+    for cosigned in read_cosigned(store.root / COSIGNATURE_DIR):
+        # only those of the bundle checkpoint, as the witnesses wrote them; checked on verify
+        if cosigned.note.text == SignedNote.parse(checkpoint).text:
+            _write(tmp / COSIGNATURE_DIR / cosigned.label, cosigned.data)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
     loaded = load_policy(store, None)
     if loaded is not None:
@@ -336,6 +350,9 @@ def verify_bundle(
     pinned: Verifier | None = None,
     expect_min_size: int | None = None,
     trust_root: Verifier | None = None,
+    witnesses: WitnessPolicy | None = None,
+    allow_incomplete: bool = False,
+    now: int | None = None,
 ) -> VerifyReport:
     """Verify a bundle offline.
 
@@ -350,6 +367,8 @@ def verify_bundle(
     7. Every record lies inside a segment whose SEAL leaf is proven, within its time range.
     8. The bundle's trust policy, signed by the root (``trust_root`` if pinned), authorizes
        every sealer key of the chain; under a pinned root a bundle without one is TAMPERED.
+    9. Every cosignature file is over the bundle's checkpoint; those of ``witnesses`` verify
+       and reach the quorum (INCOMPLETE otherwise).
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
@@ -410,11 +429,17 @@ def verify_bundle(
         # 8
         current = "8"
         report.ok("8", _check_bundle_policy(root, manifest, chain, trust_root))
+        # 9
+        current = "9"
+        witnessed, unwitnessed = _check_bundle_cosignatures(
+            root, manifest, cp_bytes, cp, witnesses, allow_incomplete, now, report
+        )
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
             f"all signed by key {verifier.key_id.hex()}"
             + ("" if pinned else " (key not pinned)")
+            + (f"; {witnessed}" if witnessed else "")
             + "; summaries and CSV copies are attested by the manifest signature, not by the log"
         )
         report.facts.update(
@@ -425,12 +450,60 @@ def verify_bundle(
                 "key_pinned": pinned is not None,
             }
         )
+        if unwitnessed is not None:
+            report.fail("9", unwitnessed)
     except AcdkitError as exc:
         report.fail(current, exc)
         report.coverage = f"verification stopped at check {current}"
     except OSError as exc:
         report.fail(current, MalformedError(f"cannot read bundle file: {exc.strerror}"))
     return report
+
+
+def _check_bundle_cosignatures(
+    root: Path,
+    manifest: _Manifest,
+    cp_bytes: bytes,
+    cp: Checkpoint,
+    policy: WitnessPolicy | None,
+    allow_incomplete: bool,
+    now: int | None,
+    report: VerifyReport,
+) -> tuple[str | None, IncompleteError | None]:
+    """Check 9: the "witnessed by" sentence for the coverage, and INCOMPLETE if no quorum."""
+    prefix = f"{COSIGNATURE_DIR}/"
+    files = []
+    for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
+        cosigned = parse_cosigned(_read_listed(root, rel), rel)
+        if cosigned.note.text != SignedNote.parse(cp_bytes).text:
+            raise MalformedError(f"{rel} is not a cosignature of the bundle's checkpoint")
+        files.append(cosigned)
+    if policy is None:
+        if files:
+            report.warn("9", f"{len(files)} cosigned checkpoints not checked: no --witness given")
+        return None, None
+    when = int(time.time()) if now is None else now
+    found = check_cosignatures(files, policy, cp.origin, cp.size, {cp.size: cp_bytes}, when)
+    for warning in found.warnings:
+        report.warn("9", warning)
+    detail = "; ".join(found.done)
+    report.facts["witnessed_size"] = found.witnessed_size
+    lacking = (
+        f"{detail}: the bundle's checkpoint lacks the witness quorum, so a rollback of the "
+        "log before it was packaged cannot be excluded"
+    )
+    if found.unwitnessed is None:
+        report.ok("9", detail)
+    elif allow_incomplete:
+        report.warn("9", lacking)
+    else:
+        return found.done[-1], IncompleteError(lacking)
+    return found.done[-1], None
+
+
+def _read_listed(root: Path, rel: str) -> bytes:
+    with (root / rel).open("rb") as fh:
+        return fh.read(MAX_COSIGNED_BYTES + 1)
 
 
 def _bundle_key(root: Path, manifest: _Manifest) -> Verifier:

@@ -9,6 +9,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,9 +19,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from acdkit import __version__, bundle, ingest, keys, seal, sources, store, verify
-from acdkit._files import KIB, read_text
+from acdkit import __version__, bundle, ingest, keys, seal, sources, store, verify, witness
+from acdkit._files import KIB, read_bounded, read_text
+from acdkit.cosignature import WitnessPolicy
 from acdkit.errors import AcdkitError, ExitCode, InputIOError, MalformedError, UsageError
 
 __all__ = ["app", "main"]
@@ -351,19 +354,32 @@ def seal_cmd(
 # -- verify -------------------------------------------------------------------------------------
 
 
-def _pinned(value: str | None) -> keys.Verifier | None:
-    if value is None:
-        return None
+def _vkey_text(value: str, option: str) -> str:
+    """A vkey given on the command line: the line itself, or a file holding it."""
     path = Path(value)
     if not path.is_file():
-        return keys.Verifier.parse(value)  # the vkey line itself
+        return value
     try:
-        text = read_text(path, 64 * KIB, "verifier key file")
+        return read_text(path, 64 * KIB, "verifier key file").strip()
     except MalformedError:
         raise UsageError(
-            f"--key {value}: not a verifier key file (expected one vkey line of text)"
+            f"{option} {value}: not a verifier key file (expected one vkey line of text)"
         ) from None
-    return keys.Verifier.parse(text.strip())
+
+
+def _pinned(value: str | None, option: str = "--key") -> keys.Verifier | None:
+    if value is None:
+        return None
+    return keys.Verifier.parse(_vkey_text(value, option))
+
+
+def _witness_policy(values: list[str] | None, quorum: int | None) -> WitnessPolicy | None:
+    if not values:
+        if quorum is not None:
+            raise UsageError("--witness-quorum needs at least one --witness")
+        return None
+    parsed = [keys.WitnessVerifier.parse(_vkey_text(v, "--witness")) for v in values]
+    return WitnessPolicy.of(parsed, quorum)
 
 
 @app.command("verify")
@@ -415,9 +431,31 @@ def verify_cmd(
             show_default=False,
         ),
     ] = None,
+    witness_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            envvar="ACDKIT_WITNESS",
+            help="A witness's vkey (or a file holding it); repeatable. Its cosignatures "
+            "must verify, a cosigned checkpoint beyond the log is a rollback (TAMPERED), "
+            "and the newest checkpoint needs the quorum (INCOMPLETE otherwise).",
+            show_default=False,
+        ),
+    ] = None,
+    witness_quorum: Annotated[
+        int | None,
+        typer.Option(
+            "--witness-quorum",
+            envvar="ACDKIT_WITNESS_QUORUM",
+            min=1,
+            help="How many of the --witness keys must cosign the newest checkpoint \\[default: 1].",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered."""
+    policy = _witness_policy(witness_keys, witness_quorum)
     with _progress(_show_progress(json_out), "verify") as progress:
         report = verify.verify_path(
             target,
@@ -427,6 +465,7 @@ def verify_cmd(
             state,
             expect_min_size,
             _pinned(root),
+            policy,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})
@@ -504,6 +543,187 @@ def package_cmd(
     err.print(
         f"check it with: acdkit verify {report.out} --key {st.vkey_path} "
         "(send the vkey by another channel)"
+    )
+
+
+# -- checkpoint and witness ---------------------------------------------------------------------
+
+EXPORT_LIMIT = witness.MAX_EXPORT_BYTES
+
+
+@app.command("checkpoint")
+@_handles_errors
+def checkpoint_cmd(
+    store_dir: StoreArg,
+    since: Annotated[
+        int,
+        typer.Option(
+            "--since",
+            min=0,
+            help="The size the witness cosigned last (the `size` of its state): add a "
+            "consistency proof from it. 0 gives the checkpoint alone.",
+        ),
+    ] = 0,
+) -> None:
+    """Print the newest checkpoint and a consistency proof, for a witness on another host.
+
+    The output is the text `acdkit witness -` reads (docs/evidence-format.md §8.1).
+    """
+    export = witness.export_checkpoint(store.Store.open(store_dir), since)
+    sys.stdout.buffer.write(export.encode())
+    sys.stdout.flush()
+
+
+class _WitnessGroup(TyperGroup):
+    """`acdkit witness SOURCE …` cosigns; only `acdkit witness init …` is a subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["cosign", *args]
+        return super().parse_args(ctx, args)
+
+
+witness_app = typer.Typer(
+    cls=_WitnessGroup,
+    help="Cosign a log's checkpoints after checking they extend the last one seen "
+    "(`acdkit witness SOURCE --key K --state F`), or create a witness key "
+    "(`acdkit witness init`).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(witness_app, name="witness")
+
+WitnessKeyOpt = Annotated[
+    Path,
+    typer.Option(
+        "--key",
+        envvar="ACDKIT_WITNESS_KEY",
+        help="The witness's private key file (mode 0600, outside every store).",
+        show_default=False,
+    ),
+]
+
+
+@witness_app.command("init")
+@_handles_errors
+def witness_init_cmd(
+    key: WitnessKeyOpt,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            envvar="ACDKIT_WITNESS_NAME",
+            help="The witness's name in its signature lines, e.g. witness.example.org/ci.",
+            show_default=False,
+        ),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a witness key pair; print its vkey (the private key stays in --key)."""
+    signer = witness.init_witness(key, name)
+    vkey = signer.verifier.vkey()
+    if json_out:
+        _emit({"command": "witness init", "key_path": str(key), "vkey": vkey})
+        return
+    err.print(
+        f"[green]created[/] witness key {key} (private, mode 0600)\n"
+        "Give the vkey line below to verifiers (acdkit verify --witness VKEY)."
+    )
+    sys.stdout.write(vkey + "\n")
+
+
+def _read_export(source: Path) -> witness.CheckpointExport:
+    if str(source) == "-":
+        data = sys.stdin.buffer.read(EXPORT_LIMIT + 1)
+    else:
+        data = read_bounded(source, EXPORT_LIMIT, "checkpoint export")
+    return witness.CheckpointExport.parse(data)
+
+
+@witness_app.command("cosign")
+@_handles_errors
+def witness_cmd(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="An evidence store, or a file holding the output of `acdkit checkpoint` "
+            "('-' reads it from stdin).",
+            show_default=False,
+        ),
+    ],
+    key: WitnessKeyOpt,
+    state: Annotated[
+        Path,
+        typer.Option(
+            "--state",
+            envvar="ACDKIT_WITNESS_STATE",
+            help="The witness's state for this log (created on first use; keep it on the "
+            "witness host). Left untouched when the witness refuses.",
+            show_default=False,
+        ),
+    ],
+    log_key: Annotated[
+        str | None,
+        typer.Option(
+            "--log-key",
+            envvar="ACDKIT_WITNESS_LOG_KEY",
+            help="Pin the log's sealer vkey (a line or a file) on the first run; without "
+            "it a store's own key is trusted on first use.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Directory for the cosigned checkpoint \\[default: STORE/cosignatures; "
+            "needed when SOURCE is not a store].",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cosign the log's newest checkpoint if it extends the last one this witness cosigned.
+
+    A smaller checkpoint (rollback), another root for the same size (fork) or a failed
+    consistency proof is refused as TAMPERED, and the state is left as it was.
+    """
+    witness.refuse_key_in_store(key, source if source.is_dir() else None)
+    signer = keys.load_witness_signer(key)
+    pinned = _pinned(log_key, "--log-key")
+    now = int(time.time())
+    if source.is_dir():
+        result = witness.witness_store(store.Store.open(source), signer, state, now, out, pinned)
+    else:
+        if out is None:
+            raise UsageError("--out is needed when SOURCE is a checkpoint export, not a store")
+        result = witness.witness(_read_export(source), signer, state, out, now, pinned)
+    if json_out:
+        _emit(
+            {
+                "command": "witness",
+                "origin": result.origin,
+                "tree_size": result.size,
+                "root": result.root.hex(),
+                "previous_size": result.previous,
+                "timestamp": result.timestamp,
+                "cosignature": str(result.written),
+                "log_key_id": result.log_key.key_id.hex(),
+                "log_key_source": result.key_source,
+                "notes": result.notes,
+            }
+        )
+    for note in result.notes:
+        err.print(f"[yellow bold]warning:[/] {note}")
+    since = (
+        "first checkpoint seen"
+        if result.previous is None
+        else f"consistent with {result.previous:,}"
+    )
+    err.print(
+        f"[green]cosigned[/] checkpoint {result.size:,} of {result.origin} "
+        f"({since}) at {result.timestamp} -> {result.written}"
     )
 
 

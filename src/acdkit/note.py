@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from acdkit.errors import MalformedError
-from acdkit.keys import Signer, Verifier
+from acdkit.keys import ALG_ED25519, Signer, Verifier
 
 __all__ = ["Checkpoint", "NoteSignature", "SignedNote", "sign_note"]
 
@@ -45,6 +45,8 @@ class SignedNote:
 
     def verified_by(self, verifier: Verifier) -> bool:
         """True when a signature line names this key and its signature holds."""
+        if verifier.ALG != ALG_ED25519:
+            return False  # a witness key signs cosignatures (acdkit.cosignature), not notes
         for sig in self.signatures:
             if sig.name == verifier.name and sig.key_id == verifier.key_id:
                 return verifier.verify(sig.signature, self.text.encode())

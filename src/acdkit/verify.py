@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from acdkit import logentries, schema
 from acdkit._files import MIB, read_bounded
+from acdkit.cosignature import COSIGNATURE_DIR, WitnessPolicy, check_cosignatures, read_cosigned
 from acdkit.encoding import EntryType
 from acdkit.errors import (
     AcdkitError,
@@ -372,6 +374,8 @@ def verify_store(
     state: Path | None = None,
     expect_min_size: int | None = None,
     root: Verifier | None = None,
+    witnesses: WitnessPolicy | None = None,
+    now: int | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -386,6 +390,8 @@ def verify_store(
        remembers the newest verified checkpoint.
     7. The trust policy (signed by ``root`` if pinned) authorizes each segment's sealer key
        at its time, and the seal cadence holds (POLICY).
+    8. The cosigned checkpoints of ``witnesses`` verify, none is beyond or beside the log
+       (rollback, fork: TAMPERED), and the newest checkpoint has the quorum (INCOMPLETE).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -486,8 +492,74 @@ def verify_store(
         report.ok("5", "no unsealed records")
     if state is not None or expect_min_size is not None:
         _check_outside(report, store, chain, compact.size, checkpoints, state, expect_min_size)
+    when = int(time.time()) if now is None else now
+    witnessed = _check_witnesses(
+        report, store, compact.size, checkpoints, witnesses, when, allow_incomplete
+    )
     last = checkpoints.get(compact.size) if compact.size else None
-    return _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
+    _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
+    if witnessed and report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
+        report.coverage += f"; {witnessed}"
+    return report
+
+
+def _check_witnesses(
+    report: VerifyReport,
+    store: Store,
+    size: int,
+    checkpoints: dict[int, tuple[bytes, Checkpoint]],
+    policy: WitnessPolicy | None,
+    now: int,
+    allow_incomplete: bool,
+) -> str | None:
+    """Check 8: cosignatures; returns the "witnessed by" sentence for the coverage."""
+    if report.verdict not in (ExitCode.OK, ExitCode.INCOMPLETE):
+        return None  # the log itself failed: nothing to hold the cosignatures against
+    if policy is None:
+        present = sum(1 for _ in (store.root / COSIGNATURE_DIR).glob("*.cosig"))
+        if present:
+            report.warn(
+                "8", f"{present} cosigned checkpoints not checked: no witness key given (--witness)"
+            )
+        return None
+    try:
+        files = read_cosigned(store.root / COSIGNATURE_DIR, f"{COSIGNATURE_DIR}/")
+        if not size and not files:
+            report.ok("8", "nothing sealed yet: no checkpoint to witness")
+            return None
+        found = check_cosignatures(
+            files,
+            policy,
+            store.origin,
+            size,
+            {n: data for n, (data, _cp) in checkpoints.items()},
+            now,
+        )
+    except AcdkitError as exc:
+        report.fail("8", exc)
+        return None
+    for warning in found.warnings:
+        report.warn("8", warning)
+    report.facts.update(
+        {
+            "witnessed_size": found.witnessed_size,
+            "witnesses": len(policy.witnesses),
+            "witness_quorum": policy.quorum,
+        }
+    )
+    if found.unwitnessed is None:
+        report.ok("8", "; ".join(found.done))
+    elif allow_incomplete:
+        report.warn("8", f"{'; '.join(found.done)}: {found.unwitnessed}")
+    else:
+        report.fail(
+            "8",
+            IncompleteError(
+                f"{'; '.join(found.done)}: {found.unwitnessed}",
+                hint="run `acdkit witness` on the newest checkpoint",
+            ),
+        )
+    return found.done[-1]
 
 
 def _check_policy(
@@ -607,6 +679,8 @@ def verify_path(
     state: Path | None = None,
     expect_min_size: int | None = None,
     root: Verifier | None = None,
+    witnesses: WitnessPolicy | None = None,
+    now: int | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     from acdkit import bundle
@@ -614,9 +688,21 @@ def verify_path(
     if (path / bundle.MANIFEST).is_file():
         if state is not None:
             raise UsageError("--state applies to a store, not to a bundle")
-        return bundle.verify_bundle(path, pinned, expect_min_size, root)
+        return bundle.verify_bundle(
+            path, pinned, expect_min_size, root, witnesses, allow_incomplete, now
+        )
     if (path / "acdkit-store.json").is_file():
-        return verify_store(Store(path), pinned, allow_incomplete, progress, state, expect_min_size)
+        return verify_store(
+            Store(path),
+            pinned,
+            allow_incomplete,
+            progress,
+            state,
+            expect_min_size,
+            root,
+            witnesses,
+            now,
+        )
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     raise UsageError(
