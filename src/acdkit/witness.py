@@ -49,7 +49,7 @@ __all__ = [
 
 STATE_FORMAT = "acdkit-witness-state/1"
 MAX_STATE_BYTES = 1 * MIB
-MAX_PROOF_HASHES = 128  # RFC 9162 consistency proofs below 2^63 leaves are shorter
+MAX_PROOF_HASHES = 63  # C2SP tlog-witness; enough for any tree below 2^63 leaves
 MAX_EXPORT_BYTES = cosignature.MAX_COSIGNED_BYTES + 8 * KIB
 
 
@@ -87,6 +87,8 @@ class CheckpointExport:
             raise MalformedError(
                 f"consistency proof must be at most {MAX_PROOF_HASHES} hashes of 32 bytes"
             )
+        if old == 0 and proof:
+            raise MalformedError("a checkpoint export from size 0 carries no proof")
         return cls(old, proof, note)
 
 
@@ -243,30 +245,33 @@ def _log_key(
     )
 
 
-def _check_growth(state: WitnessState, cp: Checkpoint, export: CheckpointExport) -> None:
-    """Check 4: the new checkpoint extends the last one (RFC 9162 §2.1.4)."""
-    last = state.checkpoint
-    if cp.size < last.size:
+def _check_growth(state: WitnessState | None, cp: Checkpoint, export: CheckpointExport) -> None:
+    """Check 4: the new checkpoint extends the last one cosigned (RFC 9162 §2.1.4)."""
+    last_size = state.checkpoint.size if state is not None else 0
+    if state is not None and cp.size < last_size:
         raise TamperedError(
-            f"the log presents checkpoint {cp.size:,}, but this witness cosigned {last.size:,}: "
+            f"the log presents checkpoint {cp.size:,}, but this witness cosigned {last_size:,}: "
             "its newest entries were removed (rollback)"
         )
-    if cp.size == last.size:
-        if cp.root != last.root:
+    if state is not None and cp.size == last_size:
+        if cp.root != state.checkpoint.root:
             raise TamperedError(
                 f"the log presents another root for size {cp.size:,} than the one this "
                 "witness cosigned (a fork: two histories signed for one size)"
             )
         return
-    if export.old_size != last.size:
+    if export.old_size != last_size:
+        # C2SP tlog-witness answers this with 409 Conflict and its size
         raise UsageError(
-            f"the consistency proof is from size {export.old_size:,}, this witness last "
-            f"cosigned {last.size:,}",
-            hint=f"export the checkpoint again with `acdkit checkpoint STORE --since {last.size}`",
+            f"the export is from size {export.old_size:,}, this witness last cosigned "
+            f"{last_size:,}",
+            hint=f"export the checkpoint again with `acdkit checkpoint STORE --since {last_size}`",
         )
-    if not verify_consistency(last.size, cp.size, last.root, cp.root, export.proof):
+    if state is not None and not verify_consistency(
+        last_size, cp.size, state.checkpoint.root, cp.root, export.proof
+    ):
         raise TamperedError(
-            f"checkpoint {cp.size:,} is not proven consistent with checkpoint {last.size:,} "
+            f"checkpoint {cp.size:,} is not proven consistent with checkpoint {last_size:,} "
             "that this witness cosigned: the log rewrote its history (or the proof is forged)"
         )
 
@@ -287,7 +292,8 @@ def witness(
     3. The log key is the one pinned in the state, else ``log_key``, else ``first_use_key``
        (trust on first use, reported); its name is the origin and it signed the checkpoint.
     4. Against the last checkpoint cosigned: smaller is a rollback, the same size with
-       another root a fork, larger needs a valid consistency proof (all TAMPERED).
+       another root a fork, larger needs a valid consistency proof (all TAMPERED); the
+       export must start at the last size cosigned (0 on the first run; USAGE otherwise).
     5. Cosign at ``now``, write the cosigned checkpoint into ``out_dir``, then the state.
     """
     # 1
@@ -318,14 +324,13 @@ def witness(
             )
         # 4
         notes = []
-        if state is not None:
-            _check_growth(state, cp, export)
-            if now < state.timestamp:
-                notes.append(
-                    f"this witness's clock is {state.timestamp - now:,} s behind its last "
-                    "cosignature; verifiers will warn about it"
-                )
-        elif source == "trust on first use":
+        _check_growth(state, cp, export)
+        if state is not None and now < state.timestamp:
+            notes.append(
+                f"this witness's clock is {state.timestamp - now:,} s behind its last "
+                "cosignature; verifiers will warn about it"
+            )
+        if source == "trust on first use":
             notes.append(f"trusting log key {key.vkey()} on first use: pin it with --log-key")
         # 5
         line = cosignature.cosign(signer, note.text, now)
