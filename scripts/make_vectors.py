@@ -17,9 +17,10 @@ import pyarrow as pa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from acdkit import merkle, schema
+from acdkit.cosignature import add_cosignature, cosign, cosignature_message
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
-from acdkit.keys import Signer
-from acdkit.note import Checkpoint, sign_note
+from acdkit.keys import Signer, WitnessSigner
+from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.proof import TlogProof
 from acdkit.sealinfo import SealInfo
 
@@ -28,6 +29,9 @@ ORIGIN = "acdkit/example/00000000-0000-4000-8000-000000000000"
 SIGNING_SEED = bytes(range(32))
 SEGMENT_KEY = bytes(range(32, 64))
 LEDGER = "a" * 64
+WITNESS_NAME = "witness.example/w1"
+WITNESS_SEED = bytes(range(64, 96))
+COSIGNED_AT = 1764547200  # 2025-12-01T00:00:00Z
 
 
 def _net() -> tuple[dict[str, Any], pa.Table]:
@@ -146,6 +150,24 @@ def build() -> dict[str, Any]:
         "checkpoint_note": note.decode(),
         "checkpoint_sha256_hex": hashlib.sha256(note).hexdigest(),
         "tlog_proof_of_index_1": proof.encode().decode(),
+        "cosignature": _cosignature(note),
+    }
+
+
+def _cosignature(note: bytes) -> dict[str, Any]:
+    """A witness's cosignature (C2SP tlog-cosignature/v1) on the checkpoint above."""
+    witness = WitnessSigner(WITNESS_NAME, Ed25519PrivateKey.from_private_bytes(WITNESS_SEED))
+    checkpoint = SignedNote.parse(note)
+    line = cosign(witness, checkpoint.text, COSIGNED_AT)
+    cosigned = add_cosignature(checkpoint, line).encode()
+    return {
+        "witness_key_seed_hex": WITNESS_SEED.hex(),
+        "witness_vkey": witness.verifier.vkey(),
+        "witness_key_id_hex": witness.verifier.key_id.hex(),
+        "timestamp": COSIGNED_AT,
+        "signed_message": cosignature_message(checkpoint.text, COSIGNED_AT).decode(),
+        "signature_line": cosigned.decode().rstrip("\n").rsplit("\n", 1)[1],
+        "cosigned_checkpoint": cosigned.decode(),
     }
 
 

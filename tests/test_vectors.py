@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +52,10 @@ def test_every_vector_appears_in_the_document() -> None:
         assert value in compact, value[:40]
     assert VECTORS["checkpoint_note"].rstrip("\n") in DOC
     assert VECTORS["tlog_proof_of_index_1"].rstrip("\n") in DOC
+    cosig = VECTORS["cosignature"]
+    for value in (cosig["witness_vkey"], cosig["witness_key_seed_hex"], cosig["signature_line"]):
+        assert value in DOC, value[:40]
+    assert cosig["cosigned_checkpoint"].rstrip("\n") in DOC
 
 
 # -- an independent reference encoder, from the document only -------------------------------
@@ -153,3 +160,28 @@ def test_reference_checkpoint_and_proof() -> None:
     sibling, uncle = (base64.b64decode(x) for x in proof[3:5])
     leaf = sha(b"\x00" + entry)
     assert sha(b"\x01" + sha(b"\x01" + sibling + leaf) + uncle).hex() == VECTORS["tree"]["root_hex"]
+
+
+def test_reference_cosignature() -> None:
+    """C2SP tlog-cosignature/v1 over Ed25519, rebuilt from the document's rules alone."""
+    cosig = VECTORS["cosignature"]
+    name, key_id, blob = cosig["witness_vkey"].split("+", 2)
+    raw = base64.b64decode(blob)
+    assert raw[0] == 4 and len(raw) == 33
+    assert sha(name.encode() + b"\n\x04" + raw[1:])[:4].hex() == key_id
+    text = VECTORS["checkpoint_note"].split("\n\n")[0] + "\n"
+    message = f"cosignature/v1\ntime {cosig['timestamp']}\n".encode() + text.encode()
+    assert message.decode() == cosig["signed_message"]
+    dash, signer, sig_b64 = cosig["signature_line"].split(" ")
+    assert dash == "\u2014" and signer == name
+    sig = base64.b64decode(sig_b64)
+    assert len(sig) == 4 + 8 + 64 and sig[:4].hex() == key_id
+    assert struct.unpack(">Q", sig[4:12])[0] == cosig["timestamp"]
+    Ed25519PublicKey.from_public_bytes(raw[1:]).verify(sig[12:], message)
+    # Ed25519 is deterministic: the seed gives the same bytes again
+    seed = bytes.fromhex(cosig["witness_key_seed_hex"])
+    again = Ed25519PrivateKey.from_private_bytes(seed).sign(message)
+    assert again == sig[12:]
+    assert (
+        cosig["cosigned_checkpoint"] == VECTORS["checkpoint_note"] + cosig["signature_line"] + "\n"
+    )
