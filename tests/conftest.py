@@ -61,6 +61,12 @@ def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ACDKIT_FORMAT",
         "ACDKIT_STORE",
         "ACDKIT_ORG",
+        "ACDKIT_WITNESS",
+        "ACDKIT_WITNESS_QUORUM",
+        "ACDKIT_WITNESS_KEY",
+        "ACDKIT_WITNESS_NAME",
+        "ACDKIT_WITNESS_STATE",
+        "ACDKIT_WITNESS_LOG_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
     yield

@@ -283,6 +283,8 @@ def _verify_text(incident: str, size: int) -> str:
         f"Every disclosed record has an inclusion proof (proofs/) in the tree of size {size}\n"
         "signed in checkpoint/; MANIFEST.note lists the SHA-256 of every file and is signed\n"
         "by the same key. The format is described in docs/evidence-format.md of acdkit.\n"
+        "cosignatures/, when present, holds witnesses' cosignatures of that checkpoint: add\n"
+        "--witness 'WITNESS_VKEY' (one per witness you trust) to check them.\n"
     )
 
 

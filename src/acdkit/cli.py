@@ -564,12 +564,24 @@ def checkpoint_cmd(
             "consistency proof from it. 0 gives the checkpoint alone.",
         ),
     ] = 0,
+    json_out: JsonOpt = False,
 ) -> None:
     """Print the newest checkpoint and a consistency proof, for a witness on another host.
 
-    The output is the text `acdkit witness -` reads (docs/evidence-format.md §8.1).
+    The output is the text `acdkit witness -` reads (docs/evidence-format.md §8.1.4); with
+    --json, that text is the document's `export`.
     """
     export = witness.export_checkpoint(store.Store.open(store_dir), since)
+    if json_out:
+        _emit(
+            {
+                "command": "checkpoint",
+                "old_size": export.old_size,
+                "proof_hashes": len(export.proof),
+                "export": export.encode().decode(),
+            }
+        )
+        return
     sys.stdout.buffer.write(export.encode())
     sys.stdout.flush()
 
