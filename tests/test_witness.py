@@ -5,6 +5,7 @@ that the store alone cannot show."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from acdkit import bundle, ingest, keys, seal, verify, witness
@@ -526,3 +529,107 @@ KAT_LINE = (
     "\u2014 witness.example/w1 tyurLgAAAABpLNqA5qe3zccrtzSXaLcWyuNHb/56K5w2FAAkMeHmjS9R8rcFiOYf"
     "2qjI7tx0onrgg6rgBPKqmfc/uzvrhiJCtJ4TBg=="
 )
+
+
+def _write_cosigned(store: Store, name: str, note: SignedNote, w: keys.WitnessSigner) -> None:
+    line = cosign(w, note.text, T0)
+    (store.root / "cosignatures").mkdir(exist_ok=True)
+    (store.root / "cosignatures" / name).write_bytes(SignedNote(note.text, (line,)).encode())
+
+
+def test_cosigned_checkpoints_that_disagree_with_the_log(
+    sealed: Store, signer: keys.Signer, w1: keys.WitnessSigner, tmp_path: Path
+) -> None:
+    """A split view: the witness was shown another history than the store now holds."""
+    size = _cosign(sealed, w1, tmp_path).size
+    other = sign_note(Checkpoint(sealed.origin, size, bytes(32)).text(), signer)
+    _write_cosigned(sealed, "other.cosig", other, w1)
+    report = _verify(sealed, w1)
+    assert report.verdict == ExitCode.TAMPERED and "fork" in report.failure["message"]
+    smaller = sign_note(Checkpoint(sealed.origin, size - 1, bytes(32)).text(), signer)
+    _write_cosigned(sealed, "other.cosig", smaller, w1)
+    report = _verify(sealed, w1)
+    assert report.verdict == ExitCode.TAMPERED and "not in the log" in report.failure["message"]
+    foreign = sign_note(Checkpoint("acdkit/other/log", size, bytes(32)).text(), signer)
+    _write_cosigned(sealed, "other.cosig", foreign, w1)
+    report = _verify(sealed, w1)
+    assert report.verdict == ExitCode.OK and any("another log" in w for w in report.warnings)
+    (sealed.root / "cosignatures" / "other.cosig").write_bytes(b"not a note\n")
+    assert _verify(sealed, w1).verdict == ExitCode.MALFORMED
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.replace(b"\n\n", b"\n", 1),  # no blank line before the checkpoint
+        lambda d: d.replace(b"old ", b"old 0", 1),  # leading zero
+        lambda d: d.replace(b"old ", b"new ", 1),
+        lambda d: d.replace(b"\n", b"\r\n", 1),
+        lambda d: d.replace(b"=\n", b"\n", 1),  # proof hash without its padding
+        lambda d: d.replace(b"\n", b"\n" + base64.b64encode(bytes(31)) + b"\n", 1),
+        lambda d: d.replace(
+            b"\n", b"\n" + b"\n".join([base64.b64encode(bytes(32))] * 64) + b"\n", 1
+        ),
+        lambda d: b"old 0\n" + base64.b64encode(bytes(32)) + b"\n\n" + d.split(b"\n\n", 1)[1],
+        lambda d: d + b"x" * (80 << 10),
+        lambda d: d.replace(b"\n\n", b"\n\xff\n\n", 1),
+    ],
+    ids=[
+        "no-blank",
+        "leading-zero",
+        "header",
+        "crlf",
+        "base64",
+        "short-hash",
+        "long-proof",
+        "proof-from-0",
+        "oversize",
+        "not-ascii",
+    ],
+)
+def test_malformed_exports(
+    sealed: Store, signer: keys.Signer, logs: list[Path], mutate: object
+) -> None:
+    size = sealed.checkpoint_files()[-1].name
+    _grow(sealed, signer, logs[3])
+    good = witness.export_checkpoint(sealed, int(size.split(".")[0])).encode()
+    with pytest.raises(MalformedError):
+        witness.CheckpointExport.parse(mutate(good))  # type: ignore[operator]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_export_parser_never_crashes(blob: bytes) -> None:
+    with contextlib.suppress(MalformedError):
+        witness.CheckpointExport.parse(b"old 3\n" + blob)
+
+
+def test_the_witness_checks_whose_log_and_key(
+    sealed: Store,
+    signer: keys.Signer,
+    w1: keys.WitnessSigner,
+    w2: keys.WitnessSigner,
+    tmp_path: Path,
+) -> None:
+    state, out = _state(tmp_path, w1), tmp_path / "out"
+    note = sealed.checkpoint_files()[-1].read_bytes()
+    export = witness.CheckpointExport(0, (), note)
+    stranger = keys.generate(sealed.origin)
+    with pytest.raises(TamperedError, match="no valid signature"):
+        witness.witness(export, w1, state, out, T0, stranger.verifier)
+    renamed = keys.Verifier("acdkit/other/log", sealed.verifier().public)
+    with pytest.raises(TamperedError, match="named"):
+        witness.witness(export, w1, state, out, T0, renamed)
+    assert not state.exists()
+    witness.witness(export, w1, state, out, T0, sealed.verifier())
+    with pytest.raises(UsageError, match="another witness key"):
+        witness.witness(export, w2, state, out, T0)
+    with pytest.raises(UsageError, match="differs from the log key pinned"):
+        witness.witness(export, w1, state, out, T0, stranger.verifier)
+    other = keys.generate("acdkit/other/log")
+    foreign = sign_note(Checkpoint("acdkit/other/log", 3, bytes(32)).text(), other).encode()
+    with pytest.raises(UsageError, match="is for log"):
+        witness.witness(witness.CheckpointExport(0, (), foreign), w1, state, out, T0)
+    empty = Store.create(tmp_path / "empty", "acdkit/e/1", stranger.verifier, "1")
+    with pytest.raises(UsageError, match="no checkpoint yet"):
+        witness.witness_store(empty, w1, tmp_path / "s2.json", T0)
