@@ -419,9 +419,9 @@ def test_witness_keys_stay_apart_from_sealer_keys(
 ) -> None:
     vkey = w1.verifier.vkey()
     assert keys.WitnessVerifier.parse(vkey) == w1.verifier
-    with pytest.raises(MalformedError, match="is a witness key, not a sealer key"):
+    with pytest.raises(MalformedError, match="is a witness key, not a signing key"):
         keys.Verifier.parse(vkey)
-    with pytest.raises(MalformedError, match="is a sealer key, not a witness key"):
+    with pytest.raises(MalformedError, match="is a signing key, not a witness key"):
         keys.WitnessVerifier.parse(sealed.verifier().vkey())
     with pytest.raises(MalformedError, match="a sealer key, not a witness key"):
         keys.load_witness_signer(key_path)
@@ -624,8 +624,8 @@ def test_the_witness_checks_whose_log_and_key(
     witness.witness(export, w1, state, out, T0, sealed.verifier())
     with pytest.raises(UsageError, match="another witness key"):
         witness.witness(export, w2, state, out, T0)
-    with pytest.raises(UsageError, match="differs from the log key pinned"):
-        witness.witness(export, w1, state, out, T0, stranger.verifier)
+    with pytest.raises(TamperedError, match="no valid signature"):
+        witness.witness(export, w1, state, out, T0, stranger.verifier)  # a re-pin is checked too
     other = keys.generate("acdkit/other/log")
     foreign = sign_note(Checkpoint("acdkit/other/log", 3, bytes(32)).text(), other).encode()
     with pytest.raises(UsageError, match="is for log"):
@@ -633,3 +633,25 @@ def test_the_witness_checks_whose_log_and_key(
     empty = Store.create(tmp_path / "empty", "acdkit/e/1", stranger.verifier, "1")
     with pytest.raises(UsageError, match="no checkpoint yet"):
         witness.witness_store(empty, w1, tmp_path / "s2.json", T0)
+
+
+def test_a_rotated_sealer_key_needs_a_deliberate_re_pin(
+    sealed: Store, signer: keys.Signer, w1: keys.WitnessSigner, logs: list[Path], tmp_path: Path
+) -> None:
+    from acdkit import rotation
+
+    _cosign(sealed, w1, tmp_path)
+    new = keys.generate(sealed.origin)
+    rotation.rotate(sealed, signer, new)
+    done = _cosign(sealed, w1, tmp_path, T0 + 1)  # the rotation segment: still the old key
+    bigger = _grow(sealed, new, logs[3])
+    before = _state(tmp_path, w1).read_bytes()
+    with pytest.raises(TamperedError, match=f"signed by key {new.verifier.key_id.hex()}") as exc:
+        _cosign(sealed, w1, tmp_path, T0 + 2)
+    assert "--log-key" in str(exc.value.hint)
+    assert _state(tmp_path, w1).read_bytes() == before
+    again = witness.witness_store(sealed, w1, _state(tmp_path, w1), T0 + 3, log_key=new.verifier)
+    assert (again.previous, again.size) == (done.size, bigger)
+    assert any("replaced" in n for n in again.notes)
+    assert json.loads(_state(tmp_path, w1).read_text())["log_key"] == new.verifier.vkey()
+    assert _verify(sealed, w1).verdict == ExitCode.OK

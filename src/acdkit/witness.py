@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from acdkit import cosignature
 from acdkit._files import KIB, MIB, read_bounded, read_json
 from acdkit.errors import MalformedError, TamperedError, UsageError
-from acdkit.keys import Verifier, WitnessSigner, write_private_key
+from acdkit.keys import WITNESS_ROLE, Verifier, WitnessSigner, write_private_key
 from acdkit.merkle import consistency_proof, verify_consistency
 from acdkit.note import Checkpoint, SignedNote, _b64, parse_decimal
 from acdkit.seal import segment_leaves
@@ -230,10 +230,9 @@ def _log_key(
 ) -> tuple[Verifier, str]:
     if state is not None:
         if pinned is not None and pinned != state.log_key:
-            raise UsageError(
-                "--log-key differs from the log key pinned in the witness state",
-                hint="a log that changes its key needs a new witness state",
-            )
+            # the operator's re-pin after a sealer key rotation (§7.1); the consistency
+            # proof from the last root still has to hold
+            return pinned, "--log-key, replacing the key pinned in the state"
         return state.log_key, "state"
     if pinned is not None:
         return pinned, "--log-key"
@@ -319,11 +318,20 @@ def witness(
         if key.name != cp.origin:
             raise TamperedError(f"the log key is named {key.name!r}, the checkpoint {cp.origin!r}")
         if not note.verified_by(key):
+            others = [s.key_id.hex() for s in note.signatures if s.name == cp.origin]
             raise TamperedError(
                 f"checkpoint {cp.size:,} carries no valid signature by log key {key.key_id.hex()}"
+                + (f" (it is signed by key {', '.join(others)})" if others else ""),
+                hint="if the log rotated its sealer key (acdkit keys rotate), check the "
+                "rotation and pin the new key with --log-key",
             )
         # 4
         notes = []
+        if source.startswith("--log-key, replacing"):
+            notes.append(
+                f"log key {state.log_key.key_id.hex() if state else '?'} replaced by "
+                f"{key.key_id.hex()} (--log-key)"
+            )
         _check_growth(state, cp, export)
         if state is not None and now < state.timestamp:
             notes.append(
@@ -380,5 +388,5 @@ def init_witness(key_path: Path, name: str) -> WitnessSigner:
     """Create a witness key pair; the private key goes to ``key_path`` with mode 0600."""
     refuse_key_in_store(key_path)
     signer = WitnessSigner(name, Ed25519PrivateKey.generate())
-    write_private_key(signer, key_path)
+    write_private_key(signer, key_path, WITNESS_ROLE)
     return signer
