@@ -728,11 +728,12 @@ def witness_cmd(
         )
     for note in result.notes:
         err.print(f"[yellow bold]warning:[/] {note}")
-    since = (
-        "first checkpoint seen"
-        if result.previous is None
-        else f"consistent with {result.previous:,}"
-    )
+    if result.previous is None:
+        since = "first checkpoint seen"
+    elif result.previous == result.size:
+        since = "the same as last time, with a new timestamp"
+    else:
+        since = f"consistent with {result.previous:,}"
     err.print(
         f"[green]cosigned[/] checkpoint {result.size:,} of {result.origin} "
         f"({since}) at {result.timestamp} -> {result.written}"

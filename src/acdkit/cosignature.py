@@ -37,6 +37,8 @@ __all__ = [
     "cosignature_message",
     "cosignature_name",
     "cosignature_timestamp",
+    "cosigned_paths",
+    "parse_cosigned",
     "read_cosigned",
 ]
 
@@ -124,20 +126,25 @@ class CosignedFile:
     checkpoint: Checkpoint
 
 
-def read_cosigned(directory: Path, label_prefix: str = "") -> list[CosignedFile]:
-    """Every ``*.cosig`` file of ``directory``, parsed strictly (MALFORMED otherwise)."""
+def cosigned_paths(directory: Path) -> list[Path]:
+    """The ``*.cosig`` files of ``directory`` (not a witness's half-written temporaries)."""
     if not directory.is_dir():
         return []
-    out = []
-    for path in sorted(directory.iterdir()):
-        if path.suffix != ".cosig" or path.name.startswith(".tmp-") or not path.is_file():
-            continue
-        out.append(
-            parse_cosigned(
-                read_bounded(path, MAX_COSIGNED_BYTES, "cosignature file"), label_prefix + path.name
-            )
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix == ".cosig" and not p.name.startswith(".tmp-") and p.is_file()
+    )
+
+
+def read_cosigned(directory: Path, label_prefix: str = "") -> list[CosignedFile]:
+    """Every cosigned checkpoint file of ``directory``, parsed strictly (MALFORMED otherwise)."""
+    return [
+        parse_cosigned(
+            read_bounded(path, MAX_COSIGNED_BYTES, "cosignature file"), label_prefix + path.name
         )
-    return out
+        for path in cosigned_paths(directory)
+    ]
 
 
 def parse_cosigned(data: bytes, label: str) -> CosignedFile:

@@ -22,7 +22,13 @@ import pyarrow.parquet as pq
 
 from acdkit import logentries, schema
 from acdkit._files import MIB, read_bounded
-from acdkit.cosignature import COSIGNATURE_DIR, WitnessPolicy, check_cosignatures, read_cosigned
+from acdkit.cosignature import (
+    COSIGNATURE_DIR,
+    WitnessPolicy,
+    check_cosignatures,
+    cosigned_paths,
+    read_cosigned,
+)
 from acdkit.encoding import EntryType
 from acdkit.errors import (
     AcdkitError,
@@ -516,7 +522,7 @@ def _check_witnesses(
     if report.verdict not in (ExitCode.OK, ExitCode.INCOMPLETE):
         return None  # the log itself failed: nothing to hold the cosignatures against
     if policy is None:
-        present = sum(1 for _ in (store.root / COSIGNATURE_DIR).glob("*.cosig"))
+        present = len(cosigned_paths(store.root / COSIGNATURE_DIR))
         if present:
             report.warn(
                 "8", f"{present} cosigned checkpoints not checked: no witness key given (--witness)"
