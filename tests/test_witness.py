@@ -315,6 +315,10 @@ def test_quorum_not_met_is_incomplete(
     assert f"checkpoint {bigger:,} witnessed by 1 of 2 (quorum 2)" in report.coverage
     with pytest.raises(UsageError):
         _policy(w1, quorum=2)
+    # quorum 0 still checks what is there but requires none
+    none_needed = _verify(sealed, w1, w2, quorum=0)
+    assert none_needed.verdict == ExitCode.OK
+    assert f"checkpoint {bigger:,} witnessed by 1 of 2 (quorum 0)" in none_needed.coverage
     assert _policy(w1, w1).witnesses == (w1.verifier,)  # the same key twice counts once
 
 

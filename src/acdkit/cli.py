@@ -447,8 +447,9 @@ def verify_cmd(
         typer.Option(
             "--witness-quorum",
             envvar="ACDKIT_WITNESS_QUORUM",
-            min=1,
-            help="How many of the --witness keys must cosign the newest checkpoint \\[default: 1].",
+            min=0,
+            help="How many of the --witness keys must cosign the newest checkpoint; 0 checks "
+            "their cosignatures but requires none \\[default: 1].",
             show_default=False,
         ),
     ] = None,

@@ -112,9 +112,10 @@ class WitnessPolicy:
         keys = tuple(dict.fromkeys(witnesses))  # the same key twice counts once
         if not keys:
             raise UsageError("a witness quorum needs at least one witness key")
+        # quorum 0: cosignatures are still checked (rollback, fork) but none is required
         wanted = 1 if quorum is None else quorum
-        if not 1 <= wanted <= len(keys):
-            raise UsageError(f"witness quorum {wanted} must lie between 1 and {len(keys)}")
+        if not 0 <= wanted <= len(keys):
+            raise UsageError(f"witness quorum {wanted} must lie between 0 and {len(keys)}")
         return cls(keys, wanted)
 
 
