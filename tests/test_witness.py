@@ -167,7 +167,7 @@ def test_rollback_is_refused_by_the_witness_and_caught_by_verify(
     assert any("not checked" in w for w in alone.warnings)
     report = _verify(sealed, w1)
     assert report.verdict == ExitCode.TAMPERED
-    assert report.failure["check"] == "7"
+    assert report.failure["check"] == "8"
     assert f"cosigned checkpoint {bigger:,}, but the log ends at" in report.failure["message"]
 
     key = tmp_path / "witness-host" / "witness.example_w1.key"
@@ -474,7 +474,7 @@ def test_bundle_carries_and_checks_cosignatures(
     text = bundle._manifest_text("INC-7", sealed.origin, size, out)
     (out / "MANIFEST.note").write_bytes(sign_note(text, signer).encode())
     bad = check(w1)
-    assert bad.verdict == ExitCode.TAMPERED and bad.failure["check"] == "8"
+    assert bad.verdict == ExitCode.TAMPERED and bad.failure["check"] == "9"
 
 
 # the example of C2SP tlog-cosignature: a checkpoint with the log's signature and a witness's
