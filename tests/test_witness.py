@@ -659,3 +659,67 @@ def test_a_rotated_sealer_key_needs_a_deliberate_re_pin(
     assert any("replaced" in n for n in again.notes)
     assert json.loads(_state(tmp_path, w1).read_text())["log_key"] == new.verifier.vkey()
     assert _verify(sealed, w1).verdict == ExitCode.OK
+
+
+def test_witnesses_and_quorum_from_the_trust_policy(
+    sealed: Store,
+    signer: keys.Signer,
+    w1: keys.WitnessSigner,
+    w2: keys.WitnessSigner,
+    logs: list[Path],
+    tmp_path: Path,
+) -> None:
+    from acdkit import policy
+
+    root = keys.generate("example.org/root")
+    witnesses = [w1.verifier.vkey(), w2.verifier.vkey()]
+    issued = T0 * policy.NS
+    policy.write_policy(
+        sealed,
+        policy.Policy(
+            sealed.origin, 1, issued, [policy.SealerWindow(signer.verifier)], witnesses, 2
+        ),
+        root,
+    )
+    size = _cosign(sealed, w1, tmp_path).size
+    report = verify.verify_store(sealed, root=root.verifier, now=T0 + 60)
+    assert report.verdict == ExitCode.INCOMPLETE  # the policy wants 2 of 2
+    assert f"checkpoint {size:,} witnessed by 1 of 2 (quorum 2)" in report.failure["message"]
+    assert report.facts["witness_source"] == "trust policy 1"
+    _cosign(sealed, w2, tmp_path)
+    report = verify.verify_store(sealed, root=root.verifier, now=T0 + 60)
+    assert report.verdict == ExitCode.OK, report.failure
+    assert report.coverage.endswith(f"checkpoint {size:,} witnessed by 2 of 2 (quorum 2)")
+    # the command line replaces the policy's witnesses, and says so
+    mine = _verify(sealed, w1, root=root.verifier)
+    assert mine.verdict == ExitCode.OK and mine.facts["witness_source"] == "--witness"
+    assert any("replaces the 2 witnesses (quorum 2) of trust policy 1" in w for w in mine.warnings)
+    # a rollback below what the policy's witnesses cosigned
+    saved = sealed.state_path.read_bytes()
+    _grow(sealed, signer, logs[3])
+    _cosign(sealed, w1, tmp_path, T0 + 10)
+    _roll_back(sealed, saved)
+    report = verify.verify_store(sealed, root=root.verifier, now=T0 + 60)
+    assert report.verdict == ExitCode.TAMPERED and "rollback" in report.failure["message"]
+    # and a bundle carries the policy, whose witnesses then apply to its cosignatures
+    out = tmp_path / "bundle"
+    shutil.rmtree(sealed.root / "cosignatures")
+    _cosign(sealed, w1, tmp_path / "again")
+    window = bundle.Window(
+        bundle.parse_time("2000-01-01T00:00:00Z"), bundle.parse_time("2030-01-01T00:00:00Z")
+    )
+    bundle.package(sealed, signer, "INC-8", window, out)
+    checked = verify.verify_path(out, now=T0 + 60)
+    assert checked.verdict == ExitCode.INCOMPLETE
+    assert "witnessed by 1 of 2 (quorum 2)" in checked.failure["message"]
+
+
+def test_a_policy_witness_must_be_a_witness_key(sealed: Store, signer: keys.Signer) -> None:
+    from acdkit import policy
+
+    text = policy.Policy(
+        sealed.origin, 1, T0 * policy.NS, [policy.SealerWindow(signer.verifier)],
+        [signer.verifier.vkey()], 1,
+    ).text()  # fmt: skip
+    with pytest.raises(MalformedError, match="not a witness key"):
+        policy.Policy.from_text(text)

@@ -47,13 +47,13 @@ from acdkit.keychain import KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
 from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
-from acdkit.policy import POLICY_DIR, load_policy, parse_policy_note
+from acdkit.policy import POLICY_DIR, Policy, load_policy, parse_policy_note
 from acdkit.policy import SUFFIX as POLICY_SUFFIX
 from acdkit.proof import TlogProof
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, fsync_dir
-from acdkit.verify import VerifyReport, verify_store
+from acdkit.verify import VerifyReport, choose_witnesses, verify_store
 
 __all__ = ["MANIFEST", "PackageReport", "Window", "package", "verify_bundle"]
 
@@ -430,11 +430,19 @@ def verify_bundle(
         report.ok("7", "every record lies in a proven segment and inside its time range")
         # 8
         current = "8"
-        report.ok("8", _check_bundle_policy(root, manifest, chain, trust_root))
+        policy_detail, trust = _check_bundle_policy(root, manifest, chain, trust_root)
+        report.ok("8", policy_detail)
         # 9
         current = "9"
         witnessed, unwitnessed = _check_bundle_cosignatures(
-            root, manifest, cp_bytes, cp, witnesses, allow_incomplete, now, report
+            root,
+            manifest,
+            cp_bytes,
+            cp,
+            choose_witnesses(report, "9", witnesses, trust),
+            allow_incomplete,
+            now,
+            report,
         )
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
@@ -532,14 +540,14 @@ def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
 
 def _check_bundle_policy(
     root: Path, manifest: _Manifest, chain: KeyChain, trust_root: Verifier | None
-) -> str:
+) -> tuple[str, Policy | None]:
     """Check 8: the bundle's trust policy (if any, and required under a pinned root)
-    authorizes every sealer key of the chain."""
+    authorizes every sealer key of the chain; the policy is returned for check 9."""
     rels = sorted(r for r in manifest.files if r.startswith(f"{POLICY_DIR}/"))
     if not rels:
         if trust_root is not None:
             raise TamperedError("a root key is pinned but the bundle carries no trust policy")
-        return "no trust policy in the bundle"
+        return "no trust policy in the bundle", None
     if len(rels) != 1 or not rels[0].endswith(POLICY_SUFFIX):
         raise MalformedError("a bundle carries exactly one policy/<serial>.policy.note")
     if trust_root is None:
@@ -562,7 +570,7 @@ def _check_bundle_policy(
     return (
         f"trust policy {pol.serial} signed by root key {trust_root.key_id.hex()} ({who}) "
         f"authorizes all {len(chain.keys)} sealer keys"
-    )
+    ), pol
 
 
 def _bundle_chain(root: Path, manifest: _Manifest, first: Verifier) -> KeyChain:

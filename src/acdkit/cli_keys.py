@@ -290,7 +290,7 @@ def policy_sign_cmd(
         len(policy.policy_files(st)) + 1,
         time.time_ns() // policy.NS * policy.NS,
         windows,
-        list(witness or []),
+        [keys.WitnessVerifier.parse(v).vkey() for v in witness or []],
         witness_quorum,
         [_tsa_arg(t) for t in tsa or []],
         seal_interval,

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from acdkit._files import MIB, read_bounded
+from acdkit.cosignature import WitnessPolicy
 from acdkit.errors import MalformedError, TamperedError, UsageError
-from acdkit.keys import Signer, Verifier
+from acdkit.keys import Signer, Verifier, WitnessVerifier
 from acdkit.note import SignedNote, parse_decimal, sign_note
 from acdkit.store import Store, atomic_write
 
@@ -168,6 +169,7 @@ class Policy:
                 raise MalformedError("policy sealer key is named after another log")
             self.sealers.append(window)
         elif key == "witness":
+            WitnessVerifier.parse(value)  # a cosigner's vkey (type 0x04), or malformed
             self.witnesses.append(value)
         elif key == "tsa":
             if len(parts) != 3 or not _NAME.fullmatch(parts[0]):
@@ -187,6 +189,13 @@ class Policy:
             number = None if value == "-" else parse_decimal(value, key)
             attr = {"seal-interval": "seal_interval_s", "anchor-interval": "anchor_interval_s"}
             setattr(self, attr.get(key, "drift_max_ms"), number)
+
+    def witness_policy(self) -> WitnessPolicy | None:
+        """The witnesses and quorum this policy sets; None when it names no witness."""
+        if not self.witnesses:
+            return None
+        parsed = [WitnessVerifier.parse(v) for v in self.witnesses]
+        return WitnessPolicy.of(parsed, self.witness_quorum)
 
     def window_of(self, key: Verifier) -> SealerWindow | None:
         return next((w for w in self.sealers if w.key == key), None)

@@ -45,13 +45,13 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
-from acdkit.policy import load_policy
+from acdkit.policy import Policy, load_policy
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, read_ledger_entry
 
-__all__ = ["Check", "VerifyReport", "verify_path", "verify_store"]
+__all__ = ["Check", "VerifyReport", "choose_witnesses", "verify_path", "verify_store"]
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = "acdkit-verify/1"
@@ -423,6 +423,7 @@ def verify_store(
     compact = CompactRange()
     sealed: list[_Segment] = []
     checkpoints: dict[int, tuple[bytes, Checkpoint]] = {}
+    trust: Policy | None = None
     current = "2"
     try:
         # 2
@@ -467,7 +468,7 @@ def verify_store(
         report.ok("4", f"{compact.size} leaves rebuilt from records; roots match checkpoints")
         # 7 (after the rebuild: the KEY entries it judges are then known to be the log's)
         current = "7"
-        _check_policy(report, store, root, sealed)
+        trust = _check_policy(report, store, root, sealed)
     except _Located as exc:
         report.fail(current, exc, exc.location)
     except AcdkitError as exc:
@@ -500,13 +501,38 @@ def verify_store(
         _check_outside(report, store, chain, compact.size, checkpoints, state, expect_min_size)
     when = int(time.time()) if now is None else now
     witnessed = _check_witnesses(
-        report, store, compact.size, checkpoints, witnesses, when, allow_incomplete
+        report,
+        store,
+        compact.size,
+        checkpoints,
+        choose_witnesses(report, "8", witnesses, trust),
+        when,
+        allow_incomplete,
     )
     last = checkpoints.get(compact.size) if compact.size else None
     _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
     if witnessed and report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
         report.coverage += f"; {witnessed}"
     return report
+
+
+def choose_witnesses(
+    report: VerifyReport, check: str, given: WitnessPolicy | None, trust: Policy | None
+) -> WitnessPolicy | None:
+    """The witnesses given on the command line, else those of the trust policy."""
+    listed = trust.witness_policy() if trust is not None else None
+    if given is None:
+        if listed is not None:
+            report.facts["witness_source"] = f"trust policy {trust.serial if trust else '?'}"
+        return listed
+    report.facts["witness_source"] = "--witness"
+    if listed is not None and listed != given:
+        report.warn(
+            check,
+            f"--witness replaces the {len(listed.witnesses)} witnesses (quorum "
+            f"{listed.quorum}) of trust policy {trust.serial if trust else '?'}",
+        )
+    return given
 
 
 def _check_witnesses(
@@ -570,13 +596,13 @@ def _check_witnesses(
 
 def _check_policy(
     report: VerifyReport, store: Store, root: Verifier | None, sealed: list[_Segment]
-) -> None:
+) -> Policy | None:
     """Check 7: the root-signed trust policy authorizes every sealer key at its time, and
-    seals came at least as often as it requires."""
+    seals came at least as often as it requires.  Returns the policy, for check 8."""
     loaded = load_policy(store, root)
     if loaded is None:
         report.ok("7", "no trust policy: sealer keys are judged by the log's own key chain")
-        return
+        return None
     policy = loaded.policy
     for seg in sealed:
         assert seg.key is not None
@@ -602,6 +628,7 @@ def _check_policy(
         f"{loaded.root.key_id.hex()} ({who}) authorizes the sealer key of every segment at "
         f"its sealer-clock time{gap_note}",
     )
+    return policy
 
 
 def _check_outside(
