@@ -30,7 +30,7 @@ def test_queued_entries_are_sealed_before_the_seal_leaf(
 ) -> None:
     ingest.ingest(store, [data / "zeek-tsv/zat/dns.log"])
     first = logentries.add_pending(store, EntryType.CLOCK, _body("clock sample"))
-    second = logentries.add_pending(store, EntryType.ANCHOR, _body("anchor"))
+    second = logentries.add_pending(store, EntryType.GAP, _body("gap"))
     queued = [first.read_bytes(), second.read_bytes()]
     report = seal.seal(store, signer)
     (seg,) = store.segment_dirs()
@@ -39,7 +39,7 @@ def test_queued_entries_are_sealed_before_the_seal_leaf(
     assert info.end_index == 54 + 2 + 1 == report.size
     assert report.segments[0]["log_entries"] == 2
     stored = logentries.unpack((seg / "entries.bin").read_bytes())
-    assert [logentries.parse_entry(e).kind for e in stored] == [EntryType.CLOCK, EntryType.ANCHOR]
+    assert [logentries.parse_entry(e).kind for e in stored] == [EntryType.CLOCK, EntryType.GAP]
     assert stored == queued
     assert not first.exists() and not second.exists()  # retired once signed
     # the tree is records, then the entries in the order they were queued, then the SEAL

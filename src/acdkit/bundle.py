@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 from acdkit import __version__, logentries, schema, summary
 from acdkit._files import MIB, read_bounded
+from acdkit.anchorbundle import BundleAnchors, check_bundle_anchors, select_anchors
+from acdkit.anchorcheck import AnchorResult, AnchorTrust, policy_trust
 from acdkit.cosignature import (
     COSIGNATURE_DIR,
     MAX_COSIGNED_BYTES,
@@ -229,7 +231,8 @@ def _build(
     incident: str,
     window: Window,
 ) -> dict[str, Any]:
-    tree = TreeLevels(_all_leaves(segments))
+    leaves = _all_leaves(segments)
+    tree = TreeLevels(leaves)
     touched: set[int] = set()
     for table, rows in disclosed.items():
         if rows.num_rows == 0:
@@ -262,6 +265,7 @@ def _build(
         # only those of the bundle checkpoint, as the witnesses wrote them; checked on verify
         if cosigned.note.text == SignedNote.parse(checkpoint).text:
             _write(tmp / COSIGNATURE_DIR / cosigned.label, cosigned.data)
+    _write_anchors(tmp, select_anchors(store, segments, touched, size, leaves), tree, checkpoint)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
     loaded = load_policy(store, None)
     if loaded is not None:
@@ -271,6 +275,17 @@ def _build(
     facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size)
     _write(tmp / "VERIFY.txt", _verify_text(incident, size).encode())
     return facts
+
+
+def _write_anchors(tmp: Path, chosen: BundleAnchors, tree: TreeLevels, checkpoint: bytes) -> None:
+    for index, data in chosen.leaves:
+        proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
+        _write(tmp / "anchors" / f"{index:020d}.tlog-proof", proof.encode())
+    for name, token in chosen.tokens.items():
+        _write(tmp / "anchors" / name, token)
+    for size, (note, consistency) in chosen.checkpoints.items():
+        _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", note)
+        _write(tmp / "checkpoint" / f"{size:020d}.consistency", consistency)
 
 
 def _verify_text(incident: str, size: int) -> str:
@@ -355,6 +370,7 @@ def verify_bundle(
     witnesses: WitnessPolicy | None = None,
     allow_incomplete: bool = False,
     now: int | None = None,
+    anchors: AnchorTrust | None = None,
 ) -> VerifyReport:
     """Verify a bundle offline.
 
@@ -371,6 +387,10 @@ def verify_bundle(
        every sealer key of the chain; under a pinned root a bundle without one is TAMPERED.
     9. Every cosignature file is over the bundle's checkpoint; those of ``witnesses`` verify
        and reach the quorum (INCOMPLETE otherwise).
+    10. Every ANCHOR leaf is proven; the checkpoint it anchors is the bundle's, or one
+        signed by a key of the chain with a consistency proof to it; its token, and every
+        token copy, verifies as in a store (acdkit.anchorcheck) against the TSAs of the
+        policy when its root is pinned, else against ``anchors``.
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
@@ -444,6 +464,22 @@ def verify_bundle(
             now,
             report,
         )
+        # 10
+        current = "10"
+        if trust_root is not None and trust is not None:
+            anchors = policy_trust(trust, anchors)  # the policy's root is pinned
+        proven = _check_proofs(root, manifest, cp_bytes, cp, "anchors/")
+        result, count = check_bundle_anchors(
+            manifest.files,
+            lambda rel: (root / rel).read_bytes(),
+            cp_bytes,
+            cp,
+            chain.keys,
+            proven,
+            [SealInfo.from_entry(d) for d in seals.values()],
+            anchors,
+        )
+        _report_anchors(report, result, count, allow_incomplete)
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
@@ -451,6 +487,7 @@ def verify_bundle(
             + ("" if pinned else " (key not pinned)")
             + (f"; {witnessed}" if witnessed else "")
             + "; summaries and CSV copies are attested by the manifest signature, not by the log"
+            + f"; {result.coverage(cp.size)}"
         )
         report.facts.update(
             {
@@ -514,6 +551,23 @@ def _check_bundle_cosignatures(
 def _read_listed(root: Path, rel: str) -> bytes:
     with (root / rel).open("rb") as fh:
         return fh.read(MAX_COSIGNED_BYTES + 1)
+
+
+def _report_anchors(
+    report: VerifyReport, result: AnchorResult, count: int, allow_incomplete: bool
+) -> None:
+    for message in result.warnings:
+        report.warn("10", message)
+    for message in result.policy:
+        report.fail("10", PolicyError(message))
+    for message in result.unchecked:
+        if allow_incomplete:
+            report.warn("10", message)
+        else:
+            hint = "pin the TSA roots: --tsa-root NAME=FILE.pem"
+            report.fail("10", IncompleteError(message, hint=hint))
+    if count and result.verified and not result.policy:
+        report.ok("10", f"{len(result.verified)} anchors verify; times consistent")
 
 
 def _bundle_key(root: Path, manifest: _Manifest) -> Verifier:
@@ -608,6 +662,8 @@ def _check_proofs(
 ) -> dict[int, bytes]:
     entries: dict[int, bytes] = {}
     for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
+        if not rel.endswith(".tlog-proof"):
+            continue  # anchors/ also holds token copies
         proof = TlogProof.parse((root / rel).read_bytes())
         if rel != f"{prefix}{proof.index:020d}.tlog-proof":
             raise MalformedError(f"{rel} holds the proof of index {proof.index}")

@@ -21,7 +21,19 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from acdkit import __version__, bundle, ingest, keys, seal, sources, store, verify, witness
+from acdkit import (
+    __version__,
+    anchor,
+    bundle,
+    ingest,
+    keys,
+    seal,
+    sources,
+    store,
+    verify,
+    witness,
+)
+from acdkit import cli_anchor as ca
 from acdkit._files import KIB, read_bounded, read_text
 from acdkit.cosignature import WitnessPolicy
 from acdkit.errors import AcdkitError, ExitCode, InputIOError, MalformedError, UsageError
@@ -340,15 +352,80 @@ def seal_cmd(
             "the log was alive and quiet (run it from cron every few minutes)",
         ),
     ] = False,
+    do_anchor: Annotated[
+        bool,
+        typer.Option(
+            "--anchor",
+            help="then anchor the newest checkpoint with the --tsa authorities (as "
+            "`acdkit anchor`); the ANCHOR entries are sealed by the next seal",
+        ),
+    ] = False,
+    tsa: ca.TsaOpt = None,
+    tsa_root: ca.TsaRootOpt = None,
+    tsa_policy: ca.TsaPolicyOpt = None,
+    tolerance: ca.ToleranceOpt = ca.DEFAULT_TOLERANCE_S,
     json_out: JsonOpt = False,
 ) -> None:
     """Seal staged records and queued log entries into a new segment; sign a checkpoint."""
     st = store.Store.open(store_dir)
+    config = _anchor_config(tsa, tsa_root, tsa_policy) if do_anchor else None
     report = _run_seal(st, _signer_for(st, key), json_out, heartbeat)
+    anchored = None
+    if config is not None:
+        anchored = anchor.anchor_store(st, *config, tolerance_ns=int(tolerance * 1e9))
     if json_out:
-        _emit({"command": "seal", "store": str(st.root), **_seal_doc(report)})
+        doc = {"command": "seal", "store": str(st.root), **_seal_doc(report)}
+        if anchored is not None:
+            doc["anchor"] = ca.anchor_doc(anchored)
+        _emit(doc)
     else:
         _print_seal(report)
+        if anchored is not None:
+            ca.print_anchor(anchored, err)
+    if anchored is not None and anchored.verdict:
+        raise typer.Exit(int(anchored.verdict))
+
+
+def _anchor_config(
+    tsa: list[str] | None, roots: list[str] | None, policies: list[str] | None
+) -> tuple[list[anchor.TsaEndpoint], dict[str, anchor.TsaTrust]]:
+    trust = ca.trusts(roots, policies)
+    return ca.endpoints(tsa, trust), trust
+
+
+# -- anchor -------------------------------------------------------------------------------------
+
+
+@app.command("anchor")
+@_handles_errors
+def anchor_cmd(
+    store_dir: StoreArg,
+    tsa: ca.TsaOpt = None,
+    tsa_root: ca.TsaRootOpt = None,
+    tsa_policy: ca.TsaPolicyOpt = None,
+    tolerance: ca.ToleranceOpt = ca.DEFAULT_TOLERANCE_S,
+    timeout: Annotated[
+        float,
+        typer.Option(envvar="ACDKIT_TSA_TIMEOUT", min=0.1, help="Seconds to wait for each TSA."),
+    ] = anchor.DEFAULT_TIMEOUT_S,
+    json_out: JsonOpt = False,
+) -> None:
+    """Time-stamp the newest checkpoint with RFC 3161 TSAs (and retry queued requests).
+
+    Each reply is verified on receipt against the roots pinned with --tsa-root; the token
+    is kept in anchors/ and its ANCHOR entry is sealed by the next seal. A TSA that cannot
+    be reached leaves the request queued: exit 3 (INCOMPLETE) until a later run succeeds.
+    """
+    st = store.Store.open(store_dir)
+    endpoints, trust = _anchor_config(tsa, tsa_root, tsa_policy)
+    report = anchor.anchor_store(
+        st, endpoints, trust, tolerance_ns=int(tolerance * 1e9), timeout=timeout
+    )
+    if json_out:
+        _emit({"command": "anchor", "store": str(st.root), **ca.anchor_doc(report)})
+    else:
+        ca.print_anchor(report, err)
+    raise typer.Exit(int(report.verdict))
 
 
 # -- verify -------------------------------------------------------------------------------------
@@ -453,10 +530,19 @@ def verify_cmd(
             show_default=False,
         ),
     ] = None,
+    tsa_root: ca.TsaRootOpt = None,
+    tsa_policy: ca.TsaPolicyOpt = None,
+    tolerance: ca.ToleranceOpt = ca.DEFAULT_TOLERANCE_S,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check a store or a bundle offline and print a verdict with what it covered."""
+    """Check a store or a bundle offline and print a verdict with what it covered.
+
+    Anchors are checked against the TSA roots of the trust policy when --root pins it, else
+    against those pinned with --tsa-root; without them they are reported as not checked
+    (INCOMPLETE), never as verified.
+    """
     policy = _witness_policy(witness_keys, witness_quorum)
+    trust = ca.anchor_trust(tsa_root, tsa_policy, tolerance)
     with _progress(_show_progress(json_out), "verify") as progress:
         report = verify.verify_path(
             target,
@@ -467,6 +553,7 @@ def verify_cmd(
             expect_min_size,
             _pinned(root),
             policy,
+            anchors=trust,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})

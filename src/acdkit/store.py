@@ -103,6 +103,11 @@ class Store:
         return self.root / "pending"
 
     @property
+    def anchors(self) -> Path:
+        """RFC 3161 token copies and queued anchor requests (acdkit.anchor)."""
+        return self.root / "anchors"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
@@ -186,6 +191,7 @@ class Store:
             self.segments,
             self.checkpoints,
             self.pending,
+            self.anchors,
             self.ledger_dir,
             self.rejects_dir,
             self.state_path.parent,

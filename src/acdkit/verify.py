@@ -22,6 +22,13 @@ import pyarrow.parquet as pq
 
 from acdkit import logentries, schema
 from acdkit._files import MIB, read_bounded
+from acdkit.anchorcheck import (
+    AnchorResult,
+    AnchorTrust,
+    check_anchors,
+    policy_trust,
+    store_claims,
+)
 from acdkit.cosignature import (
     COSIGNATURE_DIR,
     WitnessPolicy,
@@ -45,7 +52,7 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
-from acdkit.policy import Policy, load_policy
+from acdkit.policy import LoadedPolicy, Policy, load_policy
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
@@ -382,6 +389,7 @@ def verify_store(
     root: Verifier | None = None,
     witnesses: WitnessPolicy | None = None,
     now: int | None = None,
+    anchors: AnchorTrust | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -398,6 +406,11 @@ def verify_store(
        at its time, and the seal cadence holds (POLICY).
     8. The cosigned checkpoints of ``witnesses`` verify, none is beyond or beside the log
        (rollback, fork: TAMPERED), and the newest checkpoint has the quorum (INCOMPLETE).
+    9. Every anchor (sealed ANCHOR entries, and token copies whose entry is not sealed
+       yet) verifies against the TSA roots trusted for the checkpoint it names: those of
+       the trust policy when its root is pinned, else ``anchors``; its genTime agrees with
+       the seal times and the event times it covers (acdkit.anchorcheck).  Anchors that no
+       trusted root covers are INCOMPLETE.
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -423,7 +436,7 @@ def verify_store(
     compact = CompactRange()
     sealed: list[_Segment] = []
     checkpoints: dict[int, tuple[bytes, Checkpoint]] = {}
-    trust: Policy | None = None
+    loaded: LoadedPolicy | None = None
     current = "2"
     try:
         # 2
@@ -468,7 +481,7 @@ def verify_store(
         report.ok("4", f"{compact.size} leaves rebuilt from records; roots match checkpoints")
         # 7 (after the rebuild: the KEY entries it judges are then known to be the log's)
         current = "7"
-        trust = _check_policy(report, store, root, sealed)
+        loaded = _check_policy(report, store, root, sealed)
     except _Located as exc:
         report.fail(current, exc, exc.location)
     except AcdkitError as exc:
@@ -505,14 +518,21 @@ def verify_store(
         store,
         compact.size,
         checkpoints,
-        choose_witnesses(report, "8", witnesses, trust),
+        choose_witnesses(report, "8", witnesses, loaded.policy if loaded else None),
         when,
         allow_incomplete,
     )
+    anchored = None
+    if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and sealed:
+        trust = _anchor_trust(report, loaded, anchors)
+        anchored = _check_anchors(report, store, sealed, checkpoints, trust, allow_incomplete)
     last = checkpoints.get(compact.size) if compact.size else None
     _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
-    if witnessed and report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
-        report.coverage += f"; {witnessed}"
+    if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
+        if witnessed:
+            report.coverage += f"; {witnessed}"
+        if anchored is not None and compact.size:
+            report.coverage += f"; {anchored.coverage(compact.size)}"
     return report
 
 
@@ -596,7 +616,7 @@ def _check_witnesses(
 
 def _check_policy(
     report: VerifyReport, store: Store, root: Verifier | None, sealed: list[_Segment]
-) -> Policy | None:
+) -> LoadedPolicy | None:
     """Check 7: the root-signed trust policy authorizes every sealer key at its time, and
     seals came at least as often as it requires.  Returns the policy, for check 8."""
     loaded = load_policy(store, root)
@@ -628,7 +648,74 @@ def _check_policy(
         f"{loaded.root.key_id.hex()} ({who}) authorizes the sealer key of every segment at "
         f"its sealer-clock time{gap_note}",
     )
-    return policy
+    return loaded
+
+
+def _anchor_trust(
+    report: VerifyReport, loaded: LoadedPolicy | None, given: AnchorTrust | None
+) -> AnchorTrust | None:
+    """The TSAs of the trust policy when its root is pinned, else those given (--tsa-root).
+
+    A policy whose root is not pinned is the store's own word: its TSA roots would be trust
+    taken from the evidence, so they are not used.
+    """
+    if loaded is None or not loaded.pinned:
+        if loaded is not None and loaded.policy.tsas and given is None:
+            report.warn(
+                "9", "the trust policy's TSAs are not used: its root is not pinned (--root)"
+            )
+        return given
+    if given is not None and given.tsas:
+        report.warn("9", "--tsa-root is ignored: the pinned trust policy lists the TSAs")
+    return policy_trust(loaded.policy, given)
+
+
+def _check_anchors(
+    report: VerifyReport,
+    store: Store,
+    sealed: list[_Segment],
+    checkpoints: dict[int, tuple[bytes, Checkpoint]],
+    trust: AnchorTrust | None,
+    allow_incomplete: bool,
+) -> AnchorResult | None:
+    """Check 9: the anchors, once the log they sit in has verified."""
+    entries = [
+        (s.info.first_index + s.info.record_count + i, data)
+        for s in sealed
+        for i, data in enumerate(s.log_entries)
+    ]
+    try:
+        claims, warnings = store_claims(store.anchors, entries)
+        result = check_anchors(
+            claims, {n: data for n, (data, _cp) in checkpoints.items()},
+            [s.info for s in sealed], trust,
+        )  # fmt: skip
+    except AcdkitError as exc:
+        report.fail("9", exc)
+        return None
+    for message in warnings + result.warnings:
+        report.warn("9", message)
+    for message in result.policy:
+        report.fail("9", PolicyError(message))
+    for message in result.unchecked:
+        if allow_incomplete:
+            report.warn("9", message)
+        else:
+            report.fail(
+                "9", IncompleteError(message, hint="pin the TSA roots: --tsa-root NAME=FILE.pem")
+            )
+    report.facts["anchors"] = [
+        {"tsa": a.tsa, "checkpoint_size": a.size, "gen_time_ns": a.gen_time_ns, "logged": a.logged}
+        for a in result.verified
+    ]
+    if result.verified and not result.policy:
+        logged = sum(a.logged for a in result.verified)
+        report.ok(
+            "9",
+            f"{len(result.verified)} anchors verify ({logged} sealed in the log, "
+            f"{len(result.verified) - logged} awaiting the next seal); times consistent",
+        )
+    return result
 
 
 def _check_outside(
@@ -714,6 +801,7 @@ def verify_path(
     root: Verifier | None = None,
     witnesses: WitnessPolicy | None = None,
     now: int | None = None,
+    anchors: AnchorTrust | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     from acdkit import bundle
@@ -722,7 +810,7 @@ def verify_path(
         if state is not None:
             raise UsageError("--state applies to a store, not to a bundle")
         return bundle.verify_bundle(
-            path, pinned, expect_min_size, root, witnesses, allow_incomplete, now
+            path, pinned, expect_min_size, root, witnesses, allow_incomplete, now, anchors
         )
     if (path / "acdkit-store.json").is_file():
         return verify_store(
@@ -735,6 +823,7 @@ def verify_path(
             root,
             witnesses,
             now,
+            anchors,
         )
     if not path.exists():
         raise UsageError(f"{path} does not exist")
