@@ -485,9 +485,9 @@ def verify_bundle(
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
             f"all signed by key {verifier.key_id.hex()}"
             + ("" if pinned else " (key not pinned)")
+            + f"; {result.coverage(cp.size)}"
             + (f"; {witnessed}" if witnessed else "")
             + "; summaries and CSV copies are attested by the manifest signature, not by the log"
-            + f"; {result.coverage(cp.size)}"
         )
         report.facts.update(
             {

@@ -529,10 +529,11 @@ def verify_store(
     last = checkpoints.get(compact.size) if compact.size else None
     _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
-        if witnessed:
-            report.coverage += f"; {witnessed}"
+        # "anchored by …, witnessed by …" (EVIDENCE §3.11)
         if anchored is not None and compact.size:
             report.coverage += f"; {anchored.coverage(compact.size)}"
+        if witnessed:
+            report.coverage += f"; {witnessed}"
     return report
 
 
