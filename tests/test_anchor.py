@@ -657,3 +657,53 @@ def test_pinned_trust_policy_supplies_the_tsa_roots(
     checked = verify.verify_path(tmp_path / "bundle", store.verifier(), root=root.verifier)
     assert checked.verdict == ExitCode.OK, checked.to_json()
     assert "anchored by tsa-a at " in checked.coverage
+
+
+def test_key_windows_and_anchor_cadence_by_anchored_time(
+    store: Store, signer: keys.Signer, tsa_a: LocalTsa, ca_a: LocalCa
+) -> None:
+    seal.seal(store, signer, heartbeat=True)
+    _anchor(store, ("tsa-a", tsa_a, _trust(ca_a, "tsa-a")))
+    seal.seal(store, signer)  # seals the ANCHOR entry; this checkpoint is not anchored
+    root = keys.generate("example.org/root")
+    issued = time.time_ns() // 10**9 * 10**9
+    roots = [policy.TsaRoot("tsa-a", None, _trust(ca_a, "tsa-a").roots[0])]
+    window = policy.SealerWindow(signer.verifier, None, issued + 3600 * 10**9)
+
+    def sign(serial: int, interval: int) -> None:
+        pol = policy.Policy(
+            store.origin, serial, issued, [window], tsas=roots, anchor_interval_s=interval,
+            grace_s=0,
+        )  # fmt: skip
+        policy.write_policy(store, pol, root)
+
+    sign(1, 3600)
+    report = verify.verify_store(store, root=root.verifier)
+    assert report.verdict == ExitCode.OK, report.to_json()
+    detail = [c.detail for c in report.checks if c.id == "7"][-1]
+    assert detail.startswith("1 of 2 segments signed by keys whose window ends are proven")
+    time.sleep(2.2)
+    sign(2, 1)
+    report = verify.verify_store(store, root=root.verifier)
+    assert report.verdict == ExitCode.POLICY
+    assert "not anchored for 2s" in report.failure["message"]  # type: ignore[index]
+
+
+def test_anchored_time_findings_unit() -> None:
+    # our own arithmetic, on recorded values: a key used before its window opened, as only
+    # an anchor can prove, and an anchor that came too late
+    key = keys.generate("acdkit/x/y").verifier
+    s = 10**9
+    pol = policy.Policy("acdkit/x/y", 1, 0, [policy.SealerWindow(key, 1000 * s, 2000 * s)])
+    pol.grace_s, pol.anchor_interval_s = 10, 100
+    segs = [("a", 5, 1500 * s, key), ("b", 9, 1600 * s, key)]
+    found = policy.anchored_time_findings(pol, segs, [(5, 900 * s), (9, 1800 * s)], 1900 * s)
+    assert len(found.tampered) == 1 and found.tampered[0].startswith("segment a:")
+    assert (found.proven, found.bounded) == (2, 2)
+    assert found.policy == [
+        "segment b: checkpoint 9 anchored only after 200s; the trust policy requires an anchor "
+        "within 100s"
+    ]
+    # the anchor of a later checkpoint bounds every earlier one too
+    late = policy.anchored_time_findings(pol, segs, [(9, 2500 * s)], 2600 * s)
+    assert (late.proven, late.bounded) == (0, 2) and not late.tampered

@@ -306,3 +306,58 @@ def write_policy(store: Store, policy: Policy, root: Signer) -> Path:
     path = store.root / POLICY_DIR / f"{policy.serial:020d}{SUFFIX}"
     atomic_write(path, note)
     return path
+
+
+@dataclass
+class AnchoredTimeFindings:
+    tampered: list[str] = field(default_factory=list)
+    policy: list[str] = field(default_factory=list)
+    proven: int = 0  # segments whose key window is proven to hold at anchored time
+    bounded: int = 0  # segments with a key window end, hence something to prove
+
+
+def anchored_time_findings(
+    policy: Policy,
+    segments: list[tuple[str, int, int, Verifier]],  # (name, end index, seal time ns, key)
+    anchors: list[tuple[int, int]],  # (anchored checkpoint size, genTime ns), verified
+    now_ns: int,
+) -> AnchoredTimeFindings:
+    """Judge key windows and the anchoring cadence by anchored (TSA) time, not the
+    sealer's clock.
+
+    A verified anchor of checkpoint ``S`` at genTime ``g`` proves every checkpoint of size
+    ``≤ S`` existed by ``g`` (a later SEAL carries the hash of each earlier checkpoint). So
+    the earliest such ``g`` is an authenticated upper bound on when a segment's checkpoint
+    was signed: below the key window's start (minus grace) the key signed before the root
+    authorized it (TAMPERED); at or below the window's end (plus grace) the window provably
+    held.  With an ``anchor-interval``, every checkpoint must be anchored within that
+    interval (plus grace) of its seal time; a checkpoint not anchored yet is a POLICY
+    failure only once the interval has passed.
+    """
+    out = AnchoredTimeFindings()
+    grace = policy.grace_s * NS
+    ordered = sorted(anchors)
+    for name, end, sealed_at, key in segments:
+        bound = min((g for size, g in ordered if size >= end), default=None)
+        window = policy.window_of(key)
+        opens = window.not_before_ns if window is not None else None
+        if bound is not None and opens is not None and bound < opens - grace:
+            assert window is not None
+            out.tampered.append(
+                f"segment {name}: its checkpoint was anchored at {_time_text(bound)}, "
+                f"before the window of its key {key.key_id.hex()} opened ({window.describe()})"
+            )
+        if window is not None and window.not_after_ns is not None:
+            out.bounded += 1
+            if bound is not None and bound <= window.not_after_ns + grace:
+                out.proven += 1
+        if policy.anchor_interval_s is not None:
+            limit = (policy.anchor_interval_s + policy.grace_s) * NS
+            late = (bound if bound is not None else now_ns) - sealed_at
+            if late > limit:
+                what = "anchored only after" if bound is not None else "not anchored for"
+                out.policy.append(
+                    f"segment {name}: checkpoint {end} {what} {late / NS:,.0f}s; the trust "
+                    f"policy requires an anchor within {policy.anchor_interval_s}s"
+                )
+    return out

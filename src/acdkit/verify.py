@@ -52,7 +52,7 @@ from acdkit.keys import Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
-from acdkit.policy import LoadedPolicy, Policy, load_policy
+from acdkit.policy import LoadedPolicy, Policy, anchored_time_findings, load_policy
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
@@ -526,6 +526,8 @@ def verify_store(
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and sealed:
         trust = _anchor_trust(report, loaded, anchors)
         anchored = _check_anchors(report, store, sealed, checkpoints, trust, allow_incomplete)
+        if loaded is not None and anchored is not None:
+            _check_anchored_time(report, loaded, sealed, anchored, when)
     last = checkpoints.get(compact.size) if compact.size else None
     _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
@@ -650,6 +652,39 @@ def _check_policy(
         f"its sealer-clock time{gap_note}",
     )
     return loaded
+
+
+def _check_anchored_time(
+    report: VerifyReport,
+    loaded: LoadedPolicy,
+    sealed: list[_Segment],
+    anchored: AnchorResult,
+    now_s: int,
+) -> None:
+    """Check 7, second part: key windows and anchoring cadence by anchored time."""
+    segs = [
+        (s.path.name, s.info.end_index, s.info.sealed_at_ns, s.key)
+        for s in sealed
+        if s.key is not None
+    ]
+    found = anchored_time_findings(
+        loaded.policy,
+        segs,
+        [(a.size, a.gen_time_ns) for a in anchored.verified],
+        now_s * 1_000_000_000,
+    )
+    for message in found.tampered:
+        report.fail("7", TamperedError(message))
+    for message in found.policy:
+        report.fail("7", PolicyError(message))
+    if found.tampered or found.policy:
+        return
+    if found.bounded:
+        report.ok(
+            "7",
+            f"{found.proven} of {found.bounded} segments signed by keys whose window ends are "
+            "proven inside it by anchored time; the others rest on the sealer's clock",
+        )
 
 
 def _anchor_trust(
