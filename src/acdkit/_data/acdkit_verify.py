@@ -1,0 +1,1054 @@
+#!/usr/bin/env python3
+"""Independent verifier of acdkit submission bundles (evidence format version 1).
+
+Written from docs/evidence-format.md alone, without acdkit: it needs only the Python standard
+library and the `cryptography` package (for Ed25519).  It cannot read Parquet, so it checks
+what a bundle proves through the canonical entry bytes each proof carries, and the
+`log_index` and `integrity_hash` columns of the CSV copies of the disclosed records.
+
+    python3 acdkit_verify.py BUNDLE_DIR [--key VKEY] [--json]
+
+VKEY is the sealer's public key (a vkey line, or a file holding one), obtained from the
+sender by another channel; without it the bundle's own key/sealer.vkey is used, which only
+shows that the bundle is consistent with itself.  Exit codes: 0 VERIFIED, 1 TAMPERED,
+2 USAGE, 3 INCOMPLETE, 4 MALFORMED, 5 POLICY, 6 IO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import csv
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import re
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERSION = "1.0"
+REPORT_SCHEMA = "acdkit-indep-verify/1"
+
+VERIFIED, TAMPERED, USAGE, INCOMPLETE, MALFORMED, POLICY, IO = 0, 1, 2, 3, 4, 5, 6
+VERDICT = {
+    VERIFIED: "VERIFIED",
+    TAMPERED: "TAMPERED",
+    USAGE: "USAGE",
+    INCOMPLETE: "INCOMPLETE",
+    MALFORMED: "MALFORMED",
+    POLICY: "POLICY",
+    IO: "IO",
+}
+
+# Bounds: no file that is parsed is read past its limit, and the walk of the bundle stops at
+# a depth and a number of entries that no bundle made by acdkit comes near.
+MIB = 1 << 20
+NOTE_LIMIT = MIB  # checkpoints (spec §7)
+MANIFEST_LIMIT = 16 * MIB  # the manifest lists every file (spec §9.2)
+PROOF_LIMIT = MIB  # spec §9.3
+VKEY_LIMIT = 64 << 10
+MAX_SIGNATURES = 100
+MAX_PROOF_HASHES = 64
+MAX_DEPTH = 32
+MAX_ENTRIES = 1_000_000
+MAX_TLV_FIELDS = 4096
+CHUNK = MIB
+
+MANIFEST = "MANIFEST.note"
+BUNDLE_FORMAT = "acdkit-bundle/1"
+PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+DASH = "\u2014"
+ENTRY_MAGIC = b"ACDK"
+ENTRY_VERSION = 1
+RECORD, SEAL = 0x01, 0x02
+ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
+TABLES = ("net", "dns", "edr")
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX8 = re.compile(r"[0-9a-f]{8}")
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+_INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_INDEX_NAME = re.compile(r"(proofs|seals)/([0-9]{20})\.tlog-proof")
+
+# TLV type codes (spec §3)
+T_U64, T_I64, T_BYTES, T_UTF8, T_IP16, T_BOOL, T_UTF8LIST = 1, 2, 3, 4, 5, 6, 7
+
+# The record fields of schemas/<table>.v1.yaml: id -> (name, logical type).  A test of the
+# acdkit repository compares this table with the YAML files.
+SCHEMAS: dict[str, dict[int, tuple[str, str]]] = {
+    "net": {
+        1: ("event_kind", "utf8"),
+        2: ("session_id", "utf8"),
+        3: ("src_ip", "ip"),
+        4: ("src_port", "u16"),
+        5: ("dst_ip", "ip"),
+        6: ("dst_port", "u16"),
+        7: ("proto", "utf8"),
+        8: ("service", "utf8"),
+        9: ("tls_ja3", "hex16"),
+        10: ("tls_ja3s", "hex16"),
+        11: ("sni", "utf8"),
+        12: ("http_verb", "utf8"),
+        13: ("url_host", "utf8"),
+        14: ("url_path", "utf8"),
+        15: ("http_status", "u16"),
+        16: ("cmd_sig", "utf8"),
+        17: ("ts_utc", "timestamp_ns"),
+        18: ("duration_ns", "duration_ns"),
+        19: ("orig_bytes", "u64"),
+        20: ("resp_bytes", "u64"),
+        21: ("orig_pkts", "u64"),
+        22: ("resp_pkts", "u64"),
+        23: ("sensor_id", "utf8"),
+        900: ("src_ledger_id", "hex32"),
+        901: ("src_line", "u64"),
+    },
+    "dns": {
+        1: ("event_kind", "utf8"),
+        2: ("session_id", "utf8"),
+        3: ("qname", "utf8"),
+        4: ("qtype", "utf8"),
+        5: ("rcode", "utf8"),
+        6: ("rrdata", "utf8_list"),
+        7: ("resolver_ip", "ip"),
+        8: ("resolver_port", "u16"),
+        9: ("client_ip", "ip"),
+        10: ("client_port", "u16"),
+        11: ("proto", "utf8"),
+        12: ("trans_id", "u16"),
+        13: ("ts_utc", "timestamp_ns"),
+        14: ("sensor_id", "utf8"),
+        900: ("src_ledger_id", "hex32"),
+        901: ("src_line", "u64"),
+    },
+    "edr": {
+        1: ("event_kind", "utf8"),
+        2: ("proc_exec_id", "utf8"),
+        3: ("parent_pid", "u64"),
+        4: ("parent_exec_id", "utf8"),
+        5: ("image_sha256", "hex32"),
+        6: ("cmdline_sig", "utf8"),
+        7: ("user_sid", "utf8"),
+        8: ("ts_utc", "timestamp_ns"),
+        9: ("sensor_id", "utf8"),
+        900: ("src_ledger_id", "hex32"),
+        901: ("src_line", "u64"),
+    },
+}
+
+# logical type -> (TLV type, exact value length or None)
+LOGICAL = {
+    "utf8": (T_UTF8, None),
+    "u16": (T_U64, 8),
+    "u64": (T_U64, 8),
+    "i64": (T_I64, 8),
+    "timestamp_ns": (T_I64, 8),
+    "duration_ns": (T_I64, 8),
+    "ip": (T_IP16, 16),
+    "hex16": (T_BYTES, 16),
+    "hex32": (T_BYTES, 32),
+    "utf8_list": (T_UTF8LIST, None),
+    "bool": (T_BOOL, 1),
+}
+
+SEAL_TABLE_BASE = {"net": 20, "dns": 30, "edr": 40}
+
+
+class Finding(Exception):
+    """A check did not hold; ``code`` is the verdict it leads to."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _show(value: str, width: int = 80) -> str:
+    """Untrusted text for a message: quoted, escaped, cut."""
+    return ascii(value[:width])
+
+
+# -- encodings: base64, decimals, hashes -----------------------------------------------------
+
+
+def b64(value: str, what: str) -> bytes:
+    """RFC 4648 §4 base64 with padding, and only its canonical form."""
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise Finding(MALFORMED, f"{what} is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise Finding(MALFORMED, f"{what} is not canonical base64")
+    return raw
+
+
+def decimal(value: str, what: str) -> int:
+    """A decimal without sign or leading zeros, below 2^63."""
+    if not _DECIMAL.fullmatch(value) or int(value) >= 1 << 63:
+        raise Finding(MALFORMED, f"{what} {_show(value, 30)} is not a decimal below 2^63")
+    return int(value)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return sha256(b"\x00" + entry)
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return sha256(b"\x01" + left + right)
+
+
+def audit_sides(index: int, size: int) -> list[bool]:
+    """For each hash of the audit path of ``index``, leaf first: is the sibling on the left?
+
+    Follows the tree's definition (spec §2): a tree of n > 1 leaves splits at the largest
+    power of two k < n; the path of a leaf in the left part ends with the root of the right
+    part, and the other way round.
+    """
+    sides: list[bool] = []
+    n, m = size, index
+    while n > 1:
+        k = 1 << ((n - 1).bit_length() - 1)
+        if m < k:
+            sides.append(False)
+            n = k
+        else:
+            sides.append(True)
+            m, n = m - k, n - k
+    sides.reverse()
+    return sides
+
+
+def root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes | None:
+    """The root that an audit path implies, or None if the path cannot be one for this tree."""
+    if not 0 <= index < size:
+        return None
+    sides = audit_sides(index, size)
+    if len(sides) != len(path):
+        return None
+    node = leaf
+    for on_left, sibling in zip(sides, path, strict=True):
+        node = node_hash(sibling, node) if on_left else node_hash(node, sibling)
+    return node
+
+
+# -- keys and signed notes (spec §7) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vkey:
+    name: str
+    public: bytes
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(self.name, self.public)
+
+
+def key_id(name: str, public: bytes) -> bytes:
+    return sha256(name.encode("utf-8") + b"\n\x01" + public)[:4]
+
+
+def parse_vkey(text: str) -> Vkey:
+    """``<name>+<key ID hex>+<base64(0x01 || public key)>``; white space around is ignored."""
+    name, _, rest = text.strip().partition("+")
+    hexid, _, blob = rest.partition("+")
+    if not name or any(c.isspace() or _is_control(c) for c in name):
+        raise Finding(MALFORMED, "verifier key has no valid name")
+    if not _HEX8.fullmatch(hexid):
+        raise Finding(MALFORMED, "verifier key ID is not 8 lower-case hex digits")
+    raw = b64(blob, "verifier key")
+    if len(raw) != 33 or raw[0] != 0x01:
+        raise Finding(MALFORMED, "verifier key is not an Ed25519 key")
+    key = Vkey(name, raw[1:])
+    if key.key_id.hex() != hexid:
+        raise Finding(MALFORMED, "verifier key ID does not match its name and public key")
+    return key
+
+
+def _is_control(c: str) -> bool:
+    """A Unicode control character (general category Cc): C0, DEL or C1."""
+    o = ord(c)
+    return o < 0x20 or 0x7F <= o < 0xA0
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str  # including its final LF
+    signatures: tuple[tuple[str, bytes, bytes], ...]  # name, key ID, signature
+
+
+def parse_note(data: bytes, limit: int, what: str) -> Note:
+    """A C2SP signed note, strictly: UTF-8, LF only, text, one empty line, signature lines."""
+    if len(data) > limit:
+        raise Finding(MALFORMED, f"{what} is larger than {limit:,} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Finding(MALFORMED, f"{what} is not UTF-8") from None
+    if any(_is_control(c) and c != "\n" for c in text):
+        raise Finding(MALFORMED, f"{what} holds a control character (CR, TAB, NUL, ...)")
+    cut = text.find("\n\n")  # text lines are non-empty: the first empty line ends the text
+    if cut <= 0 or text.startswith("\n"):
+        raise Finding(MALFORMED, f"{what} has no text followed by an empty line")
+    body, block = text[: cut + 1], text[cut + 2 :]
+    if not block.endswith("\n"):
+        raise Finding(MALFORMED, f"{what} has no signature lines, or no final newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise Finding(MALFORMED, f"{what} has more than {MAX_SIGNATURES} signature lines")
+    sigs = []
+    for line in lines:
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != DASH or not parts[1]:
+            raise Finding(MALFORMED, f"{what}: bad signature line {_show(line)}")
+        raw = b64(parts[2], f"{what} signature")
+        if len(raw) < 5:
+            raise Finding(MALFORMED, f"{what}: signature line too short")
+        sigs.append((parts[1], raw[:4], raw[4:]))
+    return Note(body, tuple(sigs))
+
+
+def check_signed(note: Note, key: Vkey, what: str) -> None:
+    """At least one signature line names the key; every line that does must verify."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        public = Ed25519PublicKey.from_public_bytes(key.public)
+    except ValueError:
+        raise Finding(MALFORMED, "verifier key is not a valid Ed25519 public key") from None
+    mine = [sig for name, kid, sig in note.signatures if name == key.name and kid == key.key_id]
+    if not mine:
+        raise Finding(TAMPERED, f"{what} carries no signature by key {key.key_id.hex()}")
+    for sig in mine:
+        try:
+            public.verify(sig, note.text.encode("utf-8"))
+        except InvalidSignature:
+            raise Finding(
+                TAMPERED, f"{what}: signature by key {key.key_id.hex()} does not verify"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+
+
+def parse_checkpoint(note: Note) -> Checkpoint:
+    lines = note.text.split("\n")
+    if len(lines) != 4:
+        raise Finding(MALFORMED, "checkpoint text is not exactly origin, size and root")
+    origin, size, root = lines[:3]
+    raw = b64(root, "checkpoint root")
+    if len(raw) != 32:
+        raise Finding(MALFORMED, "checkpoint root is not 32 bytes")
+    return Checkpoint(origin, decimal(size, "checkpoint size"), raw)
+
+
+# -- entries and TLV bodies (spec §3, §4, §6) -----------------------------------------------
+
+
+def parse_tlv(body: bytes) -> list[tuple[int, int, bytes]]:
+    """Fields (id, type, value) of a TLV body, ids strictly increasing, known types."""
+    out: list[tuple[int, int, bytes]] = []
+    pos, last = 0, -1
+    while pos < len(body):
+        if len(body) - pos < 7:
+            raise ValueError("truncated field header")
+        fid = int.from_bytes(body[pos : pos + 2], "big")
+        kind = body[pos + 2]
+        size = int.from_bytes(body[pos + 3 : pos + 7], "big")
+        pos += 7
+        if not T_U64 <= kind <= T_UTF8LIST:
+            raise ValueError(f"field {fid} has unknown type code {kind}")
+        if size > len(body) - pos:
+            raise ValueError(f"field {fid} runs past the end of the body")
+        if fid <= last:
+            raise ValueError(f"field {fid} is out of order or repeated")
+        out.append((fid, kind, body[pos : pos + size]))
+        pos, last = pos + size, fid
+        if len(out) > MAX_TLV_FIELDS:
+            raise ValueError("too many fields")
+    return out
+
+
+def utf8_list(value: bytes) -> list[str]:
+    items, pos = [], 0
+    while pos < len(value):
+        if len(value) - pos < 4:
+            raise ValueError("truncated list item length")
+        size = int.from_bytes(value[pos : pos + 4], "big")
+        if size > len(value) - pos - 4:
+            raise ValueError("list item runs past the end of the field")
+        items.append(value[pos + 4 : pos + 4 + size].decode("utf-8"))
+        pos += 4 + size
+    return items
+
+
+def decode_value(kind: str, value: bytes) -> Any:
+    """A field's value as Python data; ValueError where the bytes cannot be that type."""
+    tlv_type, width = LOGICAL[kind]
+    if width is not None and len(value) != width:
+        raise ValueError(f"a {kind} value is {width} bytes, not {len(value)}")
+    if kind == "utf8":
+        return value.decode("utf-8")
+    if kind in ("u16", "u64"):
+        number = int.from_bytes(value, "big")
+        if kind == "u16" and number > 0xFFFF:
+            raise ValueError("a u16 value above 65535")
+        return number
+    if tlv_type == T_I64:
+        return int.from_bytes(value, "big", signed=True)
+    if kind == "ip":
+        addr = ipaddress.IPv6Address(value)
+        return str(addr.ipv4_mapped or addr)
+    if tlv_type == T_BYTES:
+        return value.hex()
+    if kind == "bool":
+        if value not in (b"\x00", b"\x01"):
+            raise ValueError("a bool value other than 0x00 or 0x01")
+        return value == b"\x01"
+    return utf8_list(value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: int
+    salt: bytes
+    body: bytes
+
+
+def parse_entry(data: bytes) -> Entry | None:
+    """Magic, format version, type, salt and body; None if the bytes are no acdkit entry."""
+    if len(data) < ENTRY_HEAD or data[:4] != ENTRY_MAGIC or data[4] != ENTRY_VERSION:
+        return None
+    return Entry(data[5], data[6:ENTRY_HEAD], data[ENTRY_HEAD:])
+
+
+def decode_record(body: bytes) -> tuple[str, dict[str, Any]]:
+    """Table and fields of a canonical record body; ValueError if it is not one (spec §3)."""
+    fields = parse_tlv(body)
+    if not fields or fields[0][:2] != (0, T_UTF8):
+        raise ValueError("field 0 (table/version) is missing")
+    table = next((t for t in SCHEMAS if fields[0][2] == f"{t}/1".encode()), None)
+    if table is None:
+        raise ValueError(f"field 0 names no table of format v1: {fields[0][2][:40]!r}")
+    schema, out = SCHEMAS[table], {}
+    for fid, tlv_type, value in fields[1:]:
+        if fid not in schema:
+            raise ValueError(f"field {fid} is not in the {table} schema")
+        name, kind = schema[fid]
+        if LOGICAL[kind][0] != tlv_type:
+            raise ValueError(f"field {fid} ({name}) has TLV type {tlv_type}")
+        out[name] = decode_value(kind, value)
+    return table, out
+
+
+@dataclass
+class SealInfo:
+    origin: str
+    first: int
+    end: int
+    ts_min: int | None
+    ts_max: int | None
+
+
+def decode_seal(body: bytes) -> SealInfo:
+    """The SEAL fields this verifier needs, every known field checked (spec §6)."""
+    try:
+        fields = {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
+    except ValueError as exc:
+        raise Finding(MALFORMED, f"SEAL body: {exc}") from None
+    wanted: dict[int, tuple[str, bool]] = {
+        1: ("utf8", True),
+        2: ("u64", True),
+        3: ("u64", True),
+        4: ("u64", True),
+        5: ("u64", True),
+        6: ("hex32", True),
+        7: ("i64", False),
+        8: ("i64", False),
+        9: ("i64", True),
+        10: ("utf8", True),
+        11: ("key_id", True),
+        12: ("utf8_list", True),
+        13: ("utf8", True),
+    }
+    for base in SEAL_TABLE_BASE.values():
+        if base in fields:
+            wanted.update({base: ("u64", True), base + 1: ("hex32", True)})
+            wanted.update({base + 2: ("u64", True), base + 3: ("hex32", True)})
+    values: dict[int, Any] = {}
+    for fid, (kind, required) in wanted.items():
+        if fid not in fields:
+            if required:
+                raise Finding(MALFORMED, f"SEAL field {fid} is missing")
+            continue
+        tlv_type, value = fields[fid]
+        if kind == "key_id":
+            ok = tlv_type == T_BYTES and len(value) == 4
+        else:
+            ok = tlv_type == LOGICAL[kind][0]
+        if not ok:
+            raise Finding(MALFORMED, f"SEAL field {fid} has the wrong type or length")
+        try:
+            values[fid] = value if kind == "key_id" else decode_value(kind, value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Finding(MALFORMED, f"SEAL field {fid}: {exc}") from None
+    return SealInfo(values[1], values[3], values[4], values.get(7), values.get(8))
+
+
+# -- reading the bundle without trusting it -------------------------------------------------
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_FILE_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+class Bundle:
+    """Files of a bundle directory, opened component by component, never through a link."""
+
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+
+    def walk(self) -> list[str]:
+        """Relative paths of every file; MALFORMED for links, special files, hostile trees."""
+        out: list[str] = []
+        stack, seen = [("", 0)], 0
+        while stack:
+            rel, depth = stack.pop()
+            try:
+                with os.scandir(self.root / rel if rel else self.root) as it:
+                    for e in it:
+                        seen += 1
+                        if seen > MAX_ENTRIES:
+                            raise Finding(MALFORMED, f"bundle has over {MAX_ENTRIES:,} entries")
+                        path = f"{rel}/{e.name}" if rel else e.name
+                        if self._kind(e, path, depth) == "dir":
+                            stack.append((path, depth + 1))
+                        else:
+                            out.append(path)
+            except OSError as exc:
+                raise Finding(IO, f"cannot list {_show(rel or '.')}: {exc.strerror}") from None
+        return sorted(out)
+
+    @staticmethod
+    def _kind(e: os.DirEntry[str], path: str, depth: int) -> str:
+        if e.is_symlink():
+            raise Finding(MALFORMED, f"bundle holds a symbolic link: {_show(path)}")
+        if e.is_dir(follow_symlinks=False):
+            if depth >= MAX_DEPTH:
+                raise Finding(MALFORMED, f"bundle is nested deeper than {MAX_DEPTH} levels")
+            return "dir"
+        if not e.is_file(follow_symlinks=False):
+            raise Finding(MALFORMED, f"bundle holds a special file: {_show(path)}")
+        return "file"
+
+    def open(self, rel: str) -> int:
+        """A descriptor of the regular file ``rel``; FileNotFoundError if there is none."""
+        parts = rel.split("/")
+        if os.open in os.supports_dir_fd:
+            fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                for part in parts[:-1]:
+                    inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    os.close(fd)
+                    fd = inner
+                out = os.open(parts[-1], _FILE_FLAGS, dir_fd=fd)
+            finally:
+                os.close(fd)
+        else:  # NOTE: without openat a link swapped in after the walk is not caught here
+            out = os.open(self.root.joinpath(*parts), _FILE_FLAGS)
+        if not stat.S_ISREG(os.fstat(out).st_mode):
+            os.close(out)
+            raise FileNotFoundError(rel)
+        return out
+
+    def read(self, rel: str, limit: int, what: str) -> bytes:
+        """The bytes of a listed file (or the manifest), at most ``limit`` of them."""
+        fd = self._open_listed(rel)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise Finding(MALFORMED, f"{what} {rel} is larger than {limit:,} bytes")
+        return data
+
+    def digest(self, rel: str, size: int) -> bytes | None:
+        """SHA-256 of a listed file, streamed; None when its size is not ``size``."""
+        fd = self._open_listed(rel)
+        with os.fdopen(fd, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size != size:
+                return None
+            h, total = hashlib.sha256(), 0
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+                total += len(chunk)
+        return h.digest() if total == size else None
+
+    def text_stream(self, rel: str) -> io.TextIOWrapper:
+        fd = self._open_listed(rel)
+        return io.TextIOWrapper(os.fdopen(fd, "rb"), encoding="utf-8", newline="")
+
+    def _open_listed(self, rel: str) -> int:
+        try:
+            return self.open(rel)
+        except (FileNotFoundError, NotADirectoryError):
+            if rel == MANIFEST:
+                raise Finding(IO, f"{MANIFEST} disappeared while it was read") from None
+            raise Finding(TAMPERED, f"{rel} is listed in the manifest but missing") from None
+        except OSError as exc:
+            raise Finding(IO, f"cannot read {rel}: {exc.strerror}") from None
+
+
+# -- the bundle's parts (spec §9) -----------------------------------------------------------
+
+
+@dataclass
+class Manifest:
+    incident: str
+    origin: str
+    size: int
+    files: dict[str, tuple[bytes, int]]  # path -> (SHA-256, size), in manifest order
+    note: Note
+
+
+def parse_manifest(note: Note) -> Manifest:
+    lines = note.text[:-1].split("\n")
+    if len(lines) < 4 or lines[0] != BUNDLE_FORMAT:
+        raise Finding(MALFORMED, f"manifest does not start with {BUNDLE_FORMAT}")
+    head = {}
+    for line, key in zip(lines[1:4], ("incident", "origin", "checkpoint"), strict=True):
+        name, _, value = line.partition(" ")
+        if name != key or not value:
+            raise Finding(MALFORMED, f"manifest line {_show(line)} should be '{key} ...'")
+        head[key] = value
+    if not _INCIDENT.fullmatch(head["incident"]):
+        raise Finding(MALFORMED, f"manifest incident ID {_show(head['incident'])} is not valid")
+    files: dict[str, tuple[bytes, int]] = {}
+    previous = ""
+    for line in lines[4:]:
+        parts = line.split(" ")
+        if len(parts) != 4 or parts[0] != "file" or not _HEX64.fullmatch(parts[1]):
+            raise Finding(MALFORMED, f"bad manifest line {_show(line)}")
+        rel = parts[3]
+        segments = rel.split("/")
+        if any(s in (".", "..") or not _SEGMENT.fullmatch(s) for s in segments):
+            raise Finding(MALFORMED, f"unsafe path in manifest: {_show(rel)}")
+        if rel == MANIFEST or rel <= previous:
+            raise Finding(
+                MALFORMED, f"manifest path {_show(rel)} is repeated, out of order or itself"
+            )
+        files[rel] = (bytes.fromhex(parts[1]), decimal(parts[2], "file size"))
+        previous = rel
+    return Manifest(
+        head["incident"],
+        head["origin"],
+        decimal(head["checkpoint"], "checkpoint size"),
+        files,
+        note,
+    )
+
+
+@dataclass(frozen=True)
+class Proof:
+    index: int
+    hashes: list[bytes]
+    checkpoint: bytes
+    extra: bytes | None
+
+
+def parse_proof(data: bytes) -> Proof:
+    """A C2SP tlog-proof file, strictly (spec §9.3)."""
+    if len(data) > PROOF_LIMIT:
+        raise Finding(MALFORMED, f"proof is larger than {PROOF_LIMIT:,} bytes")
+    head, sep, checkpoint = data.partition(b"\n\n")
+    if not sep or not checkpoint:
+        raise Finding(MALFORMED, "proof has no empty line before its checkpoint")
+    try:
+        lines = head.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise Finding(MALFORMED, "proof lines are not ASCII") from None
+    if lines[0] != PROOF_HEADER:
+        raise Finding(MALFORMED, f"proof does not start with {PROOF_HEADER}")
+    pos, extra = 1, None
+    if pos < len(lines) and lines[pos].startswith("extra "):
+        extra = b64(lines[pos][len("extra ") :], "proof extra data")
+        pos += 1
+    if pos >= len(lines) or not lines[pos].startswith("index "):
+        raise Finding(MALFORMED, "proof has no index line")
+    index = decimal(lines[pos][len("index ") :], "proof index")
+    hashes = [b64(line, "proof hash") for line in lines[pos + 1 :]]
+    if len(hashes) > MAX_PROOF_HASHES or any(len(h) != 32 for h in hashes):
+        raise Finding(MALFORMED, f"proof hashes must be at most {MAX_PROOF_HASHES} of 32 bytes")
+    return Proof(index, hashes, checkpoint, extra)
+
+
+@dataclass
+class Proven:
+    """A proven record entry: what steps 6 and 7 need of it."""
+
+    rel: str
+    entry: bytes
+    leaf: bytes
+
+
+# -- the verification (spec §9.4) -----------------------------------------------------------
+
+
+@dataclass
+class Report:
+    target: str
+    checks: list[dict[str, str]] = field(default_factory=list)
+    code: int = VERIFIED
+    failure: dict[str, str] | None = None
+    coverage: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def ok(self, cid: str, detail: str) -> None:
+        self.checks.append({"id": cid, "status": "ok", "detail": detail})
+
+    def fail(self, cid: str, finding: Finding) -> None:
+        status = "incomplete" if finding.code == INCOMPLETE else "fail"
+        self.checks.append({"id": cid, "status": status, "detail": finding.message})
+        # the first failure decides; an INCOMPLETE finding gives way to a later failure
+        if self.code == VERIFIED or (self.code == INCOMPLETE and finding.code != INCOMPLETE):
+            self.code = finding.code
+            self.failure = {"check": cid, "message": finding.message}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": REPORT_SCHEMA,
+            "verifier": f"acdkit_verify.py {VERSION} (independent, format v1)",
+            "target": self.target,
+            "verdict": VERDICT[self.code],
+            "exit_code": self.code,
+            "coverage": self.coverage,
+            "failure": self.failure,
+            "checks": self.checks,
+            "facts": self.facts,
+        }
+
+
+def verify_bundle(root: str, pinned: Vkey | None = None) -> Report:
+    """Verify a bundle offline.
+
+    1. Every path is a regular file; the manifest parses strictly.
+    2. The manifest signature verifies with the pinned key, else with key/sealer.vkey.
+    3. Every listed file has its listed size and SHA-256; no file is unlisted (POLICY).
+    4. The checkpoint parses, verifies with the same key and matches the manifest.
+    5. Every proof parses, is named after its index, rests on the bundle's checkpoint, carries
+       an acdkit entry, and its audit path leads from that entry to the checkpoint root.
+    6. Every proven record entry is a RECORD whose body is a record of its table; the
+       log_index and integrity_hash columns of records/<table>.csv match the proofs one to one.
+    7. Every SEAL parses and sits at its end index; every record lies inside a proven
+       segment and its ts_utc inside that segment's sealed time range.
+    """
+    report, bundle, step = Report(root), Bundle(root), "1"
+    try:
+        # 1
+        present = bundle.walk()
+        manifest = parse_manifest(
+            parse_note(
+                bundle.read(MANIFEST, MANIFEST_LIMIT, "manifest"), MANIFEST_LIMIT, "manifest"
+            )
+        )
+        report.ok("1", f"manifest of {len(manifest.files)} files parses; all paths are safe")
+        # 2
+        step = "2"
+        key = pinned or _bundle_key(bundle, manifest)
+        check_signed(manifest.note, key, "manifest")
+        how = "pinned with --key" if pinned else "the bundle's own key/sealer.vkey, NOT pinned"
+        report.ok("2", f"manifest signed by key {key.key_id.hex()} ({how})")
+        # 3
+        step = "3"
+        _check_files(bundle, manifest, present)
+        report.ok("3", f"{len(manifest.files)} files match the manifest; none is unlisted")
+        # 4
+        step = "4"
+        cp_bytes, cp = _check_checkpoint(bundle, manifest, key)
+        report.ok("4", f"checkpoint {cp.size} of {cp.origin} is signed by the same key")
+        # 5
+        step = "5"
+        records = _check_proofs(bundle, manifest, cp_bytes, cp, "proofs/")
+        seals = _check_proofs(bundle, manifest, cp_bytes, cp, "seals/")
+        report.ok("5", f"{len(records)} record and {len(seals)} SEAL inclusion proofs hold")
+        # 6
+        step = "6"
+        tables, unread = _check_records(bundle, manifest, records)
+        report.ok("6", f"{len(records)} proven records are records of their tables")
+        if unread:
+            report.fail(
+                "6",
+                Finding(
+                    INCOMPLETE,
+                    f"{', '.join(unread)} has no CSV copy: its rows cannot be read without "
+                    "pyarrow (run `acdkit verify`)",
+                ),
+            )
+        # 7
+        step = "7"
+        _check_seals(manifest, records, seals, tables)
+        report.ok("7", "every record lies in a proven segment, inside its sealed time range")
+        report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
+        report.facts = {
+            "tree_size": cp.size,
+            "incident": manifest.incident,
+            "records": len(records),
+            "key_id": key.key_id.hex(),
+            "key_pinned": pinned is not None,
+        }
+    except Finding as exc:
+        report.fail(step, exc)
+        report.coverage = f"verification stopped at check {step}"
+    return report
+
+
+def _coverage(
+    manifest: Manifest,
+    cp: Checkpoint,
+    key: Vkey,
+    pinned: bool,
+    records: dict[int, Proven],
+    seals: dict[int, Proven],
+) -> str:
+    return (
+        f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
+        f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
+        f"all signed by key {key.key_id.hex()}"
+        + (" (pinned)" if pinned else " (NOT pinned: pass --key)")
+        + "; the log_index and integrity_hash of records/*.csv match the proven entries; "
+        "NOT compared with the entries: the Parquet files and the other CSV columns "
+        "(`acdkit verify` does that); summaries and logs are attested by the manifest only"
+    )
+
+
+def _bundle_key(bundle: Bundle, manifest: Manifest) -> Vkey:
+    rel = "key/sealer.vkey"
+    if rel not in manifest.files:
+        raise Finding(MALFORMED, f"bundle has no {rel}; pass the sealer's key with --key")
+    raw = bundle.read(rel, VKEY_LIMIT, "verifier key")
+    try:
+        return parse_vkey(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Finding(MALFORMED, f"{rel} is not UTF-8") from None
+
+
+def _check_files(bundle: Bundle, manifest: Manifest, present: list[str]) -> None:
+    for rel, (digest, size) in manifest.files.items():
+        if bundle.digest(rel, size) != digest:
+            raise Finding(TAMPERED, f"{rel} does not match its size and SHA-256 in the manifest")
+    extra = [p for p in present if p not in manifest.files and p != MANIFEST]
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise Finding(POLICY, f"{_show(extra[0])} is in the bundle but not in the manifest{more}")
+
+
+def _check_checkpoint(bundle: Bundle, manifest: Manifest, key: Vkey) -> tuple[bytes, Checkpoint]:
+    rel = f"checkpoint/{manifest.size:020d}.checkpoint"
+    if rel not in manifest.files:
+        raise Finding(MALFORMED, f"bundle has no {rel}")
+    data = bundle.read(rel, NOTE_LIMIT, "checkpoint")
+    note = parse_note(data, NOTE_LIMIT, "checkpoint")
+    cp = parse_checkpoint(note)
+    check_signed(note, key, "checkpoint")
+    if cp.origin != manifest.origin or cp.size != manifest.size:
+        raise Finding(TAMPERED, "checkpoint origin or size differs from the manifest's")
+    return data, cp
+
+
+def _check_proofs(
+    bundle: Bundle, manifest: Manifest, cp_bytes: bytes, cp: Checkpoint, prefix: str
+) -> dict[int, Proven]:
+    out: dict[int, Proven] = {}
+    for rel in (r for r in manifest.files if r.startswith(prefix)):
+        proof = parse_proof(bundle.read(rel, PROOF_LIMIT, "proof"))
+        named = _INDEX_NAME.fullmatch(rel)
+        if not named or named.group(1) + "/" != prefix or int(named.group(2)) != proof.index:
+            raise Finding(MALFORMED, f"{rel} holds the proof of index {proof.index}")
+        if proof.checkpoint != cp_bytes:
+            raise Finding(TAMPERED, f"{rel} rests on another checkpoint than the bundle's")
+        if proof.extra is None or parse_entry(proof.extra) is None:
+            raise Finding(MALFORMED, f"{rel} carries no acdkit entry in its extra line")
+        leaf = leaf_hash(proof.extra)
+        if root_from_path(proof.index, cp.size, leaf, proof.hashes) != cp.root:
+            raise Finding(TAMPERED, f"{rel}: the audit path of index {proof.index} misses the root")
+        out[proof.index] = Proven(rel, proof.extra, leaf)
+    return out
+
+
+def _check_records(
+    bundle: Bundle, manifest: Manifest, records: dict[int, Proven]
+) -> tuple[dict[int, tuple[str, int | None]], list[str]]:
+    """Step 6; returns each record's table and ts_utc, and the tables without a CSV copy."""
+    tables: dict[int, tuple[str, int | None]] = {}
+    for index, proven in sorted(records.items()):
+        entry = parse_entry(proven.entry)
+        assert entry is not None  # step 5
+        if entry.kind != RECORD:
+            raise Finding(TAMPERED, f"{proven.rel}: the proven entry is not a RECORD")
+        try:
+            table, values = decode_record(entry.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Finding(TAMPERED, f"{proven.rel}: not the encoding of a record: {exc}") from None
+        tables[index] = (table, values.get("ts_utc"))
+    seen: set[int] = set()
+    unread: list[str] = []  # tables disclosed in Parquet only: their rows cannot be read here
+    for table in TABLES:
+        if f"records/{table}.parquet" not in manifest.files:
+            continue
+        if f"records/{table}.csv" not in manifest.files:
+            unread.append(table)
+            continue
+        _check_csv(bundle, f"records/{table}.csv", table, records, tables, seen)
+    orphans = [i for i in sorted(records) if i not in seen and tables[i][0] not in unread]
+    if orphans:
+        raise Finding(TAMPERED, f"the proof of index {orphans[0]} has no disclosed record")
+    return tables, [f"records/{t}.parquet" for t in unread]
+
+
+def _check_csv(
+    bundle: Bundle,
+    rel: str,
+    table: str,
+    records: dict[int, Proven],
+    tables: dict[int, tuple[str, int | None]],
+    seen: set[int],
+) -> None:
+    try:
+        with bundle.text_stream(rel) as fh:
+            rows = csv.reader(fh, strict=True)
+            header = next(rows, None)
+            if header is None or "log_index" not in header or "integrity_hash" not in header:
+                raise Finding(MALFORMED, f"{rel} has no log_index and integrity_hash columns")
+            at, hat = header.index("log_index"), header.index("integrity_hash")
+            for n, row in enumerate(rows, start=1):
+                if len(row) != len(header):
+                    raise Finding(MALFORMED, f"{rel} row {n} has {len(row)} columns")
+                index = decimal(row[at], f"{rel} row {n}: log_index")
+                proven = records.get(index)
+                if index in seen:
+                    raise Finding(TAMPERED, f"{rel}: record {index} appears more than once")
+                if proven is None:
+                    raise Finding(TAMPERED, f"{rel}: record {index} has no inclusion proof")
+                if tables[index][0] != table:
+                    raise Finding(TAMPERED, f"{rel}: record {index} is a {tables[index][0]} record")
+                if row[hat] != proven.leaf.hex():
+                    raise Finding(TAMPERED, f"{rel}: integrity_hash of record {index} is wrong")
+                seen.add(index)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise Finding(MALFORMED, f"{rel} is not UTF-8 CSV: {exc}") from None
+    except OSError as exc:
+        raise Finding(IO, f"cannot read {rel}: {exc.strerror}") from None
+
+
+def _check_seals(
+    manifest: Manifest,
+    records: dict[int, Proven],
+    seals: dict[int, Proven],
+    tables: dict[int, tuple[str, int | None]],
+) -> None:
+    infos: list[SealInfo] = []
+    for index, proven in sorted(seals.items()):
+        entry = parse_entry(proven.entry)
+        assert entry is not None  # step 5
+        if entry.kind != SEAL or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"{proven.rel}: the proven entry is not a SEAL")
+        info = decode_seal(entry.body)
+        if info.end - 1 != index or info.origin != manifest.origin:
+            raise Finding(TAMPERED, f"SEAL at index {index} describes another position or log")
+        infos.append(info)
+    for index in sorted(records):
+        owner = next((s for s in infos if s.first <= index < s.end - 1), None)
+        if owner is None:
+            raise Finding(TAMPERED, f"record {index} lies in no segment whose SEAL is proven")
+        ts = tables[index][1]
+        if owner.ts_min is None or owner.ts_max is None or ts is None:
+            raise Finding(TAMPERED, f"record {index} or its SEAL has no time")
+        if not owner.ts_min <= ts <= owner.ts_max:
+            raise Finding(TAMPERED, f"record {index} lies outside its segment's sealed time range")
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def _pinned_key(value: str) -> Vkey:
+    if Path(value).is_file():
+        try:
+            with Path(value).open("rb") as fh:
+                raw = fh.read(VKEY_LIMIT + 1)
+            if len(raw) > VKEY_LIMIT:
+                raise Finding(USAGE, f"--key {_show(value)}: not a verifier key file")
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Finding(USAGE, f"--key {_show(value)}: not a verifier key file") from None
+        except OSError as exc:
+            raise Finding(IO, f"cannot read --key file: {exc.strerror}") from None
+        return parse_vkey(text)
+    return parse_vkey(value)
+
+
+def _render(report: Report) -> None:
+    for check in report.checks:
+        print(f"  {check['status']:>10} {check['id']}. {check['detail']}", file=sys.stderr)
+    print(f"{VERDICT[report.code]} {report.coverage}", file=sys.stderr)
+    if report.failure:
+        print(f"first failure: {report.failure['message']}", file=sys.stderr)
+
+
+def _exit_with(code: int, message: str, json_out: bool, target: str) -> int:
+    if json_out:
+        report = Report(target, code=code, failure={"check": "0", "message": message})
+        print(json.dumps(report.to_json()))
+    print(f"{VERDICT[code]}: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="acdkit_verify.py",
+        description="Verify an acdkit submission bundle offline, independently of acdkit.",
+    )
+    parser.add_argument("bundle", metavar="BUNDLE_DIR")
+    parser.add_argument("--key", metavar="VKEY", help="the sealer's vkey line, or a file of it")
+    parser.add_argument("--json", action="store_true", help="write one JSON report to stdout")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return _exit_with(USAGE, "needs the Python package cryptography", args.json, args.bundle)
+    if not (Path(args.bundle) / MANIFEST).is_file():
+        return _exit_with(USAGE, f"{_show(args.bundle)} is not a bundle", args.json, args.bundle)
+    try:
+        pinned = _pinned_key(args.key) if args.key is not None else None
+    except Finding as exc:
+        return _exit_with(exc.code, exc.message, args.json, args.bundle)
+    report = verify_bundle(args.bundle, pinned)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    _render(report)
+    return report.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
