@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from acdkit import __version__, logentries, schema, summary
-from acdkit._files import MIB, read_bounded
+from acdkit._files import KIB, MIB, read_bounded, read_text
 from acdkit.anchorbundle import BundleAnchors, check_bundle_anchors, select_anchors
 from acdkit.anchorcheck import AnchorResult, AnchorTrust, policy_trust
 from acdkit.cosignature import (
@@ -39,6 +39,7 @@ from acdkit.errors import (
     AcdkitError,
     ExitCode,
     IncompleteError,
+    InputIOError,
     MalformedError,
     PolicyError,
     TamperedError,
@@ -48,21 +49,32 @@ from acdkit.errors import (
 from acdkit.keychain import KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
-from acdkit.note import Checkpoint, SignedNote, parse_decimal, sign_note
+from acdkit.note import MAX_NOTE_BYTES, Checkpoint, SignedNote, parse_decimal, sign_note
 from acdkit.policy import POLICY_DIR, Policy, load_policy, parse_policy_note
 from acdkit.policy import SUFFIX as POLICY_SUFFIX
-from acdkit.proof import TlogProof
+from acdkit.proof import MAX_PROOF_BYTES, TlogProof
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, fsync_dir
 from acdkit.verify import VerifyReport, choose_witnesses, verify_store
 
-__all__ = ["MANIFEST", "PackageReport", "Window", "package", "verify_bundle"]
+__all__ = [
+    "MANIFEST",
+    "TOOL",
+    "PackageReport",
+    "Window",
+    "independent_verifier",
+    "package",
+    "verify_bundle",
+]
 
 MANIFEST = "MANIFEST.note"
 ROTATIONS = "key/rotations"  # proofs of the KEY entries that lead to the signing key
+TOOL = "tools/acdkit_verify.py"  # the independent verifier, shipped in every bundle
 BUNDLE_FORMAT = "acdkit-bundle/1"
 DEFAULT_MAX_RECORDS = 10_000
+MANIFEST_LIMIT = 16 * MIB  # spec §9.2: a manifest line per file, ~115 bytes per record
+MAX_DEPTH, MAX_ENTRIES = 32, 1_000_000  # spec §9.4 step 1
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
@@ -149,10 +161,10 @@ def _write_table(base: Path, table: pa.Table) -> None:
 
 def _manifest_text(incident: str, origin: str, size: int, root: Path) -> str:
     lines = [BUNDLE_FORMAT, f"incident {incident}", f"origin {origin}", f"checkpoint {size}"]
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"file {digest} {path.stat().st_size} {rel}")
+    # sorted by the path string (spec §9.2), not by Path, which compares part by part
+    for rel in sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()):
+        data = (root / rel).read_bytes()
+        lines.append(f"file {hashlib.sha256(data).hexdigest()} {len(data)} {rel}")
     return "\n".join(lines) + "\n"
 
 
@@ -197,7 +209,13 @@ def package(
     try:
         facts = _build(tmp, store, con, disclosed, segments, size, checkpoint, incident, window)
         text = _manifest_text(incident, store.origin, size, tmp)
-        _write(tmp / MANIFEST, sign_note(text, signer).encode())
+        note = sign_note(text, signer).encode()
+        if len(note) > MANIFEST_LIMIT:
+            raise UsageError(
+                f"the manifest of {total:,} records would exceed {MANIFEST_LIMIT:,} bytes",
+                hint="narrow --from/--to or add --src/--dst",
+            )
+        _write(tmp / MANIFEST, note)
         fsync_dir(tmp)
         if out.exists():
             out.rmdir()
@@ -272,6 +290,7 @@ def _build(
         name = f"{loaded.policy.serial:020d}{POLICY_SUFFIX}"
         _write(tmp / POLICY_DIR / name, loaded.note)
         _write(tmp / "key" / "root.vkey", (loaded.root.vkey() + "\n").encode())
+    _write(tmp / TOOL, independent_verifier())
     facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size)
     _write(tmp / "VERIFY.txt", _verify_text(incident, size).encode())
     return facts
@@ -288,13 +307,25 @@ def _write_anchors(tmp: Path, chosen: BundleAnchors, tree: TreeLevels, checkpoin
         _write(tmp / "checkpoint" / f"{size:020d}.consistency", consistency)
 
 
+def independent_verifier() -> bytes:
+    """The standalone verifier (Python standard library and `cryptography` only)."""
+    return (Path(__file__).parent / "_data" / "acdkit_verify.py").read_bytes()
+
+
 def _verify_text(incident: str, size: int) -> str:
     return (
         f"Submission bundle for incident {incident}, acdkit {__version__}.\n\n"
         "Verify offline, from the directory that contains this bundle:\n\n"
         "    acdkit verify BUNDLE_DIR --key 'SEALER_VKEY'\n\n"
         "where SEALER_VKEY is the sealer's public key obtained from the sender by a separate\n"
-        "channel (key/sealer.vkey inside the bundle is the sender's claim of it).\n"
+        "channel (key/sealer.vkey inside the bundle is the sender's claim of it).\n\n"
+        f"Without acdkit, {TOOL} is a second verifier written independently from the\n"
+        "format specification; it needs Python 3.10+ and the package cryptography only:\n\n"
+        f"    python3 BUNDLE_DIR/{TOOL} BUNDLE_DIR --key 'SEALER_VKEY'\n\n"
+        "It checks signatures, hashes, proofs and entries, but cannot read Parquet, so it\n"
+        "compares the records' log_index and integrity_hash in records/*.csv with the proofs\n"
+        "and says so. A copy inside the bundle is only as trustworthy as the bundle: read it\n"
+        "(it is short) or use a copy obtained with acdkit.\n\n"
         f"Every disclosed record has an inclusion proof (proofs/) in the tree of size {size}\n"
         "signed in checkpoint/; MANIFEST.note lists the SHA-256 of every file and is signed\n"
         "by the same key. The format is described in docs/evidence-format.md of acdkit.\n"
@@ -308,8 +339,19 @@ def _verify_text(incident: str, size: int) -> str:
 
 def _walk(root: Path) -> list[str]:
     """Relative paths of the bundle's files; refuse anything that is not a plain file."""
+
+    def unreadable(exc: OSError) -> None:
+        # os.walk would skip a directory it cannot list, and the files in it with it
+        raise InputIOError(f"cannot list a bundle directory: {exc.strerror}")
+
     out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    entries = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
+        entries += len(dirnames) + len(filenames)
+        if entries > MAX_ENTRIES:
+            raise MalformedError(f"bundle holds more than {MAX_ENTRIES:,} entries")
+        if dirnames and len(Path(dirpath).relative_to(root).parts) >= MAX_DEPTH:
+            raise MalformedError(f"bundle is nested deeper than {MAX_DEPTH} levels")
         for name in dirnames + filenames:
             full = Path(dirpath) / name
             if full.is_symlink():
@@ -332,7 +374,7 @@ class _Manifest:
 
 
 def _parse_manifest(data: bytes) -> _Manifest:
-    note = SignedNote.parse(data)
+    note = SignedNote.parse(data, MANIFEST_LIMIT)
     lines = note.text.rstrip("\n").split("\n")
     if len(lines) < 4 or lines[0] != BUNDLE_FORMAT:
         raise MalformedError(f"manifest does not start with {BUNDLE_FORMAT}")
@@ -342,6 +384,8 @@ def _parse_manifest(data: bytes) -> _Manifest:
         if name != key or not value:
             raise MalformedError(f"manifest line {line[:60]!r}: expected '{key} ...'")
         heads[key] = value
+    if not _ID.fullmatch(heads["incident"]):
+        raise MalformedError(f"manifest incident ID {heads['incident'][:70]!r} is not valid")
     files: dict[str, tuple[str, int]] = {}
     for line in lines[4:]:
         parts = line.split(" ")
@@ -350,8 +394,8 @@ def _parse_manifest(data: bytes) -> _Manifest:
         rel = parts[3]
         if not _SAFE_PATH.fullmatch(rel) or any(seg in (".", "..") for seg in rel.split("/")):
             raise MalformedError(f"unsafe path in manifest: {rel[:80]!r}")
-        if rel in files or rel == MANIFEST:
-            raise MalformedError(f"manifest lists {rel!r} twice or lists itself")
+        if rel == MANIFEST or (files and rel <= next(reversed(files))):
+            raise MalformedError(f"manifest lists {rel!r} twice, out of order or itself")
         files[rel] = (parts[1], parse_decimal(parts[2], "file size"))
     return _Manifest(
         heads["incident"],
@@ -397,7 +441,7 @@ def verify_bundle(
     try:
         # 1
         present = _walk(root)
-        manifest = _parse_manifest((root / MANIFEST).read_bytes())
+        manifest = _parse_manifest(read_bounded(root / MANIFEST, MANIFEST_LIMIT, "manifest"))
         report.ok("1", f"manifest lists {len(manifest.files)} files with safe paths")
         # 2
         current = "2"
@@ -503,7 +547,7 @@ def verify_bundle(
         report.fail(current, exc)
         report.coverage = f"verification stopped at check {current}"
     except OSError as exc:
-        report.fail(current, MalformedError(f"cannot read bundle file: {exc.strerror}"))
+        report.fail(current, InputIOError(f"cannot read bundle file: {exc.strerror}"))
     return report
 
 
@@ -573,7 +617,10 @@ def _report_anchors(
 def _bundle_key(root: Path, manifest: _Manifest) -> Verifier:
     if "key/sealer.vkey" not in manifest.files:
         raise MalformedError("bundle has no key/sealer.vkey; pass --key")
-    return Verifier.parse((root / "key" / "sealer.vkey").read_text(errors="replace"))
+    path = root / "key" / "sealer.vkey"
+    if not path.is_file():
+        raise TamperedError("key/sealer.vkey is listed in the manifest but missing")
+    return Verifier.parse(read_text(path, 64 * KIB, "key/sealer.vkey"))
 
 
 def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
@@ -581,8 +628,7 @@ def _check_files(root: Path, manifest: _Manifest, present: list[str]) -> None:
         path = root / rel
         if not path.is_file():
             raise TamperedError(f"{rel} is listed in the manifest but missing")
-        data = path.read_bytes()
-        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+        if path.stat().st_size != size or _file_sha256(path) != digest:
             raise TamperedError(f"{rel} does not match its SHA-256 in the signed manifest")
     extra = sorted(set(present) - set(manifest.files) - {MANIFEST})
     if extra:
@@ -641,13 +687,18 @@ def _bundle_chain(root: Path, manifest: _Manifest, first: Verifier) -> KeyChain:
     return chain
 
 
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:  # streamed: summarized logs can be large
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _bundle_checkpoint(
     root: Path, manifest: _Manifest, sealer_keys: list[Verifier]
 ) -> tuple[bytes, Checkpoint]:
     rel = f"checkpoint/{manifest.size:020d}.checkpoint"
     if rel not in manifest.files:
         raise MalformedError(f"bundle has no {rel}")
-    data = (root / rel).read_bytes()
+    data = read_bounded(root / rel, MAX_NOTE_BYTES, "checkpoint")
     note = SignedNote.parse(data)
     cp = Checkpoint.from_text(note.text)
     if not any(note.verified_by(k) for k in sealer_keys):
@@ -664,12 +715,12 @@ def _check_proofs(
     for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
         if not rel.endswith(".tlog-proof"):
             continue  # anchors/ also holds token copies
-        proof = TlogProof.parse((root / rel).read_bytes())
+        proof = TlogProof.parse(read_bounded(root / rel, MAX_PROOF_BYTES, "proof"))
         if rel != f"{prefix}{proof.index:020d}.tlog-proof":
             raise MalformedError(f"{rel} holds the proof of index {proof.index}")
         if proof.checkpoint != cp_bytes:
             raise TamperedError(f"{rel} rests on another checkpoint than the bundle's")
-        if proof.extra is None or proof.extra[:5] != b"ACDK\x01":
+        if proof.extra is None or len(proof.extra) < 38 or proof.extra[:5] != b"ACDK\x01":
             raise MalformedError(f"{rel} carries no acdkit entry")
         if not verify_inclusion(
             proof.index, cp.size, leaf_hash(proof.extra), proof.hashes, cp.root

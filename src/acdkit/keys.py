@@ -83,10 +83,14 @@ class Verifier:
         if len(parts) != 3:
             raise MalformedError("verifier key must be <name>+<hex id>+<base64 key>")
         name, hexid, blob = parts
+        if not name or any(c.isspace() or not c.isprintable() for c in name):
+            raise MalformedError("verifier key name is empty or holds blanks or control characters")
         try:
             raw = base64.b64decode(blob, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise MalformedError("verifier key is not valid base64") from exc
+        if base64.b64encode(raw).decode() != blob:
+            raise MalformedError("verifier key is not canonical base64")
         if len(raw) == 33 and raw[0] in _ROLES and raw[0] != cls.ALG:
             raise MalformedError(
                 f"verifier key {name!r} is a {_ROLES[raw[0]]} key, not a {cls.ROLE} key"

@@ -22,6 +22,9 @@ MAX_NOTE_BYTES = 1 << 20
 MAX_SIGNATURES = 100
 _DASH = "\u2014"
 _DECIMAL = re.compile(r"(0|[1-9][0-9]{0,19})")
+# Unicode control characters (category Cc: C0, DEL, C1) other than LF.  A fixed set: what
+# str.isprintable() rejects depends on the Unicode version of the Python that runs it.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -44,23 +47,26 @@ class SignedNote:
         return "".join(out).encode()
 
     def verified_by(self, verifier: Verifier) -> bool:
-        """True when a signature line names this key and its signature holds."""
+        """True when signature lines name this key and every one of them holds."""
         if verifier.ALG != ALG_ED25519:
             return False  # a witness key signs cosignatures (acdkit.cosignature), not notes
-        for sig in self.signatures:
-            if sig.name == verifier.name and sig.key_id == verifier.key_id:
-                return verifier.verify(sig.signature, self.text.encode())
-        return False
+        mine = [
+            sig
+            for sig in self.signatures
+            if sig.name == verifier.name and sig.key_id == verifier.key_id
+        ]
+        text = self.text.encode()
+        return bool(mine) and all(verifier.verify(sig.signature, text) for sig in mine)
 
     @classmethod
-    def parse(cls, data: bytes) -> SignedNote:
-        if len(data) > MAX_NOTE_BYTES:
-            raise MalformedError("note is larger than 1 MiB")
+    def parse(cls, data: bytes, limit: int = MAX_NOTE_BYTES) -> SignedNote:
+        if len(data) > limit:
+            raise MalformedError(f"note is larger than {limit:,} bytes")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedError("note is not valid UTF-8") from exc
-        if any((not c.isprintable() and c != "\n") for c in text):
+        if _CONTROL.search(text):
             raise MalformedError("note contains a control character (CR, TAB, NUL, ...)")
         body, sep, sigblock = text.rpartition("\n\n")
         if not sep or not body:

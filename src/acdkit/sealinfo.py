@@ -166,6 +166,8 @@ class SealInfo:
             sha = get(base + 1, TlvType.BYTES)
             schema_digest = get(base + 3, TlvType.BYTES)
             assert sha is not None and schema_digest is not None
+            if len(sha) != 32 or len(schema_digest) != 32:
+                raise MalformedError(f"SEAL field {base + 1} or {base + 3} is not 32 bytes")
             info.tables[table] = {
                 "count": count,
                 "sha256": sha.hex(),
@@ -181,6 +183,11 @@ def _utf8list(raw: bytes) -> list[str]:
         if len(raw) - pos < 4:
             raise MalformedError("truncated list item")
         size = int.from_bytes(raw[pos : pos + 4], "big")
-        out.append(raw[pos + 4 : pos + 4 + size].decode("utf-8"))
+        if size > len(raw) - pos - 4:
+            raise MalformedError("SEAL list item runs past the end of its field")
+        try:
+            out.append(raw[pos + 4 : pos + 4 + size].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise MalformedError("SEAL list item is not UTF-8") from None
         pos += 4 + size
     return out

@@ -75,6 +75,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX8 = re.compile(r"[0-9a-f]{8}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
 _INDEX_NAME = re.compile(r"(proofs|seals)/([0-9]{20})\.tlog-proof")
 
 # TLV type codes (spec §3)
@@ -296,7 +297,7 @@ def parse_note(data: bytes, limit: int, what: str) -> Note:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Finding(MALFORMED, f"{what} is not UTF-8") from None
-    if any(_is_control(c) and c != "\n" for c in text):
+    if _CONTROL.search(text):
         raise Finding(MALFORMED, f"{what} holds a control character (CR, TAB, NUL, ...)")
     cut = text.find("\n\n")  # text lines are non-empty: the first empty line ends the text
     if cut <= 0 or text.startswith("\n"):

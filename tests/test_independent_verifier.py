@@ -1,0 +1,620 @@
+"""The independent bundle verifier (acdkit/_data/acdkit_verify.py) against `acdkit verify`.
+
+The standalone verifier runs as a separate process that cannot import acdkit, from a
+directory outside the repository; both verifiers must give the same verdict and exit code on
+every fixture.  Each fixture is named after the defect it carries.  Signed fixtures are what
+an insider holding the sealer key could make: the files edited, then the manifest (and, for
+the forged logs, the tree and its checkpoint) signed again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from acdkit import bundle, ingest, keys, seal
+from acdkit.cli import app
+from acdkit.encoding import TlvType, parse_tlv, tlv
+from acdkit.errors import ExitCode
+from acdkit.merkle import TreeLevels, leaf_hash
+from acdkit.note import Checkpoint, sign_note
+from acdkit.proof import TlogProof
+from acdkit.sealinfo import SealInfo
+from acdkit.store import init_store
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "src/acdkit/_data/acdkit_verify.py"
+DATA = Path(__file__).parent / "data"
+WINDOW = bundle.Window(
+    bundle.parse_time("2013-09-15T00:00:00Z"), bundle.parse_time("2013-09-16T00:00:00Z")
+)
+# run the tool as `python -I` with acdkit made unimportable, whatever the environment holds
+RUNNER = (
+    "import runpy, sys; sys.modules['acdkit'] = None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+@dataclass(frozen=True)
+class Origin:
+    bundle: Path
+    signer: keys.Signer
+    vkey: str
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Origin:
+    """One sealed store of the real zat logs (two segments) and its bundle for 2013-09-15."""
+    base = tmp_path_factory.mktemp("origin")
+    st, key = init_store(base / "store", base / "keys/sealer.key", "test-org")
+    signer = keys.load_signer(key)
+    ingest.ingest(st, [DATA / f"zeek-tsv/zat/{n}.log" for n in ("conn", "dns", "http")])
+    seal.seal(st, signer)
+    ingest.ingest(st, [DATA / "zeek-json/zat/conn.log"])
+    seal.seal(st, signer)
+    bundle.package(st, signer, "INC-1", WINDOW, base / "bundle")
+    return Origin(base / "bundle", signer, st.verifier().vkey())
+
+
+@pytest.fixture
+def work(origin: Origin, tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the good bundle, to damage."""
+    out = tmp_path / "bundle"
+    shutil.copytree(origin.bundle, out, symlinks=True)
+    yield out
+    _unnest(out)
+
+
+def _unnest(root: Path) -> None:
+    """Remove a chain root/d/d/... of any depth: shutil.rmtree (and so pytest) recurses."""
+    fds = [os.open(root, os.O_RDONLY)]
+    while True:
+        try:
+            fds.append(os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        except FileNotFoundError:
+            break
+    os.close(fds.pop())  # the deepest directory, or root itself if there is no chain
+    while fds:  # each one left holds an empty "d" by now
+        fd = fds.pop()
+        os.rmdir("d", dir_fd=fd)
+        os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The verifier as a lone file, outside the repository and outside any bundle."""
+    path = tmp_path_factory.mktemp("tool") / "acdkit_verify.py"
+    path.write_bytes(bundle.independent_verifier())
+    return path
+
+
+def load_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("acdkit_verify_under_test", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+iv = load_tool()
+
+
+# -- running both verifiers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    verdict: str
+    message: str
+    coverage: str
+
+
+def run_independent(tool: Path, target: Path, *args: str) -> Outcome:
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", RUNNER, str(tool), str(target), "--json", *args],
+        cwd=tool.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == proc.returncode
+    failure = doc["failure"] or {}
+    return Outcome(proc.returncode, doc["verdict"], failure.get("message", ""), doc["coverage"])
+
+
+def run_acdkit(target: Path, *args: str) -> Outcome:
+    result = CliRunner().invoke(app, ["verify", str(target), "--json", *args])
+    doc = json.loads(result.stdout)
+    if "error" in doc:  # the command failed before verifying (bad --key, not a bundle)
+        return Outcome(result.exit_code, doc["error"]["verdict"], doc["error"]["message"], "")
+    verdict = {"OK": "VERIFIED"}.get(doc["verdict"], doc["verdict"])
+    failure = doc["failure"] or {}
+    return Outcome(result.exit_code, verdict, failure.get("message", ""), doc["coverage"])
+
+
+def both(tool: Path, target: Path, *args: str) -> tuple[Outcome, Outcome]:
+    return run_independent(tool, target, *args), run_acdkit(target, *args)
+
+
+# -- building damaged bundles ----------------------------------------------------------------
+
+
+def manifest_head(root: Path) -> tuple[str, str, int]:
+    lines = (root / bundle.MANIFEST).read_text().split("\n")
+    return lines[1].split(" ", 1)[1], lines[2].split(" ", 1)[1], int(lines[3].split(" ")[1])
+
+
+def manifest_text(root: Path, head: tuple[str, str, int]) -> str:
+    """The manifest text of the files now in ``root``, sorted by path as the spec says."""
+    incident, origin, size = head
+    lines = ["acdkit-bundle/1", f"incident {incident}", f"origin {origin}", f"checkpoint {size}"]
+    files = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()
+    )
+    for rel in files:
+        if rel == bundle.MANIFEST or (root / rel).is_symlink():
+            continue
+        data = (root / rel).read_bytes()
+        lines.append(f"file {hashlib.sha256(data).hexdigest()} {len(data)} {rel}")
+    return "\n".join(lines) + "\n"
+
+
+def resign(root: Path, signer: keys.Signer, text: str | None = None) -> None:
+    """What an insider holding the sealer key can do after editing files."""
+    text = manifest_text(root, manifest_head(root)) if text is None else text
+    (root / bundle.MANIFEST).write_bytes(sign_note(text, signer).encode())
+
+
+def proofs(root: Path, sub: str = "proofs") -> list[Path]:
+    return sorted((root / sub).iterdir())
+
+
+def edit_proof(path: Path, change: Callable[[list[bytes]], None]) -> None:
+    head, _, checkpoint = path.read_bytes().partition(b"\n\n")
+    lines = head.split(b"\n")
+    change(lines)
+    path.write_bytes(b"\n".join(lines) + b"\n\n" + checkpoint)
+
+
+def flip_b64(value: bytes, at: int) -> bytes:
+    raw = bytearray(base64.b64decode(value))
+    raw[at] ^= 0x01
+    return base64.b64encode(bytes(raw))
+
+
+# -- the fixtures: each named after its defect, with the verdict both must give ---------------
+
+
+def _record_entry_changed(root: Path, o: Origin) -> None:
+    # one byte of a disclosed record's canonical body, inside its proof's extra line
+    edit_proof(
+        proofs(root)[3], lambda lines: lines.__setitem__(1, b"extra " + flip_b64(lines[1][6:], 60))
+    )
+    resign(root, o.signer)
+
+
+def _proof_hash_changed(root: Path, o: Origin) -> None:
+    edit_proof(proofs(root)[5], lambda lines: lines.__setitem__(3, flip_b64(lines[3], 0)))
+    resign(root, o.signer)
+
+
+def _wrong_index_renamed(root: Path, o: Origin) -> None:
+    last = proofs(root)[-1]
+    index = int(last.stem)
+    edit_proof(last, lambda lines: lines.__setitem__(2, f"index {index + 1}".encode()))
+    last.rename(last.with_name(f"{index + 1:020d}.tlog-proof"))
+    resign(root, o.signer)
+
+
+def _index_differs_from_file_name(root: Path, o: Origin) -> None:
+    path = proofs(root)[0]
+    edit_proof(path, lambda lines: lines.__setitem__(2, f"index {int(path.stem) + 1}".encode()))
+    resign(root, o.signer)
+
+
+def _dropped_proof(root: Path, o: Origin) -> None:
+    proofs(root)[7].unlink()
+    resign(root, o.signer)
+
+
+def _dropped_seal_proof(root: Path, o: Origin) -> None:
+    for path in proofs(root, "seals"):
+        path.unlink()
+    resign(root, o.signer)
+
+
+def _manifest_signed_by_another_key(root: Path, o: Origin) -> None:
+    other = keys.generate(o.signer.name)  # same name: only the key differs
+    resign(root, other)
+
+
+def _bundle_key_replaced(root: Path, o: Origin) -> None:
+    # unpinned: the attacker's own vkey and manifest; the checkpoint still bears the real key
+    other = keys.generate(o.signer.name)
+    (root / "key/sealer.vkey").write_text(other.verifier.vkey() + "\n")
+    resign(root, other)
+
+
+def _unlisted_file(root: Path, o: Origin) -> None:
+    (root / "summary/notes.txt").write_text("added after signing")
+
+
+def _path_traversal(root: Path, o: Origin) -> None:
+    text = manifest_text(root, manifest_head(root))
+    resign(root, o.signer, text + f"file {'0' * 64} 1 ../../etc/passwd\n")
+
+
+def _absolute_path(root: Path, o: Origin) -> None:
+    text = manifest_text(root, manifest_head(root))
+    resign(root, o.signer, text.replace(" VERIFY.txt\n", " /VERIFY.txt\n"))
+
+
+def _symlink(root: Path, o: Origin) -> None:
+    os.symlink("/etc/hostname", root / "summary/link")
+
+
+def _symlinked_directory(root: Path, o: Origin) -> None:
+    shutil.move(root / "logs", root.parent / "elsewhere")
+    os.symlink(root.parent / "elsewhere", root / "logs")
+
+
+def _fifo(root: Path, o: Origin) -> None:
+    os.mkfifo(root / "summary/pipe")
+
+
+def _truncated_checkpoint(root: Path, o: Origin) -> None:
+    path = next((root / "checkpoint").iterdir())
+    path.write_bytes(path.read_bytes()[:-30])
+    resign(root, o.signer)
+
+
+def _crlf_manifest(root: Path, o: Origin) -> None:
+    path = root / bundle.MANIFEST
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+
+
+def _non_canonical_base64(root: Path, o: Origin) -> None:
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def change(lines: list[bytes]) -> None:
+        value = lines[3]  # 32 bytes: 43 symbols and '='; the last symbol has 2 unused bits
+        last = alphabet.index(value[42:43])
+        lines[3] = value[:42] + alphabet[last ^ 1 : (last ^ 1) + 1] + b"="
+
+    edit_proof(proofs(root)[2], change)
+    resign(root, o.signer)
+
+
+def _bad_base64_signature(root: Path, o: Origin) -> None:
+    path = root / bundle.MANIFEST
+    text = path.read_text()
+    path.write_text(text[:-10] + "!!" + text[-8:])
+
+
+def _listed_file_missing(root: Path, o: Origin) -> None:
+    (root / "summary/summary.md").unlink()
+
+
+def _summary_edited(root: Path, o: Origin) -> None:
+    path = root / "summary/summary.md"
+    path.write_text(path.read_text().replace("192.168.33.10", "192.168.33.11"))
+
+
+def _proof_on_another_checkpoint(root: Path, o: Origin) -> None:
+    path = proofs(root)[4]
+    head = path.read_bytes().partition(b"\n\n")[0]
+    other = sign_note(Checkpoint(o.signer.name, 1, bytes(32)).text(), o.signer).encode()
+    path.write_bytes(head + b"\n\n" + other)
+    resign(root, o.signer)
+
+
+def _record_proof_holds_the_seal(root: Path, o: Origin) -> None:
+    seal_proof = proofs(root, "seals")[0]
+    shutil.copy(seal_proof, root / "proofs" / seal_proof.name)
+    resign(root, o.signer)
+
+
+def _seal_proof_holds_a_record(root: Path, o: Origin) -> None:
+    record = proofs(root)[0]
+    shutil.copy(record, root / "seals" / record.name)
+    resign(root, o.signer)
+
+
+def _second_bad_signature_by_the_key(root: Path, o: Origin) -> None:
+    path = root / bundle.MANIFEST
+    kid = o.signer.verifier.key_id
+    bogus = base64.b64encode(kid + bytes(64)).decode()
+    path.write_text(path.read_text() + f"\u2014 {o.signer.name} {bogus}\n")
+
+
+def _unknown_cosignature(root: Path, o: Origin) -> None:
+    # a signature by an unknown key is ignored (C2SP); its name has a no-break space
+    path = root / bundle.MANIFEST
+    blob = base64.b64encode(b"\x01\x02\x03\x04" + bytes(64)).decode()
+    path.write_text(path.read_text() + f"\u2014 witness\u00a0one {blob}\n")
+
+
+def _manifest_out_of_order(root: Path, o: Origin) -> None:
+    lines = manifest_text(root, manifest_head(root)).split("\n")
+    lines[4], lines[5] = lines[5], lines[4]
+    resign(root, o.signer, "\n".join(lines))
+
+
+def _manifest_over_one_mib(root: Path, o: Origin) -> None:
+    # what a bundle of 10,000 records (the default --max-records) needs: > 1 MiB of manifest
+    pad = root / "logs/pad"
+    pad.mkdir()
+    for i in range(9000):
+        (pad / f"{i:05d}-{'p' * 30}").write_bytes(b"x")
+    resign(root, o.signer)
+
+
+def _manifest_over_sixteen_mib(root: Path, o: Origin) -> None:
+    path = root / bundle.MANIFEST
+    path.write_bytes(path.read_bytes() + b"x" * (16 << 20))
+
+
+def _proof_over_one_mib(root: Path, o: Origin) -> None:
+    path = proofs(root)[1]
+    head, _, checkpoint = path.read_bytes().partition(b"\n\n")
+    path.write_bytes(head + b"\n\n" + checkpoint + b"x" * (1 << 20))
+    resign(root, o.signer)
+
+
+def _nest(root: Path, depth: int) -> None:
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(depth):  # relative to a descriptor: deeper than PATH_MAX allows
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+
+
+def _deeply_nested(root: Path, o: Origin) -> None:
+    _nest(root, 33)
+
+
+def _nested_very_deeply(root: Path, o: Origin) -> None:
+    _nest(root, 1100)  # acdkit's os.walk recursed into it until RecursionError (exit 70)
+
+
+def _nested_as_deep_as_allowed(root: Path, o: Origin) -> None:
+    _nest(root, 32)
+
+
+def _csv_row_dropped(root: Path, o: Origin) -> None:
+    # the CSV copy loses a row that the Parquet file still has
+    path = root / "records/dns.csv"
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join(lines[:2] + lines[3:]))
+    resign(root, o.signer)
+
+
+Damage = Callable[[Path, Origin], None]
+CASES: dict[str, tuple[Damage | None, str, bool]] = {
+    # name: (damage, verdict, pin the key)
+    "good-pinned": (None, "VERIFIED", True),
+    "good-not-pinned": (None, "VERIFIED", False),
+    "record-entry-changed": (_record_entry_changed, "TAMPERED", True),
+    "proof-hash-changed": (_proof_hash_changed, "TAMPERED", True),
+    "wrong-index-renamed": (_wrong_index_renamed, "TAMPERED", True),
+    "index-differs-from-file-name": (_index_differs_from_file_name, "MALFORMED", True),
+    "dropped-proof": (_dropped_proof, "TAMPERED", True),
+    "dropped-seal-proof": (_dropped_seal_proof, "TAMPERED", True),
+    "manifest-signed-by-another-key": (_manifest_signed_by_another_key, "TAMPERED", True),
+    "bundle-key-replaced": (_bundle_key_replaced, "TAMPERED", False),
+    "unlisted-file": (_unlisted_file, "POLICY", True),
+    "path-traversal": (_path_traversal, "MALFORMED", True),
+    "absolute-path": (_absolute_path, "MALFORMED", True),
+    "symlink": (_symlink, "MALFORMED", True),
+    "symlinked-directory": (_symlinked_directory, "MALFORMED", True),
+    "fifo": (_fifo, "MALFORMED", True),
+    "truncated-checkpoint": (_truncated_checkpoint, "MALFORMED", True),
+    "crlf-manifest": (_crlf_manifest, "MALFORMED", True),
+    "non-canonical-base64": (_non_canonical_base64, "MALFORMED", True),
+    "bad-base64-signature": (_bad_base64_signature, "MALFORMED", True),
+    "listed-file-missing": (_listed_file_missing, "TAMPERED", True),
+    "summary-edited": (_summary_edited, "TAMPERED", True),
+    "proof-on-another-checkpoint": (_proof_on_another_checkpoint, "TAMPERED", True),
+    "record-proof-holds-the-seal": (_record_proof_holds_the_seal, "TAMPERED", True),
+    "seal-proof-holds-a-record": (_seal_proof_holds_a_record, "MALFORMED", True),
+    "second-bad-signature-by-the-key": (_second_bad_signature_by_the_key, "TAMPERED", True),
+    "unknown-cosignature": (_unknown_cosignature, "VERIFIED", True),
+    "manifest-out-of-order": (_manifest_out_of_order, "MALFORMED", True),
+    "manifest-over-one-mib": (_manifest_over_one_mib, "VERIFIED", True),
+    "manifest-over-sixteen-mib": (_manifest_over_sixteen_mib, "MALFORMED", True),
+    "proof-over-one-mib": (_proof_over_one_mib, "MALFORMED", True),
+    "deeply-nested": (_deeply_nested, "MALFORMED", True),
+    "nested-very-deeply": (_nested_very_deeply, "MALFORMED", True),
+    "nested-as-deep-as-allowed": (_nested_as_deep_as_allowed, "VERIFIED", True),
+}
+CODES = {v.name: int(v) for v in ExitCode} | {"VERIFIED": 0}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_both_verifiers_agree(name: str, work: Path, origin: Origin, tool: Path) -> None:
+    damage, verdict, pin = CASES[name]
+    if damage is not None:
+        damage(work, origin)
+    mine, theirs = both(tool, work, *(["--key", origin.vkey] if pin else []))
+    assert (mine.verdict, mine.code) == (verdict, CODES[verdict]), mine
+    assert (theirs.verdict, theirs.code) == (verdict, CODES[verdict]), theirs
+
+
+# -- forged logs: a new tree over chosen entries, signed with the real key --------------------
+
+
+def tlv_fields(body: bytes) -> list[tuple[int, int, bytes]]:
+    return [(fid, int(kind), value) for fid, kind, value in parse_tlv(body)]
+
+
+def tlv_join(fields: list[tuple[int, int, bytes]]) -> bytes:
+    return b"".join(tlv(fid, TlvType(kind), value) for fid, kind, value in fields)
+
+
+def with_field(entry_bytes: bytes, fid: int, kind: int | None, value: bytes | None) -> bytes:
+    """The entry with field ``fid`` set (kind None: same type) or, with value None, removed."""
+    fields = [f for f in tlv_fields(entry_bytes[38:]) if f[0] != fid]
+    if value is not None:
+        old = {f[0]: f[1] for f in tlv_fields(entry_bytes[38:])}
+        fields.append((fid, kind if kind is not None else old[fid], value))
+    return entry_bytes[:38] + tlv_join(sorted(fields))
+
+
+def forge(
+    src: Path,
+    dst: Path,
+    o: Origin,
+    seal_change: Callable[[SealInfo], SealInfo] | None = None,
+    seal_bytes: Callable[[bytes], bytes] | None = None,
+    record_bytes: Callable[[bytes], bytes] | None = None,
+) -> None:
+    """A bundle of a new log: 3 net and 2 dns records of ``src``, then a SEAL, signed anew.
+
+    The SEAL can be edited as a SealInfo or as bytes, the first record's entry as bytes (the
+    rows' integrity_hash follows it, the other columns do not).
+    """
+    picked: list[tuple[str, int, bytes]] = []
+    for table, count in (("net", 3), ("dns", 2)):
+        indices = sorted(pq.read_table(src / f"records/{table}.parquet")["log_index"].to_pylist())
+        for old in indices[:count]:
+            proof = TlogProof.parse((src / f"proofs/{old:020d}.tlog-proof").read_bytes())
+            assert proof.extra is not None
+            picked.append((table, old, proof.extra))
+    entries = [e for _, _, e in picked]
+    if record_bytes is not None:
+        entries[0] = record_bytes(entries[0])
+    n = len(entries)
+    seal_proof = TlogProof.parse(proofs(src, "seals")[0].read_bytes())
+    assert seal_proof.extra is not None
+    info = replace(
+        SealInfo.from_entry(seal_proof.extra),
+        segment_no=0,
+        first_index=0,
+        end_index=n + 1,
+        record_count=n,
+        prev_checkpoint=bytes(32),
+    )
+    info = seal_change(info) if seal_change else info
+    seal_entry = seal_bytes(info.entry()) if seal_bytes else info.entry()
+    tree = TreeLevels([leaf_hash(e) for e in [*entries, seal_entry]])
+    cp = sign_note(Checkpoint(o.signer.name, n + 1, tree.root()).text(), o.signer).encode()
+
+    dst.mkdir()
+    for rel in ("VERIFY.txt", "key/sealer.vkey", bundle.TOOL):
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rel, dst / rel)
+    (dst / "checkpoint").mkdir()
+    (dst / f"checkpoint/{n + 1:020d}.checkpoint").write_bytes(cp)
+    for sub, index, data in [
+        *(("proofs", i, e) for i, e in enumerate(entries)),
+        ("seals", n, seal_entry),
+    ]:
+        (dst / sub).mkdir(exist_ok=True)
+        proof = TlogProof(index, tuple(tree.proof(index)), cp, data)
+        (dst / f"{sub}/{index:020d}.tlog-proof").write_bytes(proof.encode())
+    for table in ("net", "dns"):
+        rows = pq.read_table(src / f"records/{table}.parquet").sort_by("log_index")
+        new = {old: i for i, (t, old, _) in enumerate(picked) if t == table}
+        mask = pa.array([i in new for i in rows["log_index"].to_pylist()])
+        rows = rows.filter(mask)
+        at = [new[i] for i in rows["log_index"].to_pylist()]
+        rows = rows.set_column(0, "log_index", pa.array(at, pa.uint64()))
+        hashes = pa.array([leaf_hash(entries[i]) for i in at], pa.binary(32))
+        rows = rows.set_column(
+            rows.schema.get_field_index("integrity_hash"), "integrity_hash", hashes
+        )
+        bundle._write_table(dst / "records" / table, rows)
+    incident, origin, _ = manifest_head(src)
+    resign(dst, o.signer, manifest_text(dst, (incident, origin, n + 1)))
+
+
+def u32(n: int) -> bytes:
+    return n.to_bytes(4, "big")
+
+
+FORGED: dict[str, tuple[dict[str, Any], str]] = {
+    "forged-consistent": ({}, "VERIFIED"),
+    "forged-record-outside-sealed-time": (
+        {"seal_change": lambda i: replace(i, ts_max_ns=i.ts_min_ns - 1)},
+        "TAMPERED",
+    ),
+    "forged-seal-at-wrong-position": (
+        {"seal_change": lambda i: replace(i, end_index=i.end_index + 1)},
+        "TAMPERED",
+    ),
+    "forged-record-before-its-segment": (
+        {"seal_change": lambda i: replace(i, first_index=1)},
+        "TAMPERED",
+    ),
+    "forged-seal-of-another-log": (
+        {"seal_change": lambda i: replace(i, origin="acdkit/other/log")},
+        "TAMPERED",
+    ),
+    "forged-seal-sources-not-utf8": (
+        {"seal_bytes": lambda e: with_field(e, 12, None, u32(2) + b"\xff\xfe")},
+        "MALFORMED",
+    ),
+    "forged-seal-list-item-truncated": (
+        {"seal_bytes": lambda e: with_field(e, 12, None, u32(100) + b"abc")},
+        "MALFORMED",
+    ),
+    "forged-seal-short-parquet-hash": (
+        {"seal_bytes": lambda e: with_field(e, 21, None, bytes(31))},
+        "MALFORMED",
+    ),
+    "forged-seal-missing-field": (
+        {"seal_bytes": lambda e: with_field(e, 9, None, None)},
+        "MALFORMED",
+    ),
+    "forged-seal-unknown-tlv-type": (
+        {"seal_bytes": lambda e: e + tlv(99, TlvType.U64, bytes(8)).replace(b"\x01", b"\x09", 1)},
+        "MALFORMED",
+    ),
+    "forged-record-port-over-u16": (
+        {"record_bytes": lambda e: with_field(e, 6, None, (70000).to_bytes(8, "big"))},
+        "TAMPERED",
+    ),
+    "forged-record-field-not-in-schema": (
+        {"record_bytes": lambda e: with_field(e, 777, TlvType.UTF8, b"x")},
+        "TAMPERED",
+    ),
+    "forged-record-entry-too-short": ({"record_bytes": lambda e: b"ACDK\x01"}, "MALFORMED"),
+    "forged-record-without-time": (
+        {"record_bytes": lambda e: with_field(e, 17, None, None)},
+        "TAMPERED",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FORGED))
+def test_both_verifiers_agree_on_forged_logs(
+    name: str, origin: Origin, tool: Path, tmp_path: Path
+) -> None:
+    changes, verdict = FORGED[name]
+    forge(origin.bundle, tmp_path / "forged", origin, **changes)
+    mine, theirs = both(tool, tmp_path / "forged", "--key", origin.vkey)
+    assert (mine.verdict, mine.code) == (verdict, CODES[verdict]), mine
+    assert (theirs.verdict, theirs.code) == (verdict, CODES[verdict]), theirs
