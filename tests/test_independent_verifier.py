@@ -9,11 +9,13 @@ the forged logs, the tree and its checkpoint) signed again.
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import importlib.util
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -26,17 +28,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from typer.testing import CliRunner
 
-from acdkit import bundle, ingest, keys, seal
+from acdkit import bundle, ingest, keys, seal, verify
 from acdkit.cli import app
 from acdkit.encoding import TlvType, parse_tlv, tlv
-from acdkit.errors import ExitCode
+from acdkit.errors import ExitCode, UsageError
 from acdkit.merkle import TreeLevels, leaf_hash
 from acdkit.note import Checkpoint, sign_note
 from acdkit.proof import TlogProof
 from acdkit.sealinfo import SealInfo
-from acdkit.store import init_store
+from acdkit.store import Store, init_store
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "src/acdkit/_data/acdkit_verify.py"
@@ -44,6 +47,7 @@ DATA = Path(__file__).parent / "data"
 WINDOW = bundle.Window(
     bundle.parse_time("2013-09-15T00:00:00Z"), bundle.parse_time("2013-09-16T00:00:00Z")
 )
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 # run the tool as `python -I` with acdkit made unimportable, whatever the environment holds
 RUNNER = (
     "import runpy, sys; sys.modules['acdkit'] = None; sys.argv = sys.argv[1:]; "
@@ -56,6 +60,7 @@ class Origin:
     bundle: Path
     signer: keys.Signer
     vkey: str
+    store: Store | None = None
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Origin:
     ingest.ingest(st, [DATA / "zeek-json/zat/conn.log"])
     seal.seal(st, signer)
     bundle.package(st, signer, "INC-1", WINDOW, base / "bundle")
-    return Origin(base / "bundle", signer, st.verifier().vkey())
+    return Origin(base / "bundle", signer, st.verifier().vkey(), st)
 
 
 @pytest.fixture
@@ -295,12 +300,9 @@ def _crlf_manifest(root: Path, o: Origin) -> None:
 
 
 def _non_canonical_base64(root: Path, o: Origin) -> None:
-    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
     def change(lines: list[bytes]) -> None:
-        value = lines[3]  # 32 bytes: 43 symbols and '='; the last symbol has 2 unused bits
-        last = alphabet.index(value[42:43])
-        lines[3] = value[:42] + alphabet[last ^ 1 : (last ^ 1) + 1] + b"="
+        value = lines[3].decode()  # 32 bytes: 43 symbols and '='; the last has 2 unused bits
+        lines[3] = (value[:42] + B64[B64.index(value[42]) ^ 1] + "=").encode()
 
     edit_proof(proofs(root)[2], change)
     resign(root, o.signer)
@@ -359,6 +361,13 @@ def _manifest_out_of_order(root: Path, o: Origin) -> None:
     lines = manifest_text(root, manifest_head(root)).split("\n")
     lines[4], lines[5] = lines[5], lines[4]
     resign(root, o.signer, "\n".join(lines))
+
+
+def _manifest_ends_in_an_empty_line(root: Path, o: Origin) -> None:
+    # signed as it stands: sign_note itself refuses a text with an empty line
+    text = manifest_text(root, manifest_head(root)) + "\n"
+    blob = base64.b64encode(o.signer.verifier.key_id + o.signer.sign(text.encode())).decode()
+    (root / bundle.MANIFEST).write_text(f"{text}\n\u2014 {o.signer.name} {blob}\n")
 
 
 def _manifest_over_one_mib(root: Path, o: Origin) -> None:
@@ -443,6 +452,7 @@ CASES: dict[str, tuple[Damage | None, str, bool]] = {
     "second-bad-signature-by-the-key": (_second_bad_signature_by_the_key, "TAMPERED", True),
     "unknown-cosignature": (_unknown_cosignature, "VERIFIED", True),
     "manifest-out-of-order": (_manifest_out_of_order, "MALFORMED", True),
+    "manifest-ends-in-an-empty-line": (_manifest_ends_in_an_empty_line, "MALFORMED", True),
     "manifest-over-one-mib": (_manifest_over_one_mib, "VERIFIED", True),
     "manifest-over-sixteen-mib": (_manifest_over_sixteen_mib, "MALFORMED", True),
     "proof-over-one-mib": (_proof_over_one_mib, "MALFORMED", True),
@@ -618,3 +628,277 @@ def test_both_verifiers_agree_on_forged_logs(
     mine, theirs = both(tool, tmp_path / "forged", "--key", origin.vkey)
     assert (mine.verdict, mine.code) == (verdict, CODES[verdict]), mine
     assert (theirs.verdict, theirs.code) == (verdict, CODES[verdict]), theirs
+
+
+# -- what the two verifiers see differently, by design ----------------------------------------
+
+
+def test_parquet_rows_are_compared_by_acdkit_only(work: Path, origin: Origin, tool: Path) -> None:
+    # a disclosed row edited in Parquet, the manifest signed again
+    path = work / "records/net.parquet"
+    table = pq.read_table(path)
+    ports = table["dst_port"].to_pylist()
+    ports[0] = 6667
+    column = table.schema.get_field_index("dst_port")
+    pq.write_table(table.set_column(column, "dst_port", pa.array(ports, pa.uint16())), path)
+    resign(work, origin.signer)
+    mine, theirs = both(tool, work, "--key", origin.vkey)
+    assert theirs.verdict == "TAMPERED" and "differs from its proven entry" in theirs.message
+    assert mine.verdict == "VERIFIED"
+    assert "NOT compared with the entries: the Parquet files" in mine.coverage
+
+
+def test_csv_copies_are_read_by_the_independent_verifier_only(
+    work: Path, origin: Origin, tool: Path
+) -> None:
+    _csv_row_dropped(work, origin)
+    mine, theirs = both(tool, work, "--key", origin.vkey)
+    assert mine.verdict == "TAMPERED" and "has no disclosed record" in mine.message
+    assert theirs.verdict == "VERIFIED" and "CSV copies are attested" in theirs.coverage
+
+
+def test_parquet_without_csv_is_incomplete_for_the_independent_verifier(
+    work: Path, origin: Origin, tool: Path
+) -> None:
+    (work / "records/dns.csv").unlink()
+    resign(work, origin.signer)
+    mine, theirs = both(tool, work, "--key", origin.vkey)
+    assert (mine.verdict, mine.code) == ("INCOMPLETE", 3)
+    assert "records/dns.parquet has no CSV copy" in mine.message
+    assert theirs.verdict == "VERIFIED"
+
+
+# -- invocation ---------------------------------------------------------------------------------
+
+
+def test_usage_and_key_errors(origin: Origin, tool: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for target in (tmp_path / "missing", tmp_path / "empty"):
+        mine, theirs = both(tool, target)
+        assert (mine.code, theirs.code) == (2, 2)
+    mine, theirs = both(tool, origin.bundle, "--key", "not-a-vkey")
+    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+    name, kid, blob = origin.vkey.split("+", 2)
+    other = keys.generate(name).verifier.vkey()
+    mine, theirs = both(tool, origin.bundle, "--key", other)
+    assert (mine.verdict, theirs.verdict) == ("TAMPERED", "TAMPERED")
+    # base64 whose last symbol carries bits that decoding drops: not canonical
+    bent = f"{name}+{kid}+{blob[:-1]}{B64[B64.index(blob[-1]) ^ 1]}"
+    mine, theirs = both(tool, origin.bundle, "--key", bent)
+    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+    key_file = tmp_path / "sealer.vkey"
+    key_file.write_text(origin.vkey + "\n")
+    mine, theirs = both(tool, origin.bundle, "--key", str(key_file))
+    assert (mine.verdict, theirs.verdict) == ("VERIFIED", "VERIFIED")
+
+
+def test_the_copy_inside_the_bundle_runs_on_its_own(origin: Origin, tmp_path: Path) -> None:
+    shipped = origin.bundle / bundle.TOOL
+    assert shipped.read_bytes() == TOOL.read_bytes()
+    listed = (origin.bundle / bundle.MANIFEST).read_text()
+    digest = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert f"file {digest} {shipped.stat().st_size} {bundle.TOOL}\n" in listed
+    assert (
+        f"python3 BUNDLE_DIR/{bundle.TOOL} BUNDLE_DIR --key"
+        in (origin.bundle / "VERIFY.txt").read_text()
+    )
+    # plain output: nothing on stdout, the checks, the verdict and the coverage on stderr
+    proc = subprocess.run(
+        [sys.executable, "-I", str(shipped), str(origin.bundle), "--key", origin.vkey],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert [line.split()[:2] for line in lines[:7]] == [["ok", f"{i}."] for i in range(1, 8)]
+    assert lines[7].startswith("VERIFIED 564 disclosed records and 1 SEAL leaves proven")
+
+
+def test_package_refuses_a_manifest_over_the_limit(
+    origin: Origin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert origin.store is not None
+    size = (origin.bundle / bundle.MANIFEST).stat().st_size
+    monkeypatch.setattr(bundle, "MANIFEST_LIMIT", size - 1)
+    with pytest.raises(UsageError, match="manifest of 564 records would exceed"):
+        bundle.package(origin.store, origin.signer, "INC-9", WINDOW, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_the_runner_cannot_import_acdkit(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import acdkit\n")
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", RUNNER, str(probe)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1 and "ModuleNotFoundError" in proc.stderr
+
+
+def test_the_tool_imports_the_standard_library_and_cryptography_only() -> None:
+    tree = ast.parse(TOOL.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module is not None
+            names.add(node.module.split(".")[0])
+    assert "cryptography" in names
+    assert names - {"cryptography"} <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_embedded_schemas_match_the_yaml_files() -> None:
+    for table in ("net", "dns", "edr"):
+        doc = yaml.safe_load((REPO / f"schemas/{table}.v1.yaml").read_text())
+        assert doc["version"] == 1
+        expected = {f["id"]: (f["name"], f["type"]) for f in doc["fields"]}
+        assert iv.SCHEMAS[table] == expected
+
+
+# -- the spec's known-answer vectors, through the independent verifier's own functions ----------
+
+
+def spec_roots() -> dict[int, bytes]:
+    """The RFC 6962 roots of docs/evidence-format.md §11, read from the document itself."""
+    text = (REPO / "docs/evidence-format.md").read_text()
+    block = text.split("roots of the first 1…8 leaves", 1)[1].split("```", 2)[1]
+    return {
+        int(n): bytes.fromhex(h) for n, h in (line.split() for line in block.split("\n") if line)
+    }
+
+
+RFC6962_LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
+
+
+def naive_path(leaves: list[bytes], index: int) -> list[bytes]:
+    """RFC 6962 §2.1.1 PATH(m, D[n]), straight from its recursive definition."""
+
+    def mth(d: list[bytes]) -> bytes:
+        if len(d) == 1:
+            return hashlib.sha256(b"\x00" + d[0]).digest()
+        k = 1 << ((len(d) - 1).bit_length() - 1)
+        return hashlib.sha256(b"\x01" + mth(d[:k]) + mth(d[k:])).digest()
+
+    if len(leaves) == 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if index < k:
+        return [*naive_path(leaves[:k], index), mth(leaves[k:])]
+    return [*naive_path(leaves[k:], index - k), mth(leaves[:k])]
+
+
+def test_rfc6962_vectors_of_the_spec() -> None:
+    roots = spec_roots()
+    assert sorted(roots) == list(range(1, 9))
+    for n, root in roots.items():
+        for m in range(n):
+            path = naive_path(RFC6962_LEAVES[:n], m)
+            assert iv.root_from_path(m, n, iv.leaf_hash(RFC6962_LEAVES[m]), path) == root
+            assert iv.root_from_path(m, n, iv.leaf_hash(RFC6962_LEAVES[m]), [*path, root]) is None
+            if path:
+                assert iv.root_from_path(m, n, iv.leaf_hash(RFC6962_LEAVES[m]), path[:-1]) is None
+        assert iv.root_from_path(n, n, iv.leaf_hash(b""), naive_path(RFC6962_LEAVES[:n], 0)) is None
+
+
+def test_acdkit_vectors_of_the_spec() -> None:
+    v = json.loads((REPO / "docs/evidence-vectors.json").read_text())
+    key = iv.parse_vkey(v["vkey"])
+    assert key.key_id.hex() == v["key_id_hex"]
+    entries = []
+    for item in v["records"]:
+        data = bytes.fromhex(item["entry_hex"])
+        entry = iv.parse_entry(data)
+        assert (entry.kind, entry.salt.hex()) == (iv.RECORD, item["salt_hex"])
+        assert entry.body.hex() == item["canonical_body_hex"]
+        assert iv.decode_record(entry.body) == (item["table"], item["record"])
+        assert iv.leaf_hash(data).hex() == item["leaf_hash_hex"]
+        entries.append(data)
+    seal_entry = bytes.fromhex(v["seal"]["entry_hex"])
+    assert iv.leaf_hash(seal_entry).hex() == v["seal"]["leaf_hash_hex"]
+    info = iv.decode_seal(iv.parse_entry(seal_entry).body)
+    assert (info.origin, info.first, info.end) == (key.name, 0, 3)
+    assert info.ts_min <= v["records"][0]["record"]["ts_utc"] <= info.ts_max
+
+    note_bytes = v["checkpoint_note"].encode()
+    assert iv.sha256(note_bytes).hex() == v["checkpoint_sha256_hex"]
+    note = iv.parse_note(note_bytes, iv.NOTE_LIMIT, "checkpoint")
+    iv.check_signed(note, key, "checkpoint")
+    cp = iv.parse_checkpoint(note)
+    assert (cp.origin, cp.size, cp.root.hex()) == (key.name, 3, v["tree"]["root_hex"])
+
+    proof = iv.parse_proof(v["tlog_proof_of_index_1"].encode())
+    assert (proof.index, proof.extra, proof.checkpoint) == (1, entries[1], note_bytes)
+    assert iv.root_from_path(1, 3, iv.leaf_hash(entries[1]), proof.hashes) == cp.root
+    leaves = [iv.leaf_hash(e) for e in [*entries, seal_entry]]
+    # the other two leaves of the size-3 tree: their paths follow from the three leaf hashes
+    assert iv.root_from_path(0, 3, leaves[0], [leaves[1], leaves[2]]) == cp.root
+    assert iv.root_from_path(2, 3, leaves[2], [iv.node_hash(leaves[0], leaves[1])]) == cp.root
+
+
+# -- differential fuzzing: random damage, with and without a fresh signature --------------------
+
+
+def _mutate(data: bytes, rnd: random.Random) -> bytes:
+    op = rnd.choice(("byte", "bit", "cut", "insert", "delete", "dup", "swap", "crlf", "drop"))
+    if not data:
+        return b"x"
+    i = rnd.randrange(len(data))
+    if op in ("byte", "bit", "cut", "insert", "delete", "crlf"):
+        return {
+            "byte": lambda: data[:i] + bytes([rnd.randrange(256)]) + data[i + 1 :],
+            "bit": lambda: data[:i] + bytes([data[i] ^ (1 << rnd.randrange(8))]) + data[i + 1 :],
+            "cut": lambda: data[:i],
+            "insert": lambda: data[:i] + bytes([rnd.choice(b"\n \x00=+/A0-\xe2\xc3")]) + data[i:],
+            "delete": lambda: data[:i] + data[i + 1 :],
+            "crlf": lambda: data.replace(b"\n", b"\r\n", 1),
+        }[op]()
+    lines = data.split(b"\n")
+    j, k = rnd.randrange(len(lines)), rnd.randrange(len(lines))
+    if op == "dup":
+        lines.insert(j, lines[k])
+    elif op == "swap":
+        lines[j], lines[k] = lines[k], lines[j]
+    else:
+        del lines[j]
+    return b"\n".join(lines)
+
+
+def test_random_damage_gets_the_same_verdict(origin: Origin, tmp_path: Path) -> None:
+    forge(origin.bundle, tmp_path / "good", origin)
+    pins = (keys.Verifier.parse(origin.vkey), iv.parse_vkey(origin.vkey))
+    rnd, seen = random.Random(20240607), set()
+    for _ in range(300):
+        work = tmp_path / "work"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(tmp_path / "good", work)
+        kinds = ("", ".note", ".vkey", ".txt", ".checkpoint", ".tlog-proof")
+        files = sorted(p for p in work.rglob("*") if p.is_file() and p.suffix in kinds)
+        targets = [rnd.choice(files) for _ in range(rnd.choice((1, 1, 2)))]
+        for target in targets:
+            target.write_bytes(_mutate(target.read_bytes(), rnd))
+        if rnd.random() < 0.8 and work / bundle.MANIFEST not in targets:
+            resign(work, origin.signer)
+        pin = rnd.random() < 0.7
+        theirs = verify.verify_path(work, pins[0] if pin else None)
+        mine = iv.verify_bundle(str(work), pins[1] if pin else None)
+        assert mine.code == int(theirs.verdict), (mine.failure, theirs.failure)
+        seen.add(mine.code)
+    assert seen == {0, 1, 4}  # some damage is harmless (VERIFY.txt edited, then signed)

@@ -375,7 +375,7 @@ class _Manifest:
 
 def _parse_manifest(data: bytes) -> _Manifest:
     note = SignedNote.parse(data, MANIFEST_LIMIT)
-    lines = note.text.rstrip("\n").split("\n")
+    lines = note.text[:-1].split("\n")
     if len(lines) < 4 or lines[0] != BUNDLE_FORMAT:
         raise MalformedError(f"manifest does not start with {BUNDLE_FORMAT}")
     heads = {}

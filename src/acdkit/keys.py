@@ -83,7 +83,7 @@ class Verifier:
         if len(parts) != 3:
             raise MalformedError("verifier key must be <name>+<hex id>+<base64 key>")
         name, hexid, blob = parts
-        if not name or any(c.isspace() or not c.isprintable() for c in name):
+        if not name or any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
             raise MalformedError("verifier key name is empty or holds blanks or control characters")
         try:
             raw = base64.b64decode(blob, validate=True)

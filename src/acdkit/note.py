@@ -68,8 +68,9 @@ class SignedNote:
             raise MalformedError("note is not valid UTF-8") from exc
         if _CONTROL.search(text):
             raise MalformedError("note contains a control character (CR, TAB, NUL, ...)")
-        body, sep, sigblock = text.rpartition("\n\n")
-        if not sep or not body:
+        # text lines are non-empty, so the first empty line ends the text
+        body, sep, sigblock = text.partition("\n\n")
+        if not sep or not body or body.startswith("\n"):
             raise MalformedError("note has no blank line between text and signatures")
         if not sigblock.endswith("\n"):
             raise MalformedError("note does not end with a newline")
