@@ -19,7 +19,7 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -31,10 +31,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from acdkit import bundle, ingest, keys, seal, verify
+from acdkit import bundle, ingest, keys, rotation, seal, verify
 from acdkit.cli import app
-from acdkit.encoding import TlvType, parse_tlv, tlv
+from acdkit.encoding import EntryType, TlvType, entry, parse_tlv, tlv
 from acdkit.errors import ExitCode, UsageError
+from acdkit.keychain import REVOKE, ROTATE, key_event_body
 from acdkit.merkle import TreeLevels, leaf_hash
 from acdkit.note import Checkpoint, sign_note
 from acdkit.proof import TlogProof
@@ -500,8 +501,12 @@ def forge(
     seal_change: Callable[[SealInfo], SealInfo] | None = None,
     seal_bytes: Callable[[bytes], bytes] | None = None,
     record_bytes: Callable[[bytes], bytes] | None = None,
+    key_entries: Sequence[bytes] = (),
+    checkpoint_signer: keys.Signer | None = None,
+    manifest_signer: keys.Signer | None = None,
 ) -> None:
-    """A bundle of a new log: 3 net and 2 dns records of ``src``, then a SEAL, signed anew.
+    """A bundle of a new log: 3 net and 2 dns records of ``src``, then ``key_entries`` (proven
+    under key/rotations/), then a SEAL; the checkpoint and the manifest signed anew.
 
     The SEAL can be edited as a SealInfo or as bytes, the first record's entry as bytes (the
     rows' integrity_hash follows it, the other columns do not).
@@ -516,33 +521,37 @@ def forge(
     entries = [e for _, _, e in picked]
     if record_bytes is not None:
         entries[0] = record_bytes(entries[0])
-    n = len(entries)
+    n, logged = len(entries), list(key_entries)
     seal_proof = TlogProof.parse(proofs(src, "seals")[0].read_bytes())
     assert seal_proof.extra is not None
     info = replace(
         SealInfo.from_entry(seal_proof.extra),
         segment_no=0,
         first_index=0,
-        end_index=n + 1,
+        end_index=n + len(logged) + 1,
         record_count=n,
         prev_checkpoint=bytes(32),
+        entry_count=len(logged),
     )
     info = seal_change(info) if seal_change else info
     seal_entry = seal_bytes(info.entry()) if seal_bytes else info.entry()
-    tree = TreeLevels([leaf_hash(e) for e in [*entries, seal_entry]])
-    cp = sign_note(Checkpoint(o.signer.name, n + 1, tree.root()).text(), o.signer).encode()
+    size = n + len(logged) + 1
+    tree = TreeLevels([leaf_hash(e) for e in [*entries, *logged, seal_entry]])
+    cp_text = Checkpoint(o.signer.name, size, tree.root()).text()
+    cp = sign_note(cp_text, checkpoint_signer or o.signer).encode()
 
     dst.mkdir()
     for rel in ("VERIFY.txt", "key/sealer.vkey", bundle.TOOL):
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src / rel, dst / rel)
     (dst / "checkpoint").mkdir()
-    (dst / f"checkpoint/{n + 1:020d}.checkpoint").write_bytes(cp)
+    (dst / f"checkpoint/{size:020d}.checkpoint").write_bytes(cp)
     for sub, index, data in [
         *(("proofs", i, e) for i, e in enumerate(entries)),
-        ("seals", n, seal_entry),
+        *((bundle.ROTATIONS, n + i, e) for i, e in enumerate(logged)),
+        ("seals", size - 1, seal_entry),
     ]:
-        (dst / sub).mkdir(exist_ok=True)
+        (dst / sub).mkdir(parents=True, exist_ok=True)
         proof = TlogProof(index, tuple(tree.proof(index)), cp, data)
         (dst / f"{sub}/{index:020d}.tlog-proof").write_bytes(proof.encode())
     for table in ("net", "dns"):
@@ -558,7 +567,7 @@ def forge(
         )
         bundle._write_table(dst / "records" / table, rows)
     incident, origin, _ = manifest_head(src)
-    resign(dst, o.signer, manifest_text(dst, (incident, origin, n + 1)))
+    resign(dst, manifest_signer or o.signer, manifest_text(dst, (incident, origin, size)))
 
 
 def u32(n: int) -> bytes:
@@ -902,3 +911,158 @@ def test_random_damage_gets_the_same_verdict(origin: Origin, tmp_path: Path) -> 
         assert mine.code == int(theirs.verdict), (mine.failure, theirs.failure)
         seen.add(mine.code)
     assert seen == {0, 1, 4}  # some damage is harmless (VERIFY.txt edited, then signed)
+
+
+# -- the key chain: rotations and revocations proven in the bundle (spec §7.1) ------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    first: keys.Signer
+    new: keys.Signer
+    third: keys.Signer
+
+
+@pytest.fixture(scope="module")
+def chain_keys(origin: Origin) -> Keys:
+    return Keys(origin.signer, *(keys.generate(origin.signer.name) for _ in range(2)))
+
+
+def key_entry(
+    k: Keys, action: str, current: keys.Signer, subject: keys.Verifier, incoming: Any = None
+) -> bytes:
+    body = key_event_body(k.first.name, action, current, subject, 1_700_000_000, incoming)
+    return entry(EntryType.KEY, body)
+
+
+def rotate(k: Keys) -> bytes:
+    return key_entry(k, ROTATE, k.first, k.new.verifier, k.new)
+
+
+KEYED: dict[str, tuple[Callable[[Keys], dict[str, Any]], str]] = {
+    "rotated": (lambda k: {"key_entries": [rotate(k)], "manifest_signer": k.new}, "VERIFIED"),
+    "rotated-checkpoint-by-new-key": (
+        lambda k: {
+            "key_entries": [rotate(k)],
+            "manifest_signer": k.new,
+            "checkpoint_signer": k.new,
+        },
+        "VERIFIED",
+    ),
+    "rotated-manifest-by-old-key": (lambda k: {"key_entries": [rotate(k)]}, "TAMPERED"),
+    "rotation-signed-by-the-new-key-only": (
+        lambda k: {
+            "key_entries": [key_entry(k, ROTATE, k.new, k.new.verifier, k.new)],
+            "manifest_signer": k.new,
+        },
+        "TAMPERED",
+    ),
+    "rotation-without-the-incoming-signature": (
+        lambda k: {
+            "key_entries": [rotate(k)[:-64] + bytes(64)],
+            "manifest_signer": k.new,
+        },
+        "TAMPERED",
+    ),
+    "rotation-back-to-the-first-key": (
+        lambda k: {
+            "key_entries": [rotate(k), key_entry(k, ROTATE, k.new, k.first.verifier, k.first)],
+        },
+        "TAMPERED",
+    ),
+    "rotation-to-another-logs-key": (
+        lambda k: (
+            lambda other: {
+                "key_entries": [key_entry(k, ROTATE, k.first, other.verifier, other)],
+                "manifest_signer": other,
+            }
+        )(keys.generate("acdkit/other/log")),
+        "TAMPERED",
+    ),
+    "current-key-revokes-itself": (
+        lambda k: {"key_entries": [key_entry(k, REVOKE, k.first, k.first.verifier)]},
+        "TAMPERED",
+    ),
+    "revoked-key-signs-the-checkpoint": (
+        # the chain keeps a revoked key among those that may sign the bundle's checkpoint
+        lambda k: {
+            "key_entries": [rotate(k), key_entry(k, REVOKE, k.new, k.first.verifier)],
+            "manifest_signer": k.new,
+        },
+        "VERIFIED",
+    ),
+    "key-entry-with-an-unknown-field": (
+        lambda k: {
+            "key_entries": [rotate(k) + tlv(9, TlvType.U64, bytes(8))],
+            "manifest_signer": k.new,
+        },
+        "MALFORMED",
+    ),
+    "key-entry-vkey-with-a-blank": (
+        lambda k: {
+            "key_entries": [with_field(rotate(k), 3, None, k.new.verifier.vkey().encode() + b" ")],
+            "manifest_signer": k.new,
+        },
+        "MALFORMED",
+    ),
+    "rotations-proof-holds-a-gap-entry": (
+        lambda k: {"key_entries": [entry(EntryType.GAP, tlv(1, TlvType.U64, bytes(8)))]},
+        "MALFORMED",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(KEYED))
+def test_both_verifiers_agree_on_key_chains(
+    name: str, origin: Origin, chain_keys: Keys, tool: Path, tmp_path: Path
+) -> None:
+    make, verdict = KEYED[name]
+    forge(origin.bundle, tmp_path / "forged", origin, **make(chain_keys))
+    for pin in (chain_keys.first.verifier.vkey(), None):
+        mine, theirs = both(tool, tmp_path / "forged", *(["--key", pin] if pin else []))
+        assert (mine.verdict, mine.code) == (verdict, CODES[verdict]), mine
+        assert (theirs.verdict, theirs.code) == (verdict, CODES[verdict]), theirs
+
+
+def test_a_pinned_key_must_be_in_the_chain(
+    origin: Origin, chain_keys: Keys, tool: Path, tmp_path: Path
+) -> None:
+    k = chain_keys
+    forge(origin.bundle, tmp_path / "f", origin, key_entries=[rotate(k)], manifest_signer=k.new)
+    for pin, verdict in ((k.new, "VERIFIED"), (k.third, "TAMPERED")):
+        mine, theirs = both(tool, tmp_path / "f", "--key", pin.verifier.vkey())
+        assert (mine.verdict, theirs.verdict) == (verdict, verdict)
+    # without key/sealer.vkey the chain starts at the pinned key
+    (tmp_path / "f/key/sealer.vkey").unlink()
+    resign(tmp_path / "f", k.new)
+    mine, theirs = both(tool, tmp_path / "f", "--key", k.first.verifier.vkey())
+    assert (mine.verdict, theirs.verdict) == ("VERIFIED", "VERIFIED")
+    mine, theirs = both(tool, tmp_path / "f")
+    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+
+
+def test_a_real_rotation_in_a_store(origin: Origin, tool: Path, tmp_path: Path) -> None:
+    st, key = init_store(tmp_path / "store", tmp_path / "keys/first.key", "test-org")
+    first = keys.load_signer(key)
+    ingest.ingest(st, [DATA / "zeek-tsv/zat/dns.log"])
+    seal.seal(st, first)
+    new = keys.generate(st.origin)
+    rotation.rotate(st, first, new)
+    ingest.ingest(st, [DATA / "zeek-tsv/zat/conn.log"])
+    seal.seal(st, new)
+    out = tmp_path / "bundle"
+    bundle.package(st, new, "INC-8", WINDOW, out)
+    assert len(list((out / bundle.ROTATIONS).iterdir())) == 1
+    for pin in (first, new):
+        mine, theirs = both(tool, out, "--key", pin.verifier.vkey())
+        assert (mine.verdict, theirs.verdict) == ("VERIFIED", "VERIFIED")
+    assert "after 1 key rotations" in json.dumps(iv.verify_bundle(str(out)).checks)
+
+
+def test_expect_min_size(origin: Origin, tool: Path) -> None:
+    size = manifest_head(origin.bundle)[2]
+    for n, verdict in ((size, "VERIFIED"), (size + 1, "TAMPERED")):
+        mine, theirs = both(tool, origin.bundle, "--expect-min-size", str(n))
+        assert (mine.verdict, theirs.verdict) == (verdict, verdict)
+    mine = run_independent(tool, origin.bundle, "--expect-min-size", "-1")
+    assert mine.code == 2

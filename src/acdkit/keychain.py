@@ -86,6 +86,9 @@ def parse_key_event(body: bytes) -> KeyEvent:
         subject = Verifier.parse(fields[3][1].decode())
     except UnicodeDecodeError:
         raise MalformedError("KEY entry text is not UTF-8") from None
+    if subject.vkey().encode() != fields[3][1]:
+        # the event message holds field 3 as it stands: one vkey text, nothing around it
+        raise MalformedError("KEY entry field 3 is not exactly a vkey")
     signer_id, at_raw, sig = fields[2][1], fields[4][1], fields[5][1]
     second = fields[6][1] if 6 in fields else None
     if action not in (ROTATE, REVOKE) or len(signer_id) != 4 or len(at_raw) != 8:

@@ -66,7 +66,9 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 DASH = "\u2014"
 ENTRY_MAGIC = b"ACDK"
 ENTRY_VERSION = 1
-RECORD, SEAL = 0x01, 0x02
+RECORD, SEAL, KEY = 0x01, 0x02, 0x04
+LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION (spec §4)
+ROTATIONS = "key/rotations/"
 ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
 TABLES = ("net", "dns", "edr")
 
@@ -76,7 +78,7 @@ _HEX8 = re.compile(r"[0-9a-f]{8}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
-_INDEX_NAME = re.compile(r"(proofs|seals)/([0-9]{20})\.tlog-proof")
+_INDEX_NAME = re.compile(r"(proofs/|seals/|key/rotations/)([0-9]{20})\.tlog-proof")
 
 # TLV type codes (spec §3)
 T_U64, T_I64, T_BYTES, T_UTF8, T_IP16, T_BOOL, T_UTF8LIST = 1, 2, 3, 4, 5, 6, 7
@@ -160,6 +162,7 @@ LOGICAL = {
 }
 
 SEAL_TABLE_BASE = {"net": 20, "dns": 30, "edr": 40}
+SEAL_FIELDS = {*range(1, 15), *(b + i for b in SEAL_TABLE_BASE.values() for i in range(4))}
 
 
 class Finding(Exception):
@@ -320,25 +323,27 @@ def parse_note(data: bytes, limit: int, what: str) -> Note:
     return Note(body, tuple(sigs))
 
 
-def check_signed(note: Note, key: Vkey, what: str) -> None:
-    """At least one signature line names the key; every line that does must verify."""
+def ed25519_ok(public: bytes, signature: bytes, message: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
-        public = Ed25519PublicKey.from_public_bytes(key.public)
-    except ValueError:
-        raise Finding(MALFORMED, "verifier key is not a valid Ed25519 public key") from None
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def signed_by(note: Note, key: Vkey) -> bool:
+    """At least one signature line names the key, and every line that does verifies."""
     mine = [sig for name, kid, sig in note.signatures if name == key.name and kid == key.key_id]
-    if not mine:
-        raise Finding(TAMPERED, f"{what} carries no signature by key {key.key_id.hex()}")
-    for sig in mine:
-        try:
-            public.verify(sig, note.text.encode("utf-8"))
-        except InvalidSignature:
-            raise Finding(
-                TAMPERED, f"{what}: signature by key {key.key_id.hex()} does not verify"
-            ) from None
+    text = note.text.encode("utf-8")
+    return bool(mine) and all(ed25519_ok(key.public, sig, text) for sig in mine)
+
+
+def check_signed(note: Note, key: Vkey, what: str) -> None:
+    if not signed_by(note, key):
+        raise Finding(TAMPERED, f"{what} carries no valid signature by key {key.key_id.hex()}")
 
 
 @dataclass(frozen=True)
@@ -473,6 +478,9 @@ def decode_seal(body: bytes) -> SealInfo:
         fields = {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
     except ValueError as exc:
         raise Finding(MALFORMED, f"SEAL body: {exc}") from None
+    unknown = sorted(set(fields) - SEAL_FIELDS)
+    if unknown:
+        raise Finding(MALFORMED, f"SEAL field {unknown[0]} is not one of format version 1")
     wanted: dict[int, tuple[str, bool]] = {
         1: ("utf8", True),
         2: ("u64", True),
@@ -487,6 +495,7 @@ def decode_seal(body: bytes) -> SealInfo:
         11: ("key_id", True),
         12: ("utf8_list", True),
         13: ("utf8", True),
+        14: ("u64", False),
     }
     for base in SEAL_TABLE_BASE.values():
         if base in fields:
@@ -510,6 +519,84 @@ def decode_seal(body: bytes) -> SealInfo:
         except (ValueError, UnicodeDecodeError) as exc:
             raise Finding(MALFORMED, f"SEAL field {fid}: {exc}") from None
     return SealInfo(values[1], values[3], values[4], values.get(7), values.get(8))
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    action: str
+    signer_id: bytes
+    subject: Vkey
+    message: bytes
+    signature: bytes
+    incoming_signature: bytes | None
+
+
+def decode_key_event(body: bytes, origin: str) -> KeyEvent:
+    """A KEY entry body (spec §7.1); MALFORMED unless exactly its fields, each well formed."""
+    try:
+        fields = {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
+    except ValueError as exc:
+        raise Finding(MALFORMED, f"KEY body: {exc}") from None
+    types = {1: T_UTF8, 2: T_BYTES, 3: T_UTF8, 4: T_I64, 5: T_BYTES, 6: T_BYTES}
+    widths = {2: 4, 4: 8, 5: 64, 6: 64}
+    for fid, (kind, value) in fields.items():
+        if types.get(fid) != kind or len(value) != widths.get(fid, len(value)):
+            raise Finding(MALFORMED, f"KEY field {fid} is unknown or of the wrong type or size")
+    if any(fid not in fields for fid in range(1, 6)):
+        raise Finding(MALFORMED, "KEY entry lacks one of its fields 1-5")
+    action = fields[1][1]
+    if action not in (b"rotate", b"revoke") or (action == b"rotate") != (6 in fields):
+        raise Finding(MALFORMED, "KEY action is neither a rotation (with field 6) nor a revocation")
+    try:
+        vkey_text = fields[3][1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Finding(MALFORMED, "KEY field 3 is not UTF-8") from None
+    subject = parse_vkey(vkey_text)
+    if vkey_text != vkey_text.strip():
+        raise Finding(MALFORMED, "KEY field 3 has white space around its vkey")
+    at = int.from_bytes(fields[4][1], "big", signed=True)
+    message = (
+        f"acdkit/1/key-event\n{origin}\n{action.decode()}\n{fields[2][1].hex()}\n"
+        f"{vkey_text}\n{at}\n"
+    ).encode()
+    second = fields[6][1] if 6 in fields else None
+    return KeyEvent(action.decode(), fields[2][1], subject, message, fields[5][1], second)
+
+
+@dataclass
+class KeyChain:
+    """The sealer keys of the log: the first, then each one a proven rotation made current."""
+
+    origin: str
+    keys: list[Vkey]
+    revoked: set[bytes] = field(default_factory=set)
+
+    @property
+    def current(self) -> Vkey:
+        return self.keys[-1]
+
+    def apply(self, rel: str, event: KeyEvent) -> None:
+        """One KEY event, by the walk of spec §7.1; TAMPERED where a rule breaks."""
+        cur = self.current
+        if event.signer_id != cur.key_id or not ed25519_ok(
+            cur.public, event.signature, event.message
+        ):
+            raise Finding(
+                TAMPERED, f"{rel}: KEY event not signed by the current key {cur.key_id.hex()}"
+            )
+        if event.subject.name != self.origin:
+            raise Finding(TAMPERED, f"{rel}: KEY event names a key of another log")
+        if event.action == "rotate":
+            second = event.incoming_signature or b""
+            if not ed25519_ok(event.subject.public, second, event.message):
+                raise Finding(TAMPERED, f"{rel}: rotation not signed by the incoming key")
+            if event.subject in self.keys or event.subject.key_id in self.revoked:
+                raise Finding(TAMPERED, f"{rel}: rotation to a key that was current or revoked")
+            self.keys.append(event.subject)
+        else:
+            if event.subject == cur:
+                raise Finding(TAMPERED, f"{rel}: the current key revokes itself")
+            self.revoked.add(event.subject.key_id)
 
 
 # -- reading the bundle without trusting it -------------------------------------------------
@@ -747,13 +834,18 @@ class Report:
         }
 
 
-def verify_bundle(root: str, pinned: Vkey | None = None) -> Report:
+def verify_bundle(
+    root: str, pinned: Vkey | None = None, expect_min_size: int | None = None
+) -> Report:
     """Verify a bundle offline.
 
     1. Every path is a regular file; the manifest parses strictly.
-    2. The manifest signature verifies with the pinned key, else with key/sealer.vkey.
-    3. Every listed file has its listed size and SHA-256; no file is unlisted (POLICY).
-    4. The checkpoint parses, verifies with the same key and matches the manifest.
+    2. Every listed file has its listed size and SHA-256; no file is unlisted (POLICY).
+    3. The key chain runs from the log's first key (key/sealer.vkey, else the pinned key)
+       through the KEY entries under key/rotations/; a pinned key is one of its keys; the
+       manifest is signed by its current key.
+    4. The checkpoint parses, is signed by a key of the chain, matches the manifest and is
+       not smaller than ``expect_min_size``.
     5. Every proof parses, is named after its index, rests on the bundle's checkpoint, carries
        an acdkit entry, and its audit path leads from that entry to the checkpoint root.
     6. Every proven record entry is a RECORD whose body is a record of its table; the
@@ -765,31 +857,41 @@ def verify_bundle(root: str, pinned: Vkey | None = None) -> Report:
     try:
         # 1
         present = bundle.walk()
-        manifest = parse_manifest(
-            parse_note(
-                bundle.read(MANIFEST, MANIFEST_LIMIT, "manifest"), MANIFEST_LIMIT, "manifest"
-            )
-        )
+        data = bundle.read(MANIFEST, MANIFEST_LIMIT, "manifest")
+        manifest = parse_manifest(parse_note(data, MANIFEST_LIMIT, "manifest"))
         report.ok("1", f"manifest of {len(manifest.files)} files parses; all paths are safe")
         # 2
         step = "2"
-        key = pinned or _bundle_key(bundle, manifest)
-        check_signed(manifest.note, key, "manifest")
-        how = "pinned with --key" if pinned else "the bundle's own key/sealer.vkey, NOT pinned"
-        report.ok("2", f"manifest signed by key {key.key_id.hex()} ({how})")
+        _check_files(bundle, manifest, present)
+        report.ok("2", f"{len(manifest.files)} files match the manifest; none is unlisted")
         # 3
         step = "3"
-        _check_files(bundle, manifest, present)
-        report.ok("3", f"{len(manifest.files)} files match the manifest; none is unlisted")
+        chain = _key_chain(bundle, manifest, pinned)
+        if pinned is not None and pinned not in chain.keys:
+            raise Finding(TAMPERED, f"the pinned key {pinned.key_id.hex()} is no key of this log")
+        key = chain.current
+        check_signed(manifest.note, key, "manifest")
+        how = "pinned with --key" if pinned else "the bundle's own key/sealer.vkey, NOT pinned"
+        hops = f", after {len(chain.keys) - 1} key rotations" if len(chain.keys) > 1 else ""
+        report.ok("3", f"manifest signed by key {key.key_id.hex()}{hops} ({how})")
         # 4
         step = "4"
-        cp_bytes, cp = _check_checkpoint(bundle, manifest, key)
-        report.ok("4", f"checkpoint {cp.size} of {cp.origin} is signed by the same key")
+        cp_bytes, cp = _check_checkpoint(bundle, manifest, chain)
+        if expect_min_size is not None and cp.size < expect_min_size:
+            raise Finding(
+                TAMPERED, f"checkpoint {cp.size:,} is older than the expected {expect_min_size:,}"
+            )
+        report.ok("4", f"checkpoint {cp.size} of {cp.origin} is signed by a key of the chain")
         # 5
         step = "5"
         records = _check_proofs(bundle, manifest, cp_bytes, cp, "proofs/")
         seals = _check_proofs(bundle, manifest, cp_bytes, cp, "seals/")
-        report.ok("5", f"{len(records)} record and {len(seals)} SEAL inclusion proofs hold")
+        rotations = _check_proofs(bundle, manifest, cp_bytes, cp, ROTATIONS)
+        report.ok(
+            "5",
+            f"{len(records)} record, {len(seals)} SEAL and {len(rotations)} KEY inclusion "
+            "proofs hold",
+        )
         # 6
         step = "6"
         tables, unread = _check_records(bundle, manifest, records)
@@ -814,6 +916,7 @@ def verify_bundle(root: str, pinned: Vkey | None = None) -> Report:
             "records": len(records),
             "key_id": key.key_id.hex(),
             "key_pinned": pinned is not None,
+            "key_rotations": len(chain.keys) - 1,
         }
     except Finding as exc:
         report.fail(step, exc)
@@ -840,15 +943,29 @@ def _coverage(
     )
 
 
-def _bundle_key(bundle: Bundle, manifest: Manifest) -> Vkey:
+def _key_chain(bundle: Bundle, manifest: Manifest, pinned: Vkey | None) -> KeyChain:
+    """Spec §9.4 check 3: the first key, then every KEY entry the bundle proves (their
+    inclusion in the checkpoint is check 5)."""
     rel = "key/sealer.vkey"
-    if rel not in manifest.files:
+    if rel in manifest.files:
+        try:
+            first = parse_vkey(bundle.read(rel, VKEY_LIMIT, "verifier key").decode("utf-8"))
+        except UnicodeDecodeError:
+            raise Finding(MALFORMED, f"{rel} is not UTF-8") from None
+    elif pinned is not None:
+        first = pinned
+    else:
         raise Finding(MALFORMED, f"bundle has no {rel}; pass the sealer's key with --key")
-    raw = bundle.read(rel, VKEY_LIMIT, "verifier key")
-    try:
-        return parse_vkey(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise Finding(MALFORMED, f"{rel} is not UTF-8") from None
+    chain = KeyChain(manifest.origin, [first])
+    for rel in (r for r in manifest.files if r.startswith(ROTATIONS)):
+        proof = parse_proof(bundle.read(rel, PROOF_LIMIT, "proof"))
+        entry = parse_entry(proof.extra or b"")
+        if entry is None or entry.kind not in LOG_ENTRY_TYPES or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"{rel} carries no valid log entry")
+        if entry.kind != KEY:
+            raise Finding(MALFORMED, f"{rel} carries no KEY entry")
+        chain.apply(rel, decode_key_event(entry.body, manifest.origin))
+    return chain
 
 
 def _check_files(bundle: Bundle, manifest: Manifest, present: list[str]) -> None:
@@ -861,14 +978,17 @@ def _check_files(bundle: Bundle, manifest: Manifest, present: list[str]) -> None
         raise Finding(POLICY, f"{_show(extra[0])} is in the bundle but not in the manifest{more}")
 
 
-def _check_checkpoint(bundle: Bundle, manifest: Manifest, key: Vkey) -> tuple[bytes, Checkpoint]:
+def _check_checkpoint(
+    bundle: Bundle, manifest: Manifest, chain: KeyChain
+) -> tuple[bytes, Checkpoint]:
     rel = f"checkpoint/{manifest.size:020d}.checkpoint"
     if rel not in manifest.files:
         raise Finding(MALFORMED, f"bundle has no {rel}")
     data = bundle.read(rel, NOTE_LIMIT, "checkpoint")
     note = parse_note(data, NOTE_LIMIT, "checkpoint")
     cp = parse_checkpoint(note)
-    check_signed(note, key, "checkpoint")
+    if not any(signed_by(note, key) for key in chain.keys):
+        raise Finding(TAMPERED, "checkpoint carries no valid signature by a key of the log")
     if cp.origin != manifest.origin or cp.size != manifest.size:
         raise Finding(TAMPERED, "checkpoint origin or size differs from the manifest's")
     return data, cp
@@ -881,7 +1001,7 @@ def _check_proofs(
     for rel in (r for r in manifest.files if r.startswith(prefix)):
         proof = parse_proof(bundle.read(rel, PROOF_LIMIT, "proof"))
         named = _INDEX_NAME.fullmatch(rel)
-        if not named or named.group(1) + "/" != prefix or int(named.group(2)) != proof.index:
+        if not named or named.group(1) != prefix or int(named.group(2)) != proof.index:
             raise Finding(MALFORMED, f"{rel} holds the proof of index {proof.index}")
         if proof.checkpoint != cp_bytes:
             raise Finding(TAMPERED, f"{rel} rests on another checkpoint than the bundle's")
@@ -989,6 +1109,13 @@ def _check_seals(
 # -- command line ---------------------------------------------------------------------------
 
 
+def _size(value: str) -> int:
+    try:
+        return decimal(value, "--expect-min-size")
+    except Finding as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def _pinned_key(value: str) -> Vkey:
     if Path(value).is_file():
         try:
@@ -1028,11 +1155,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("bundle", metavar="BUNDLE_DIR")
     parser.add_argument("--key", metavar="VKEY", help="the sealer's vkey line, or a file of it")
+    parser.add_argument(
+        "--expect-min-size",
+        metavar="N",
+        type=_size,
+        help="TAMPERED if the bundle's checkpoint is smaller (an older one substituted)",
+    )
     parser.add_argument("--json", action="store_true", help="write one JSON report to stdout")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        words = sys.argv[1:] if argv is None else argv
+        if exc.code == USAGE and "--json" in words:
+            print(
+                json.dumps(
+                    Report("", code=USAGE, failure={"check": "0", "message": "usage"}).to_json()
+                )
+            )
         return int(exc.code or 0)
     try:
         import cryptography  # noqa: F401
@@ -1044,7 +1184,7 @@ def main(argv: list[str] | None = None) -> int:
         pinned = _pinned_key(args.key) if args.key is not None else None
     except Finding as exc:
         return _exit_with(exc.code, exc.message, args.json, args.bundle)
-    report = verify_bundle(args.bundle, pinned)
+    report = verify_bundle(args.bundle, pinned, args.expect_min_size)
     if args.json:
         print(json.dumps(report.to_json()))
     _render(report)
