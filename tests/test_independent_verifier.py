@@ -19,6 +19,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,9 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from acdkit import bundle, ingest, keys, rotation, seal, verify
+from acdkit import bundle, ingest, keys, policy, rotation, seal, verify, witness
 from acdkit.cli import app
 from acdkit.encoding import EntryType, TlvType, entry, parse_tlv, tlv
 from acdkit.errors import ExitCode, UsageError
@@ -721,8 +723,8 @@ def test_the_copy_inside_the_bundle_runs_on_its_own(origin: Origin, tmp_path: Pa
     )
     assert proc.returncode == 0 and proc.stdout == ""
     lines = proc.stderr.splitlines()
-    assert [line.split()[:2] for line in lines[:7]] == [["ok", f"{i}."] for i in range(1, 8)]
-    assert lines[7].startswith("VERIFIED 564 disclosed records and 1 SEAL leaves proven")
+    assert [line.split()[:2] for line in lines[:9]] == [["ok", f"{i}."] for i in range(1, 10)]
+    assert lines[9].startswith("VERIFIED 564 disclosed records and 1 SEAL leaves proven")
 
 
 def test_package_refuses_a_manifest_over_the_limit(
@@ -1071,3 +1073,153 @@ def test_random_damage_gets_the_same_verdict(
         assert mine.code == int(theirs.verdict), (mine.failure, theirs.failure)
         seen.add(mine.code)
     assert {0, 1, 4} <= seen  # some damage is harmless (VERIFY.txt edited, then signed)
+
+
+# -- trust policy and witness cosignatures in the bundle (spec §7.2, §8.1, checks 8 and 9) ------
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    bundle: Path
+    signer: keys.Signer
+    root: keys.Signer
+    w1: keys.WitnessSigner
+    w2: keys.WitnessSigner
+
+
+def witness_key(name: str) -> keys.WitnessSigner:
+    return keys.WitnessSigner(name, Ed25519PrivateKey.generate())
+
+
+@pytest.fixture(scope="module")
+def witnessed(tmp_path_factory: pytest.TempPathFactory) -> Witnessed:
+    """A store whose trust policy names two witnesses, quorum 1; the first one cosigned."""
+    base = tmp_path_factory.mktemp("witnessed")
+    st, key = init_store(base / "store", base / "keys/sealer.key", "test-org")
+    signer, root = keys.load_signer(key), keys.generate("test-org.example/root")
+    w1, w2 = witness_key("witness.example/w1"), witness_key("witness.example/w2")
+    ingest.ingest(st, [DATA / "zeek-tsv/zat/dns.log"])
+    seal.seal(st, signer)
+    windows = [policy.SealerWindow(signer.verifier)]
+    witnesses = [w1.verifier.vkey(), w2.verifier.vkey()]
+    issued = 1_764_547_200 * 10**9
+    policy.write_policy(st, policy.Policy(st.origin, 1, issued, windows, witnesses, 1), root)
+    witness.witness_store(st, w1, base / "w1.state.json", int(time.time()))
+    bundle.package(st, signer, "INC-9", WINDOW, base / "bundle")
+    return Witnessed(base / "bundle", signer, root, w1, w2)
+
+
+def _alter_cosignature(root: Path, w: Witnessed) -> None:
+    path = next((root / "cosignatures").iterdir())
+    lines = path.read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if w.w1.name in line)
+    name, blob = lines[at].rsplit(" ", 1)
+    lines[at] = f"{name} {flip_b64(blob.encode(), 70).decode()}"
+    path.write_text("\n".join(lines))
+    resign(root, w.signer)
+
+
+def _cosignature_of_another_checkpoint(root: Path, w: Witnessed) -> None:
+    path = next((root / "cosignatures").iterdir())
+    lines = path.read_text().split("\n")
+    lines[1] = str(int(lines[1]) + 1)
+    path.write_text("\n".join(lines))
+    resign(root, w.signer)
+
+
+def _policy_edited(root: Path, w: Witnessed) -> None:
+    path = next((root / "policy").iterdir())
+    path.write_text(path.read_text().replace("grace 300", "grace 301"))
+    resign(root, w.signer)
+
+
+def _policy_removed(root: Path, w: Witnessed) -> None:
+    shutil.rmtree(root / "policy")
+    resign(root, w.signer)
+
+
+def _policy_without_root_key(root: Path, w: Witnessed) -> None:
+    (root / "key/root.vkey").unlink()
+    resign(root, w.signer)
+
+
+def _policy_without_the_sealer(root: Path, w: Witnessed) -> None:
+    path = next((root / "policy").iterdir())
+    other = keys.generate(w.signer.name).verifier
+    pol = policy.Policy(
+        w.signer.name, 1, 1_764_547_200 * 10**9, [policy.SealerWindow(other)], [], 0
+    )
+    path.write_bytes(sign_note(pol.text(), w.root).encode())
+    resign(root, w.signer)
+
+
+def _policy_witness_with_two_spaces(root: Path, w: Witnessed) -> None:
+    path = next((root / "policy").iterdir())
+    text = path.read_text().split("\n\n")[0].replace("witness ", "witness  ", 1) + "\n"
+    path.write_bytes(sign_note(text, w.root).encode())
+    resign(root, w.signer)
+
+
+def _cosignatures_dropped(root: Path, w: Witnessed) -> None:
+    shutil.rmtree(root / "cosignatures")
+    resign(root, w.signer)
+
+
+WITNESSED: dict[str, tuple[Callable[[Path, Witnessed], None] | None, str, str]] = {
+    # name: (damage, verdict, options: w1 / w1+w2 quorum 2 / root / root-other / none)
+    "policy-witnesses": (None, "VERIFIED", ""),
+    "policy-root-pinned": (None, "VERIFIED", "root"),
+    "witness-given": (None, "VERIFIED", "w1"),
+    "quorum-not-met": (None, "INCOMPLETE", "w1w2"),
+    "quorum-not-met-allowed": (None, "VERIFIED", "w1w2-allow"),
+    "another-root-pinned": (None, "TAMPERED", "root-other"),
+    "cosignature-altered": (_alter_cosignature, "TAMPERED", ""),
+    "cosignature-of-another-checkpoint": (_cosignature_of_another_checkpoint, "MALFORMED", ""),
+    "cosignatures-dropped": (_cosignatures_dropped, "INCOMPLETE", ""),
+    "policy-edited": (_policy_edited, "TAMPERED", ""),
+    "policy-stripped-under-pinned-root": (_policy_removed, "TAMPERED", "root"),
+    "policy-without-root-key": (_policy_without_root_key, "MALFORMED", ""),
+    "policy-without-the-sealer": (_policy_without_the_sealer, "TAMPERED", ""),
+    "policy-witness-with-two-spaces": (_policy_witness_with_two_spaces, "MALFORMED", ""),
+}
+
+
+@pytest.mark.parametrize("name", list(WITNESSED))
+def test_both_verifiers_agree_on_policies_and_witnesses(
+    name: str, witnessed: Witnessed, tool: Path, tmp_path: Path
+) -> None:
+    damage, verdict, how = WITNESSED[name]
+    work = tmp_path / "bundle"
+    shutil.copytree(witnessed.bundle, work)
+    if damage is not None:
+        damage(work, witnessed)
+    w1, w2 = witnessed.w1.verifier.vkey(), witnessed.w2.verifier.vkey()
+    args = {
+        "": [],
+        "root": ["--root", witnessed.root.verifier.vkey()],
+        "root-other": ["--root", keys.generate("test-org.example/root").verifier.vkey()],
+        "w1": ["--witness", w1],
+        "w1w2": ["--witness", w1, "--witness", w2, "--witness-quorum", "2"],
+        "w1w2-allow": [
+            "--witness",
+            w1,
+            "--witness",
+            w2,
+            "--witness-quorum",
+            "2",
+            "--allow-incomplete",
+        ],
+    }[how]
+    mine, theirs = both(tool, work, *args)
+    assert (mine.verdict, mine.code) == (verdict, CODES[verdict]), mine
+    assert (theirs.verdict, theirs.code) == (verdict, CODES[verdict]), theirs
+    if verdict == "VERIFIED" and how != "w1w2-allow":
+        assert "witnessed by 1 of" in mine.coverage and "witnessed by 1 of" in theirs.coverage
+
+
+def test_a_sealer_key_is_no_witness_key(witnessed: Witnessed, tool: Path) -> None:
+    sealer = witnessed.signer.verifier.vkey()
+    mine, theirs = both(tool, witnessed.bundle, "--witness", sealer)
+    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+    mine, theirs = both(tool, witnessed.bundle, "--witness-quorum", "1")
+    assert (mine.code, theirs.code) == (2, 2)

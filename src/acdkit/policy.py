@@ -169,7 +169,9 @@ class Policy:
                 raise MalformedError("policy sealer key is named after another log")
             self.sealers.append(window)
         elif key == "witness":
-            WitnessVerifier.parse(value)  # a cosigner's vkey (type 0x04), or malformed
+            # a cosigner's vkey (type 0x04), exactly: parse() forgives blanks around it
+            if WitnessVerifier.parse(value).vkey() != value:
+                raise MalformedError("policy witness line is not <witness vkey>")
             self.witnesses.append(value)
         elif key == "tsa":
             if len(parts) != 3 or not _NAME.fullmatch(parts[0]):

@@ -28,7 +28,9 @@ import os
 import re
 import stat
 import sys
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,22 +251,30 @@ def root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> byt
 # -- keys and signed notes (spec §7) --------------------------------------------------------
 
 
+SEALER_KEY, WITNESS_KEY = 0x01, 0x04  # signature types: notes, and cosignatures (spec §7)
+
+
 @dataclass(frozen=True)
 class Vkey:
     name: str
     public: bytes
+    kind: int = SEALER_KEY
 
     @property
     def key_id(self) -> bytes:
-        return key_id(self.name, self.public)
+        return key_id(self.name, self.public, self.kind)
+
+    def text(self) -> str:
+        blob = base64.b64encode(bytes([self.kind]) + self.public).decode("ascii")
+        return f"{self.name}+{self.key_id.hex()}+{blob}"
 
 
-def key_id(name: str, public: bytes) -> bytes:
-    return sha256(name.encode("utf-8") + b"\n\x01" + public)[:4]
+def key_id(name: str, public: bytes, kind: int = SEALER_KEY) -> bytes:
+    return sha256(name.encode("utf-8") + b"\n" + bytes([kind]) + public)[:4]
 
 
-def parse_vkey(text: str) -> Vkey:
-    """``<name>+<key ID hex>+<base64(0x01 || public key)>``; white space around is ignored."""
+def parse_vkey(text: str, kind: int = SEALER_KEY) -> Vkey:
+    """``<name>+<key ID hex>+<base64(type || public key)>``; white space around is ignored."""
     name, _, rest = text.strip().partition("+")
     hexid, _, blob = rest.partition("+")
     if not name or any(c.isspace() or _is_control(c) for c in name):
@@ -272,9 +282,10 @@ def parse_vkey(text: str) -> Vkey:
     if not _HEX8.fullmatch(hexid):
         raise Finding(MALFORMED, "verifier key ID is not 8 lower-case hex digits")
     raw = b64(blob, "verifier key")
-    if len(raw) != 33 or raw[0] != 0x01:
-        raise Finding(MALFORMED, "verifier key is not an Ed25519 key")
-    key = Vkey(name, raw[1:])
+    if len(raw) != 33 or raw[0] != kind:
+        role = "witness" if kind == WITNESS_KEY else "sealer"
+        raise Finding(MALFORMED, f"verifier key is not an Ed25519 {role} key (type {kind})")
+    key = Vkey(name, raw[1:], kind)
     if key.key_id.hex() != hexid:
         raise Finding(MALFORMED, "verifier key ID does not match its name and public key")
     return key
@@ -599,6 +610,126 @@ class KeyChain:
             self.revoked.add(event.subject.key_id)
 
 
+@dataclass
+class Policy:
+    origin: str
+    serial: int
+    sealers: list[Vkey]
+    witnesses: list[Vkey]
+    quorum: int
+
+
+_POLICY_ORDER = (
+    "sealer",
+    "witness",
+    "witness-quorum",
+    "tsa",
+    "seal-interval",
+    "anchor-interval",
+    "drift-max-ms",
+    "grace",
+)
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_TSA_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+
+
+def _policy_time(value: str, dash: bool) -> None:
+    if dash and value == "-":
+        return
+    try:
+        ok = bool(_TIME.fullmatch(value)) and bool(datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise Finding(MALFORMED, f"policy time {_show(value, 30)} is not YYYY-MM-DDTHH:MM:SSZ")
+
+
+def _exact_vkey(value: str, kind: int) -> Vkey:
+    key = parse_vkey(value, kind)
+    if key.text() != value:
+        raise Finding(MALFORMED, f"policy vkey {_show(value, 40)} is not in canonical form")
+    return key
+
+
+def parse_policy(text: str) -> Policy:
+    """A trust policy (spec §7.2), strictly: fixed line order, every value canonical."""
+    lines = text[:-1].split("\n")
+    heads = [line.partition(" ") for line in lines[1:4]]
+    if lines[0] != "acdkit-policy/1" or [h[0] for h in heads] != ["origin", "serial", "issued"]:
+        raise Finding(MALFORMED, "policy does not start with its header, origin, serial, issued")
+    if not heads[0][2]:
+        raise Finding(MALFORMED, "policy origin is empty")
+    _policy_time(heads[2][2], dash=False)
+    pol = Policy(heads[0][2], decimal(heads[1][2], "policy serial"), [], [], 0)
+    rank, seen = -1, set()
+    for line in lines[4:]:
+        key, _, value = line.partition(" ")
+        if key not in _POLICY_ORDER or _POLICY_ORDER.index(key) < rank:
+            raise Finding(MALFORMED, f"policy line {_show(line, 40)} is unknown or out of order")
+        if key in seen and key not in ("sealer", "witness", "tsa"):
+            raise Finding(MALFORMED, f"policy line {key} appears twice")
+        rank = _POLICY_ORDER.index(key)
+        seen.add(key)
+        _policy_value(pol, key, value)
+    if not seen >= set(_POLICY_ORDER) - {"witness", "tsa"}:
+        raise Finding(MALFORMED, "policy lacks a sealer, quorum, interval, drift or grace line")
+    if pol.quorum > len(pol.witnesses):
+        raise Finding(MALFORMED, "policy witness quorum exceeds its witnesses")
+    return pol
+
+
+def _policy_value(pol: Policy, key: str, value: str) -> None:
+    parts = value.split(" ")
+    if key == "sealer":
+        if len(parts) != 3:
+            raise Finding(MALFORMED, "policy sealer line is not <vkey> <from> <until>")
+        sealer = _exact_vkey(parts[0], SEALER_KEY)
+        if sealer.name != pol.origin:
+            raise Finding(MALFORMED, "policy sealer key is named after another log")
+        _policy_time(parts[1], dash=True)
+        _policy_time(parts[2], dash=True)
+        pol.sealers.append(sealer)
+    elif key == "witness":
+        pol.witnesses.append(_exact_vkey(value, WITNESS_KEY))
+    elif key == "tsa":
+        if len(parts) != 3 or not _TSA_NAME.fullmatch(parts[0]):
+            raise Finding(MALFORMED, "policy tsa line is not <name> <OID or -> <base64 DER>")
+        if parts[1] != "-" and not _OID.fullmatch(parts[1]):
+            raise Finding(MALFORMED, "policy tsa policy OID is malformed")
+        b64(parts[2], "policy tsa root")
+    elif key == "witness-quorum":
+        pol.quorum = decimal(value, "witness quorum")
+    elif key == "grace" or value != "-":
+        decimal(value, f"policy {key}")
+
+
+COSIGNATURE_LIMIT = 64 << 10
+MAX_TIMESTAMP = (1 << 63) - 1
+
+
+def cosignature_message(checkpoint_text: str, timestamp: int) -> bytes:
+    """What a witness signs (C2SP tlog-cosignature v1, spec §8.1.1)."""
+    return f"cosignature/v1\ntime {timestamp}\n{checkpoint_text}".encode()
+
+
+def cosigned_by(note: Note, witness: Vkey) -> int | None:
+    """The newest timestamp of the witness's valid cosignatures; None if it has none."""
+    found = None
+    for name, kid, payload in note.signatures:
+        if (name, kid) != (witness.name, witness.key_id):
+            continue
+        if len(payload) != 72:  # timestamp 8 and signature 64, after the key ID
+            raise Finding(TAMPERED, f"cosignature line of witness {witness.name} is not 76 bytes")
+        timestamp = int.from_bytes(payload[:8], "big")
+        if timestamp > MAX_TIMESTAMP:
+            raise Finding(MALFORMED, f"cosignature timestamp {timestamp} is out of range")
+        if not ed25519_ok(witness.public, payload[8:], cosignature_message(note.text, timestamp)):
+            raise Finding(TAMPERED, f"cosignature of witness {witness.key_id.hex()} is invalid")
+        found = timestamp if found is None else max(found, timestamp)
+    return found
+
+
 # -- reading the bundle without trusting it -------------------------------------------------
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -812,6 +943,9 @@ class Report:
     def ok(self, cid: str, detail: str) -> None:
         self.checks.append({"id": cid, "status": "ok", "detail": detail})
 
+    def warn(self, cid: str, detail: str) -> None:
+        self.checks.append({"id": cid, "status": "warn", "detail": detail})
+
     def fail(self, cid: str, finding: Finding) -> None:
         status = "incomplete" if finding.code == INCOMPLETE else "fail"
         self.checks.append({"id": cid, "status": status, "detail": finding.message})
@@ -834,8 +968,23 @@ class Report:
         }
 
 
+@dataclass(frozen=True)
+class Options:
+    """What the recipient knows from elsewhere: pinned keys, witnesses, a minimum size."""
+
+    key: Vkey | None = None
+    root: Vkey | None = None
+    witnesses: tuple[Vkey, ...] = ()
+    quorum: int | None = None
+    expect_min_size: int | None = None
+    allow_incomplete: bool = False
+
+
 def verify_bundle(
-    root: str, pinned: Vkey | None = None, expect_min_size: int | None = None
+    root: str,
+    pinned: Vkey | None = None,
+    expect_min_size: int | None = None,
+    options: Options | None = None,
 ) -> Report:
     """Verify a bundle offline.
 
@@ -852,7 +1001,13 @@ def verify_bundle(
        log_index and integrity_hash columns of records/<table>.csv match the proofs one to one.
     7. Every SEAL parses and sits at its end index; every record lies inside a proven
        segment and its ts_utc inside that segment's sealed time range.
+    8. The bundle's trust policy, if any (required under a pinned root), is signed by the
+       root key, names the log and lists every key of the chain as a sealer.
+    9. Every cosigned checkpoint is one of the bundle's checkpoint; with witnesses (given,
+       else the policy's) their cosignatures verify and reach the quorum (INCOMPLETE if not).
     """
+    opts = options or Options(key=pinned, expect_min_size=expect_min_size)
+    pinned, expect_min_size = opts.key, opts.expect_min_size
     report, bundle, step = Report(root), Bundle(root), "1"
     try:
         # 1
@@ -909,7 +1064,15 @@ def verify_bundle(
         step = "7"
         _check_seals(manifest, records, seals, tables)
         report.ok("7", "every record lies in a proven segment, inside its sealed time range")
+        # 8
+        step = "8"
+        policy = _check_policy(bundle, manifest, chain, opts.root, report)
+        # 9
+        step = "9"
+        witnessed = _check_cosignatures(bundle, manifest, cp_bytes, policy, opts, report)
         report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
+        if witnessed:
+            report.coverage += f"; {witnessed}"
         report.facts = {
             "tree_size": cp.size,
             "incident": manifest.incident,
@@ -922,6 +1085,85 @@ def verify_bundle(
         report.fail(step, exc)
         report.coverage = f"verification stopped at check {step}"
     return report
+
+
+def _check_policy(
+    bundle: Bundle, manifest: Manifest, chain: KeyChain, root: Vkey | None, report: Report
+) -> Policy | None:
+    rels = [r for r in manifest.files if r.startswith("policy/")]
+    if not rels:
+        if root is not None:
+            raise Finding(TAMPERED, "a root key is pinned but the bundle has no trust policy")
+        report.ok("8", "no trust policy in the bundle")
+        return None
+    if len(rels) != 1 or not rels[0].endswith(".policy.note"):
+        raise Finding(MALFORMED, "a bundle holds exactly one policy/<serial>.policy.note")
+    how = "pinned with --root"
+    if root is None:
+        if "key/root.vkey" not in manifest.files:
+            raise Finding(MALFORMED, "the bundle's policy comes without key/root.vkey")
+        raw = bundle.read("key/root.vkey", VKEY_LIMIT, "root key")
+        root, how = parse_vkey(raw.decode("utf-8", "replace")), "the bundle's own, NOT pinned"
+    note = parse_note(bundle.read(rels[0], NOTE_LIMIT, "policy"), NOTE_LIMIT, "policy")
+    pol = parse_policy(note.text)
+    check_signed(note, root, rels[0])
+    if pol.origin != manifest.origin:
+        raise Finding(TAMPERED, f"{rels[0]} is the policy of another log")
+    missing = next((k for k in chain.keys if k not in pol.sealers), None)
+    if missing is not None:
+        raise Finding(TAMPERED, f"sealer key {missing.key_id.hex()} is not in the policy")
+    report.ok(
+        "8",
+        f"trust policy {pol.serial} signed by root key {root.key_id.hex()} ({how}) "
+        f"lists all {len(chain.keys)} sealer keys",
+    )
+    return pol
+
+
+def _check_cosignatures(
+    bundle: Bundle,
+    manifest: Manifest,
+    cp_bytes: bytes,
+    policy: Policy | None,
+    opts: Options,
+    report: Report,
+) -> str:
+    cp_text = parse_note(cp_bytes, NOTE_LIMIT, "checkpoint").text
+    notes = []
+    for rel in (r for r in manifest.files if r.startswith("cosignatures/")):
+        note = parse_note(
+            bundle.read(rel, COSIGNATURE_LIMIT, "cosigned checkpoint"), COSIGNATURE_LIMIT, rel
+        )
+        parse_checkpoint(note)
+        if note.text != cp_text:
+            raise Finding(MALFORMED, f"{rel} is not a cosignature of the bundle's checkpoint")
+        notes.append(note)
+    witnesses, quorum = list(dict.fromkeys(opts.witnesses)), opts.quorum
+    if not witnesses and policy is not None and policy.witnesses:
+        witnesses, quorum = list(dict.fromkeys(policy.witnesses)), policy.quorum
+    if not witnesses:
+        if notes:
+            report.warn("9", f"{len(notes)} cosigned checkpoints not checked: no witness given")
+        else:
+            report.ok("9", "no witness keys given, none in a policy, and no cosignatures")
+        return ""
+    quorum = 1 if quorum is None else quorum
+    now, signed = int(time.time()), 0
+    for witness in witnesses:
+        stamps = [t for t in (cosigned_by(n, witness) for n in notes) if t is not None]
+        signed += bool(stamps)
+        if stamps and max(stamps) > now + 300:
+            report.warn("9", f"witness {witness.key_id.hex()} cosigned in the future")
+    done = f"checkpoint witnessed by {signed} of {len(witnesses)} (quorum {quorum})"
+    if signed >= quorum:
+        report.ok("9", done)
+        return done
+    lacking = f"{done}: a rollback before the bundle was made cannot be excluded"
+    if opts.allow_incomplete:
+        report.warn("9", lacking)
+        return done
+    report.fail("9", Finding(INCOMPLETE, lacking))
+    return done
 
 
 def _coverage(
@@ -1116,7 +1358,7 @@ def _size(value: str) -> int:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
-def _pinned_key(value: str) -> Vkey:
+def _pinned_key(value: str, kind: int = SEALER_KEY) -> Vkey:
     if Path(value).is_file():
         try:
             with Path(value).open("rb") as fh:
@@ -1128,8 +1370,8 @@ def _pinned_key(value: str) -> Vkey:
             raise Finding(USAGE, f"--key {_show(value)}: not a verifier key file") from None
         except OSError as exc:
             raise Finding(IO, f"cannot read --key file: {exc.strerror}") from None
-        return parse_vkey(text)
-    return parse_vkey(value)
+        return parse_vkey(text, kind)
+    return parse_vkey(value, kind)
 
 
 def _render(report: Report) -> None:
@@ -1155,6 +1397,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("bundle", metavar="BUNDLE_DIR")
     parser.add_argument("--key", metavar="VKEY", help="the sealer's vkey line, or a file of it")
+    parser.add_argument("--root", metavar="VKEY", help="pin the root key of the trust policy")
+    parser.add_argument(
+        "--witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness key (type 0x04) whose cosignatures count; repeatable",
+    )
+    parser.add_argument("--witness-quorum", metavar="N", type=_size, help="default 1")
+    parser.add_argument(
+        "--allow-incomplete", action="store_true", help="exit 0 when a quorum is all that lacks"
+    )
     parser.add_argument(
         "--expect-min-size",
         metavar="N",
@@ -1181,10 +1435,22 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(args.bundle) / MANIFEST).is_file():
         return _exit_with(USAGE, f"{_show(args.bundle)} is not a bundle", args.json, args.bundle)
     try:
-        pinned = _pinned_key(args.key) if args.key is not None else None
+        if args.witness_quorum is not None and not args.witness:
+            raise Finding(USAGE, "--witness-quorum needs at least one --witness")
+        witnesses = tuple(_pinned_key(w, WITNESS_KEY) for w in args.witness)
+        if args.witness_quorum is not None and args.witness_quorum > len(set(witnesses)):
+            raise Finding(USAGE, "--witness-quorum is larger than the number of witnesses")
+        opts = Options(
+            key=_pinned_key(args.key) if args.key is not None else None,
+            root=_pinned_key(args.root) if args.root is not None else None,
+            witnesses=witnesses,
+            quorum=args.witness_quorum,
+            expect_min_size=args.expect_min_size,
+            allow_incomplete=args.allow_incomplete,
+        )
     except Finding as exc:
         return _exit_with(exc.code, exc.message, args.json, args.bundle)
-    report = verify_bundle(args.bundle, pinned, args.expect_min_size)
+    report = verify_bundle(args.bundle, options=opts)
     if args.json:
         print(json.dumps(report.to_json()))
     _render(report)
