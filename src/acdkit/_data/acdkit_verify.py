@@ -1457,5 +1457,16 @@ def main(argv: list[str] | None = None) -> int:
     return report.code
 
 
+def _guarded() -> int:
+    """main(), and a bug is one line and exit 70 (as acdkit's), never a traceback."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # pragma: no cover - the tests and fuzzing found none
+        print(f"internal error: {type(exc).__name__}; please report it", file=sys.stderr)
+        return 70
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_guarded())
