@@ -1223,3 +1223,48 @@ def test_a_sealer_key_is_no_witness_key(witnessed: Witnessed, tool: Path) -> Non
     assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
     mine, theirs = both(tool, witnessed.bundle, "--witness-quorum", "1")
     assert (mine.code, theirs.code) == (2, 2)
+
+
+# -- RFC 3161 anchors (check 10): proven leaves only, the rest is INCOMPLETE --------------------
+
+
+def test_anchors_are_incomplete_for_the_independent_verifier(
+    tool: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from acdkit import anchor
+    from acdkit import tsa as tsa_mod
+    from acdkit.anchorcheck import AnchorTrust
+    from tsa import LocalCa, LocalTsa
+
+    pki = tmp_path_factory.mktemp("pki")
+    ca = LocalCa.create(pki, "ca-a")
+    server = LocalTsa(pki / "tsas", ca, "tsa-a")
+    try:
+        st, key = init_store(tmp_path / "store", tmp_path / "keys/sealer.key", "test-org")
+        signer = keys.load_signer(key)
+        ingest.ingest(st, [DATA / "zeek-tsv/zat/dns.log"])
+        seal.seal(st, signer)
+        trust = tsa_mod.TsaTrust("tsa-a", tsa_mod.load_roots(ca.pem), None)
+        endpoint = tsa_mod.TsaEndpoint("tsa-a", server.url)
+        anchor.anchor_store(st, [endpoint], {"tsa-a": trust}, timeout=5)
+        seal.seal(st, signer)  # the ANCHOR leaf of checkpoint 55, and a SEAL
+    finally:
+        server.close()
+    out = tmp_path / "bundle"
+    bundle.package(st, signer, "INC-A", WINDOW, out)
+    assert (out / "anchors/00000000000000000055.tlog-proof").is_file()
+    mine, theirs = both(tool, out, "--key", signer.verifier.vkey())
+    # acdkit without TSA roots and the independent verifier (which has no CMS) both decline
+    assert (mine.verdict, theirs.verdict) == ("INCOMPLETE", "INCOMPLETE")
+    assert "anchors not verified: 1 ANCHOR leaves (proven), 1 RFC 3161 tokens" in mine.message
+    pinned = keys.Verifier.parse(signer.verifier.vkey())
+    with_roots = verify.verify_path(out, pinned, anchors=AnchorTrust({"tsa-a": trust}))
+    assert with_roots.verdict == ExitCode.OK  # only acdkit can go further
+    # the ANCHOR leaf's proof is checked all the same
+    edit_proof(
+        out / "anchors/00000000000000000055.tlog-proof",
+        lambda lines: lines.__setitem__(3, flip_b64(lines[3], 0)),
+    )
+    resign(out, signer)
+    mine, theirs = both(tool, out, "--key", signer.verifier.vkey())
+    assert (mine.verdict, theirs.verdict) == ("TAMPERED", "TAMPERED")

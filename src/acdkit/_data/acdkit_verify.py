@@ -68,7 +68,7 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 DASH = "\u2014"
 ENTRY_MAGIC = b"ACDK"
 ENTRY_VERSION = 1
-RECORD, SEAL, KEY = 0x01, 0x02, 0x04
+RECORD, SEAL, KEY, ANCHOR = 0x01, 0x02, 0x04, 0x06
 LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION (spec §4)
 ROTATIONS = "key/rotations/"
 ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
@@ -80,7 +80,7 @@ _HEX8 = re.compile(r"[0-9a-f]{8}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
-_INDEX_NAME = re.compile(r"(proofs/|seals/|key/rotations/)([0-9]{20})\.tlog-proof")
+_INDEX_NAME = re.compile(r"(proofs/|seals/|key/rotations/|anchors/)([0-9]{20})\.tlog-proof")
 
 # TLV type codes (spec §3)
 T_U64, T_I64, T_BYTES, T_UTF8, T_IP16, T_BOOL, T_UTF8LIST = 1, 2, 3, 4, 5, 6, 7
@@ -1005,6 +1005,8 @@ def verify_bundle(
        root key, names the log and lists every key of the chain as a sealer.
     9. Every cosigned checkpoint is one of the bundle's checkpoint; with witnesses (given,
        else the policy's) their cosignatures verify and reach the quorum (INCOMPLETE if not).
+    10. Every ANCHOR leaf is proven; tokens and consistency proofs are not checked here
+        (INCOMPLETE when the bundle has any).
     """
     opts = options or Options(key=pinned, expect_min_size=expect_min_size)
     pinned, expect_min_size = opts.key, opts.expect_min_size
@@ -1070,9 +1072,14 @@ def verify_bundle(
         # 9
         step = "9"
         witnessed = _check_cosignatures(bundle, manifest, cp_bytes, policy, opts, report)
+        # 10
+        step = "10"
+        anchors = _check_anchor_leaves(bundle, manifest, cp_bytes, cp, report)
         report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
         if witnessed:
             report.coverage += f"; {witnessed}"
+        if anchors:
+            report.coverage += f"; NOT checked: {anchors}"
         report.facts = {
             "tree_size": cp.size,
             "incident": manifest.incident,
@@ -1166,6 +1173,34 @@ def _check_cosignatures(
     return done
 
 
+def _check_anchor_leaves(
+    bundle: Bundle, manifest: Manifest, cp_bytes: bytes, cp: Checkpoint, report: Report
+) -> str:
+    """Check 10 as far as it goes without CMS: the ANCHOR leaves are proven, and the rest
+    (tokens, consistency proofs, anchored checkpoints, §12.5) is reported INCOMPLETE."""
+    leaves = _check_proofs(bundle, manifest, cp_bytes, cp, "anchors/")
+    for proven in leaves.values():
+        entry = parse_entry(proven.entry)
+        if entry is None or entry.kind != ANCHOR or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"{proven.rel} carries no ANCHOR entry")
+    tokens = [r for r in manifest.files if r.startswith("anchors/") and r.endswith(".tsr")]
+    proofs = [
+        r for r in manifest.files if r.startswith("checkpoint/") and r.endswith(".consistency")
+    ]
+    if not leaves and not tokens and not proofs:
+        report.ok("10", "no anchors in the bundle")
+        return ""
+    # NOTE: RFC 3161 tokens are CMS SignedData checked against TSA roots; this verifier
+    # has no CMS or X.509 path validation, so it cannot vouch for any anchor.
+    unchecked = (
+        f"{len(leaves)} ANCHOR leaves (proven), {len(tokens)} RFC 3161 tokens and "
+        f"{len(proofs)} consistency proofs (their bodies, tokens and times need "
+        "`acdkit verify --tsa-root`)"
+    )
+    report.fail("10", Finding(INCOMPLETE, f"anchors not verified: {unchecked}"))
+    return unchecked
+
+
 def _coverage(
     manifest: Manifest,
     cp: Checkpoint,
@@ -1241,6 +1276,8 @@ def _check_proofs(
 ) -> dict[int, Proven]:
     out: dict[int, Proven] = {}
     for rel in (r for r in manifest.files if r.startswith(prefix)):
+        if prefix == "anchors/" and not rel.endswith(".tlog-proof"):
+            continue  # token copies
         proof = parse_proof(bundle.read(rel, PROOF_LIMIT, "proof"))
         named = _INDEX_NAME.fullmatch(rel)
         if not named or named.group(1) != prefix or int(named.group(2)) != proof.index:
