@@ -558,7 +558,8 @@ def verify_cmd(
     if json_out:
         _emit({"command": "verify", **report.to_json()})
     else:
-        for check in report.checks:
+        # by number, for people (checks run in dependency order: the policy after the rebuild)
+        for check in sorted(report.checks, key=lambda c: int(c.id) if c.id.isdigit() else 99):
             style = {"ok": "green", "warn": "yellow", "incomplete": "yellow"}.get(
                 check.status, "red"
             )
