@@ -15,9 +15,15 @@ import multiprocessing
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import TypeVar
 
-__all__ = ["held_fds", "process_pool"]
+__all__ = ["held_fds", "in_order", "process_pool"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -49,3 +55,18 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
         initializer=_init_worker,
         initargs=(os.getpid(), tuple(held_fds)),
     )
+
+
+def in_order(
+    pool: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: int
+) -> Iterator[tuple[T, R]]:
+    """Yield ``(item, fn(item))`` in the order of ``items``, at most ``ahead`` in flight."""
+    pending: deque[tuple[T, Future[R]]] = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) >= ahead:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()

@@ -21,7 +21,7 @@ from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.ingest import load_staged
 from acdkit.merkle import range_subtrees
 
-__all__ = ["Hashed", "Job", "hash_job", "hashed"]
+__all__ = ["Hashed", "Job", "hash_job", "hashed", "worker_count"]
 
 # below this many records a pool costs more than it saves
 POOL_THRESHOLD = 200_000
@@ -60,13 +60,13 @@ def hash_job(job: Job) -> Hashed:
     return Hashed(leaves, range_subtrees(job.begin, leaves))
 
 
-def _workers() -> int:
+def worker_count() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
 def hashed(jobs: Iterable[Job], expected_records: int) -> Iterator[tuple[Job, Hashed]]:
     """Yield (job, leaf hashes) in submission order, in a pool when the work is large."""
-    workers = _workers()
+    workers = worker_count()
     if expected_records < POOL_THRESHOLD or workers == 1:
         for job in jobs:
             yield job, hash_job(job)

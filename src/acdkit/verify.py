@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +36,7 @@ from acdkit.cosignature import (
     cosigned_paths,
     read_cosigned,
 )
-from acdkit.encoding import EntryType
+from acdkit.encoding import EntryType, record_leaf_hashes, record_salts
 from acdkit.errors import (
     AcdkitError,
     ExitCode,
@@ -49,10 +49,10 @@ from acdkit.errors import (
 )
 from acdkit.keychain import KeyChain, KeyEvent, parse_key_event
 from acdkit.keys import Verifier
-from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
 from acdkit.policy import LoadedPolicy, Policy, anchored_time_findings, load_policy
+from acdkit.rebuild import Checker, spans
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
@@ -275,29 +275,31 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
         ) from None
     if len(key) != 32:
         raise MalformedError(f"segment {seg.path.name}: segment.key is not 32 bytes")
-    for table in schema.TABLES:
-        path, ts = seg.path / f"{table}.parquet", schema.load(table)
-        declared = info.tables.get(table)
-        if declared is None:
-            if path.exists():
+    with Checker(info.record_count) as checker:
+        for table in schema.TABLES:
+            path, ts = seg.path / f"{table}.parquet", schema.load(table)
+            declared = info.tables.get(table)
+            if declared is None:
+                if path.exists():
+                    raise _Located(
+                        f"segment {seg.path.name}: {table}.parquet is not in its SEAL",
+                        {"segment": seg.path.name, "table": table},
+                    )
+                continue
+            if not path.is_file():
                 raise _Located(
-                    f"segment {seg.path.name}: {table}.parquet is not in its SEAL",
+                    f"segment {seg.path.name}: {table}.parquet is missing",
                     {"segment": seg.path.name, "table": table},
                 )
-            continue
-        if not path.is_file():
-            raise _Located(
-                f"segment {seg.path.name}: {table}.parquet is missing",
-                {"segment": seg.path.name, "table": table},
-            )
-        if declared["schema"] != ts.digest:
-            report.warn(
-                "4", f"segment {seg.path.name}: {table} was sealed with another schema file version"
-            )
-        index = _rebuild_table(seg, table, ts, key, index, compact)
-        if index - info.first_index > info.record_count:
-            break
-        _compare_parquet_hash(seg, table, path, declared, report)
+            if declared["schema"] != ts.digest:
+                report.warn(
+                    "4",
+                    f"segment {seg.path.name}: {table} was sealed with another schema file version",
+                )
+            index = _rebuild_table(seg, table, ts, key, index, compact, checker)
+            if index - info.first_index > info.record_count:
+                break
+            _compare_parquet_hash(seg, table, path, declared, report)
     if index != info.first_index + info.record_count:
         raise _Located(
             f"segment {seg.path.name}: {index - info.first_index} records present, "
@@ -312,55 +314,102 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
 
 
 def _rebuild_table(
-    seg: _Segment, table: str, ts: schema.TableSchema, key: bytes, index: int, compact: CompactRange
+    seg: _Segment,
+    table: str,
+    ts: schema.TableSchema,
+    key: bytes,
+    index: int,
+    compact: CompactRange,
+    checker: Checker,
 ) -> int:
+    """Check a table file span by span (in workers for large segments); return the next index.
+
+    A span that does not check out, or that holds rows beyond the count in the SEAL, is
+    looked at again by `_first_failure`, in order, which raises the failure to report.
+    """
     declared = seg.info.tables[table]["count"]
-    first = index
-    loc = {"segment": seg.path.name, "table": table}
-
-    def jobs() -> Iterator[Job]:
-        at = first
-        for batch in _iter_table(seg.path / f"{table}.parquet"):
-            n = batch.num_rows
-            expected = pa.array(np.arange(at, at + n, dtype=np.uint64))
-            got = batch.column("log_index").cast(pa.uint64())
-            if not got.equals(expected):
-                bad = pc.index(pc.not_equal(got, expected), True).as_py()
-                raise _Located(
-                    f"{table} row {at - first + bad}: log_index {got[bad].as_py()} where "
-                    f"{at + bad} was expected (rows deleted, inserted or reordered)",
-                    {**loc, "row": at - first + bad, "index": at + bad},
-                )
-            if at + n - first > declared:
-                raise _Located(
-                    f"{table}: more rows than the SEAL declares ({declared})",
-                    {**loc, "index": first + declared},
-                )
-            yield Job(table, batch, key, at - seg.info.first_index, at)
-            at += n
-
-    for job, result in hashed(jobs(), declared):
-        n, at = job.batch.num_rows, job.begin
-        stored = job.batch.column("integrity_hash").cast(pa.binary(32))
-        recomputed = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(32), n, [None, pa.py_buffer(result.leaves)]
-        )
-        if not stored.equals(recomputed):
-            bad = pc.index(pc.not_equal(stored, recomputed), True).as_py()
-            raise _Located(
-                f"{table} record at index {at + bad} (row {at - first + bad}) does not "
-                "match its sealed leaf hash: a field was changed",
-                {
-                    **loc,
-                    "row": at - first + bad,
-                    "index": at + bad,
-                    "expected": stored[bad].as_py().hex(),
-                    "actual": result.leaves[32 * bad : 32 * bad + 32].hex(),
-                },
-            )
+    path = seg.path / f"{table}.parquet"
+    try:
+        work = spans(path, table, key, index, index - seg.info.first_index)
+    except (OSError, pa.ArrowException):
+        _first_failure(seg, table, ts, key, index, 0)  # raises the reader's error
+    for span, result in checker.run(work):
+        suspect = result.suspect
+        if span.stop > declared:
+            suspect = min(declared, declared if suspect is None else suspect)
+        if suspect is not None:
+            _first_failure(seg, table, ts, key, index, suspect)
         compact.append_range(result.subtrees)
-        index = at + n
-    return index
+    return index + (work[-1].stop if work else 0)
+
+
+def _first_failure(
+    seg: _Segment, table: str, ts: schema.TableSchema, key: bytes, first: int, row: int
+) -> NoReturn:
+    """Check the table in order from the batch holding ``row`` on; raise the first failure.
+
+    Rows before that batch checked out already.  The batches are the ones verification has
+    always read, so that a failure is reported the same way however the work was shared.
+    """
+    at = first
+    for batch in _iter_table(seg.path / f"{table}.parquet"):
+        if at + batch.num_rows - first > row:
+            _check_batch(seg, table, ts, key, first, at, batch)
+        at += batch.num_rows
+    raise RuntimeError(f"{table} row {row} failed in a worker but checks out in order")
+
+
+def _check_batch(
+    seg: _Segment,
+    table: str,
+    ts: schema.TableSchema,
+    key: bytes,
+    first: int,
+    at: int,
+    batch: pa.RecordBatch,
+) -> None:
+    """The checks of one batch of rows, from global index ``at``; raises the first failure."""
+    declared = seg.info.tables[table]["count"]
+    loc = {"segment": seg.path.name, "table": table}
+    n = batch.num_rows
+    expected = pa.array(np.arange(at, at + n, dtype=np.uint64))
+    got = batch.column("log_index").cast(pa.uint64())
+    if not got.equals(expected):
+        bad = _first_true(pc.not_equal(got, expected))
+        raise _Located(
+            f"{table} row {at - first + bad}: log_index {got[bad].as_py()} where "
+            f"{at + bad} was expected (rows deleted, inserted or reordered)",
+            {**loc, "row": at - first + bad, "index": at + bad},
+        )
+    if at + n - first > declared:
+        raise _Located(
+            f"{table}: more rows than the SEAL declares ({declared})",
+            {**loc, "index": first + declared},
+        )
+    leaves = record_leaf_hashes(batch, ts, record_salts(key, at - seg.info.first_index, n))
+    stored = batch.column("integrity_hash").cast(pa.binary(32))
+    recomputed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32), n, [None, pa.py_buffer(leaves)]
+    )
+    if not stored.equals(recomputed):
+        bad = _first_true(pc.not_equal(stored, recomputed))
+        sealed = stored[bad].as_py()
+        raise _Located(
+            f"{table} record at index {at + bad} (row {at - first + bad}) does not "
+            "match its sealed leaf hash: a field was changed",
+            {
+                **loc,
+                "row": at - first + bad,
+                "index": at + bad,
+                "expected": sealed.hex() if sealed is not None else None,
+                "actual": leaves[32 * bad : 32 * bad + 32].hex(),
+            },
+        )
+
+
+def _first_true(mask: pa.Array) -> int:
+    """Position of the first true or null (a missing value differs from any value)."""
+    return int(pc.index(mask.fill_null(True), True).as_py())
 
 
 def _compare_parquet_hash(

@@ -1,0 +1,163 @@
+"""Rebuild sealed records into leaf hashes, on every core, and say whether they all match.
+
+`verify` reads each sealed Parquet file in spans of whole row groups.  A span is checked
+where it is read, in a worker process when the segment is large: its log indices, its
+records rebuilt into salted leaves and compared with the stored integrity hashes, and the
+roots of the aligned subtrees over those leaves.  Only the roots travel back, so memory
+stays at one chunk of rows per worker whatever the size of the store, and the parent does
+little more than extend the tree.
+
+A span that does not check out only names the first row it suspects.  `verify` then finds
+and reports the failure itself, in order, from that row's batch on: the report (which check,
+which record, expected and actual hash) is the same whether one process or many did the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from acdkit import leaves, schema
+from acdkit._pool import in_order, process_pool
+from acdkit.encoding import record_leaf_hashes, record_salts
+from acdkit.merkle import range_subtrees
+
+__all__ = ["Checked", "Checker", "Span", "check_span", "spans"]
+
+SPAN_ROWS = 131_072  # a span is whole row groups, at least this many rows (or the rest)
+CHUNK_ROWS = 65_536  # rows rebuilt at a time within a span: bounds a worker's memory
+
+
+@dataclass(frozen=True)
+class Span:
+    """Rows [start, stop) of one sealed table file: its row groups ``row_groups``."""
+
+    path: str
+    table: str
+    row_groups: tuple[int, ...]
+    start: int
+    stop: int
+    segment_key: bytes
+    position: int  # position within the segment of row ``start``
+    begin: int  # global log index of row ``start``
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a span's check found: the roots of its subtrees, or the first suspect row."""
+
+    subtrees: list[tuple[int, bytes]]
+    suspect: int | None = None  # row of the file; everything before it checked out
+
+
+def spans(path: Path, table: str, key: bytes, begin: int, position: int) -> list[Span]:
+    """Spans of whole row groups covering the file; ``begin``, ``position``: those of row 0.
+
+    Reads the Parquet footer only; pyarrow's errors for an unreadable file pass through.
+    """
+    meta = pq.ParquetFile(path).metadata
+    out: list[Span] = []
+    groups: list[int] = []
+    start = stop = 0
+    for number in range(meta.num_row_groups):
+        groups.append(number)
+        stop += meta.row_group(number).num_rows
+        if stop - start >= SPAN_ROWS or number == meta.num_row_groups - 1:
+            out.append(
+                Span(str(path), table, tuple(groups), start, stop, key, position + start,
+                     begin + start)
+            )  # fmt: skip
+            groups, start = [], stop
+    return out
+
+
+def check_span(span: Span) -> Checked:
+    """Rebuild a span's records and compare them with what was sealed (run by a worker)."""
+    try:
+        return _check(span)
+    except Exception:
+        # NOTE: the exception itself is not sent back: `verify` checks the span again in
+        # order and meets the same error there, with its message and location
+        return Checked([], span.start)
+
+
+def _check(span: Span) -> Checked:
+    ts = schema.load(span.table)
+    found: list[bytes] = []
+    row = span.start
+    reader = pq.ParquetFile(span.path)
+    for batch in reader.iter_batches(CHUNK_ROWS, row_groups=span.row_groups, use_threads=False):
+        n = batch.num_rows
+        index = span.begin + row - span.start
+        suspect = _first_wrong_index(batch, index)
+        try:
+            salts = record_salts(span.segment_key, span.position + row - span.start, n)
+            rebuilt = record_leaf_hashes(batch, ts, salts)
+        except Exception:
+            return Checked([], row)
+        wrong = _first_wrong_leaf(batch, rebuilt)
+        if suspect is not None or wrong is not None:
+            return Checked([], row + min(x for x in (suspect, wrong) if x is not None))
+        found.append(rebuilt)
+        row += n
+    if row != span.stop:  # the row groups hold other rows than the footer said
+        return Checked([], min(row, span.stop))
+    return Checked(range_subtrees(span.begin, b"".join(found)))
+
+
+def _first_wrong_index(batch: pa.RecordBatch, index: int) -> int | None:
+    got = batch.column("log_index").cast(pa.uint64())
+    if got.null_count:
+        return int(np.flatnonzero(~got.is_valid().to_numpy(zero_copy_only=False))[0])
+    bad = np.flatnonzero(got.to_numpy() != np.arange(index, index + len(got), dtype=np.uint64))
+    return int(bad[0]) if len(bad) else None
+
+
+def _first_wrong_leaf(batch: pa.RecordBatch, rebuilt: bytes) -> int | None:
+    stored = batch.column("integrity_hash").cast(pa.binary(32))
+    if stored.null_count:
+        return int(np.flatnonzero(~stored.is_valid().to_numpy(zero_copy_only=False))[0])
+    view = np.frombuffer(stored.buffers()[1], np.uint8, 32 * len(stored), 32 * stored.offset)
+    mine = np.frombuffer(rebuilt, np.uint8)
+    bad = np.flatnonzero((view != mine).reshape(-1, 32).any(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+
+class Checker:
+    """Checks spans in order: in worker processes for large segments, else in this one."""
+
+    def __init__(self, records: int) -> None:
+        workers = leaves.worker_count()
+        self._workers = workers if records >= leaves.POOL_THRESHOLD else 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Checker:
+        if self._workers > 1:
+            # forked: workers inherit the loaded modules, and die with this process
+            self._pool = process_pool(self._workers)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            # after a failure the spans still queued are not worth checking
+            self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+
+    def run(self, work: Iterable[Span]) -> Iterator[tuple[Span, Checked]]:
+        """Yield each span with its result, in the order given."""
+        if self._pool is None:
+            for span in work:
+                yield span, check_span(span)
+            return
+        yield from in_order(self._pool, check_span, work, 2 * self._workers)
