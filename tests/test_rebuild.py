@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from acdkit import ingest, keys, leaves, rebuild, schema, seal, verify
+from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.errors import TamperedError
 from acdkit.store import Store
 
@@ -198,3 +200,14 @@ def test_a_missing_index(sealed: Store, monkeypatch: pytest.MonkeyPatch) -> None
     alone, pooled = _both(sealed, monkeypatch)
     assert alone["failure"] == pooled["failure"]
     assert (pooled["failure"]["index"], pooled["failure"]["row"]) == (99, 99)
+
+
+def test_a_dictionary_value_no_row_uses_does_not_fail_a_span(sealed: Store) -> None:
+    ts = schema.load("net")
+    batch = pq.read_table(sealed.segment_dirs()[0] / "net.parquet").slice(0, 5).to_batches()[0]
+    i = batch.schema.get_field_index("dst_ip")
+    column = pc.dictionary_encode(batch.column(i))
+    values = pa.concat_arrays([column.dictionary, pa.array(["not-an-address"])])
+    odd = batch.set_column(i, "dst_ip", pa.DictionaryArray.from_arrays(column.indices, values))
+    salts = record_salts(bytes(32), 0, 5)
+    assert rebuild._rebuilt(odd, ts, salts) == record_leaf_hashes(batch, ts, salts)

@@ -160,14 +160,31 @@ def _combine(blocks: list[_Block], n: int) -> _Block:
                           for b, w in zip(blocks, widths, strict=True)])  # fmt: skip
     if all(len(b.matrix) == 1 for b in blocks):
         return _Block(template, blocks[0].valid)
-    out = np.empty((n, template.shape[1]), dtype=np.uint8)
-    out[:] = template
+    width = template.shape[1]
+    out = np.empty((n, width), dtype=np.uint8)
+    _void_rows(out)[:] = _void_rows(template)[0]
     at = 0
-    for block, width in zip(blocks, widths, strict=True):
+    for block, w in zip(blocks, widths, strict=True):
         if len(block.matrix) != 1:
-            out[:, at : at + width] = block.matrix
-        at += width
+            # each row's piece moves as one w-byte item: numpy would copy a uint8 column
+            # slice byte by byte, several times slower
+            place = np.dtype({"names": ["v"], "formats": [f"V{w}"], "offsets": [at],
+                              "itemsize": width})  # fmt: skip
+            out.view(place).reshape(n)["v"] = _void_rows(block.matrix)
+        at += w
     return _Block(out, blocks[0].valid)
+
+
+def _void_rows(matrix: np.ndarray) -> np.ndarray:
+    """The rows of an (n, w) byte matrix as n items of w bytes (copied if not contiguous)."""
+    matrix = np.ascontiguousarray(matrix)
+    return matrix.view(f"V{matrix.shape[1]}").reshape(len(matrix))
+
+
+def _take_rows(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``matrix[rows]`` for a byte matrix, moving whole rows rather than single bytes."""
+    taken: np.ndarray = _void_rows(matrix)[rows].view(np.uint8)
+    return taken.reshape(len(rows), matrix.shape[1])
 
 
 def _materialize(part: Part, n: int) -> pa.Array | pa.Scalar:
@@ -342,8 +359,35 @@ def _body_parts(batch: pa.RecordBatch | pa.Table, schema: TableSchema) -> list[P
             raise MalformedError(f"{schema.table}.{f.name} is required but has null values")
         if col.null_count == n:
             continue
-        parts += _field_parts(col, f, schema.table)
+        if pa.types.is_dictionary(col.type):
+            parts += _dictionary_parts(col, f, schema.table)
+        else:
+            parts += _field_parts(col, f, schema.table)
     return parts
+
+
+def _dictionary_parts(col: pa.DictionaryArray, f: Field, table: str) -> list[Part]:
+    """The TLV of a dictionary-encoded column: encoded once per distinct value, then taken
+    for each row (addresses are parsed once per address, not once per record).
+
+    A value in the dictionary that no row uses is encoded too, so it can raise where the
+    decoded column would not.
+    """
+    values = col.dictionary
+    if values.null_count:
+        return _field_parts(col.dictionary_decode(), f, table)
+    rows = col.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    valid = _valid(col)
+    out: list[Part] = []
+    # the values hold no null, so their parts are present in every row: a row's part is
+    # present where the row's index is
+    for part in _field_parts(values, f, table):
+        if isinstance(part, _Block):
+            matrix = part.matrix if len(part.matrix) == 1 else _take_rows(part.matrix, rows)
+            out.append(_Block(matrix, valid))
+        else:
+            out.append(pc.take(part, col.indices).fill_null(b""))
+    return out
 
 
 def _join(parts: list[Part], n: int) -> pa.Array:

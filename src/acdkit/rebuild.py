@@ -47,6 +47,7 @@ class Span:
     segment_key: bytes
     position: int  # position within the segment of row ``start``
     begin: int  # global log index of row ``start``
+    dictionaries: tuple[str, ...] = ()  # text columns to read as Arrow dictionaries
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def spans(path: Path, table: str, key: bytes, begin: int, position: int) -> list
     Reads the Parquet footer only; pyarrow's errors for an unreadable file pass through.
     """
     meta = pq.ParquetFile(path).metadata
+    text = {f.name for f in schema.load(table).fields if f.arrow_type == pa.string()}
     out: list[Span] = []
     groups: list[int] = []
     start = stop = 0
@@ -70,21 +72,29 @@ def spans(path: Path, table: str, key: bytes, begin: int, position: int) -> list
         groups.append(number)
         stop += meta.row_group(number).num_rows
         if stop - start >= SPAN_ROWS or number == meta.num_row_groups - 1:
+            dictionaries = _dictionary_columns(meta.row_group(groups[0]), text)
             out.append(
                 Span(str(path), table, tuple(groups), start, stop, key, position + start,
-                     begin + start)
+                     begin + start, dictionaries)
             )  # fmt: skip
             groups, start = [], stop
     return out
+
+
+def _dictionary_columns(group: pq.RowGroupMetaData, text: set[str]) -> tuple[str, ...]:
+    """Text columns stored with a dictionary: read as one, each value is decoded (and then
+    encoded) once, not once per row.  Columns stored plain (per-record ids) are read plain:
+    building a dictionary of them would cost far more than it saves."""
+    names = (group.column(i) for i in range(group.num_columns))
+    return tuple(c.path_in_schema for c in names if c.path_in_schema in text and
+                 c.has_dictionary_page)  # fmt: skip
 
 
 def check_span(span: Span) -> Checked:
     """Rebuild a span's records and compare them with what was sealed (run by a worker)."""
     try:
         return _check(span)
-    except Exception:
-        # NOTE: the exception itself is not sent back: `verify` checks the span again in
-        # order and meets the same error there, with its message and location
+    except Exception:  # whatever it is, the in-order check meets it again and reports it
         return Checked([], span.start)
 
 
@@ -92,15 +102,14 @@ def _check(span: Span) -> Checked:
     ts = schema.load(span.table)
     found: list[bytes] = []
     row = span.start
-    reader = pq.ParquetFile(span.path)
+    reader = pq.ParquetFile(span.path, read_dictionary=span.dictionaries)
     for batch in reader.iter_batches(CHUNK_ROWS, row_groups=span.row_groups, use_threads=False):
         n = batch.num_rows
-        index = span.begin + row - span.start
-        suspect = _first_wrong_index(batch, index)
+        suspect = _first_wrong_index(batch, span.begin + row - span.start)
+        salts = record_salts(span.segment_key, span.position + row - span.start, n)
         try:
-            salts = record_salts(span.segment_key, span.position + row - span.start, n)
-            rebuilt = record_leaf_hashes(batch, ts, salts)
-        except Exception:
+            rebuilt = _rebuilt(batch, ts, salts)
+        except Exception:  # a record that cannot be encoded
             return Checked([], row)
         wrong = _first_wrong_leaf(batch, rebuilt)
         if suspect is not None or wrong is not None:
@@ -110,6 +119,17 @@ def _check(span: Span) -> Checked:
     if row != span.stop:  # the row groups hold other rows than the footer said
         return Checked([], min(row, span.stop))
     return Checked(range_subtrees(span.begin, b"".join(found)))
+
+
+def _rebuilt(batch: pa.RecordBatch, ts: schema.TableSchema, salts: bytes) -> bytes:
+    try:
+        return record_leaf_hashes(batch, ts, salts)
+    except Exception:
+        # a dictionary may hold a value that no row of this batch uses: only rows count
+        plain = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c
+                 for c in batch.columns]  # fmt: skip
+        batch = pa.RecordBatch.from_arrays(plain, batch.schema.names)
+        return record_leaf_hashes(batch, ts, salts)
 
 
 def _first_wrong_index(batch: pa.RecordBatch, index: int) -> int | None:
