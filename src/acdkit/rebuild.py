@@ -14,7 +14,8 @@ which record, expected and actual hash) is the same whether one process or many 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from acdkit import leaves, schema
-from acdkit._pool import in_order, process_pool
+from acdkit._pool import in_order, keep_freed_memory, process_pool
 from acdkit.encoding import record_leaf_hashes, record_salts
+from acdkit.errors import InputIOError
 from acdkit.merkle import range_subtrees
 
-__all__ = ["Checked", "Checker", "Span", "check_span", "spans"]
+__all__ = ["Checked", "Checker", "Span", "check_span", "file_sha256", "spans"]
 
-SPAN_ROWS = 131_072  # a span is whole row groups, at least this many rows (or the rest)
+SPAN_ROWS = 32_768  # a span is whole row groups, at least this many rows (or the rest)
 CHUNK_ROWS = 65_536  # rows rebuilt at a time within a span: bounds a worker's memory
 
 
@@ -98,6 +100,17 @@ def check_span(span: Span) -> Checked:
         return Checked([], span.start)
 
 
+def _check_in_worker(span: Span) -> Checked:
+    global _tuned
+    if not _tuned:
+        keep_freed_memory()
+        _tuned = True
+    return check_span(span)
+
+
+_tuned = False  # whether this worker process has tuned its allocator yet
+
+
 def _check(span: Span) -> Checked:
     ts = schema.load(span.table)
     found: list[bytes] = []
@@ -150,6 +163,15 @@ def _first_wrong_leaf(batch: pa.RecordBatch, rebuilt: bytes) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    try:
+        with Path(path).open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise InputIOError(f"cannot read {path}: {exc.strerror}") from None
+
+
 class Checker:
     """Checks spans in order: in worker processes for large segments, else in this one."""
 
@@ -174,10 +196,17 @@ class Checker:
             # after a failure the spans still queued are not worth checking
             self._pool.shutdown(wait=True, cancel_futures=kind is not None)
 
+    def file_sha256(self, path: Path) -> Callable[[], str]:
+        """The SHA-256 of a file, as a call that returns it (or raises), computed meanwhile
+        by a worker if there are any: a file of a large segment takes a while to hash."""
+        if self._pool is None:
+            return lambda: file_sha256(str(path))
+        return self._pool.submit(file_sha256, str(path)).result
+
     def run(self, work: Iterable[Span]) -> Iterator[tuple[Span, Checked]]:
         """Yield each span with its result, in the order given."""
         if self._pool is None:
             for span in work:
                 yield span, check_span(span)
             return
-        yield from in_order(self._pool, check_span, work, 2 * self._workers)
+        yield from in_order(self._pool, _check_in_worker, work, 2 * self._workers)
