@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acdkit import schema
-from acdkit.encoding import record_leaf_hashes, record_salts
+from acdkit.encoding import _hash_rows, record_leaf_hashes, record_salts
 from acdkit.errors import MalformedError
 from test_vectors import reference_body, reference_salt
 
@@ -112,3 +112,11 @@ def test_an_unused_dictionary_value_that_cannot_be_encoded_is_an_error() -> None
     odd = batch.set_column(i, "client_ip", ips)
     with pytest.raises(MalformedError, match=r"10\.0\.0\.999"):
         record_leaf_hashes(odd, ts, record_salts(KEY, 0, 1))
+
+
+def test_rows_of_any_length_hash_in_row_order() -> None:
+    values = [b"a", b"", b"x" * 70_000, b"bc", b"a", b"", b"y" * 70_000, b"de"]
+    inputs = pa.array(values, pa.large_binary()).slice(1)  # an offset into the buffers too
+    expected = b"".join(hashlib.sha256(v).digest() for v in values[1:])
+    assert _hash_rows(inputs) == expected
+    assert _hash_rows(inputs.slice(0, 0)) == b""

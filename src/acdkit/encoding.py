@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -34,6 +36,8 @@ __all__ = [
     "record_salts",
 ]
 
+_sha256 = hashlib.sha256
+_digest = type(_sha256()).digest
 MAGIC = b"ACDK"
 ENTRY_VERSION = 1
 SALT_NONCE = b"acdkit/salt1"  # 12 bytes: the ChaCha20 nonce of the salt stream
@@ -195,13 +199,13 @@ def _materialize(part: Part, n: int) -> pa.Array | pa.Scalar:
         return pa.scalar(matrix.tobytes(), pa.binary())
     if part.valid is None:
         offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-        data = np.ascontiguousarray(matrix).tobytes()
+        data = np.ascontiguousarray(matrix)
     else:
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(part.valid.astype(np.int32) * width, out=offsets[1:])
-        rows = np.broadcast_to(matrix, (n, width))[part.valid]
-        data = np.ascontiguousarray(rows).tobytes()
-    buffers = [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+        data = np.broadcast_to(matrix, (n, width))[part.valid]
+    # Arrow takes numpy's memory as it is (no copy); the array keeps it alive
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
     return pa.BinaryArray.from_buffers(pa.binary(), n, buffers)
 
 
@@ -431,16 +435,40 @@ def _salt_block(salts: bytes, n: int) -> _Block:
 
 
 def _hash_rows(inputs: pa.Array) -> bytes:
-    """SHA-256 of every value of a large_binary array, concatenated (32 bytes each)."""
+    """SHA-256 of every value of a large_binary array, concatenated (32 bytes each).
+
+    Values of one length are cut by `struct.iter_unpack` and hashed by C iterators, so no
+    Python code runs per value: the values are grouped by length (records of a table take
+    few lengths), hashed group by group, and the digests put back in row order.
+    """
     n = len(inputs)
-    offsets = np.frombuffer(
-        inputs.buffers()[1], dtype=np.int64, count=n + 1, offset=inputs.offset * 8
-    )
-    data = memoryview(inputs.buffers()[2] or b"")
-    sha = hashlib.sha256
-    ends = offsets[1:].tolist()
-    starts = offsets[:-1].tolist()
-    return b"".join([sha(data[s:e]).digest() for s, e in zip(starts, ends, strict=True)])
+    if n == 0:
+        return b""
+    lengths = np.diff(_large_offsets(inputs))
+    keys = lengths.astype(np.uint16) if lengths.max() < 1 << 16 else lengths
+    order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys
+    grouped = inputs.take(pa.array(order))
+    offsets, data = _large_offsets(grouped), memoryview(grouped.buffers()[2] or b"")
+    sizes = lengths[order]
+    cuts = [0, *(np.flatnonzero(np.diff(sizes)) + 1).tolist(), n]
+    runs = [_hash_run(data[offsets[a] : offsets[b]], int(sizes[a]), b - a)
+            for a, b in itertools.pairwise(cuts)]  # fmt: skip
+    out = np.empty((n, 32), dtype=np.uint8)
+    out[order] = np.frombuffer(b"".join(runs), dtype=np.uint8).reshape(n, 32)
+    return out.tobytes()
+
+
+def _large_offsets(values: pa.Array) -> np.ndarray:
+    count = len(values) + 1
+    return np.frombuffer(values.buffers()[1], np.int64, count, values.offset * 8)
+
+
+def _hash_run(data: memoryview, size: int, count: int) -> bytes:
+    """Digests of ``count`` values of ``size`` bytes each, held back to back in ``data``."""
+    if size == 0:
+        return _sha256(b"").digest() * count
+    hashes = itertools.starmap(_sha256, struct.iter_unpack(f"{size}s", data))
+    return b"".join(map(_digest, hashes))
 
 
 def leaf_hashes(bodies: pa.Array, salts: bytes, kind: EntryType = EntryType.RECORD) -> bytes:
