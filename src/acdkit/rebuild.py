@@ -14,6 +14,7 @@ which record, expected and actual hash) is the same whether one process or many 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -101,14 +102,14 @@ def check_span(span: Span) -> Checked:
 
 
 def _check_in_worker(span: Span) -> Checked:
-    global _tuned
-    if not _tuned:
-        keep_freed_memory()
-        _tuned = True
+    _tune_worker()
     return check_span(span)
 
 
-_tuned = False  # whether this worker process has tuned its allocator yet
+@functools.cache
+def _tune_worker() -> None:
+    """Once per worker process (never in the parent, which may be someone's program)."""
+    keep_freed_memory()
 
 
 def _check(span: Span) -> Checked:
@@ -177,6 +178,7 @@ class Checker:
     """Checks spans in order: in worker processes for large segments, else in this one."""
 
     def __init__(self, records: int) -> None:
+        # the same threshold and worker count as sealing: one knob for both
         workers = leaves.worker_count()
         self._workers = workers if records >= leaves.POOL_THRESHOLD else 1
         self._pool: ProcessPoolExecutor | None = None
