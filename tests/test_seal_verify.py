@@ -407,3 +407,12 @@ def test_parquet_without_the_sealed_columns_is_malformed(sealed: Store, damage: 
     report = _check(sealed, ExitCode.MALFORMED)
     assert report.failure is not None
     assert f"{_segment(sealed, 0).name}/net.parquet" in report.failure["message"]
+
+
+def test_parquet_footer_with_a_name_that_is_not_utf8_is_malformed(sealed: Store) -> None:
+    # found by the raw Parquet bit flips: pyarrow raises UnicodeDecodeError for such a name
+    path = _segment(sealed, 1) / "dns.parquet"
+    path.write_bytes(path.read_bytes().replace(b"session_id", b"\xf3ession_id"))
+    report = _check(sealed, ExitCode.MALFORMED)
+    assert report.failure is not None
+    assert "dns.parquet is not readable Parquet" in report.failure["message"]

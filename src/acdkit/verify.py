@@ -253,7 +253,8 @@ def _check_chain(
 def _iter_table(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     try:
         yield from pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=columns)
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        # ValueError: pyarrow decodes footer names with UnicodeDecodeError left uncaught
         raise MalformedError(
             f"{path.parent.name}/{path.name} is not readable Parquet: {exc}"
         ) from None
