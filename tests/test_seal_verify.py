@@ -416,3 +416,17 @@ def test_parquet_footer_with_a_name_that_is_not_utf8_is_malformed(sealed: Store)
     report = _check(sealed, ExitCode.MALFORMED)
     assert report.failure is not None
     assert "dns.parquet is not readable Parquet" in report.failure["message"]
+
+
+def test_text_column_that_is_not_utf8_is_malformed(sealed: Store) -> None:
+    # found by the raw Parquet bit flips: Parquet readers do not check UTF-8, and the
+    # address encoder then raised UnicodeDecodeError (exit 70) on a flipped address byte
+    path = _segment(sealed, 0) / "net.parquet"
+    table = pq.read_table(path)
+    j = table.schema.get_field_index("dst_ip")
+    raw = [b"10.\xb1.0.1", *(v.encode() for v in table.column(j).to_pylist()[1:])]
+    table = table.set_column(j, "dst_ip", pa.array(raw, pa.binary()).view(pa.string()))
+    pq.write_table(table, path)
+    report = _check(sealed, ExitCode.MALFORMED)
+    assert report.failure is not None
+    assert "net.parquet does not hold the sealed columns" in report.failure["message"]
