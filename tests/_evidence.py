@@ -1,0 +1,73 @@
+"""Small real stores and bundles for the adversarial suites, and the helpers that mutate them.
+
+Everything is built from the MIT sample logs in tests/data by the real ingest, seal and
+package code, so every byte a test flips was written by acdkit itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from acdkit import bundle, ingest, keys, seal
+from acdkit.cli import app
+from acdkit.note import sign_note
+from acdkit.store import Store, init_store
+
+DATA = Path(__file__).parent / "data"
+
+# two segments of one table each: 5 net records from two files, then 1 dns record
+TINY_SEGMENTS = (
+    ("zeek-tsv/zat/conn_date_issue.log", "zeek-json/otrf-apt29/SCRANTON_ssl.log"),
+    ("zeek-json/otrf-apt29/UTICA-C_dns.log",),
+)
+# every record of the tiny store lies in this window
+TINY_WINDOW = bundle.Window(
+    bundle.parse_time("2020-01-01T00:00:00Z"), bundle.parse_time("2023-01-01T00:00:00Z")
+)
+
+
+def build_store(
+    root: Path, key_path: Path, segments: tuple[tuple[str, ...], ...], org: str = "tamper-test"
+) -> tuple[Store, keys.Signer]:
+    """A store sealed from real sample files, one `seal` per group of files."""
+    store, _ = init_store(root, key_path, org)
+    signer = keys.load_signer(key_path)
+    for files in segments:
+        report = ingest.ingest(store, [DATA / f for f in files])
+        assert not [f.error for f in report.files if f.error]
+        seal.seal(store, signer)
+    return store, signer
+
+
+def copy_store(template: Store, dest: Path) -> Store:
+    shutil.copytree(template.root, dest, symlinks=True)
+    return Store(dest)
+
+
+def flip(data: bytes, bit: int) -> bytes:
+    """``data`` with bit ``bit`` inverted (bit 0 is the most significant bit of byte 0)."""
+    out = bytearray(data)
+    out[bit // 8] ^= 0x80 >> (bit % 8)
+    return bytes(out)
+
+
+def resign_manifest(root: Path, signer: keys.Signer) -> None:
+    """A fresh manifest over the bundle as it now is: what a holder of the key can do."""
+    old = (root / bundle.MANIFEST).read_text().split("\n")
+    incident = old[1].removeprefix("incident ")
+    size = int(old[3].removeprefix("checkpoint "))
+    (root / bundle.MANIFEST).unlink()
+    text = bundle._manifest_text(incident, signer.name, size, root)
+    (root / bundle.MANIFEST).write_bytes(sign_note(text, signer).encode())
+
+
+def cli_verify(target: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    """`acdkit verify TARGET --json` through the real CLI: exit code and its JSON report."""
+    result = CliRunner().invoke(app, ["verify", str(target), "--json", *extra])
+    assert result.stdout, result.stderr
+    return result.exit_code, json.loads(result.stdout)

@@ -1,0 +1,669 @@
+"""Single-bit flips over a small sealed store and a bundle made from it (EVIDENCE §3.12.4).
+
+Every flip must give TAMPERED or MALFORMED, never VERIFIED and never an exception that is
+not acdkit's; a region that legitimately verifies after a flip must be listed here with its
+reason.  The in-process verifiers run each flip; two forked workers share the work.
+
+Which bits.  Each file is cut into regions.  A *structural* byte (headers, separators,
+keywords, decimals, lengths, TLV headers, numbers a check reads) has all eight bits flipped:
+each bit can lead the parser or a check down another path.  An *opaque* byte is one that is
+only hashed or compared whole (digests, signatures, random keys, base64 bodies, values that
+only enter a leaf hash): the same comparison catches every bit of it, so one bit per byte is
+flipped, the position rotating through all eight along the region, and for opaque UTF-8 text
+also the top bit, which makes the byte invalid UTF-8 (a path of its own).  The last four
+characters of every base64 run are structural (padding, canonical encoding).
+`ACDKIT_BITFLIP_FULL=1` flips every bit of everything instead.
+
+Records.  Flipping raw Parquet bytes mostly tests the Parquet decoder (and may legitimately
+be MALFORMED or change nothing that is sealed).  What the log seals is the canonical body of
+each record (docs/evidence-format.md §3), so "every bit of every record" here means every
+bit of every field value of every record's canonical body: each flipped value is decoded
+back into a column value (a wider integer column, a binary column for invalid UTF-8, where
+the sealed type cannot hold it) and run through the encoder the verifier uses, and one such
+flip per field of every record, plus every field removed, goes through the whole verifier
+on a rewritten Parquet file.  TLV headers of record bodies are fixed by the schema and not
+expressible in Parquet at all.  Raw Parquet bytes are flipped on a seeded sample, to show
+the verifier never crashes on a damaged file and never verifies changed records.
+
+Not authenticated, found by this suite (each is asserted, so a change is noticed):
+- nothing in checkpoints, SEAL entries, segment keys or bundle proofs;
+- the whitespace around the line of keys/sealer.vkey (the final LF may become a VT);
+- in a bundle, only the manifest signature binds files outside the log (summaries, logs,
+  CSV copies, VERIFY.txt, key/sealer.vkey): with the manifest re-signed they verify.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from _evidence import TINY_SEGMENTS, build_store, copy_store, flip
+from acdkit import bundle, keys, schema, verify
+from acdkit.encoding import record_leaf_hashes, record_salts
+from acdkit.errors import ExitCode
+from acdkit.note import sign_note
+from acdkit.sealinfo import SealInfo
+from acdkit.store import Store
+
+FULL = os.environ.get("ACDKIT_BITFLIP_FULL") == "1"
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+DETECTED = {"TAMPERED", "MALFORMED"}
+# the one record the bundle discloses: the first conn record of conn_date_issue.log
+BUNDLE_WINDOW = bundle.Window(
+    bundle.parse_time("2022-03-17T08:07:36Z"), bundle.parse_time("2022-03-17T08:07:37Z")
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: str  # a verdict name, or the name of an exception that escaped the verifier
+    check: str | None
+    message: str
+
+
+# -- which bits --------------------------------------------------------------------------------
+
+# bits per byte: every bit; one, rotating; the top bit and one rotating; one bit of every
+# eighth byte, rotating (for files a single SHA-256 comparison covers whole)
+STRUCT, OPAQUE, TEXT, SPARSE = 8, 1, 2, 0
+
+
+def bits_of(regions: list[tuple[int, int, int]]) -> list[int]:
+    """The bit positions to flip over byte regions (start, end, mode)."""
+    out: list[int] = []
+    for start, end, mode in regions:
+        for i in range(start, end):
+            if FULL or mode == STRUCT:
+                out += range(8 * i, 8 * i + 8)
+                continue
+            if mode == SPARSE and (i - start) % 8:
+                continue
+            rotating = 8 * i + ((i - start) // (8 if mode == SPARSE else 1)) % 8
+            if mode == TEXT and rotating != 8 * i:
+                out.append(8 * i)
+            out.append(rotating)
+    return sorted(set(out))
+
+
+_OPAQUE_RUN = re.compile(rb"[A-Za-z0-9+/]{16,}=*")
+
+
+def text_regions(data: bytes) -> list[tuple[int, int, int]]:
+    """Opaque: runs of 16+ base64 or hex characters, but their last four; the rest: all bits."""
+    regions, pos = [], 0
+    for m in _OPAQUE_RUN.finditer(data):
+        regions.append((pos, m.start(), STRUCT))
+        regions.append((m.start(), m.end() - 4, OPAQUE))
+        pos = m.end() - 4
+    regions.append((pos, len(data), STRUCT))
+    return [r for r in regions if r[0] < r[1]]
+
+
+def _shifted(regions: list[tuple[int, int, int]], by: int, mode: int | None = None) -> list[Any]:
+    return [(a + by, b + by, m if mode is None or m != STRUCT else mode) for a, b, m in regions]
+
+
+def proof_regions(data: bytes) -> list[tuple[int, int, int]]:
+    """A tlog-proof: its head as text; the checkpoint after it is compared byte for byte
+    with the bundle's (check 5), so it is opaque."""
+    cut = data.index(b"\n\n") + 2
+    return [*text_regions(data[:cut]), (cut, len(data), OPAQUE)]
+
+
+def manifest_regions(data: bytes) -> list[tuple[int, int, int]]:
+    """The manifest: every bit of its four head lines, its first file line and signature;
+    the other file lines repeat that grammar and get the top bit and one bit per byte."""
+    regions, pos, file_lines = [], 0, 0
+    for line in data.splitlines(keepends=True):
+        repeated = line.startswith(b"file ") and (file_lines := file_lines + 1) > 1
+        regions += _shifted(text_regions(line), pos, TEXT if repeated else None)
+        pos += len(line)
+    return regions
+
+
+# SEAL fields whose value a check reads number by number (docs/evidence-format.md §8 step 3
+# and step 4: segment number, first and end index, record count, the tables' record counts)
+_SEAL_NUMBERS = {2, 3, 4, 5, 20, 30, 40}
+_SEAL_TEXT = {1, 10, 13}
+
+
+def seal_regions(data: bytes) -> list[tuple[int, int, int]]:
+    """Entry header and TLV headers structural; values by what the verifier does with them."""
+    regions = [(0, 6, STRUCT), (6, 38, OPAQUE)]  # magic, version, type; the (zero) salt
+    pos = 38
+    while pos < len(data):
+        fid = int.from_bytes(data[pos : pos + 2], "big")
+        size = int.from_bytes(data[pos + 3 : pos + 7], "big")
+        regions.append((pos, pos + 7, STRUCT))
+        start, end = pos + 7, pos + 7 + size
+        if fid in _SEAL_NUMBERS:
+            regions.append((start, end, STRUCT))
+        elif fid in _SEAL_TEXT:
+            regions.append((start, end, TEXT))
+        elif fid == 12:  # source list: u32be length, then hex text, per item
+            item = start
+            while item < end:
+                n = int.from_bytes(data[item : item + 4], "big")
+                # hex digits only hashed: the top bit is flipped in the other text fields
+                regions += [(item, item + 4, STRUCT), (item + 4, item + 4 + n, OPAQUE)]
+                item += 4 + n
+        else:
+            regions.append((start, end, OPAQUE))
+        pos = end
+    return regions
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+_work: dict[str, Any] = {}
+
+
+def _init_worker(src: Path, kind: str, key_path: Path | None) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bitflip-"))
+    copy = root / "t"
+    shutil.copytree(src, copy, symlinks=True)
+    _work.update(root=root, copy=copy, kind=kind)
+    _work["signer"] = keys.load_signer(key_path) if key_path else None
+    _work["pinned"] = Store(src).verifier() if kind == "store" else None
+    if kind == "bundle":
+        _work["pinned"] = keys.Verifier.parse((copy / "key/sealer.vkey").read_text())
+        _work["manifest"] = (copy / bundle.MANIFEST).read_bytes()
+
+
+def _verify() -> Outcome:
+    try:
+        if _work["kind"] == "store":
+            report = verify.verify_store(Store(_work["copy"]))
+        else:
+            report = bundle.verify_bundle(_work["copy"], _work["pinned"])
+    except Exception as exc:  # the point: nothing but a report may come out
+        return Outcome(type(exc).__name__, None, str(exc)[:200])
+    failure = report.failure or {}
+    return Outcome(report.verdict_name, failure.get("check"), str(failure.get("message", "")))
+
+
+def _resigned(rel: str, data: bytes) -> bytes:
+    """The bundle's manifest with the line of ``rel`` re-made for ``data``, signed afresh."""
+    text = _work["manifest"].decode().split("\n\n")[0] + "\n"
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.endswith(f" {rel}"):
+            lines[i] = f"file {hashlib.sha256(data).hexdigest()} {len(data)} {rel}"
+    return sign_note("\n".join(lines), _work["signer"]).encode()
+
+
+def _flip_task(rel: str, bits: list[int], resign: bool) -> list[tuple[int, Outcome]]:
+    path = _work["copy"] / rel
+    original = path.read_bytes()
+    out = []
+    try:
+        for bit in bits:
+            data = flip(original, bit)
+            path.write_bytes(data)
+            if resign:
+                (_work["copy"] / bundle.MANIFEST).write_bytes(_resigned(rel, data))
+            out.append((bit, _verify()))
+    finally:
+        path.write_bytes(original)
+        if resign:
+            (_work["copy"] / bundle.MANIFEST).write_bytes(_work["manifest"])
+    return out
+
+
+@contextlib.contextmanager
+def _pool(src: Path, kind: str, key_path: Path | None = None) -> Iterator[ProcessPoolExecutor]:
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        WORKERS, mp_context=ctx, initializer=_init_worker, initargs=(src, kind, key_path)
+    ) as pool:
+        yield pool
+
+
+def sweep(
+    pool: ProcessPoolExecutor, rel: str, bits: list[int], resign: bool = False
+) -> dict[int, Outcome]:
+    chunk = max(1, len(bits) // (4 * WORKERS) + 1)
+    futures = [
+        pool.submit(_flip_task, rel, bits[i : i + chunk], resign)
+        for i in range(0, len(bits), chunk)
+    ]
+    return {bit: outcome for f in futures for bit, outcome in f.result()}
+
+
+def undetected(results: dict[int, Outcome]) -> dict[int, Outcome]:
+    return {bit: o for bit, o in results.items() if o.verdict not in DETECTED}
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, keys.Signer, Path]:
+    base = tmp_path_factory.mktemp("tiny")
+    key_path = base / "keys" / "sealer.key"
+    store, signer = build_store(base / "store", key_path, TINY_SEGMENTS)
+    assert verify.verify_store(store).verdict == ExitCode.OK
+    return store, signer, key_path
+
+
+def _store_files(store: Store) -> dict[str, list[tuple[int, int, int]]]:
+    files = {}
+    for path in store.checkpoint_files():
+        files[path] = text_regions(path.read_bytes())
+    files[store.vkey_path] = text_regions(store.vkey_path.read_bytes())
+    for seg in store.segment_dirs():
+        files[seg / "seal.entry"] = seal_regions((seg / "seal.entry").read_bytes())
+        files[seg / "segment.key"] = [(0, 32, OPAQUE)]
+    return {p.relative_to(store.root).as_posix(): r for p, r in files.items()}
+
+
+@pytest.fixture(scope="module")
+def store_flips(tiny: tuple[Store, keys.Signer, Path]) -> dict[str, dict[int, Outcome]]:
+    """rel path -> bit -> outcome, for every file of the tiny store that the log seals."""
+    store = tiny[0]
+    with _pool(store.root, "store") as pool:
+        return {rel: sweep(pool, rel, bits_of(r)) for rel, r in _store_files(store).items()}
+
+
+def test_every_bit_flip_in_store_files_is_detected(
+    tiny: tuple[Store, keys.Signer, Path], store_flips: dict[str, dict[int, Outcome]]
+) -> None:
+    # two checkpoints, the vkey, and each of the two segments' SEAL entry and segment key
+    assert len(store_flips) == 7
+    for rel, results in store_flips.items():
+        allowed = set()
+        if rel == "keys/sealer.vkey":
+            # the vkey is one line read with surrounding whitespace stripped: the final LF
+            # turned into a VT (0x0A -> 0x0B) is whitespace still, and the key is the same
+            allowed = {8 * (len((tiny[0].root / rel).read_bytes()) - 1) + 7}
+        assert set(undetected(results)) == allowed, rel
+        assert all(results[b].verdict == "VERIFIED" for b in allowed)
+    assert sum(len(r) for r in store_flips.values()) > (18_000 if FULL else 5_000)
+
+
+def test_seal_entry_flips_are_caught_by_parser_chain_and_root(
+    store_flips: dict[str, dict[int, Outcome]],
+) -> None:
+    for rel, results in store_flips.items():
+        if rel.endswith("seal.entry"):
+            paths = {(o.verdict, o.check) for o in results.values()}
+            assert paths == {("MALFORMED", "3"), ("TAMPERED", "3"), ("TAMPERED", "4")}, rel
+
+
+def test_checkpoint_flips_are_caught_before_any_record_is_read(
+    store_flips: dict[str, dict[int, Outcome]],
+) -> None:
+    for rel, results in store_flips.items():
+        if rel.startswith("checkpoints/"):
+            assert {o.check for o in results.values()} == {"2"}, rel
+            messages = {o.message.split(":")[0] for o in results.values()}
+            assert messages == {f"checkpoint {rel.split('/')[1]}"}, rel
+
+
+# -- record contents ---------------------------------------------------------------------------
+
+
+def _canonical_value(f: schema.Field, value: Any) -> bytes:
+    """The value bytes of one field (an independent reading of §3's type table)."""
+    if f.type in ("u16", "u64"):
+        return int(value).to_bytes(8, "big")
+    if f.type in ("timestamp_ns", "duration_ns", "i64"):
+        return int(value).to_bytes(8, "big", signed=True)
+    if f.type in ("hex16", "hex32"):
+        return bytes.fromhex(value)
+    if f.type == "ip":
+        addr = ipaddress.ip_address(value)
+        return (b"\x00" * 10 + b"\xff\xff" + addr.packed) if addr.version == 4 else addr.packed
+    if f.type == "utf8":
+        return str(value).encode()
+    if f.type == "bool":
+        return b"\x01" if value else b"\x00"
+    if f.type == "utf8_list":
+        return b"".join(len(s.encode()).to_bytes(4, "big") + s.encode() for s in value)
+    raise AssertionError(f.type)
+
+
+def _decode(f: schema.Field, raw: bytes) -> tuple[Any, pa.DataType] | None:
+    """A column value (and the column type that holds it) whose canonical value is ``raw``;
+    None when no column value encodes to it."""
+    if f.type in ("u16", "u64"):
+        number = int.from_bytes(raw, "big")
+        # the verifier encodes the column it reads: a wider column holds any u64
+        return number, pa.uint16() if f.type == "u16" and number <= 0xFFFF else pa.uint64()
+    if f.type in ("timestamp_ns", "duration_ns", "i64"):
+        kinds = {"timestamp_ns": pa.timestamp("ns", "UTC"), "duration_ns": pa.duration("ns")}
+        return int.from_bytes(raw, "big", signed=True), kinds.get(f.type, pa.int64())
+    if f.type in ("hex16", "hex32"):
+        return raw.hex(), pa.string()
+    if f.type == "ip":
+        addr = ipaddress.IPv6Address(raw)
+        return str(addr.ipv4_mapped or addr), pa.string()
+    if f.type == "utf8":
+        try:
+            return raw.decode(), pa.string()
+        except UnicodeDecodeError:
+            return raw, pa.binary()  # what a forger can write: the verifier hashes the bytes
+    if f.type == "bool":
+        return (raw == b"\x01", pa.bool_()) if raw in (b"\x00", b"\x01") else None
+    if f.type == "utf8_list":
+        items, pos = [], 0
+        while pos + 4 <= len(raw):
+            n = int.from_bytes(raw[pos : pos + 4], "big")
+            if pos + 4 + n > len(raw):
+                return None
+            items.append(raw[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+        if pos != len(raw):
+            return None
+        try:
+            return [i.decode() for i in items], pa.list_(pa.string())
+        except UnicodeDecodeError:
+            return items, pa.list_(pa.binary())
+    raise AssertionError(f.type)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    row: int
+    field: str
+    value: Any
+    type: pa.DataType
+
+
+def _with_value(table: pa.Table, m: Mutation) -> pa.Table:
+    """``table`` with one cell replaced; the column widened to the mutation's type."""
+    i = table.schema.get_field_index(m.field)
+    col = table.column(i).combine_chunks()
+    new = pa.concat_arrays(
+        [
+            col.slice(0, m.row).cast(m.type),
+            pa.array([m.value], m.type),
+            col.slice(m.row + 1).cast(m.type),
+        ]
+    )
+    return table.set_column(i, m.field, new)
+
+
+@dataclass
+class _Sealed:
+    table: pa.Table  # one segment's rows of one table, as sealed
+    ts: schema.TableSchema
+    key: bytes
+    first: int  # first index of the segment
+    path: Path
+
+
+def _sealed_tables(store: Store) -> list[_Sealed]:
+    out = []
+    for seg in store.segment_dirs():
+        info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
+        for name in schema.TABLES:
+            if (seg / f"{name}.parquet").is_file():
+                out.append(
+                    _Sealed(
+                        pq.read_table(seg / f"{name}.parquet"),
+                        schema.load(name),
+                        (seg / "segment.key").read_bytes(),
+                        info.first_index,
+                        seg / f"{name}.parquet",
+                    )
+                )
+    return out
+
+
+def _mutations(sealed: _Sealed) -> tuple[list[Mutation], dict[str, int]]:
+    """Every single-bit flip of every field value of every record; and the flips that no
+    column value can express, counted by reason."""
+    out, inexpressible = [], {}
+    rows = sealed.table.to_pylist()
+    for r, row in enumerate(rows):
+        for f in sealed.ts.fields:
+            if row[f.name] is None:
+                continue
+            value = sealed.table.column(f.name)[r]
+            if f.type in ("timestamp_ns", "duration_ns"):
+                value = value.cast(pa.int64())
+            raw = _canonical_value(f, value.as_py())
+            for bit in range(8 * len(raw)):
+                decoded = _decode(f, flip(raw, bit))
+                if decoded is None:
+                    reason = f"{f.type}: no column value encodes to it"
+                    inexpressible[reason] = inexpressible.get(reason, 0) + 1
+                    continue
+                out.append(Mutation(r, f.name, *decoded))
+    return out, inexpressible
+
+
+def _leaves(sealed: _Sealed, mutations: list[Mutation]) -> list[bytes]:
+    """Leaf hashes of the mutated records, by the encoder the verifier uses, with their salts."""
+    leaves: list[bytes] = []
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, m in enumerate(mutations):
+        groups.setdefault((m.field, str(m.type)), []).append(i)
+    by_index: dict[int, bytes] = {}
+    for members in groups.values():
+        ms = [mutations[i] for i in members]
+        rows = sealed.table.take(pa.array([m.row for m in ms]))
+        f = ms[0].field
+        col = pa.array([m.value for m in ms], ms[0].type)
+        rows = rows.set_column(rows.schema.get_field_index(f), f, col)
+        positions = [
+            int(rows.column("log_index")[k].as_py()) - sealed.first for k in range(len(ms))
+        ]
+        salts = b"".join(record_salts(sealed.key, p, 1) for p in positions)
+        hashes = record_leaf_hashes(rows, sealed.ts, salts)
+        for k, i in enumerate(members):
+            by_index[i] = hashes[32 * k : 32 * k + 32]
+    leaves = [by_index[i] for i in range(len(mutations))]
+    return leaves
+
+
+def test_every_bit_of_every_record_value_changes_its_leaf(
+    tiny: tuple[Store, keys.Signer, Path],
+) -> None:
+    total, skipped = 0, {}
+    for sealed in _sealed_tables(tiny[0]):
+        mutations, inexpressible = _mutations(sealed)
+        stored = sealed.table.column("integrity_hash").to_pylist()
+        # the control: each record unchanged, through the same path, gives its sealed leaf
+        same = [
+            Mutation(r, "event_kind", v, pa.string())
+            for r, v in enumerate(sealed.table.column("event_kind").to_pylist())
+        ]
+        assert _leaves(sealed, same) == stored
+        for m, leaf in zip(mutations, _leaves(sealed, mutations), strict=True):
+            assert leaf != stored[m.row], (sealed.ts.table, m)
+        total += len(mutations)
+        for reason, n in inexpressible.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    # 5 net and 1 dns records; inexpressible: the length prefixes of the dns record's three
+    # rrdata items (a flipped length no longer tiles the list)
+    assert total == 8_544
+    assert skipped == {"utf8_list: no column value encodes to it": 3 * 32}
+
+
+def _fits(m: Mutation, sealed_type: pa.DataType) -> bool:
+    try:
+        pa.array([m.value], m.type).cast(sealed_type)
+    except pa.ArrowException:
+        return False
+    return True
+
+
+def test_one_flip_per_field_of_every_record_through_the_verifier(
+    tiny: tuple[Store, keys.Signer, Path], tmp_path: Path
+) -> None:
+    # the whole path: the flipped value written into the segment's Parquet, then verify
+    store = copy_store(tiny[0], tmp_path / "store")
+    rng = random.Random(6962)
+    runs = 0
+    for sealed in _sealed_tables(store):
+        mutations, _ = _mutations(sealed)
+        by_cell: dict[tuple[int, str], list[Mutation]] = {}
+        for m in mutations:
+            by_cell.setdefault((m.row, m.field), []).append(m)
+        chosen = [rng.choice(ms) for ms in by_cell.values()]
+        # and every present field removed (set to null): absent differs from any value
+        chosen += [
+            Mutation(r, f, None, sealed.table.schema.field(f).type)
+            for (r, f) in by_cell
+            if not sealed.ts.field(f).required
+        ]
+        original = sealed.path.read_bytes()
+        for m in chosen:
+            pq.write_table(_with_value(sealed.table, m), sealed.path)
+            report = verify.verify_store(store)
+            assert report.failure is not None, m
+            if _fits(m, sealed.table.schema.field(m.field).type):
+                index = sealed.table.column("log_index")[m.row].as_py()
+                assert report.verdict == ExitCode.TAMPERED, m
+                assert report.failure["index"] == index, m
+            else:  # a port above 65535, text that is not UTF-8: no sealed record holds it
+                assert report.verdict == ExitCode.MALFORMED, m
+                assert "does not hold the sealed columns" in report.failure["message"]
+            runs += 1
+        sealed.path.write_bytes(original)
+    assert runs == 138  # 6 records: 79 present fields, 59 of them optional
+    assert verify.verify_store(store).verdict == ExitCode.OK
+
+
+def _raw_parquet_task(rel: str, bits: list[int]) -> list[tuple[int, Outcome]]:
+    """Flip raw bytes of a sealed Parquet file; a VERIFIED flip must have changed no value."""
+    path = _work["copy"] / rel
+    original = path.read_bytes()
+    before = pq.read_table(path)
+    out = []
+    try:
+        for bit in bits:
+            path.write_bytes(flip(original, bit))
+            outcome = _verify()
+            if outcome.verdict == "VERIFIED":
+                after = pq.read_table(path)
+                same = after.schema.equals(before.schema) and after.equals(before)
+                outcome = Outcome("VERIFIED", None, "same records" if same else "CHANGED")
+            out.append((bit, outcome))
+    finally:
+        path.write_bytes(original)
+    return out
+
+
+# seeded random bits per Parquet file (every bit with ACDKIT_BITFLIP_FULL=1)
+RAW_SAMPLE = int(os.environ.get("ACDKIT_BITFLIP_RAW", "120"))
+
+
+def test_raw_parquet_flips_never_crash_or_verify_changed_records(
+    tiny: tuple[Store, keys.Signer, Path],
+) -> None:
+    store = tiny[0]
+    rng = random.Random(9162)
+    outcomes: dict[str, int] = {}
+    with _pool(store.root, "store") as pool:
+        for sealed in _sealed_tables(store):
+            rel = sealed.path.relative_to(store.root).as_posix()
+            n = 8 * sealed.path.stat().st_size
+            bits = list(range(n)) if FULL else sorted(rng.sample(range(n), RAW_SAMPLE))
+            chunk = len(bits) // (2 * WORKERS) + 1
+            futures = [
+                pool.submit(_raw_parquet_task, rel, bits[i : i + chunk])
+                for i in range(0, len(bits), chunk)
+            ]
+            for future in futures:
+                for bit, o in future.result():
+                    assert o.verdict in DETECTED or o.message == "same records", (rel, bit, o)
+                    outcomes[o.verdict] = outcomes.get(o.verdict, 0) + 1
+    assert outcomes.get("TAMPERED", 0) and outcomes.get("MALFORMED", 0), outcomes
+
+
+# -- the bundle --------------------------------------------------------------------------------
+
+LOG_FILES = ("checkpoint/", "proofs/", "seals/")  # what the log itself authenticates
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(
+    tiny: tuple[Store, keys.Signer, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    store, signer, _ = tiny
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    bundle.package(store, signer, "INC-1", BUNDLE_WINDOW, out)
+    assert bundle.verify_bundle(out, store.verifier()).verdict == ExitCode.OK
+    return out
+
+
+def _bundle_files(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bundle_flips(
+    tiny: tuple[Store, keys.Signer, Path], tiny_bundle: Path
+) -> dict[tuple[str, bool], dict[int, Outcome]]:
+    """(rel path, manifest re-signed) -> bit -> outcome.
+
+    As sent (not re-signed): every file, for a recipient who pins the key.  Re-signed: the
+    manifest made afresh over the flipped file, as whoever can sign manifests could do; the
+    log's own proofs and checkpoint must then catch the flip by themselves.
+    """
+    files = _bundle_files(tiny_bundle)
+    assert sorted(r for r in files if r.startswith(LOG_FILES)) == [
+        "checkpoint/00000000000000000008.checkpoint",
+        "proofs/00000000000000000000.tlog-proof",
+        "seals/00000000000000000005.tlog-proof",
+    ]
+    out = {}
+    with _pool(tiny_bundle, "bundle", tiny[2]) as pool:
+        for rel, path in files.items():
+            data = path.read_bytes()
+            if rel == bundle.MANIFEST:
+                out[rel, False] = sweep(pool, rel, bits_of(manifest_regions(data)))
+                continue
+            # as sent, one SHA-256 in the signed manifest covers any other file whole
+            out[rel, False] = sweep(pool, rel, bits_of([(0, len(data), SPARSE)]))
+            if rel.startswith(LOG_FILES):
+                regions = text_regions(data) if rel.endswith(".checkpoint") else proof_regions(data)
+                out[rel, True] = sweep(pool, rel, bits_of(regions), resign=True)
+    return out
+
+
+def test_every_bit_flip_in_a_bundle_as_sent_is_detected(
+    bundle_flips: dict[tuple[str, bool], dict[int, Outcome]],
+) -> None:
+    sent = {rel: r for (rel, resigned), r in bundle_flips.items() if not resigned}
+    assert len(sent) == 18
+    for rel, results in sent.items():
+        assert undetected(results) == {}, rel
+        if rel == bundle.MANIFEST:
+            assert {o.check for o in results.values()} == {"1", "2"}
+        else:  # the manifest's SHA-256 of the file
+            assert {o.check for o in results.values()} == {"3"}, rel
+    assert sum(len(r) for r in sent.values()) > (100_000 if FULL else 4_000)
+
+
+def test_every_bit_flip_in_proofs_and_checkpoint_is_caught_by_the_log(
+    bundle_flips: dict[tuple[str, bool], dict[int, Outcome]],
+) -> None:
+    resigned = {rel: r for (rel, again), r in bundle_flips.items() if again}
+    assert sorted(resigned) == sorted(r for r in resigned if r.startswith(LOG_FILES))
+    assert len(resigned) == 3
+    for rel, results in resigned.items():
+        assert undetected(results) == {}, rel
+        # the checkpoint's own signature (4), else the proof checks (5)
+        assert {o.check for o in results.values()} == {
+            "4" if rel.startswith("checkpoint/") else "5"
+        }
