@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _evidence import TINY_SEGMENTS, build_store, copy_store, flip
+from _evidence import TINY_SEGMENTS, build_store, copy_store, flip, resign_manifest
 from acdkit import bundle, keys, schema, verify
 from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.errors import ExitCode
@@ -543,7 +543,16 @@ def test_one_flip_per_field_of_every_record_through_the_verifier(
     assert verify.verify_store(store).verdict == ExitCode.OK
 
 
-def _raw_parquet_task(rel: str, bits: list[int]) -> list[tuple[int, Outcome]]:
+def _same_records(after: pa.Table, before: pa.Table) -> bool:
+    """Equal values; a column may have changed to another type that holds them all (a flip
+    can turn a uint64 annotation into int64, which is a re-encoding, not a change)."""
+    try:
+        return after.select(before.column_names).cast(before.schema).equals(before)
+    except (KeyError, pa.ArrowException):
+        return False
+
+
+def _raw_parquet_task(rel: str, bits: list[int], resign: bool) -> list[tuple[int, Outcome]]:
     """Flip raw bytes of a sealed Parquet file; a VERIFIED flip must have changed no value."""
     path = _work["copy"] / rel
     original = path.read_bytes()
@@ -551,16 +560,32 @@ def _raw_parquet_task(rel: str, bits: list[int]) -> list[tuple[int, Outcome]]:
     out = []
     try:
         for bit in bits:
-            path.write_bytes(flip(original, bit))
+            data = flip(original, bit)
+            path.write_bytes(data)
+            if resign:
+                (_work["copy"] / bundle.MANIFEST).write_bytes(_resigned(rel, data))
             outcome = _verify()
             if outcome.verdict == "VERIFIED":
-                after = pq.read_table(path)
-                same = after.schema.equals(before.schema) and after.equals(before)
+                same = _same_records(pq.read_table(path), before)
                 outcome = Outcome("VERIFIED", None, "same records" if same else "CHANGED")
             out.append((bit, outcome))
     finally:
         path.write_bytes(original)
+        if resign:
+            (_work["copy"] / bundle.MANIFEST).write_bytes(_work["manifest"])
     return out
+
+
+def raw_parquet_sweep(
+    pool: ProcessPoolExecutor, rel: str, size: int, rng: random.Random, resign: bool = False
+) -> dict[int, Outcome]:
+    bits = list(range(8 * size)) if FULL else sorted(rng.sample(range(8 * size), RAW_SAMPLE))
+    chunk = len(bits) // (2 * WORKERS) + 1
+    futures = [
+        pool.submit(_raw_parquet_task, rel, bits[i : i + chunk], resign)
+        for i in range(0, len(bits), chunk)
+    ]
+    return {bit: o for f in futures for bit, o in f.result()}
 
 
 # seeded random bits per Parquet file (every bit with ACDKIT_BITFLIP_FULL=1)
@@ -576,17 +601,10 @@ def test_raw_parquet_flips_never_crash_or_verify_changed_records(
     with _pool(store.root, "store") as pool:
         for sealed in _sealed_tables(store):
             rel = sealed.path.relative_to(store.root).as_posix()
-            n = 8 * sealed.path.stat().st_size
-            bits = list(range(n)) if FULL else sorted(rng.sample(range(n), RAW_SAMPLE))
-            chunk = len(bits) // (2 * WORKERS) + 1
-            futures = [
-                pool.submit(_raw_parquet_task, rel, bits[i : i + chunk])
-                for i in range(0, len(bits), chunk)
-            ]
-            for future in futures:
-                for bit, o in future.result():
-                    assert o.verdict in DETECTED or o.message == "same records", (rel, bit, o)
-                    outcomes[o.verdict] = outcomes.get(o.verdict, 0) + 1
+            size = sealed.path.stat().st_size
+            for bit, o in raw_parquet_sweep(pool, rel, size, rng).items():
+                assert o.verdict in DETECTED or o.message == "same records", (rel, bit, o)
+                outcomes[o.verdict] = outcomes.get(o.verdict, 0) + 1
     assert outcomes.get("TAMPERED", 0) and outcomes.get("MALFORMED", 0), outcomes
 
 
@@ -667,3 +685,74 @@ def test_every_bit_flip_in_proofs_and_checkpoint_is_caught_by_the_log(
         assert {o.check for o in results.values()} == {
             "4" if rel.startswith("checkpoint/") else "5"
         }
+
+
+def test_disclosed_record_values_are_caught_by_the_log(
+    tiny: tuple[Store, keys.Signer, Path], tiny_bundle: Path, tmp_path: Path
+) -> None:
+    # with the manifest re-signed, a changed disclosed record must still fail check 6
+    store, signer, _ = tiny
+    root = tmp_path / "b"
+    shutil.copytree(tiny_bundle, root)
+    path = root / "records/net.parquet"
+    table = pq.read_table(path)
+    ts = schema.load("net")
+    sealed = _Sealed(table, ts, b"", 0, path)
+    rng = random.Random(3161)
+    by_field: dict[str, list[Mutation]] = {}
+    for m in _mutations(sealed)[0]:
+        by_field.setdefault(m.field, []).append(m)
+    chosen = [rng.choice(ms) for ms in by_field.values()]
+    chosen += [Mutation(0, f, None, table.schema.field(f).type) for f in by_field]
+    original = path.read_bytes()
+    verdicts: dict[str, int] = {}
+    for m in chosen:
+        pq.write_table(_with_value(table, m), path)
+        resign_manifest(root, signer)
+        report = bundle.verify_bundle(root, store.verifier())
+        assert report.failure is not None, m
+        removed_required = m.value is None and ts.field(m.field).required
+        if _fits(m, table.schema.field(m.field).type) and not removed_required:
+            assert (report.verdict_name, report.failure["check"]) == ("TAMPERED", "6"), m
+            assert "records/net.parquet: record at index 0" in report.failure["message"], m
+        else:  # not a sealed value, or a required field removed
+            assert report.verdict_name == "MALFORMED", m
+        verdicts[report.verdict_name] = verdicts.get(report.verdict_name, 0) + 1
+    path.write_bytes(original)
+    resign_manifest(root, signer)
+    assert bundle.verify_bundle(root, store.verifier()).verdict == ExitCode.OK
+    assert sum(verdicts.values()) == 2 * len(by_field) == 2 * 12  # 12 fields present
+
+
+def test_raw_flips_of_disclosed_records_never_crash_or_verify_changes(
+    tiny_bundle: Path, tiny: tuple[Store, keys.Signer, Path]
+) -> None:
+    rng = random.Random(8032)
+    rel = "records/net.parquet"
+    outcomes: dict[str, int] = {}
+    with _pool(tiny_bundle, "bundle", tiny[2]) as pool:
+        size = (tiny_bundle / rel).stat().st_size
+        for bit, o in raw_parquet_sweep(pool, rel, size, rng, resign=True).items():
+            assert o.verdict in DETECTED or o.message == "same records", (bit, o)
+            outcomes[o.verdict] = outcomes.get(o.verdict, 0) + 1
+    assert outcomes.get("TAMPERED", 0) and outcomes.get("MALFORMED", 0), outcomes
+
+
+def test_files_outside_the_log_are_bound_by_the_manifest_signature_only(
+    tiny: tuple[Store, keys.Signer, Path], tiny_bundle: Path
+) -> None:
+    # the unauthenticated region of a bundle, asserted so that a change to it is noticed:
+    # with the manifest re-signed, a flipped summary, aggregate, CSV copy, VERIFY.txt or
+    # the sender's copy of the vkey (the pinned key is used) still verifies
+    outside = [
+        r
+        for r in _bundle_files(tiny_bundle)
+        if r != bundle.MANIFEST and not r.startswith((*LOG_FILES, "records/net.parquet"))
+    ]
+    assert len(outside) == 13
+    with _pool(tiny_bundle, "bundle", tiny[2]) as pool:
+        for rel in outside:
+            size = (tiny_bundle / rel).stat().st_size
+            # a byte in the middle (text) and its top bit: not UTF-8 in a summary is no check
+            results = sweep(pool, rel, [8 * (size // 2) + 6], resign=True)
+            assert {o.verdict for o in results.values()} == {"VERIFIED"}, rel
