@@ -199,3 +199,19 @@ def test_duplicated_disclosed_rows_are_tampered(built: Path, signer: keys.Signer
     report = verify.verify_path(built)
     assert report.verdict == ExitCode.TAMPERED
     assert "appears more than once" in report.failure["message"]  # type: ignore[index]
+
+
+def test_disclosed_text_that_is_not_utf8_is_malformed(built: Path, signer: keys.Signer) -> None:
+    # found by the raw Parquet bit flips: a flipped byte in an address string reached the
+    # address encoder, which raised UnicodeDecodeError (exit 70)
+    path = built / "records/net.parquet"
+    table = pq.read_table(path)
+    j = table.schema.get_field_index("dst_ip")
+    raw = [b"10.\xb1.0.1", *(v.encode() for v in table.column(j).to_pylist()[1:])]
+    table = table.set_column(j, "dst_ip", pa.array(raw, pa.binary()).view(pa.string()))
+    pq.write_table(table, path)
+    _resign_manifest(built, signer)
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.MALFORMED
+    assert report.failure is not None
+    assert "not a Parquet file of the sealed schema" in report.failure["message"]

@@ -736,7 +736,9 @@ def _check_proofs(
 def _read_records(path: Path, rel: str, sealed: pa.Schema) -> pa.Table:
     """A disclosed records file in the sealed schema; MALFORMED if it is anything else."""
     try:
-        return pq.read_table(path).cast(sealed)
+        table = pq.read_table(path).cast(sealed)
+        table.validate(full=True)  # Parquet readers leave UTF-8 unchecked; sealed text is UTF-8
+        return table
     except (pa.ArrowException, ValueError) as exc:
         # a manifest may be signed by any key when none is pinned: its files are input
         raise MalformedError(f"{rel} is not a Parquet file of the sealed schema") from exc
