@@ -1,8 +1,10 @@
-"""Seal a store from real Zeek logs, then tamper with it in every way the issue lists."""
+"""Seal a store from real Zeek logs, then damage it and interrupt its seals.
+
+The tamper cases of EVIDENCE §4 are in test_tamper_cases.py, through the CLI.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from pathlib import Path
@@ -56,119 +58,6 @@ def test_sealed_store_verifies_with_coverage(sealed: Store) -> None:
     assert len(sealed.checkpoint_files()) == 2
 
 
-def test_changed_field_is_tampered_with_location(sealed: Store) -> None:
-    path = _segment(sealed, 0) / "net.parquet"
-
-    def change(t: pa.Table) -> pa.Table:
-        ports = t.column("dst_port").to_pylist()
-        ports[17] = 4444
-        return t.set_column(
-            t.schema.get_field_index("dst_port"), "dst_port", pa.array(ports, pa.uint16())
-        )
-
-    _rewrite(path, change)
-    report = _check(sealed, ExitCode.TAMPERED)
-    assert report.failure is not None
-    assert report.failure["index"] == 17 and report.failure["table"] == "net"
-    assert report.failure["row"] == 17
-
-
-def test_changed_field_with_recomputed_leaf_breaks_root(sealed: Store) -> None:
-    # an insider holding segment.key can recompute the leaf; the checkpoint still catches it
-    seg = _segment(sealed, 0)
-    table = pq.read_table(seg / "net.parquet")
-    ports = table.column("dst_port").to_pylist()
-    ports[3] = 31337
-    table = table.set_column(
-        table.schema.get_field_index("dst_port"), "dst_port", pa.array(ports, pa.uint16())
-    )
-    key = (seg / "segment.key").read_bytes()
-    hashes = leaf_hashes(
-        canonical_bodies(table, schema.load("net")), record_salts(key, 0, table.num_rows)
-    )
-    fixed = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(32), table.num_rows, [None, pa.py_buffer(hashes)]
-    )
-    table = table.set_column(
-        table.schema.get_field_index("integrity_hash"), "integrity_hash", fixed
-    )
-    pq.write_table(table, seg / "net.parquet")
-    report = _check(sealed, ExitCode.TAMPERED)
-    assert "does not match its checkpoint" in report.failure["message"]  # type: ignore[index]
-
-
-def test_deleted_record_is_tampered(sealed: Store) -> None:
-    _rewrite(
-        _segment(sealed, 0) / "net.parquet",
-        lambda t: pa.concat_tables([t.slice(0, 100), t.slice(101)]),
-    )
-    report = _check(sealed, ExitCode.TAMPERED)
-    assert report.failure["index"] == 100  # type: ignore[index]
-
-
-def test_inserted_record_is_tampered(sealed: Store) -> None:
-    _rewrite(
-        _segment(sealed, 0) / "net.parquet",
-        lambda t: pa.concat_tables([t.slice(0, 5), t.slice(4, 1), t.slice(5)]),
-    )
-    _check(sealed, ExitCode.TAMPERED)
-
-
-def test_swapped_records_are_tampered(sealed: Store) -> None:
-    def swap(t: pa.Table) -> pa.Table:
-        order = list(range(t.num_rows))
-        order[10], order[11] = 11, 10
-        return t.take(pa.array(order))
-
-    _rewrite(_segment(sealed, 0) / "net.parquet", swap)
-    _check(sealed, ExitCode.TAMPERED)
-
-
-def test_swapped_contents_keeping_index_order_are_tampered(sealed: Store) -> None:
-    def swap(t: pa.Table) -> pa.Table:
-        order = list(range(t.num_rows))
-        order[10], order[11] = 11, 10
-        swapped = t.take(pa.array(order))
-        return swapped.set_column(0, "log_index", t.column("log_index"))
-
-    _rewrite(_segment(sealed, 0) / "net.parquet", swap)
-    _check(sealed, ExitCode.TAMPERED)
-
-
-def test_dropped_tail_of_segment_is_tampered(sealed: Store) -> None:
-    _rewrite(_segment(sealed, 0) / "dns.parquet", lambda t: t.slice(0, t.num_rows - 3))
-    report = _check(sealed, ExitCode.TAMPERED)
-    assert "declares" in report.failure["message"]  # type: ignore[index]
-
-
-def test_deleted_middle_checkpoint_is_tampered(sealed: Store) -> None:
-    sealed.checkpoint_files()[0].unlink()
-    report = _check(sealed, ExitCode.TAMPERED)
-    assert report.failure["check"] == "3"  # type: ignore[index]
-
-
-def test_replaced_middle_checkpoint_is_tampered(sealed: Store, signer: keys.Signer) -> None:
-    # re-signing a different root for the same size with the real key breaks the chain
-    from acdkit.note import Checkpoint, sign_note
-
-    first = sealed.checkpoint_files()[0]
-    size = int(first.stem)
-    first.write_bytes(
-        sign_note(Checkpoint(sealed.origin, size, b"\x07" * 32).text(), signer).encode()
-    )
-    _check(sealed, ExitCode.TAMPERED)
-
-
-def test_altered_checkpoint_signature_is_tampered(sealed: Store) -> None:
-    path = sealed.checkpoint_files()[-1]
-    text, sig = path.read_bytes().rsplit(b" ", 1)
-    raw = bytearray(base64.b64decode(sig))
-    raw[10] ^= 0x01
-    path.write_bytes(text + b" " + base64.b64encode(bytes(raw)) + b"\n")
-    report = _check(sealed, ExitCode.TAMPERED)
-    assert report.failure["check"] == "3"  # type: ignore[index]
-
-
 def test_deleted_segment_directory_is_tampered(sealed: Store) -> None:
     shutil.rmtree(_segment(sealed, 0))
     _check(sealed, ExitCode.TAMPERED)
@@ -177,14 +66,6 @@ def test_deleted_segment_directory_is_tampered(sealed: Store) -> None:
 def test_unreadable_parquet_is_malformed(sealed: Store) -> None:
     (_segment(sealed, 1) / "net.parquet").write_bytes(b"PAR1 not really")
     _check(sealed, ExitCode.MALFORMED)
-
-
-def test_store_being_appended_is_incomplete_not_tampered(sealed: Store, data: Path) -> None:
-    ingest.ingest(sealed, [data / "zeek-tsv/zat/http.log"])
-    report = _check(sealed, ExitCode.INCOMPLETE)
-    assert "150 records ingested but not sealed" in report.failure["message"]  # type: ignore[index]
-    relaxed = _check(sealed, ExitCode.OK, allow_incomplete=True)
-    assert "150 records unsealed" in relaxed.coverage
 
 
 def _seal_another(sealed: Store, signer: keys.Signer, data: Path) -> tuple[bytes, Path, Path]:
@@ -331,12 +212,6 @@ def test_moved_store_still_verifies(sealed: Store, tmp_path: Path) -> None:
 def test_empty_store_is_incomplete(store: Store) -> None:
     report = _check(store, ExitCode.INCOMPLETE)
     assert "empty" in report.coverage
-
-
-def test_pinned_key_mismatch_is_tampered(sealed: Store) -> None:
-    other = keys.generate(sealed.origin).verifier
-    report = verify.verify_store(sealed, pinned=other)
-    assert report.verdict == ExitCode.TAMPERED
 
 
 def test_seal_refuses_a_foreign_key(sealed: Store) -> None:

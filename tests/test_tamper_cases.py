@@ -1,0 +1,545 @@
+"""The tamper and bad-input cases of EVIDENCE §4, one test per case, through the real CLI.
+
+Each test takes a copy of a store sealed from real sample logs (three segments) or of a
+bundle packaged from it, applies the case's mutation, runs `acdkit verify --json` and
+asserts the verdict, the exit code and where the first failure is said to be.  Tests are
+named after their case (`test_4_1_05_...` is §4.1 case 5); cases that need what is not
+built yet (RFC 3161 tokens, witnesses, a trust policy, key rotation, S3, pruning, --state)
+have no test here.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from _evidence import DATA, build_store, cli_verify, copy_store, resign_manifest
+from acdkit import bundle, ingest, keys, schema, seal
+from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
+from acdkit.note import Checkpoint, SignedNote, sign_note
+from acdkit.proof import TlogProof
+from acdkit.store import Store
+
+SEGMENTS = (
+    ("zeek-tsv/zat/conn.log", "zeek-tsv/zat/dns.log"),  # 360 net + 54 dns, 2013
+    tuple(f"zeek-json/otrf-apt29/{n}" for n in sorted(os.listdir(DATA / "zeek-json/otrf-apt29"))),
+    ("zeek-json/zat/ssl.log", "zeek-json/zat/dns.log"),  # 50 net + 50 dns, 2019
+)
+SIZES = (415, 512, 613)  # the tree size after each segment's seal
+# 15 net records and the one dns record of the OTRF segment
+WINDOW = bundle.Window(
+    bundle.parse_time("2020-05-01T07:22:00Z"), bundle.parse_time("2020-05-01T07:23:00Z")
+)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, keys.Signer, Path]:
+    base = tmp_path_factory.mktemp("template")
+    store, signer = build_store(base / "store", base / "keys" / "sealer.key", SEGMENTS)
+    bundle.package(store, signer, "INC-1", WINDOW, base / "bundle")
+    return store, signer, base / "bundle"
+
+
+@pytest.fixture
+def st(template: tuple[Store, keys.Signer, Path], tmp_path: Path) -> Store:
+    return copy_store(template[0], tmp_path / "store")
+
+
+@pytest.fixture
+def signer(template: tuple[Store, keys.Signer, Path]) -> keys.Signer:
+    return template[1]
+
+
+@pytest.fixture
+def bdl(template: tuple[Store, keys.Signer, Path], tmp_path: Path) -> Path:
+    out = tmp_path / "bundle"
+    shutil.copytree(template[2], out)
+    return out
+
+
+def expect(
+    target: Path, verdict: str, *extra: str, check: str | None = None, **where: Any
+) -> dict[str, Any]:
+    """Run the CLI; assert verdict, exit code, the failed check and location fields."""
+    code, doc = cli_verify(target, *extra)
+    codes = {"VERIFIED": 0, "TAMPERED": 1, "INCOMPLETE": 3, "MALFORMED": 4, "POLICY": 5}
+    assert (doc["verdict"], code, doc["exit_code"]) == (verdict, codes[verdict], code), doc
+    failure = doc["failure"] or {}
+    if check is not None:
+        assert failure["check"] == check, doc
+    for key, value in where.items():
+        assert failure[key] == value, (key, doc)
+    return doc
+
+
+def message(doc: dict[str, Any]) -> str:
+    return str(doc["failure"]["message"])
+
+
+def segment(store: Store, n: int) -> Path:
+    return store.segment_dirs()[n]
+
+
+def rewrite(path: Path, change: Callable[[pa.Table], pa.Table]) -> None:
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def set_value(table: pa.Table, name: str, row: int, value: Any) -> pa.Table:
+    i = table.schema.get_field_index(name)
+    values = table.column(i).to_pylist()
+    values[row] = value
+    return table.set_column(i, name, pa.array(values, table.schema.field(i).type))
+
+
+# -- §4.1 must be detected: a store ------------------------------------------------------------
+
+
+def test_4_1_01_changed_field_is_tampered_at_its_index(st: Store) -> None:
+    seg = segment(st, 1)
+    rewrite(seg / "net.parquet", lambda t: set_value(t, "dst_port", 17, 4444))
+    doc = expect(
+        st.root, "TAMPERED", check="4", segment=seg.name, table="net", row=17, index=415 + 17
+    )
+    assert "net record at index 432 (row 17)" in message(doc)
+    assert doc["failure"]["expected"] != doc["failure"]["actual"]
+
+
+def test_4_1_01_changed_field_with_its_leaf_recomputed_breaks_the_root(st: Store) -> None:
+    # an insider with write access can read segment.key and recompute integrity_hash; the
+    # signed checkpoint still holds the old root
+    seg = segment(st, 0)
+    table = set_value(pq.read_table(seg / "net.parquet"), "dst_port", 3, 31337)
+    key = (seg / "segment.key").read_bytes()
+    hashes = leaf_hashes(
+        canonical_bodies(table, schema.load("net")), record_salts(key, 0, table.num_rows)
+    )
+    leaves = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32), table.num_rows, [None, pa.py_buffer(hashes)]
+    )
+    table = table.set_column(table.num_columns - 1, "integrity_hash", leaves)
+    pq.write_table(table, seg / "net.parquet")
+    doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, checkpoint_size=415)
+    assert message(doc) == "tree root at size 415 does not match its checkpoint"
+
+
+def test_4_1_02_record_deleted_from_the_middle_is_tampered(st: Store) -> None:
+    seg = segment(st, 0)
+    rewrite(seg / "net.parquet", lambda t: pa.concat_tables([t.slice(0, 100), t.slice(101)]))
+    doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, table="net", index=100)
+    assert "net row 100: log_index 101 where 100 was expected" in message(doc)
+
+
+def test_4_1_03_fabricated_record_inserted_is_tampered(st: Store) -> None:
+    seg = segment(st, 2)
+
+    # a copy of record 5 with another destination, slotted in after it
+    def insert(t: pa.Table) -> pa.Table:
+        fake = set_value(t.slice(5, 1), "resolver_ip", 0, "203.0.113.9")
+        return pa.concat_tables([t.slice(0, 6), fake, t.slice(6)])
+
+    rewrite(seg / "dns.parquet", insert)
+    doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, table="dns", row=6)
+    assert doc["failure"]["index"] == 512 + 50 + 6  # after the segment's 50 net records
+
+
+@pytest.mark.parametrize("keep_index", [False, True], ids=["rows-swapped", "contents-swapped"])
+def test_4_1_04_swapped_records_are_tampered(st: Store, keep_index: bool) -> None:
+    seg = segment(st, 0)
+
+    def swap(t: pa.Table) -> pa.Table:
+        order = list(range(t.num_rows))
+        order[10], order[11] = 11, 10
+        swapped = t.take(pa.array(order))
+        return swapped.set_column(0, "log_index", t.column("log_index")) if keep_index else swapped
+
+    rewrite(seg / "net.parquet", swap)
+    doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, table="net", index=10)
+    assert ("does not match its sealed leaf" if keep_index else "log_index 11") in message(doc)
+
+
+def test_4_1_05_tail_records_dropped_are_tampered(st: Store) -> None:
+    seg = segment(st, 0)
+    rewrite(seg / "dns.parquet", lambda t: t.slice(0, t.num_rows - 3))
+    doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, first_missing_index=411)
+    assert message(doc) == f"segment {seg.name}: 411 records present, its SEAL declares 414"
+
+
+def test_4_1_07_middle_checkpoint_deleted_is_tampered(st: Store) -> None:
+    st.checkpoint_path(SIZES[1]).unlink()
+    doc = expect(st.root, "TAMPERED", check="3", segment=segment(st, 1).name)
+    assert message(doc).startswith("checkpoint for size 512 (closing segment")
+
+
+@pytest.mark.parametrize("which", ["newest", "middle", "fork"])
+def test_4_1_08_checkpoint_not_consistent_with_the_log_is_tampered(
+    st: Store, signer: keys.Signer, which: str
+) -> None:
+    # whoever holds the key signs a tree head that does not extend the log's own tree
+    size = SIZES[-1] if which == "newest" else SIZES[1]
+    forged = sign_note(Checkpoint(st.origin, size, b"\x07" * 32).text(), signer).encode()
+    if which == "fork":  # a second, different checkpoint for the same size beside it
+        (st.checkpoints / "copy.checkpoint").write_bytes(forged)
+        doc = expect(st.root, "TAMPERED", check="2", checkpoint="copy.checkpoint")
+        assert message(doc) == f"two different checkpoints for size {size} (fork)"
+        return
+    st.checkpoint_path(size).write_bytes(forged)
+    if which == "newest":
+        doc = expect(st.root, "TAMPERED", check="4", checkpoint_size=size)
+        assert message(doc) == f"tree root at size {size} does not match its checkpoint"
+    else:  # the next SEAL names the hash of the checkpoint it followed
+        doc = expect(st.root, "TAMPERED", check="3", segment=segment(st, 2).name)
+        assert "does not carry the hash of the checkpoint before it" in message(doc)
+
+
+@pytest.mark.parametrize("part", ["size", "root", "origin", "signature"])
+def test_4_1_09_checkpoint_body_or_signature_altered_is_tampered(st: Store, part: str) -> None:
+    path = st.checkpoint_path(SIZES[1])
+    text, _, sig = path.read_text().partition("\n\n")
+    origin, size, root = text.split("\n")[:3]
+    if part == "size":
+        text = f"{origin}\n513\n{root}\n"
+    elif part == "root":
+        raw = bytearray(base64.b64decode(root))
+        raw[0] ^= 1
+        text = f"{origin}\n{size}\n{base64.b64encode(bytes(raw)).decode()}\n"
+    elif part == "origin":
+        text = f"{origin}x\n{size}\n{root}\n"
+    else:
+        text += "\n"  # partition took the text's last LF
+        head, blob = sig.rstrip("\n").rsplit(" ", 1)
+        raw = bytearray(base64.b64decode(blob))
+        raw[10] ^= 0x01
+        sig = f"{head} {base64.b64encode(bytes(raw)).decode()}\n"
+    path.write_text(f"{text}\n{sig}")
+    doc = expect(st.root, "TAMPERED", check="2", checkpoint=path.name)
+    assert message(doc).startswith(f"checkpoint {path.name}: no valid signature by sealer key")
+
+
+def test_4_1_10_checkpoint_signed_by_an_unknown_key_is_tampered(st: Store) -> None:
+    path = st.checkpoint_path(SIZES[-1])
+    cp = Checkpoint.from_text(SignedNote.parse(path.read_bytes()).text)
+    stranger = keys.generate(st.origin)  # same name, another key
+    path.write_bytes(sign_note(cp.text(), stranger).encode())
+    doc = expect(st.root, "TAMPERED", check="2", checkpoint=path.name)
+    assert f"no valid signature by sealer key {st.verifier().key_id.hex()}" in message(doc)
+
+
+def test_4_1_10_store_key_other_than_the_pinned_one_is_tampered(st: Store) -> None:
+    other = keys.generate(st.origin).verifier.vkey()
+    doc = expect(st.root, "TAMPERED", "--key", other, check="1")
+    assert message(doc) == "the store's sealer key differs from the pinned --key"
+
+
+@pytest.mark.parametrize("strip", ["signature lines", "checkpoints", "seal entries"])
+def test_4_1_11_seals_stripped_are_not_verified(st: Store, strip: str) -> None:
+    if strip == "signature lines":
+        # a checkpoint without its signature is no signed note (docs/evidence-format.md §7)
+        for path in st.checkpoint_files():
+            path.write_bytes(path.read_bytes().split(b"\n\n")[0] + b"\n\n")
+        first = st.checkpoint_files()[0].name
+        doc = expect(st.root, "MALFORMED", check="2")
+        assert message(doc).startswith(f"checkpoint {first}: note")
+    elif strip == "checkpoints":
+        shutil.rmtree(st.checkpoints)
+        doc = expect(st.root, "TAMPERED", check="3", segment=segment(st, 0).name)
+        assert message(doc).startswith("checkpoint for size 415 (closing segment")
+    else:  # plain Parquet left where the segments were
+        for seg in st.segment_dirs():
+            (seg / "seal.entry").unlink()
+        doc = expect(st.root, "TAMPERED", check="3")
+        assert message(doc) == f"segment {segment(st, 0).name} has no seal.entry " + (
+            "(deleted, or not made by a seal)"
+        )
+
+
+def test_4_1_19_segment_key_replaced_is_tampered(st: Store) -> None:
+    seg = segment(st, 1)
+    (seg / "segment.key").write_bytes(os.urandom(32))
+    expect(st.root, "TAMPERED", check="4", segment=seg.name, table="net", row=0, index=415)
+
+
+@pytest.mark.parametrize("byte,value", [(4, 0x00), (5, 0x01)], ids=["version-0", "as-record"])
+def test_4_1_20_seal_entry_format_downgrade_is_malformed(st: Store, byte: int, value: int) -> None:
+    seg = segment(st, 1)
+    raw = bytearray((seg / "seal.entry").read_bytes())
+    raw[byte] = value
+    (seg / "seal.entry").write_bytes(bytes(raw))
+    doc = expect(st.root, "MALFORMED", check="3")
+    expected = "not an acdkit v1 entry" if byte == 4 else "entry type 1 is not SEAL"
+    assert message(doc) == f"segment {seg.name}: {expected}"
+
+
+def _checkpoint_variants(note: bytes) -> dict[str, bytes]:
+    text, _, sig = note.partition(b"\n\n")
+    origin, size, root = text.split(b"\n")
+    line = sig.rstrip(b"\n")
+    return {
+        "crlf": note.replace(b"\n", b"\r\n"),
+        "control-char": note.replace(b"\n" + size, b"\n\x01" + size, 1),
+        "plus-sign": b"\n".join([origin, b"+" + size, root]) + b"\n\n" + sig,
+        "leading-zero": b"\n".join([origin, b"0" + size, root]) + b"\n\n" + sig,
+        "101-signatures": text + b"\n\n" + (line + b"\n") * 101,
+        "bad-padding": b"\n".join([origin, size, root.rstrip(b"=")]) + b"\n\n" + sig,
+        "truncated": note[: len(note) // 2],
+        "size-2^64-1": b"\n".join([origin, b"18446744073709551615", root]) + b"\n\n" + sig,
+        "100-MB": note + b"x" * (100 << 20),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_checkpoint_variants(b"o\n1\nr\n\n- s\n")))
+def test_4_1_21_malformed_checkpoint_is_malformed(st: Store, variant: str) -> None:
+    path = st.checkpoint_path(SIZES[1])
+    path.write_bytes(_checkpoint_variants(path.read_bytes())[variant])
+    doc = expect(st.root, "MALFORMED", check="2")
+    assert path.name in message(doc)
+
+
+# -- §4.1 must be detected: a bundle -----------------------------------------------------------
+
+
+def _proof(bdl: Path, n: int = 3) -> Path:
+    return sorted((bdl / "proofs").iterdir())[n]
+
+
+def _mangle(proof: TlogProof, how: str, other: TlogProof) -> tuple[bytes, int]:
+    """The proof file's new bytes and the index its name should carry."""
+    hashes, index, cp = list(proof.hashes), proof.index, proof.checkpoint
+    if how == "sibling-flipped":
+        hashes[0] = bytes([hashes[0][0] ^ 1]) + hashes[0][1:]
+    elif how == "component-added":
+        hashes.append(hashes[-1])
+    elif how == "component-removed":
+        hashes.pop()
+    elif how == "wrong-leaf":
+        return TlogProof(index, tuple(hashes), cp, other.extra).encode(), index
+    elif how in ("index+1", "index-1"):
+        index += 1 if how == "index+1" else -1
+    elif how in ("size*2", "size/2"):
+        c = Checkpoint.from_text(SignedNote.parse(cp).text)
+        size = c.size * 2 if how == "size*2" else c.size // 2
+        cp = cp.replace(f"\n{c.size}\n".encode(), f"\n{size}\n".encode(), 1)
+    elif how == "root-swapped":
+        c = Checkpoint.from_text(SignedNote.parse(cp).text)
+        fake = base64.b64encode(bytes(32)).decode()
+        cp = cp.replace(base64.b64encode(c.root), fake.encode())
+    data = TlogProof(index, tuple(hashes), cp, proof.extra).encode()
+    if how == "garbage-before":
+        data = b"junk\n" + data
+    if how == "garbage-after":
+        data += b"junk\n"
+    return data, index
+
+
+MANGLES = {
+    "sibling-flipped": ("TAMPERED", "does not lead to the checkpoint root"),
+    "component-added": ("TAMPERED", "does not lead to the checkpoint root"),
+    "component-removed": ("TAMPERED", "does not lead to the checkpoint root"),
+    "garbage-before": ("MALFORMED", "proof does not start with c2sp.org/tlog-proof@v1"),
+    "garbage-after": ("TAMPERED", "rests on another checkpoint than the bundle's"),
+    "wrong-leaf": ("TAMPERED", "does not lead to the checkpoint root"),
+    "index+1": ("TAMPERED", "does not lead to the checkpoint root"),
+    "index-1": ("TAMPERED", "does not lead to the checkpoint root"),
+    "size*2": ("TAMPERED", "rests on another checkpoint than the bundle's"),
+    "size/2": ("TAMPERED", "rests on another checkpoint than the bundle's"),
+    "root-swapped": ("TAMPERED", "rests on another checkpoint than the bundle's"),
+}
+
+
+@pytest.mark.parametrize("how", list(MANGLES))
+def test_4_1_12_mangled_inclusion_proof_is_caught(
+    bdl: Path, st: Store, signer: keys.Signer, how: str
+) -> None:
+    # the manifest re-signed over the mangled proof: the proof must fail by itself
+    path = _proof(bdl)
+    proof = TlogProof.parse(path.read_bytes())
+    data, index = _mangle(proof, how, TlogProof.parse(_proof(bdl, 4).read_bytes()))
+    path.unlink()
+    new = path.with_name(f"{index:020d}.tlog-proof")
+    new.write_bytes(data)  # index±1: under the name of that index (a neighbour's, maybe)
+    resign_manifest(bdl, signer)
+    verdict, text = MANGLES[how]
+    doc = expect(bdl, verdict, "--key", st.verifier().vkey(), check="5")
+    rel = new.relative_to(bdl).as_posix() if how != "garbage-before" else ""
+    assert rel in message(doc) and text in message(doc)
+
+
+@pytest.mark.parametrize("damage", ["edited", "missing", "unlisted"])
+def test_4_1_17_bundle_file_against_its_signed_manifest(bdl: Path, st: Store, damage: str) -> None:
+    md = bdl / "summary/summary.md"
+    if damage == "edited":
+        md.write_text(md.read_text().replace("INC-1", "INC-2"))
+    elif damage == "missing":
+        md.unlink()
+    else:
+        (bdl / "summary/notes.txt").write_text("added later")
+    verdict = "POLICY" if damage == "unlisted" else "TAMPERED"
+    doc = expect(bdl, verdict, "--key", st.verifier().vkey(), check="3")
+    expected = {
+        "edited": "summary/summary.md does not match its SHA-256 in the signed manifest",
+        "missing": "summary/summary.md is listed in the manifest but missing",
+        "unlisted": "summary/notes.txt is in the bundle but not in the signed manifest",
+    }
+    assert message(doc) == expected[damage]
+
+
+def test_4_1_10_bundle_signed_by_another_key_than_the_pinned_one_is_tampered(bdl: Path) -> None:
+    other = keys.generate("acdkit/someone/else")
+    doc = expect(bdl, "TAMPERED", "--key", other.verifier.vkey(), check="2")
+    assert (
+        message(doc) == f"manifest signature does not verify with key {other.verifier.key_id.hex()}"
+    )
+
+
+def test_4_1_19_disclosed_salt_changed_is_tampered(
+    bdl: Path, st: Store, signer: keys.Signer
+) -> None:
+    path = _proof(bdl)
+    proof = TlogProof.parse(path.read_bytes())
+    assert proof.extra is not None
+    extra = proof.extra[:6] + bytes([proof.extra[6] ^ 1]) + proof.extra[7:]  # salt byte 0
+    path.write_bytes(TlogProof(proof.index, proof.hashes, proof.checkpoint, extra).encode())
+    resign_manifest(bdl, signer)
+    doc = expect(bdl, "TAMPERED", "--key", st.verifier().vkey(), check="5")
+    assert message(doc).startswith(f"proofs/{proof.index:020d}.tlog-proof: inclusion proof")
+
+
+@pytest.mark.parametrize("claim", ["bundle-format-0", "sha1-digest", "entry-version-0"])
+def test_4_1_20_format_or_hash_downgrade_in_a_bundle_is_malformed(
+    bdl: Path, st: Store, signer: keys.Signer, claim: str
+) -> None:
+    manifest = bdl / bundle.MANIFEST
+    text = manifest.read_text().split("\n\n")[0] + "\n"
+    if claim == "bundle-format-0":
+        text = text.replace("acdkit-bundle/1", "acdkit-bundle/0", 1)
+    elif claim == "sha1-digest":
+        line = next(x for x in text.split("\n") if x.endswith(" VERIFY.txt"))
+        digest = __import__("hashlib").sha1((bdl / "VERIFY.txt").read_bytes()).hexdigest()
+        text = text.replace(line, f"file {digest} {line.split(' ')[2]} VERIFY.txt")
+    if claim != "entry-version-0":
+        manifest.write_bytes(sign_note(text, signer).encode())
+        expected = (
+            "manifest does not start with acdkit-bundle/1"
+            if claim == "bundle-format-0"
+            else "bad manifest line 'file "
+        )
+        doc = expect(bdl, "MALFORMED", "--key", st.verifier().vkey(), check="1")
+        assert message(doc).startswith(expected)
+        return
+    path = _proof(bdl)
+    proof = TlogProof.parse(path.read_bytes())
+    assert proof.extra is not None
+    extra = proof.extra[:4] + b"\x00" + proof.extra[5:]
+    path.write_bytes(TlogProof(proof.index, proof.hashes, proof.checkpoint, extra).encode())
+    resign_manifest(bdl, signer)
+    doc = expect(bdl, "MALFORMED", "--key", st.verifier().vkey(), check="5")
+    assert message(doc) == f"proofs/{proof.index:020d}.tlog-proof carries no acdkit entry"
+
+
+@pytest.mark.parametrize(
+    "path", ["../../etc/passwd", "/etc/passwd", "duplicate", "symlink", "fifo"]
+)
+def test_4_1_22_unsafe_bundle_paths_are_malformed(
+    bdl: Path, st: Store, signer: keys.Signer, path: str
+) -> None:
+    manifest = bdl / bundle.MANIFEST
+    text = manifest.read_text().split("\n\n")[0] + "\n"
+    if path == "symlink":
+        os.symlink("/etc/hostname", bdl / "summary/link")
+        expected = "bundle contains a symbolic link: summary/link"
+    elif path == "fifo":
+        os.mkfifo(bdl / "summary/pipe")
+        expected = "bundle contains a special file: summary/pipe"
+    else:
+        if path == "duplicate":
+            line = next(x for x in text.split("\n") if x.endswith(" VERIFY.txt"))
+            text += line + "\n"
+            expected = "manifest lists 'VERIFY.txt' twice or lists itself"
+        else:
+            text += "file " + "0" * 64 + f" 1 {path}\n"
+            expected = f"unsafe path in manifest: {path!r}"
+        manifest.write_bytes(sign_note(text, signer).encode())
+    doc = expect(bdl, "MALFORMED", "--key", st.verifier().vkey(), check="1")
+    assert message(doc) == expected
+
+
+# -- §4.2 must not be flagged ------------------------------------------------------------------
+
+
+def test_4_2_01_log_still_being_written_is_incomplete_not_tampered(st: Store) -> None:
+    ingest.ingest(st, [DATA / "zeek-tsv/zat/http.log"])
+    doc = expect(st.root, "INCOMPLETE", check="5")
+    assert message(doc) == "150 records ingested but not sealed yet"
+    relaxed = expect(st.root, "VERIFIED", "--allow-incomplete")
+    assert relaxed["coverage"] == (
+        f"leaves 0-612 verified against checkpoint 613 (root "
+        f"{relaxed['coverage'].split('(root ')[1].split('…')[0]}…) signed by sealer key "
+        f"{st.verifier().key_id.hex()}; 150 records unsealed"
+    )
+
+
+def test_4_2_01_seal_still_running_is_incomplete_not_tampered(
+    st: Store, signer: keys.Signer
+) -> None:
+    # the moment between a segment's rename and its checkpoint: inputs still staged
+    ingest.ingest(st, [DATA / "zeek-tsv/zat/ssl.log"])
+    staged = st.staged_dirs()[0]
+    keep, state = st.root.parent / "staged", st.state_path.read_bytes()
+    shutil.copytree(staged, keep)
+    seal.seal(st, signer)
+    st.checkpoint_files()[-1].unlink()
+    st.state_path.write_bytes(state)
+    shutil.copytree(keep, staged)
+    doc = expect(st.root, "INCOMPLETE", check="5")
+    assert "the newest segment has no checkpoint yet (seal interrupted or running)" in message(doc)
+
+
+def test_4_2_02_clock_steps_are_not_tampering(template: tuple[Store, keys.Signer, Path]) -> None:
+    # segment 2 (2019) follows segment 1 (2020): event times run backwards across segments
+    doc = expect(template[0].root, "VERIFIED")
+    assert doc["coverage"].startswith("leaves 0-612 verified against checkpoint 613")
+
+
+def test_4_2_02_records_out_of_time_order_in_a_file_are_not_tampering(tmp_path: Path) -> None:
+    lines = (DATA / "zeek-json/zat/conn.log").read_text().splitlines(keepends=True)
+    shuffled = tmp_path / "conn.log"
+    shuffled.write_text("".join(lines[::-1]))  # newest first, as after a clock step back
+    store, _ = build_store(tmp_path / "store", tmp_path / "k" / "sealer.key", ())
+    ingest.ingest(store, [shuffled])
+    seal.seal(store, keys.load_signer(tmp_path / "k" / "sealer.key"))
+    doc = expect(store.root, "VERIFIED")
+    assert doc["coverage"].startswith("leaves 0-50 verified against checkpoint 51")
+
+
+def test_4_2_05_empty_period_sealed_is_verified(st: Store, signer: keys.Signer) -> None:
+    # a log rotated before anything was written: a segment of no records, its SEAL only
+    ingest.ingest(st, [DATA / "zeek-tsv/zat/http_empty.log"])
+    report = seal.seal(st, signer)
+    assert [s["records"] for s in report.segments] == [0]
+    doc = expect(st.root, "VERIFIED")
+    assert doc["coverage"].startswith("leaves 0-613 verified against checkpoint 614")
+
+
+def _cosigned(note: bytes) -> bytes:
+    witness = keys.generate("witness.example/w1")
+    sig = base64.b64encode(witness.verifier.key_id + witness.sign(b"anything")).decode()
+    return note + f"— witness.example/w1 {sig}\n".encode()
+
+
+def test_4_2_06_unknown_extra_signature_on_the_newest_checkpoint_is_ignored(st: Store) -> None:
+    path = st.checkpoint_path(SIZES[-1])
+    path.write_bytes(_cosigned(path.read_bytes()))
+    expect(st.root, "VERIFIED")
+
+
+def test_4_2_06_unknown_extra_signature_on_a_bundle_is_ignored(bdl: Path, st: Store) -> None:
+    manifest = bdl / bundle.MANIFEST
+    manifest.write_bytes(_cosigned(manifest.read_bytes()))
+    expect(bdl, "VERIFIED", "--key", st.verifier().vkey())
