@@ -71,12 +71,14 @@ def expect(
     """Run the CLI; assert verdict, exit code, the failed check and location fields."""
     code, doc = cli_verify(target, *extra)
     codes = {"VERIFIED": 0, "TAMPERED": 1, "INCOMPLETE": 3, "MALFORMED": 4, "POLICY": 5}
-    assert (doc["verdict"], code, doc["exit_code"]) == (verdict, codes[verdict], code), doc
+    assert (doc["verdict"], code, doc["exit_code"]) == (verdict, codes[verdict], code), doc[
+        "failure"
+    ]
     failure = doc["failure"] or {}
     if check is not None:
-        assert failure["check"] == check, doc
+        assert failure["check"] == check, failure
     for key, value in where.items():
-        assert failure[key] == value, (key, doc)
+        assert failure[key] == value, (key, failure)
     return doc
 
 
@@ -219,8 +221,19 @@ def test_4_1_09_checkpoint_body_or_signature_altered_is_tampered(st: Store, part
         raw[10] ^= 0x01
         sig = f"{head} {base64.b64encode(bytes(raw)).decode()}\n"
     path.write_text(f"{text}\n{sig}")
-    doc = expect(st.root, "TAMPERED", check="2", checkpoint=path.name)
-    assert message(doc).startswith(f"checkpoint {path.name}: no valid signature by sealer key")
+    seg = segment(st, 1).name
+    if part == "origin":
+        doc = expect(st.root, "TAMPERED", check="2", checkpoint=path.name)
+        assert message(doc).startswith(f"checkpoint {path.name} names origin")
+    elif part == "size":  # the note now claims 513: 512 has no checkpoint any more
+        doc = expect(st.root, "TAMPERED", check="3", segment=seg)
+        assert message(doc) == f"checkpoint for size 512 (closing segment {seg}) is missing"
+    else:
+        doc = expect(st.root, "TAMPERED", check="3", checkpoint_size=512, segment=seg)
+        key = st.verifier().key_id.hex()
+        assert message(doc) == (
+            f"checkpoint 512: no valid signature by sealer key {key}, the key current at segment 1"
+        )
 
 
 def test_4_1_10_checkpoint_signed_by_an_unknown_key_is_tampered(st: Store) -> None:
@@ -228,14 +241,14 @@ def test_4_1_10_checkpoint_signed_by_an_unknown_key_is_tampered(st: Store) -> No
     cp = Checkpoint.from_text(SignedNote.parse(path.read_bytes()).text)
     stranger = keys.generate(st.origin)  # same name, another key
     path.write_bytes(sign_note(cp.text(), stranger).encode())
-    doc = expect(st.root, "TAMPERED", check="2", checkpoint=path.name)
+    doc = expect(st.root, "TAMPERED", check="3", checkpoint_size=SIZES[-1])
     assert f"no valid signature by sealer key {st.verifier().key_id.hex()}" in message(doc)
 
 
 def test_4_1_10_store_key_other_than_the_pinned_one_is_tampered(st: Store) -> None:
     other = keys.generate(st.origin).verifier.vkey()
-    doc = expect(st.root, "TAMPERED", "--key", other, check="1")
-    assert message(doc) == "the store's sealer key differs from the pinned --key"
+    doc = expect(st.root, "TAMPERED", "--key", other, check="3")
+    assert message(doc).startswith("the pinned --key is not a sealer key of this log")
 
 
 @pytest.mark.parametrize("strip", ["signature lines", "checkpoints", "seal entries"])
@@ -381,7 +394,7 @@ def test_4_1_17_bundle_file_against_its_signed_manifest(bdl: Path, st: Store, da
     else:
         (bdl / "summary/notes.txt").write_text("added later")
     verdict = "POLICY" if damage == "unlisted" else "TAMPERED"
-    doc = expect(bdl, verdict, "--key", st.verifier().vkey(), check="3")
+    doc = expect(bdl, verdict, "--key", st.verifier().vkey(), check="2")
     expected = {
         "edited": "summary/summary.md does not match its SHA-256 in the signed manifest",
         "missing": "summary/summary.md is listed in the manifest but missing",
@@ -392,9 +405,9 @@ def test_4_1_17_bundle_file_against_its_signed_manifest(bdl: Path, st: Store, da
 
 def test_4_1_10_bundle_signed_by_another_key_than_the_pinned_one_is_tampered(bdl: Path) -> None:
     other = keys.generate("acdkit/someone/else")
-    doc = expect(bdl, "TAMPERED", "--key", other.verifier.vkey(), check="2")
-    assert (
-        message(doc) == f"manifest signature does not verify with key {other.verifier.key_id.hex()}"
+    doc = expect(bdl, "TAMPERED", "--key", other.verifier.vkey(), check="3")
+    assert message(doc).startswith(
+        f"the pinned key {other.verifier.key_id.hex()} is not a sealer key of this log"
     )
 
 
