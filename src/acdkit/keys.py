@@ -86,6 +86,10 @@ class Verifier:
         if not name or any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
             raise MalformedError("verifier key name is empty or holds blanks or control characters")
         try:
+            name.encode()
+        except UnicodeEncodeError:  # argv carries undecodable bytes as surrogates
+            raise MalformedError("verifier key name is not UTF-8 text") from None
+        try:
             raw = base64.b64decode(blob, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise MalformedError("verifier key is not valid base64") from exc
