@@ -71,3 +71,32 @@ def cli_verify(target: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(app, ["verify", str(target), "--json", *extra])
     assert result.stdout, result.stderr
     return result.exit_code, json.loads(result.stdout)
+
+
+def forge_bundle(root: Path, entries: dict[int, bytes], forger: keys.Signer) -> None:
+    """Rebuild a bundle around other entry bytes, as someone holding a key of their own
+    could: a new tree with every proven entry (``entries`` replacing some) at its index,
+    a checkpoint and manifest signed by ``forger``, whose vkey replaces the bundle's."""
+    from acdkit.merkle import TreeLevels, leaf_hash
+    from acdkit.note import Checkpoint
+    from acdkit.proof import TlogProof
+
+    proofs = sorted(p for d in ("proofs", "seals") for p in (root / d).glob("*.tlog-proof"))
+    proven = {}
+    for path in proofs:
+        proof = TlogProof.parse(path.read_bytes())
+        proven[proof.index] = proof.extra or b""
+    proven.update(entries)
+    size = int(next((root / "checkpoint").iterdir()).name.split(".")[0])
+    leaves = [
+        leaf_hash(proven[i]) if i in proven else leaf_hash(i.to_bytes(8, "big"))
+        for i in range(size)
+    ]
+    tree = TreeLevels(leaves)
+    note = sign_note(Checkpoint(forger.name, size, tree.root()).text(), forger).encode()
+    for path in proofs:
+        index = int(path.name.split(".")[0])
+        path.write_bytes(TlogProof(index, tuple(tree.proof(index)), note, proven[index]).encode())
+    next((root / "checkpoint").iterdir()).write_bytes(note)
+    (root / "key/sealer.vkey").write_text(forger.verifier.vkey() + "\n")
+    resign_manifest(root, forger)

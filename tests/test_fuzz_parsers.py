@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _evidence import TINY_SEGMENTS, TINY_WINDOW, build_store, forge_bundle
 from acdkit import bundle, keys, logentries, policy
 from acdkit.encoding import EntryType, TlvType, entry, parse_tlv, tlv
 from acdkit.errors import MalformedError, TamperedError
@@ -34,7 +37,11 @@ from acdkit.sealinfo import SealInfo
 
 ORIGIN = "acdkit/fuzz/00000000-0000-4000-8000-000000000000"
 SIGNER = keys.Signer(ORIGIN, keys.Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("ACDKIT_FUZZ_EXAMPLES", "300")),  # more: a longer hunt
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def only_malformed(parse: Callable[[], Any]) -> Any:
@@ -314,3 +321,73 @@ def test_pinned_key_that_is_not_utf8_is_a_verdict_not_a_crash(tmp_path: Path) ->
     result = CliRunner().invoke(app, ["verify", str(tmp_path / "store"), "--key", "\udce1" + VKEY])
     assert result.exit_code == 4, result.output
     assert "verifier key name is not UTF-8" in result.stderr
+
+
+# -- hostile bundles ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, keys.Signer]:
+    """A bundle of real records, and a forger: someone with a key of their own whose
+    bundle a recipient checks without pinning a key."""
+    base = tmp_path_factory.mktemp("small")
+    store, signer = build_store(base / "store", base / "k" / "sealer.key", TINY_SEGMENTS)
+    bundle.package(store, signer, "INC-1", TINY_WINDOW, base / "bundle")
+    forger = keys.generate(store.origin)
+    assert bundle.verify_bundle(base / "bundle").verdict == 0
+    return base / "bundle", forger
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+def test_forged_bundle_of_the_same_entries_verifies_unpinned_only(
+    small_bundle: tuple[Path, keys.Signer], tmp_path: Path
+) -> None:
+    # the control for the tests below: forging works, and pinning the real key catches it
+    root = _copy(small_bundle[0], tmp_path / "b")
+    real = keys.Verifier.parse((root / "key/sealer.vkey").read_text())
+    forge_bundle(root, {}, small_bundle[1])
+    assert bundle.verify_bundle(root).verdict_name == "VERIFIED"
+    assert bundle.verify_bundle(root, real).verdict_name == "TAMPERED"
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["record", "seal"]),
+    data=st.one_of(
+        st.binary(max_size=64).map(lambda b: b"ACDK\x01" + b),
+        mutated(SEAL_ENTRY),
+        st.binary(max_size=64),
+    ),
+)
+def test_forged_bundle_with_any_entry_gives_a_verdict(
+    small_bundle: tuple[Path, keys.Signer],
+    tmp_path_factory: pytest.TempPathFactory,
+    kind: str,
+    data: bytes,
+) -> None:
+    # every proof holds, so the verifier's checks 6 and 7 parse the entry bytes themselves
+    root = _copy(small_bundle[0], tmp_path_factory.mktemp("forged") / "b")
+    directory = "proofs" if kind == "record" else "seals"
+    index = int(sorted((root / directory).iterdir())[0].name.split(".")[0])
+    forge_bundle(root, {index: data}, small_bundle[1])
+    report = bundle.verify_bundle(root)  # no exception, whatever the bytes
+    assert report.verdict_name in {"VERIFIED", "TAMPERED", "MALFORMED"}
+
+
+@pytest.mark.parametrize(
+    "entry_bytes", [b"ACDK\x01", b"ACDK\x01\x01", b"ACDK\x01\x02" + bytes(32)], ids=repr
+)
+def test_forged_short_record_entry_is_a_verdict(
+    small_bundle: tuple[Path, keys.Signer], tmp_path: Path, entry_bytes: bytes
+) -> None:
+    # found by the forged-bundle fuzzer: a proven entry shorter than its header made check
+    # 6 raise IndexError (exit 70)
+    root = _copy(small_bundle[0], tmp_path / "b")
+    index = int(sorted((root / "proofs").iterdir())[0].name.split(".")[0])
+    forge_bundle(root, {index: entry_bytes}, small_bundle[1])
+    report = bundle.verify_bundle(root)
+    assert report.verdict_name in {"TAMPERED", "MALFORMED"}, report.to_json()
