@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shutil
+import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _evidence import TINY_SEGMENTS, TINY_WINDOW, build_store, forge_bundle
-from acdkit import bundle, keys, logentries, policy
+from _evidence import TINY_SEGMENTS, TINY_WINDOW, build_store, forge_bundle, resign_manifest
+from acdkit import bundle, keys, logentries, policy, verify
 from acdkit.encoding import EntryType, TlvType, entry, parse_tlv, tlv
 from acdkit.errors import MalformedError, TamperedError
 from acdkit.keychain import ROTATE, key_event_body, parse_key_event
@@ -391,3 +393,62 @@ def test_forged_short_record_entry_is_a_verdict(
     forge_bundle(root, {index: entry_bytes}, small_bundle[1])
     report = bundle.verify_bundle(root)
     assert report.verdict_name in {"TAMPERED", "MALFORMED"}, report.to_json()
+
+
+# -- inputs too large to be what they claim -----------------------------------------------------
+
+BIG = 100 << 20
+
+
+def _peak_while(run: Callable[[], Any]) -> tuple[Any, int, float]:
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        value = run()
+        return value, tracemalloc.get_traced_memory()[1], time.monotonic() - started
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("target", ["MANIFEST.note", "listed file", "checkpoint", "proof"])
+def test_a_100_mb_bundle_file_is_refused_without_being_read_whole(
+    small_bundle: tuple[Path, keys.Signer], tmp_path: Path, target: str
+) -> None:
+    root = _copy(small_bundle[0], tmp_path / "b")
+    if target == "MANIFEST.note":
+        with (root / bundle.MANIFEST).open("r+b") as fh:
+            fh.truncate(BIG)
+    else:
+        rel = {
+            "listed file": "summary/summary.md",
+            "checkpoint": next((root / "checkpoint").iterdir()).relative_to(root).as_posix(),
+            "proof": sorted((root / "proofs").iterdir())[0].relative_to(root).as_posix(),
+        }[target]
+        with (root / rel).open("r+b") as fh:
+            fh.truncate(BIG)
+        resign_manifest(root, small_bundle[1])  # listed with its true size and digest
+        (root / "key/sealer.vkey").write_text(small_bundle[1].verifier.vkey() + "\n")
+        resign_manifest(root, small_bundle[1])
+    report, peak, seconds = _peak_while(lambda: bundle.verify_bundle(root))
+    assert report.verdict_name in {"TAMPERED", "MALFORMED"}, report.to_json()
+    assert peak < 8 << 20, f"{peak:,} bytes allocated"
+    assert seconds < 10
+
+
+@pytest.mark.parametrize("target", ["segment.key", "seal.entry", "checkpoint", "vkey"])
+def test_a_100_mb_store_file_is_refused_without_being_read_whole(
+    tmp_path: Path, target: str
+) -> None:
+    store, _ = build_store(tmp_path / "store", tmp_path / "k" / "sealer.key", TINY_SEGMENTS)
+    path = {
+        "segment.key": store.segment_dirs()[0] / "segment.key",
+        "seal.entry": store.segment_dirs()[0] / "seal.entry",
+        "checkpoint": store.checkpoint_files()[0],
+        "vkey": store.vkey_path,
+    }[target]
+    with path.open("r+b") as fh:
+        fh.truncate(BIG)
+    report, peak, seconds = _peak_while(lambda: verify.verify_store(store))
+    assert report.verdict_name == "MALFORMED", report.to_json()
+    assert peak < 8 << 20, f"{peak:,} bytes allocated"
+    assert seconds < 10
