@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -297,13 +298,26 @@ def ingest_cmd(
 # -- seal ---------------------------------------------------------------------------------------
 
 
+def _seal_max_records() -> int:
+    """Records per segment: $ACDKIT_SEAL_MAX_RECORDS, a hidden knob that lets tests get
+    several segments out of one run; else seal's default."""
+    raw = os.environ.get("ACDKIT_SEAL_MAX_RECORDS")
+    if raw is None:
+        return seal.DEFAULT_MAX_RECORDS
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"ACDKIT_SEAL_MAX_RECORDS={raw!r} is not a whole number of at least 1")
+    return int(raw)
+
+
 def _run_seal(
     st: store.Store, signer: keys.Signer, json_out: bool, heartbeat: bool = False
 ) -> seal.SealReport:
+    max_records = _seal_max_records()
     with _progress(_show_progress(json_out), "seal") as progress:
         return seal.seal(
             st,
             signer,
+            max_records,
             progress=(lambda d, t: progress("records", d, t)) if progress else None,
             heartbeat=heartbeat,
         )
