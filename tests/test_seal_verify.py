@@ -305,3 +305,14 @@ def test_text_column_that_is_not_utf8_is_malformed(sealed: Store) -> None:
     report = _check(sealed, ExitCode.MALFORMED)
     assert report.failure is not None
     assert "net.parquet does not hold the sealed columns" in report.failure["message"]
+
+
+def test_staged_input_with_an_unreadable_ledger_entry_gives_a_verdict(
+    sealed: Store, data: Path
+) -> None:
+    # staging is bookkeeping, not evidence: a damaged entry there is reported, and verify
+    # still gives its verdict on what is sealed (it raised IO "does not exist" before)
+    ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
+    (sealed.staged_dirs()[0] / "ledger.json").unlink()
+    report = _check(sealed, ExitCode.OK)
+    assert any("ledger.json" in w and "not counted" in w for w in report.warnings)

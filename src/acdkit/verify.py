@@ -534,7 +534,7 @@ def verify_store(
     except AcdkitError as exc:
         report.fail(current, exc)
     # 5
-    unsealed = sum(int(sum(e["records"].values())) for e in _staged_ledger(store))
+    unsealed = sum(int(sum(e["records"].values())) for e in _staged_ledger(store, report))
     interrupted = len(segments) - len(sealed) if report.verdict == ExitCode.OK else 0
     forged = None
     for seg in segments[len(sealed) :] if interrupted else []:
@@ -835,14 +835,15 @@ def _check_outside(
     report.ok("6", "; ".join(done))
 
 
-def _staged_ledger(store: Store) -> list[dict[str, Any]]:
-
+def _staged_ledger(store: Store, report: VerifyReport) -> list[dict[str, Any]]:
+    """Ledger entries of staged inputs; one that cannot be read is reported and skipped
+    (staging is bookkeeping: it does not change what the sealed log proves)."""
     out = []
     for d in store.staged_dirs():
         try:
             out.append(read_ledger_entry(d / "ledger.json"))
-        except (OSError, ValueError):
-            continue
+        except AcdkitError as exc:
+            report.warn("5", f"staging/{d.name}: {exc.message}; its records are not counted")
     return out
 
 
