@@ -172,3 +172,34 @@ def test_killed_ingest_and_seal_leave_a_store_that_verifies_and_recovers(
         assert not store.staged_dirs() and len(list(store.ledger_dir.glob("*.json"))) == FILES
     # the kills must land both where the store still verifies and where work is unsealed
     assert outcomes["INCOMPLETE"] and outcomes["VERIFIED"], outcomes
+
+
+def test_kill_inside_the_removal_of_a_sealed_input_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a moment too short for the random kills to hit reliably: seal has written the ledger
+    # entry of a sealed input and is deleting its staging directory; the process dies with
+    # part of it deleted (here: ledger.json first, as directory order may have it)
+    from acdkit import keys, seal
+
+    store, key = _fresh(tmp_path, "store")
+    signer = keys.load_signer(key)
+    ingest.ingest(store, [DATA / "zeek-json/zat/conn.log"])
+
+    def dies_half_way(path: Path, *args: object, **kwargs: object) -> None:
+        (Path(path) / "ledger.json").unlink(missing_ok=True)
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(seal.shutil, "rmtree", dies_half_way)
+    with pytest.raises(SystemExit):
+        seal.seal(store, signer)
+    monkeypatch.undo()
+
+    assert verify.verify_store(store).verdict in (ExitCode.OK, ExitCode.INCOMPLETE)
+    seal.seal(store, signer)  # the next run finishes the removal
+    ingest.ingest(store, [DATA / "zeek-json/zat/dns.log"])
+    seal.seal(store, signer)
+    assert verify.verify_store(store).verdict == ExitCode.OK
+    counts, doubles = _records(store)
+    assert sorted(counts.values()) == [50, 50] and doubles == 0
+    assert not store.staged_dirs() and len(list(store.ledger_dir.glob("*.json"))) == 2

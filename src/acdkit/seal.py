@@ -175,8 +175,12 @@ def _retire_staged(store: Store, staged: Path) -> None:
     if lines.is_file():
         atomic_write(store.rejects_dir / f"{sha}.parquet", lines.read_bytes())
     write_json(store.ledger_dir / f"{sha}.json", entry_doc)
-    shutil.rmtree(staged)
+    # renamed out of staging in one step first: a kill inside the removal then leaves a
+    # temporary that the next run deletes, never a staged input without its ledger entry
+    trash = store.staging / f"{TMP_PREFIX}retired-{staged.name}"
+    staged.rename(trash)
     fsync_dir(store.staging)
+    shutil.rmtree(trash)
 
 
 def _staged_count(staged: Path) -> int:
