@@ -3,9 +3,19 @@
 Each test takes a copy of a store sealed from real sample logs (three segments) or of a
 bundle packaged from it, applies the case's mutation, runs `acdkit verify --json` and
 asserts the verdict, the exit code and where the first failure is said to be.  Tests are
-named after their case (`test_4_1_05_...` is §4.1 case 5); cases that need what is not
-built yet (RFC 3161 tokens, witnesses, a trust policy, key rotation, S3, pruning, --state)
-have no test here.
+named after their case (`test_4_1_05_...` is §4.1 case 5).
+
+Cases tested in the files of the features they need, not repeated here:
+- 4.1.6 rollback, against --state and --expect-min-size: test_rollback.py;
+- 4.1.10 keys outside the policy or their window, 4.1.11 a stripped policy, 4.1.18 KEY
+  entries, 4.2.4 rotation boundaries: test_policy.py, test_keys_rotation.py;
+- 4.1.13 consistency proofs: test_merkle.py, test_merkle_props.py;
+- 4.1.12 at the level of the proof algorithm: test_merkle_props.py;
+- 4.1.21 at the level of the parsers: test_fuzz_parsers.py;
+- 4.2.5 heartbeat seals: test_logentries.py.
+Not testable yet (no such feature): 4.1.14 and 4.1.15 (RFC 3161 tokens), 4.1.16 (custody
+entries), 4.1.23 (S3 versions), witness cosignatures and quorum (4.1.10), 4.2.3 (expired
+TSA certificates), 4.2.7 (pruning), 4.2.8 (online checks).
 """
 
 from __future__ import annotations
