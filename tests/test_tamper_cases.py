@@ -501,10 +501,10 @@ def test_4_2_01_log_still_being_written_is_incomplete_not_tampered(st: Store) ->
     doc = expect(st.root, "INCOMPLETE", check="5")
     assert message(doc) == "150 records ingested but not sealed yet"
     relaxed = expect(st.root, "VERIFIED", "--allow-incomplete")
-    assert relaxed["coverage"] == (
-        f"leaves 0-612 verified against checkpoint 613 (root "
-        f"{relaxed['coverage'].split('(root ')[1].split('…')[0]}…) signed by sealer key "
-        f"{st.verifier().key_id.hex()}; 150 records unsealed"
+    assert relaxed["coverage"].startswith("leaves 0-612 verified against checkpoint 613 (root ")
+    assert (
+        f"signed by sealer key {st.verifier().key_id.hex()}; 150 records unsealed"
+        in (relaxed["coverage"])
     )
 
 
