@@ -71,7 +71,7 @@ import pytest
 
 from _evidence import TINY_SEGMENTS, build_store, copy_store, flip, resign_manifest
 from acdkit import bundle, keys, policy, rotation, schema, seal, verify
-from acdkit.encoding import record_leaf_hashes, record_salts
+from acdkit.encoding import canonical_bodies, record_leaf_hashes, record_salts
 from acdkit.errors import ExitCode
 from acdkit.note import sign_note
 from acdkit.sealinfo import SealInfo
@@ -1089,3 +1089,22 @@ def test_files_outside_the_log_are_bound_by_the_manifest_signature_only(
             # a byte in the middle (text) and its top bit: not UTF-8 in a summary is no check
             results = sweep(pool, rel, [8 * (size // 2) + 6], resign=True)
             assert {o.verdict for o in results.values()} == {"VERIFIED"}, rel
+
+
+def test_parquet_representations_that_encode_alike(tiny: tuple[Store, keys.Signer, Path]) -> None:
+    # the representation region listed above: these column values change no canonical byte
+    sealed = _sealed_tables(tiny[0])[0]
+    row = sealed.table.slice(0, 1)
+
+    def body(name: str, value: Any) -> bytes:
+        i = row.schema.get_field_index(name)
+        changed = row.set_column(i, name, pa.array([value], row.schema.field(i).type))
+        return bytes(canonical_bodies(changed, sealed.ts)[0].as_py())
+
+    ip, ledger = row.column("dst_ip")[0].as_py(), row.column("src_ledger_id")[0].as_py()
+    same = body("dst_ip", ip)
+    assert body("dst_ip", "::ffff:" + ip) == same
+    assert body("src_ledger_id", ledger.upper()) == body("src_ledger_id", ledger)
+    spaced = " ".join(ledger[i : i + 2] for i in range(0, 64, 2))
+    assert body("src_ledger_id", spaced) == body("src_ledger_id", ledger)
+    assert body("dst_ip", "fe80::1%eth0") == body("dst_ip", "fe80::1%other")
