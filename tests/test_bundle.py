@@ -170,3 +170,25 @@ def test_disclosed_text_that_is_not_utf8_is_malformed(built: Path, signer: keys.
     assert report.verdict == ExitCode.MALFORMED
     assert report.failure is not None
     assert "not a Parquet file of the sealed schema" in report.failure["message"]
+
+
+def test_disclosed_records_file_that_fails_to_decompress_is_malformed(
+    built: Path, signer: keys.Signer
+) -> None:
+    # found by the raw Parquet flips with the manifest re-signed: pyarrow raises a plain
+    # OSError ("ZSTD decompression failed"), which verify reported as IO, "cannot read
+    # bundle file: None", though the file was read and is damaged
+    path = built / "records/net.parquet"
+    data = bytearray(path.read_bytes())
+    first_page = data.index(b"PAR1") + 4 + 20  # inside the first column chunk's pages
+    for i in range(first_page, first_page + 64):
+        data[i] ^= 0x55
+    path.write_bytes(bytes(data))
+    _resign_manifest(built, signer)
+    report = verify.verify_path(built)
+    assert report.verdict == ExitCode.MALFORMED, report.to_json()
+    assert report.failure is not None
+    assert (
+        "records/net.parquet is not a Parquet file of the sealed schema"
+        in report.failure["message"]
+    )

@@ -739,8 +739,10 @@ def _read_records(path: Path, rel: str, sealed: pa.Schema) -> pa.Table:
         table = pq.read_table(path).cast(sealed)
         table.validate(full=True)  # Parquet readers leave UTF-8 unchecked; sealed text is UTF-8
         return table
-    except (pa.ArrowException, ValueError) as exc:
-        # a manifest may be signed by any key when none is pinned: its files are input
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        # a manifest may be signed by any key when none is pinned: its files are input;
+        # OSError: pyarrow's for damaged pages ("ZSTD decompression failed"), the file
+        # itself was read (it was hashed at check 2)
         raise MalformedError(f"{rel} is not a Parquet file of the sealed schema") from exc
 
 
