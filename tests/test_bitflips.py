@@ -40,8 +40,8 @@ Not authenticated, found by this suite (each asserted, so that a change is notic
   the log's checkpoint is checked where it is kept); a flip in its origin or in the
   witness's name or key ID makes it no cosignature by a witness given: INCOMPLETE, the
   quorum unmet (docs/evidence-format.md §8.1.3);
-- in a bundle, summaries, aggregates, CSV copies and VERIFY.txt: the manifest's signature
-  only;
+- in a bundle, summaries, aggregates, CSV copies, VERIFY.txt and tools/acdkit_verify.py:
+  the manifest's signature only;
 - Parquet representation: footer metadata and statistics, and values that encode alike
   (upper-case or spaced hex, `::ffff:a.b.c.d` for a dotted quad, IPv6 zone ids, integer
   columns of another width that hold the same values).
@@ -979,7 +979,7 @@ def test_every_bit_flip_in_a_bundle_as_sent_is_detected(
     bundle_flips: dict[tuple[str, bool], dict[int, Outcome]],
 ) -> None:
     sent = {rel: r for (rel, resigned), r in bundle_flips.items() if not resigned}
-    assert len(sent) == 26
+    assert len(sent) == 27
     for rel, results in sent.items():
         assert undetected(results) == {}, rel
         if rel == bundle.MANIFEST:  # its parser (1), the files it lists (2), its signature (3)
@@ -1075,14 +1075,14 @@ def test_files_outside_the_log_are_bound_by_the_manifest_signature_only(
     tiny_bundle: Path, bundled: tuple[Path, keys.Signer, Path]
 ) -> None:
     # the unauthenticated region of a bundle, asserted so that a change to it is noticed:
-    # with the manifest re-signed, a flipped summary, aggregate, CSV copy or VERIFY.txt
-    # still verifies
+    # with the manifest re-signed, a flipped summary, aggregate, CSV copy, VERIFY.txt or
+    # the shipped independent verifier (tools/) still verifies
     outside = [
         r
         for r in _bundle_files(tiny_bundle)
         if r != bundle.MANIFEST and not r.startswith((*LOG_FILES, "records/net.parquet"))
     ]
-    assert len(outside) == 12
+    assert len(outside) == 13
     with _pool(tiny_bundle, "bundle", bundled[2], **BUNDLE_OPTIONS) as pool:
         for rel in outside:
             size = (tiny_bundle / rel).stat().st_size

@@ -431,7 +431,8 @@ def test_a_100_mb_bundle_file_is_refused_without_being_read_whole(
         resign_manifest(root, small_bundle[1])
     report, peak, seconds = _peak_while(lambda: bundle.verify_bundle(root))
     assert report.verdict_name in {"TAMPERED", "MALFORMED"}, report.to_json()
-    assert peak < 8 << 20, f"{peak:,} bytes allocated"
+    # the manifest is read to its limit (16 MiB, spec §9.2) at most; nothing else is held
+    assert peak < bundle.MANIFEST_LIMIT + (4 << 20), f"{peak:,} bytes allocated"
     assert seconds < 10
 
 

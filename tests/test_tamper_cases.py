@@ -484,7 +484,7 @@ def test_4_1_22_unsafe_bundle_paths_are_malformed(
         if path == "duplicate":
             line = next(x for x in text.split("\n") if x.endswith(" VERIFY.txt"))
             text += line + "\n"
-            expected = "manifest lists 'VERIFY.txt' twice or lists itself"
+            expected = "manifest lists 'VERIFY.txt' twice, out of order or itself"
         else:
             text += "file " + "0" * 64 + f" 1 {path}\n"
             expected = f"unsafe path in manifest: {path!r}"
