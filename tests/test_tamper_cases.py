@@ -6,16 +6,19 @@ asserts the verdict, the exit code and where the first failure is said to be.  T
 named after their case (`test_4_1_05_...` is §4.1 case 5).
 
 Cases tested in the files of the features they need, not repeated here:
-- 4.1.6 rollback, against --state and --expect-min-size: test_rollback.py;
+- 4.1.6 rollback, against --state and --expect-min-size: test_rollback.py, and against a
+  witness: test_witness.py;
+- 4.1.8 forks and forged consistency proofs, 4.2.6 unknown cosigners: test_witness.py;
 - 4.1.10 keys outside the policy or their window, 4.1.11 a stripped policy, 4.1.18 KEY
   entries, 4.2.4 rotation boundaries: test_policy.py, test_keys_rotation.py;
 - 4.1.13 consistency proofs: test_merkle.py, test_merkle_props.py;
+- 4.1.14 and 4.1.15 RFC 3161 tokens, 4.2.3 an expired TSA certificate, 4.2.8 a TSA that
+  fails: test_anchor.py;
 - 4.1.12 at the level of the proof algorithm: test_merkle_props.py;
 - 4.1.21 at the level of the parsers: test_fuzz_parsers.py;
 - 4.2.5 heartbeat seals: test_logentries.py.
-Not testable yet (no such feature): 4.1.14 and 4.1.15 (RFC 3161 tokens), 4.1.16 (custody
-entries), 4.1.23 (S3 versions), witness cosignatures and quorum (4.1.10), 4.2.3 (expired
-TSA certificates), 4.2.7 (pruning), 4.2.8 (online checks).
+Not testable yet (no such feature): 4.1.16 (custody entries), 4.1.23 (S3 versions),
+4.2.7 (declared pruning).
 """
 
 from __future__ import annotations
