@@ -334,7 +334,7 @@ def _rebuild_table(
     path = seg.path / f"{table}.parquet"
     try:
         work = spans(path, table, key, index, index - seg.info.first_index)
-    except (OSError, pa.ArrowException):
+    except (OSError, ValueError, pa.ArrowException):  # ValueError: a footer name not UTF-8
         _first_failure(seg, table, ts, key, index, 0)  # raises the reader's error
     for span, result in checker.run(work):
         suspect = result.suspect
