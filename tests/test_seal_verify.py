@@ -274,7 +274,7 @@ def test_parquet_without_the_sealed_columns_is_malformed(sealed: Store, damage: 
         table = table.rename_columns(
             [*table.column_names[:i], "url_hosu", *table.column_names[i + 1 :]]
         )
-    else:  # text where a port is sealed (text that reads as ports is a re-encoding)
+    else:  # text where a port is sealed
         j = table.schema.get_field_index("dst_port")
         ports = ["eighty", *table.column(j).cast(pa.string()).to_pylist()[1:]]
         table = table.set_column(j, "dst_port", pa.array(ports, pa.string()))

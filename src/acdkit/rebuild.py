@@ -32,7 +32,7 @@ from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.errors import InputIOError
 from acdkit.merkle import range_subtrees
 
-__all__ = ["Checked", "Checker", "Span", "check_span", "file_sha256", "spans"]
+__all__ = ["Checked", "Checker", "Span", "check_span", "file_sha256", "sealed_problem", "spans"]
 
 SPAN_ROWS = 32_768  # a span is whole row groups, at least this many rows (or the rest)
 CHUNK_ROWS = 65_536  # rows rebuilt at a time within a span: bounds a worker's memory
@@ -93,6 +93,26 @@ def _dictionary_columns(group: pq.RowGroupMetaData, text: set[str]) -> tuple[str
                  c.has_dictionary_page)  # fmt: skip
 
 
+def sealed_problem(batch: pa.RecordBatch, sealed: pa.Schema) -> str | None:
+    """Why a batch read from a sealed Parquet file does not hold the sealed columns, or None.
+
+    Every column must have its sealed type (a text column may be read as a dictionary of
+    text), and text must be UTF-8: Parquet readers do not check it, and the encoders that
+    parse text (addresses, hex) would fail on it.
+    """
+    for f in sealed:
+        if f.name not in batch.schema.names:
+            return f"no column {f.name}"
+        got = batch.schema.field(f.name).type
+        if got != f.type and not (pa.types.is_dictionary(got) and got.value_type == f.type):
+            return f"column {f.name} is {got}, sealed as {f.type}"
+    try:
+        batch.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        return str(exc)
+    return None
+
+
 def check_span(span: Span) -> Checked:
     """Rebuild a span's records and compare them with what was sealed (run by a worker)."""
     try:
@@ -117,7 +137,10 @@ def _check(span: Span) -> Checked:
     found: list[bytes] = []
     row = span.start
     reader = pq.ParquetFile(span.path, read_dictionary=span.dictionaries)
+    sealed = ts.sealed_arrow()
     for batch in reader.iter_batches(CHUNK_ROWS, row_groups=span.row_groups, use_threads=False):
+        if sealed_problem(batch, sealed) is not None:
+            return Checked([], row)  # the in-order check reports it
         n = batch.num_rows
         suspect = _first_wrong_index(batch, span.begin + row - span.start)
         salts = record_salts(span.segment_key, span.position + row - span.start, n)

@@ -52,7 +52,7 @@ from acdkit.keys import Verifier
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
 from acdkit.policy import LoadedPolicy, Policy, anchored_time_findings, load_policy
-from acdkit.rebuild import Checker, spans
+from acdkit.rebuild import Checker, sealed_problem, spans
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
@@ -374,6 +374,11 @@ def _check_batch(
     """The checks of one batch of rows, from global index ``at``; raises the first failure."""
     declared = seg.info.tables[table]["count"]
     loc = {"segment": seg.path.name, "table": table}
+    problem = sealed_problem(batch, ts.sealed_arrow())
+    if problem is not None:
+        raise MalformedError(
+            f"{seg.path.name}/{table}.parquet does not hold the sealed columns ({problem})"
+        )
     n = batch.num_rows
     expected = pa.array(np.arange(at, at + n, dtype=np.uint64))
     got = batch.column("log_index").cast(pa.uint64())
