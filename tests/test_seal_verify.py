@@ -316,3 +316,18 @@ def test_staged_input_with_an_unreadable_ledger_entry_gives_a_verdict(
     (sealed.staged_dirs()[0] / "ledger.json").unlink()
     report = _check(sealed, ExitCode.OK)
     assert any("ledger.json" in w and "not counted" in w for w in report.warnings)
+
+
+def test_footer_that_only_the_span_planner_cannot_read_is_malformed(sealed: Store) -> None:
+    # found by the raw Parquet bit flips: a column chunk's path not UTF-8 fails the span
+    # planner, which reads those paths, while the plain reader (which does not) checks the
+    # whole file fine: verify ended in RuntimeError, "failed in a worker but checks out"
+    path = _segment(sealed, 1) / "net.parquet"
+    data = path.read_bytes()
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    # in the footer a name comes first in the schema, then in each column chunk's path
+    at = data.index(b"session_id", data.index(b"session_id", footer) + 1)
+    path.write_bytes(data[:at] + b"\xf2" + data[at + 1 :])
+    assert pq.read_table(path).num_rows == 95  # the plain reader does not mind
+    report = _check(sealed, ExitCode.MALFORMED)
+    assert report.failure is not None and "net.parquet" in report.failure["message"]

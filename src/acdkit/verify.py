@@ -334,8 +334,12 @@ def _rebuild_table(
     path = seg.path / f"{table}.parquet"
     try:
         work = spans(path, table, key, index, index - seg.info.first_index)
-    except (OSError, ValueError, pa.ArrowException):  # ValueError: a footer name not UTF-8
-        _first_failure(seg, table, ts, key, index, 0)  # raises the reader's error
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: a name not UTF-8
+        # reported here: the plain reader of the in-order check may not read what failed
+        # (a column chunk's path in the footer)
+        raise MalformedError(
+            f"{seg.path.name}/{path.name} is not readable Parquet: {exc}"
+        ) from None
     for span, result in checker.run(work):
         suspect = result.suspect
         if span.stop > declared:
