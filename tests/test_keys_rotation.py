@@ -12,8 +12,15 @@ from typer.testing import CliRunner
 from acdkit import bundle, ingest, keys, logentries, rotation, seal, verify
 from acdkit.cli import app
 from acdkit.encoding import EntryType
-from acdkit.errors import ExitCode, UsageError
-from acdkit.keychain import REVOKE, ROTATE, key_event_body, parse_key_event, read_chain
+from acdkit.errors import ExitCode, MalformedError, TamperedError, UsageError
+from acdkit.keychain import (
+    REVOKE,
+    ROTATE,
+    KeyChain,
+    key_event_body,
+    parse_key_event,
+    read_chain,
+)
 from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.store import Store
 
@@ -66,10 +73,11 @@ def test_rotation_signed_only_by_the_new_key_is_tampered(
     # the intruder holds only the new key: the KEY entry names it as the signer
     body = key_event_body(sealed.origin, ROTATE, new, new.verifier, time.time_ns(), new)
     logentries.add_pending(sealed, EntryType.KEY, body)
-    seal.seal(sealed, signer)
-    report = verify.verify_store(sealed)
-    assert report.verdict == ExitCode.TAMPERED
-    assert "not signed by the current sealer key" in report.failure["message"]
+    size = verify.verify_store(sealed).facts["tree_size"]
+    # seal refuses to sign it (it would break the log for good) and seals nothing
+    with pytest.raises(TamperedError, match="not signed by the current sealer key"):
+        seal.seal(sealed, signer)
+    assert verify.verify_store(sealed).facts["tree_size"] == size
 
 
 def test_rotation_without_the_incoming_keys_signature_is_tampered(
@@ -81,10 +89,12 @@ def test_rotation_without_the_incoming_keys_signature_is_tampered(
     # the same entry with its second signature made by a key that is not the incoming one
     forged = good[:-64] + other.sign(parse_key_event(good).message(sealed.origin))
     logentries.add_pending(sealed, EntryType.KEY, forged)
-    seal.seal(sealed, signer)
-    report = verify.verify_store(sealed)
-    assert report.verdict == ExitCode.TAMPERED
-    assert "lacks a valid signature by the incoming key" in report.failure["message"]
+    with pytest.raises(TamperedError, match="lacks a valid signature by the incoming key"):
+        seal.seal(sealed, signer)
+    # and had it been sealed anyway (an old acdkit, a forged segment), verify refuses it
+    probe = KeyChain(sealed.origin, signer.verifier)
+    with pytest.raises(TamperedError, match="incoming key"):
+        probe.apply(1, [parse_key_event(forged)])
 
 
 def test_checkpoint_resigned_with_another_key_is_tampered(
@@ -183,3 +193,26 @@ def test_bundle_after_rotation_verifies_from_either_pinned_key(
     # without the rotation's proof the manifest's key cannot be reached from the first key
     rotation_proof.unlink()
     assert bundle.verify_bundle(out, signer.verifier).verdict == ExitCode.TAMPERED
+
+
+def test_interrupted_rotation_must_be_sealed_before_another(
+    sealed: Store, signer: keys.Signer, tmp_path: Path
+) -> None:
+    new, other = _incoming(sealed, tmp_path), _incoming(sealed, tmp_path, "other")
+    body = key_event_body(sealed.origin, ROTATE, signer, new.verifier, time.time_ns(), new)
+    logentries.add_pending(sealed, EntryType.KEY, body)  # rotate killed before its seal
+    with pytest.raises(UsageError, match="already queued"):
+        rotation.rotate(sealed, signer, other)
+    seal.seal(sealed, signer)  # finishes the interrupted rotation
+    assert read_chain(sealed).current == new.verifier
+    assert verify.verify_store(sealed).verdict == ExitCode.OK
+
+
+def test_garbage_queued_entries_are_refused_before_sealing(
+    sealed: Store, signer: keys.Signer
+) -> None:
+    size = verify.verify_store(sealed).facts["tree_size"]
+    logentries.add_pending(sealed, EntryType.ANCHOR, b"\x00\x01\x04\x00\x00\x00\x01x")
+    with pytest.raises(MalformedError, match="would not verify"):
+        seal.seal(sealed, signer, heartbeat=True)
+    assert verify.verify_store(sealed).facts["tree_size"] == size

@@ -8,6 +8,8 @@ clear error, not fill the memory.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,11 @@ KIB, MIB = 1 << 10, 1 << 20
 def read_bounded(path: Path, limit: int, what: str) -> bytes:
     """The bytes of ``path``; MALFORMED if it holds more than ``limit``, IO if unreadable."""
     try:
-        with path.open("rb") as fh:
+        # O_NONBLOCK: a FIFO given as a key, state or certificate must not hang the command
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise MalformedError(f"{what} {path} is not a regular file")
             data = fh.read(limit + 1)
     except FileNotFoundError:
         raise InputIOError(f"{what} {path} does not exist") from None
@@ -39,6 +45,8 @@ def read_json(path: Path, limit: int, what: str) -> Any:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedError(f"{what} {path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise MalformedError(f"{what} {path} is nested too deeply to be one") from None
 
 
 def read_text(path: Path, limit: int, what: str) -> str:

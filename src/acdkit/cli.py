@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -865,5 +866,5 @@ def main() -> None:
         err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
         err.print("  please report this with the command you ran (-vv shows more)")
         if logging.getLogger().isEnabledFor(logging.DEBUG):
-            raise
+            traceback.print_exc()  # -vv: the developer asked for it; still exit 70
         sys.exit(70)

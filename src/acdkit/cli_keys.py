@@ -210,7 +210,14 @@ def _sealer_window(value: str) -> SealerWindow:
             policy.parse_time(end or "-", "until"),
         )
     except MalformedError as exc:
-        raise UsageError(f"--sealer {value}: {exc.message}") from None
+        raise UsageError(f"--sealer {_shown(value)}: {exc.message}") from None
+
+
+def _shown(value: str) -> str:
+    """An argument as an error may show it: never a pasted private key, never a screenful."""
+    if "PRIVATE KEY" in value or "\n" in value or len(value) > 200:
+        return "(the value given)"
+    return value
 
 
 def _vkey_arg(value: str, option: str) -> keys.Verifier:
@@ -219,7 +226,7 @@ def _vkey_arg(value: str, option: str) -> keys.Verifier:
     try:
         return keys.Verifier.parse(text)
     except MalformedError as exc:
-        raise UsageError(f"{option} {value}: {exc.message}") from None
+        raise UsageError(f"{option} {_shown(value)}: {exc.message}") from None
 
 
 def _tsa_arg(value: str) -> policy.TsaRoot:
@@ -229,8 +236,8 @@ def _tsa_arg(value: str) -> policy.TsaRoot:
     try:
         data = read_bounded(Path(pem_path), 1 << 20, "TSA root certificate")
         der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-    except (OSError, ValueError, MalformedError) as exc:
-        raise UsageError(f"--tsa {value}: cannot read a PEM certificate ({exc})") from None
+    except (OSError, ValueError, MalformedError):
+        raise UsageError(f"--tsa {_shown(value)}: cannot read a PEM certificate") from None
     return policy.TsaRoot(name, oid or None, der)
 
 

@@ -165,6 +165,12 @@ class Policy:
                 parse_time(parts[1], "from"),
                 parse_time(parts[2], "until"),
             )
+            if (
+                window.not_before_ns is not None
+                and window.not_after_ns is not None
+                and window.not_before_ns > window.not_after_ns
+            ):
+                raise MalformedError("policy sealer window ends before it begins")
             if window.key.name != self.origin:
                 raise MalformedError("policy sealer key is named after another log")
             self.sealers.append(window)

@@ -61,6 +61,9 @@ class Checked:
     suspect: int | None = None  # row of the file; everything before it checked out
 
 
+PLAIN_TEXT = frozenset({"session_id"})  # as seal._sealed_writer stores them
+
+
 def spans(path: Path, table: str, key: bytes, begin: int, position: int) -> list[Span]:
     """Spans of whole row groups covering the file; ``begin``, ``position``: those of row 0.
 
@@ -75,7 +78,7 @@ def spans(path: Path, table: str, key: bytes, begin: int, position: int) -> list
         groups.append(number)
         stop += meta.row_group(number).num_rows
         if stop - start >= SPAN_ROWS or number == meta.num_row_groups - 1:
-            dictionaries = _dictionary_columns(meta.row_group(groups[0]), text)
+            dictionaries = _dictionary_columns(text)
             out.append(
                 Span(str(path), table, tuple(groups), start, stop, key, position + start,
                      begin + start, dictionaries)
@@ -84,13 +87,12 @@ def spans(path: Path, table: str, key: bytes, begin: int, position: int) -> list
     return out
 
 
-def _dictionary_columns(group: pq.RowGroupMetaData, text: set[str]) -> tuple[str, ...]:
-    """Text columns stored with a dictionary: read as one, each value is decoded (and then
-    encoded) once, not once per row.  Columns stored plain (per-record ids) are read plain:
-    building a dictionary of them would cost far more than it saves."""
-    names = (group.column(i) for i in range(group.num_columns))
-    return tuple(c.path_in_schema for c in names if c.path_in_schema in text and
-                 c.has_dictionary_page)  # fmt: skip
+def _dictionary_columns(text: set[str]) -> tuple[str, ...]:
+    """Text columns to read as dictionaries: each value is then decoded (and encoded) once,
+    not once per row.  They are those `seal` writes with dictionaries (all text but the
+    per-connection ids), chosen by name: the column-chunk metadata of a damaged footer can
+    abort the whole process inside Arrow when it is read, so it is not read at all."""
+    return tuple(sorted(text - PLAIN_TEXT))
 
 
 def sealed_problem(batch: pa.RecordBatch, sealed: pa.Schema) -> str | None:

@@ -13,7 +13,7 @@ from acdkit.encoding import EntryType
 from acdkit.errors import UsageError
 from acdkit.keychain import REVOKE, ROTATE, key_event_body, read_chain
 from acdkit.keys import Signer, Verifier
-from acdkit.seal import SealReport, seal
+from acdkit.seal import SealReport, seal_locked
 from acdkit.store import Store
 
 __all__ = ["revoke", "rotate"]
@@ -26,6 +26,17 @@ def _current(store: Store, signer: Signer) -> None:
             f"--key is {signer.verifier.key_id.hex()}, but only the current sealer key "
             f"{chain.current.key_id.hex()} can rotate or revoke"
         )
+
+
+def _none_queued(store: Store) -> None:
+    """An earlier rotate or revoke that was interrupted before its seal must finish first."""
+    for name, data in logentries.pending_entries(store):
+        if logentries.parse_entry(data).kind == EntryType.KEY:
+            raise UsageError(
+                f"a key change is already queued (pending/{name}) from an interrupted run",
+                hint="run `acdkit seal STORE` with the current key to seal it, then check "
+                "`acdkit keys show`",
+            )
 
 
 def rotate(store: Store, current: Signer, incoming: Signer) -> SealReport:
@@ -41,11 +52,12 @@ def rotate(store: Store, current: Signer, incoming: Signer) -> SealReport:
         chain = read_chain(store)
         if incoming.verifier in chain.keys or incoming.verifier.key_id in chain.revoked:
             raise UsageError("the new key was already used or revoked in this log")
+        _none_queued(store)
         body = key_event_body(
             store.origin, ROTATE, current, incoming.verifier, time.time_ns(), incoming
         )
         logentries.add_pending(store, EntryType.KEY, body)
-    return seal(store, current)
+        return seal_locked(store, current)  # under the same lock: nothing comes between
 
 
 def revoke(store: Store, current: Signer, revoked: Verifier) -> SealReport:
@@ -56,6 +68,7 @@ def revoke(store: Store, current: Signer, revoked: Verifier) -> SealReport:
         raise UsageError(f"{revoked.vkey()} is not a key of this log")
     with store.lock():
         _current(store, current)
+        _none_queued(store)
         body = key_event_body(store.origin, REVOKE, current, revoked, time.time_ns(), None)
         logentries.add_pending(store, EntryType.KEY, body)
-    return seal(store, current)
+        return seal_locked(store, current)

@@ -10,6 +10,7 @@ then staged inputs are retired.  `recover` finishes whatever a crash interrupted
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
 import os
@@ -28,10 +29,10 @@ import pyarrow.parquet as pq
 
 from acdkit import __version__, logentries, schema
 from acdkit._files import MIB, read_bounded, read_json
-from acdkit.encoding import EntryType
+from acdkit.encoding import EntryType, parse_tlv
 from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
 from acdkit.ingest import read_staged, staged_batches, staged_ledger_id
-from acdkit.keychain import ROTATE, parse_key_event, read_chain
+from acdkit.keychain import ROTATE, KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
@@ -525,36 +526,46 @@ def seal(
     nothing is staged or queued: an empty segment whose signed checkpoint shows that the
     log was alive and had nothing to add (quiet periods provably quiet).
     """
-    started = time.monotonic()
     with store.lock():
-        store.clean_temporaries()
-        chain = read_chain(store)
-        if signer.verifier != chain.current:
-            rotated = len(chain.keys) > 1
-            raise UsageError(
-                f"the sealer key {signer.verifier.key_id.hex()} is not this log's current "
-                f"sealer key {chain.current.key_id.hex()}",
-                hint="pass the key this log was last rotated to (`acdkit keys rotate`)"
-                if rotated
-                else "pass the key that `acdkit init` created for this store",
-            )
-        state = SealerState.load(store)
-        recovered = recover(store, signer, state, chain.keys[:-1])
-        staged = store.staged_dirs()
-        queued = list(logentries.pending_entries(store))
-        total = sum(_staged_count(d) for d in staged)
-        groups = _groups(staged, max_records)
-        if queued and (not groups or _rotates(queued)):
-            groups.append([])  # log entries alone, or a rotation after everything staged
-        elif not groups and heartbeat:
-            groups = [[]]  # a heartbeat with nothing
-        segments, done = [], 0
-        for number, group in enumerate(groups):
-            entries = queued if number == len(groups) - 1 else []
-            segments.append(
-                _seal_segment(store, signer, state, group, entries, progress, done, total)
-            )
-            done += int(segments[-1]["records"])
+        return seal_locked(store, signer, max_records, progress, heartbeat)
+
+
+def seal_locked(
+    store: Store,
+    signer: Signer,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    progress: ProgressFn | None = None,
+    heartbeat: bool = False,
+) -> SealReport:
+    """`seal`, for a caller that holds the store's lock already (`keys rotate`)."""
+    started = time.monotonic()
+    store.clean_temporaries()
+    chain = read_chain(store)
+    if signer.verifier != chain.current:
+        rotated = len(chain.keys) > 1
+        raise UsageError(
+            f"the sealer key {signer.verifier.key_id.hex()} is not this log's current "
+            f"sealer key {chain.current.key_id.hex()}",
+            hint="pass the key this log was last rotated to (`acdkit keys rotate`)"
+            if rotated
+            else "pass the key that `acdkit init` created for this store",
+        )
+    state = SealerState.load(store)
+    recovered = recover(store, signer, state, chain.keys[:-1])
+    staged = store.staged_dirs()
+    queued = list(logentries.pending_entries(store))
+    _check_queued(store, chain, queued)
+    total = sum(_staged_count(d) for d in staged)
+    groups = _groups(staged, max_records)
+    if queued and (not groups or _rotates(queued)):
+        groups.append([])  # log entries alone, or a rotation after everything staged
+    elif not groups and heartbeat:
+        groups = [[]]  # a heartbeat with nothing
+    segments, done = [], 0
+    for number, group in enumerate(groups):
+        entries = queued if number == len(groups) - 1 else []
+        segments.append(_seal_segment(store, signer, state, group, entries, progress, done, total))
+        done += int(segments[-1]["records"])
     return SealReport(
         segments,
         recovered,
@@ -563,6 +574,33 @@ def seal(
         signer.verifier.key_id.hex(),
         time.monotonic() - started,
     )
+
+
+def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]) -> None:
+    """Refuse, before anything is sealed, a queued entry the verifier would reject: a KEY
+    event the current key did not sign, an ANCHOR or other body that does not parse.
+    Whoever can write pending/ must not be able to break the log by making it sign that."""
+    from acdkit.anchor import AnchorRecord  # anchor builds on seal
+
+    probe = copy.deepcopy(chain)
+    for name, data in queued:
+        parsed = logentries.parse_entry(data)
+        try:
+            if parsed.kind == EntryType.KEY:
+                probe.apply(probe_segment(probe), [parse_key_event(parsed.body)])
+            elif parsed.kind == EntryType.ANCHOR:
+                AnchorRecord.from_body(parsed.body)
+            else:
+                parse_tlv(parsed.body)
+        except (MalformedError, TamperedError) as exc:
+            raise type(exc)(
+                f"queued entry pending/{name} would not verify: {exc.message}",
+                hint="nothing was sealed; remove or examine that file, then seal again",
+            ) from None
+
+
+def probe_segment(chain: KeyChain) -> int:
+    return len(chain.events)
 
 
 def _rotates(queued: list[tuple[str, bytes]]) -> bool:

@@ -363,7 +363,12 @@ def _first_failure(
         if at + batch.num_rows - first > row:
             _check_batch(seg, table, ts, key, first, at, batch)
         at += batch.num_rows
-    raise RuntimeError(f"{table} row {row} failed in a worker but checks out in order")
+    # the file reads differently as dictionaries (the workers) than plain (in order): only
+    # damaged pages do that, and a verifier does not pick the reading it likes
+    raise MalformedError(
+        f"segment {seg.path.name}: {table}.parquet from row {row} on decodes differently "
+        "by column dictionary than by value: its pages are damaged",
+    )
 
 
 def _check_batch(
@@ -585,7 +590,8 @@ def verify_store(
         if loaded is not None and anchored is not None:
             _check_anchored_time(report, loaded, sealed, anchored, when)
     last = checkpoints.get(compact.size) if compact.size else None
-    _finish(report, compact.size, last[1] if last else None, unsealed, chain.current)
+    signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
+    _finish(report, compact.size, last[1] if last else None, unsealed, signed_by)
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
         # "anchored by …, witnessed by …" (EVIDENCE §3.11)
         if anchored is not None and compact.size:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from acdkit import cosignature
 from acdkit._files import KIB, MIB, read_bounded, read_json
 from acdkit.errors import MalformedError, TamperedError, UsageError
+from acdkit.keychain import read_chain
 from acdkit.keys import WITNESS_ROLE, Verifier, WitnessSigner, write_private_key
 from acdkit.merkle import consistency_proof, verify_consistency
 from acdkit.note import Checkpoint, SignedNote, _b64, parse_decimal
@@ -368,7 +369,8 @@ def witness_store(
     _note, cp = newest_checkpoint(store)
     since = state.checkpoint.size if state is not None and state.checkpoint.size <= cp.size else 0
     export = export_checkpoint(store, since)
-    first_use = store.verifier() if state is None and log_key is None else None
+    # the key that signs the log now: after a rotation that is not keys/sealer.vkey
+    first_use = read_chain(store).current if state is None and log_key is None else None
     target = out_dir if out_dir is not None else store.root / cosignature.COSIGNATURE_DIR
     return witness(export, signer, state_path, target, now, log_key, first_use)
 
