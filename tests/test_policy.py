@@ -233,3 +233,22 @@ def _resign(out: Path, signer: keys.Signer) -> None:
 def _size(out: Path) -> int:
     (cp,) = (out / "checkpoint").iterdir()
     return int(cp.name.split(".")[0])
+
+
+def test_default_policy_ends_a_rotated_keys_window(
+    sealed: Store, signer: keys.Signer, key_path: Path, tmp_path: Path, runner: CliRunner,
+    root: keys.Signer,
+) -> None:  # fmt: skip
+    new = keys.generate(sealed.origin)
+    rotation.rotate(sealed, signer, new)
+    seal.seal(sealed, new, heartbeat=True)
+    args = ["policy", "sign", str(sealed.root), "--root-key", str(tmp_path / "root.key")]
+    signed = runner.invoke(app, [*args, "--json"])
+    assert signed.exit_code == 0, signed.output
+    text = json.loads(signed.stdout)["text"]
+    first, second = (line for line in text.split("\n") if line.startswith("sealer "))
+    assert first.startswith(f"sealer {signer.verifier.vkey()} - 20") and not first.endswith(" -")
+    assert second.startswith(f"sealer {new.verifier.vkey()} 20") and second.endswith(" -")
+    assert _verify(sealed, root).verdict == ExitCode.OK
+    help_text = runner.invoke(app, ["policy", "sign", "--help"]).output
+    assert "[@FROM..UNTIL]" in help_text

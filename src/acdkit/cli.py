@@ -645,8 +645,8 @@ def package_cmd(
     )
     # a recipient pins the key received out of band, not the copy inside the bundle
     err.print(
-        f"check it with: acdkit verify {report.out} --key {st.vkey_path} "
-        "(send the vkey by another channel)"
+        f"check it with: acdkit verify {report.out} --root ROOT_VKEY (or --key with the "
+        "current sealer vkey from `acdkit keys show`); send the vkey by another channel"
     )
 
 

@@ -25,7 +25,7 @@ from acdkit.cli import (
     err,
 )
 from acdkit.errors import MalformedError, UsageError
-from acdkit.keychain import read_chain
+from acdkit.keychain import ROTATE, KeyChain, read_chain
 from acdkit.policy import SealerWindow
 
 keys_app = typer.Typer(
@@ -241,6 +241,25 @@ def _tsa_arg(value: str) -> policy.TsaRoot:
     return policy.TsaRoot(name, oid or None, der)
 
 
+def _chain_windows(chain: KeyChain) -> list[SealerWindow]:
+    """Each key of the log from its rotation in to its rotation out (whole seconds, the
+    end rounded up); only the current key stays open.  A key rotated away keeps no
+    authority: a bundle it signs later is outside its window."""
+    starts: dict[bytes, int] = {}
+    ends: dict[bytes, int] = {}
+    previous = chain.keys[0]
+    for _segment, event in chain.events:
+        if event.action == ROTATE:
+            ends[previous.key_id] = -(-event.at_ns // policy.NS) * policy.NS
+            starts[event.subject.key_id] = event.at_ns // policy.NS * policy.NS
+            previous = event.subject
+    return [
+        SealerWindow(k, starts.get(k.key_id), ends.get(k.key_id))
+        for k in chain.keys
+        if k.key_id not in chain.revoked
+    ]
+
+
 @policy_app.command("sign")
 @_handles_errors
 def policy_sign_cmd(
@@ -255,9 +274,10 @@ def policy_sign_cmd(
         list[str] | None,
         typer.Option(
             "--sealer",
-            help="VKEY[@FROM..UNTIL] of a sealer key and its validity window (UTC "
-            "YYYY-MM-DDTHH:MM:SSZ; either side may be left open) [default: every key of the "
-            "log's key chain, open windows].",
+            help="VKEY\\[@FROM..UNTIL] of a sealer key and its validity window (UTC "
+            "YYYY-MM-DDTHH:MM:SSZ; either side may be left open) \\[default: every key of "
+            "the log's key chain, each valid from its rotation in to its rotation out; only the "
+            "current key open-ended].",
             show_default=False,
         ),
     ] = None,
@@ -287,11 +307,7 @@ def policy_sign_cmd(
     """Sign the next trust policy of a log with the offline root key."""
     st = store.Store.open(store_dir)
     root = keys.load_signer(root_key)
-    windows = (
-        [_sealer_window(v) for v in sealer]
-        if sealer
-        else [policy.SealerWindow(k) for k in read_chain(st).keys]
-    )
+    windows = [_sealer_window(v) for v in sealer] if sealer else _chain_windows(read_chain(st))
     new = policy.Policy(
         st.origin,
         len(policy.policy_files(st)) + 1,
