@@ -363,6 +363,11 @@ def _first_failure(
         if at + batch.num_rows - first > row:
             _check_batch(seg, table, ts, key, first, at, batch)
         at += batch.num_rows
+    if at - first <= row:  # the pages hold fewer rows than the footer counts
+        raise MalformedError(
+            f"{seg.path.name}/{table}.parquet holds {at - first} rows, fewer than its "
+            "footer counts"
+        )
     # the file reads differently as dictionaries (the workers) than plain (in order): only
     # damaged pages do that, and a verifier does not pick the reading it likes
     raise MalformedError(
