@@ -318,10 +318,13 @@ def test_staged_input_with_an_unreadable_ledger_entry_gives_a_verdict(
     assert any("ledger.json" in w and "not counted" in w for w in report.warnings)
 
 
-def test_footer_that_only_the_span_planner_cannot_read_is_malformed(sealed: Store) -> None:
-    # found by the raw Parquet bit flips: a column chunk's path not UTF-8 fails the span
-    # planner, which reads those paths, while the plain reader (which does not) checks the
-    # whole file fine: verify ended in RuntimeError, "failed in a worker but checks out"
+def test_damaged_column_chunk_path_with_intact_records_verifies_with_a_warning(
+    sealed: Store,
+) -> None:
+    # found by the raw Parquet bit flips: a column chunk's path not UTF-8 once failed the
+    # span planner (RuntimeError), and reading such chunk metadata can abort the process
+    # inside Arrow.  The planner no longer reads it; the records themselves are intact and
+    # verify, and the changed file bytes are reported (Parquet is only their container)
     path = _segment(sealed, 1) / "net.parquet"
     data = path.read_bytes()
     footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
@@ -329,5 +332,5 @@ def test_footer_that_only_the_span_planner_cannot_read_is_malformed(sealed: Stor
     at = data.index(b"session_id", data.index(b"session_id", footer) + 1)
     path.write_bytes(data[:at] + b"\xf2" + data[at + 1 :])
     assert pq.read_table(path).num_rows == 95  # the plain reader does not mind
-    report = _check(sealed, ExitCode.MALFORMED)
-    assert report.failure is not None and "net.parquet" in report.failure["message"]
+    report = _check(sealed, ExitCode.OK)
+    assert any("net.parquet differs from the sealed file bytes" in w for w in report.warnings)

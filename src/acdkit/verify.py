@@ -365,8 +365,7 @@ def _first_failure(
         at += batch.num_rows
     if at - first <= row:  # the pages hold fewer rows than the footer counts
         raise MalformedError(
-            f"{seg.path.name}/{table}.parquet holds {at - first} rows, fewer than its "
-            "footer counts"
+            f"{seg.path.name}/{table}.parquet holds {at - first} rows, fewer than its footer counts"
         )
     # the file reads differently as dictionaries (the workers) than plain (in order): only
     # damaged pages do that, and a verifier does not pick the reading it likes
