@@ -56,7 +56,7 @@ from acdkit.proof import MAX_PROOF_BYTES, TlogProof
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, fsync_dir
-from acdkit.verify import VerifyReport, choose_witnesses, verify_store
+from acdkit.verify import VerifyReport, choose_witnesses, report_anchor_findings, verify_store
 
 __all__ = [
     "MANIFEST",
@@ -600,16 +600,7 @@ def _read_listed(root: Path, rel: str) -> bytes:
 def _report_anchors(
     report: VerifyReport, result: AnchorResult, count: int, allow_incomplete: bool
 ) -> None:
-    for message in result.warnings:
-        report.warn("10", message)
-    for message in result.policy:
-        report.fail("10", PolicyError(message))
-    for message in result.unchecked:
-        if allow_incomplete:
-            report.warn("10", message)
-        else:
-            hint = "pin the TSA roots: --tsa-root NAME=FILE.pem"
-            report.fail("10", IncompleteError(message, hint=hint))
+    report_anchor_findings(report, "10", result, allow_incomplete)
     if count and result.verified and not result.policy:
         report.ok("10", f"{len(result.verified)} anchors verify; times consistent")
 

@@ -795,17 +795,7 @@ def _check_anchors(
     except AcdkitError as exc:
         report.fail("9", exc)
         return None
-    for message in warnings + result.warnings:
-        report.warn("9", message)
-    for message in result.policy:
-        report.fail("9", PolicyError(message))
-    for message in result.unchecked:
-        if allow_incomplete:
-            report.warn("9", message)
-        else:
-            report.fail(
-                "9", IncompleteError(message, hint="pin the TSA roots: --tsa-root NAME=FILE.pem")
-            )
+    report_anchor_findings(report, "9", result, allow_incomplete, warnings)
     report.facts["anchors"] = [
         {"tsa": a.tsa, "checkpoint_size": a.size, "gen_time_ns": a.gen_time_ns, "logged": a.logged}
         for a in result.verified
@@ -818,6 +808,27 @@ def _check_anchors(
             f"{len(result.verified) - logged} awaiting the next seal); times consistent",
         )
     return result
+
+
+def report_anchor_findings(
+    report: VerifyReport,
+    check: str,
+    result: AnchorResult,
+    allow_incomplete: bool,
+    warnings: list[str] | None = None,
+) -> None:
+    """The warnings, POLICY failures and unchecked anchors of an anchor check (store or
+    bundle); unchecked anchors are INCOMPLETE unless the user allows it."""
+    for message in [*(warnings or []), *result.warnings]:
+        report.warn(check, message)
+    for message in result.policy:
+        report.fail(check, PolicyError(message))
+    for message in result.unchecked:
+        if allow_incomplete:
+            report.warn(check, message)
+        else:
+            hint = "pin the TSA roots: --tsa-root NAME=FILE.pem"
+            report.fail(check, IncompleteError(message, hint=hint))
 
 
 def _check_outside(
