@@ -272,7 +272,8 @@ def test_tsa_certificate_without_critical_eku_is_refused_and_tampered(
     _queue(store, _record_for(store, 1, "tsa-x", _fetch(bad, store, 1)))
     seal.seal(store, signer)
     found = _verify(store, AnchorTrust({"tsa-x": _trust(ca_a, "tsa-x")}))
-    assert found.verdict == ExitCode.TAMPERED and reason in found.failure["message"]  # type: ignore[index]
+    assert found.verdict == ExitCode.TAMPERED and found.failure is not None
+    assert reason in found.failure["message"]
 
 
 def test_policy_oid_mismatch_is_refused_and_tampered(
@@ -320,7 +321,8 @@ def test_anchor_entry_edited_in_entries_bin_is_tampered(
     raw[-1] ^= 1  # the last byte of field 10, the local time after receipt
     (seg / "entries.bin").write_bytes(bytes(raw))
     report = _verify(store, AnchorTrust({"tsa-a": _trust(ca_a, "tsa-a")}))
-    assert report.verdict == ExitCode.TAMPERED and report.failure["check"] == "4"  # type: ignore[index]
+    assert report.verdict == ExitCode.TAMPERED and report.failure is not None
+    assert report.failure["check"] == "4"
 
 
 def test_token_copy_that_differs_from_its_entry_is_tampered(
@@ -332,7 +334,8 @@ def test_token_copy_that_differs_from_its_entry_is_tampered(
     copy = store.anchors / anchor.tsr_name(1, "tsa-a")
     copy.write_bytes(_fetch(tsa_a, store, 1))  # a genuine token, but not the logged one
     report = _verify(store, AnchorTrust({"tsa-a": _trust(ca_a, "tsa-a")}))
-    assert report.verdict == ExitCode.TAMPERED and "differs" in report.failure["message"]  # type: ignore[index]
+    assert report.verdict == ExitCode.TAMPERED and report.failure is not None
+    assert "differs" in report.failure["message"]
     copy.unlink()
     gone = _verify(store, AnchorTrust({"tsa-a": _trust(ca_a, "tsa-a")}))
     assert gone.verdict == ExitCode.OK and any("copy" in w for w in gone.warnings)
@@ -435,7 +438,8 @@ def test_checkpoint_time_stamped_before_it_was_sealed_is_policy(
     _anchor(store, ("tsa-a", tsa_a, _trust(ca_a, "tsa-a")))
     report = _verify(store, AnchorTrust({"tsa-a": _trust(ca_a, "tsa-a")}))
     assert report.verdict == ExitCode.POLICY
-    assert "before the collector's clock says it was sealed" in report.failure["message"]  # type: ignore[index]
+    assert report.failure is not None
+    assert "before the collector's clock says it was sealed" in report.failure["message"]
 
 
 def test_local_clock_drift_is_measured_against_the_tsa(
@@ -640,7 +644,8 @@ def test_pinned_trust_policy_supplies_the_tsa_roots(
     # tsa-b is outside the policy: with its root pinned, that is no anchor at all
     report = verify.verify_store(store, root=root.verifier)
     assert report.verdict == ExitCode.TAMPERED
-    assert "TSA tsa-b is not in the trust policy" in report.failure["message"]  # type: ignore[index]
+    assert report.failure is not None
+    assert "TSA tsa-b is not in the trust policy" in report.failure["message"]
     lines.append(policy.TsaRoot("tsa-b", None, _trust(ca_b, "tsa-b").roots[0]))
     policy.write_policy(store, policy.Policy(store.origin, 2, issued, [sealer], tsas=lines), root)
     report = verify.verify_store(store, root=root.verifier)

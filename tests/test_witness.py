@@ -12,6 +12,7 @@ import shutil
 import stat
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -458,9 +459,9 @@ def test_bundle_carries_and_checks_cosignatures(
     rel = f"cosignatures/{size:020d}.{w1.verifier.key_id.hex()}.cosig"
     assert f" {rel}\n" in (out / "MANIFEST.note").read_text()
 
-    def check(*ws: keys.WitnessSigner, **kw: object) -> verify.VerifyReport:
-        policy = _policy(*ws, quorum=kw.pop("quorum", None)) if ws else None  # type: ignore[arg-type]
-        return verify.verify_path(out, witnesses=policy, now=T0 + 60, **kw)  # type: ignore[arg-type]
+    def check(*ws: keys.WitnessSigner, **kw: Any) -> verify.VerifyReport:
+        policy = _policy(*ws, quorum=kw.pop("quorum", None)) if ws else None
+        return verify.verify_path(out, witnesses=policy, now=T0 + 60, **kw)
 
     ok = check(w1)
     assert ok.verdict == ExitCode.OK, ok.failure
