@@ -397,6 +397,8 @@ def _ingest_file(
         # no file of this size is in the ledger, so this one is new: hash while parsing
         hasher = hashlib.sha256()
     fmt, result.format = _format_of(path, fmt_name)
+    if fmt.read_records is not None:
+        return _ingest_records(store, path, fmt, sensor, progress, result)
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -432,22 +434,79 @@ def _ingest_file(
             staging.abort()
             result.status = "already ingested"
             return result
-        result.records = {t: records.get(t, 0) for t in schema.TABLES}
-        for table, early in result.early.items():
-            if early:
-                result.warnings.append(
-                    f"{early} {table} records have times before 1990 "
-                    "(relative clock or unset sensor clock?)"
-                )
-        result.skipped, result.rejected = sum(skips.values()), sum(rejects.values())
-        result.skip_reasons, result.reject_reasons = dict(skips), dict(rejects)
-        accounted = result.record_count + result.skipped + result.rejected
-        if accounted != result.lines:
-            raise AssertionError(f"{path}: {accounted} lines accounted for, {result.lines} read")
+        _close_result(path, result, records, skips, rejects)
         staging.commit(store, _ledger_entry(path, size, result, sensor))
     except BaseException:
         staging.abort()
         raise
+    return result
+
+
+def _close_result(
+    path: Path,
+    result: FileResult,
+    records: Counter[str],
+    skips: Counter[str],
+    rejects: Counter[str],
+) -> None:
+    """Fill in a file's counts and check that every line (or record) is accounted for."""
+    result.records = {t: records.get(t, 0) for t in schema.TABLES}
+    for table, early in result.early.items():
+        if early:
+            result.warnings.append(
+                f"{early} {table} records have times before 1990 "
+                "(relative clock or unset sensor clock?)"
+            )
+    result.skipped, result.rejected = sum(skips.values()), sum(rejects.values())
+    result.skip_reasons, result.reject_reasons = dict(skips), dict(rejects)
+    accounted = result.record_count + result.skipped + result.rejected
+    if accounted != result.lines:
+        raise AssertionError(f"{path}: {accounted} lines accounted for, {result.lines} read")
+
+
+def _ingest_records(
+    store: Store,
+    path: Path,
+    fmt: sources.SourceFormat,
+    sensor: str | None,
+    progress: ProgressFn | None,
+    result: FileResult,
+) -> FileResult:
+    """Ingest a record format (EVTX, PCAP): the format reads the file, in chunks of records.
+
+    The file is hashed first (a record reader needs the file itself, not a stream of it),
+    and its size and modification time are checked again at the end: a file that changed
+    while it was read is refused rather than recorded under the digest of other bytes.
+    """
+    assert fmt.read_records is not None
+    before = path.stat()
+    if not result.sha256:
+        result.sha256, _ = sha256_file(path)
+        if store.ledger_entry(result.sha256) is not None:
+            result.status = "already ingested"
+            return result
+    staging = _Staging(store)
+    skips: Counter[str] = Counter()
+    rejects: Counter[str] = Counter()
+    records: Counter[str] = Counter()
+    ctx = sources.Context(_connect(), sensor)
+    try:
+        for chunk in fmt.read_records(path, ctx):
+            result.lines = max(result.lines, chunk.last)
+            result.warnings.extend(chunk.warnings)
+            _stage_chunk(_finalize(chunk.parsed), staging, records, skips, rejects, result)
+            if progress:
+                progress(path.name, chunk.done, before.st_size)
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise InputIOError(f"{path} changed while it was being ingested")
+        _close_result(path, result, records, skips, rejects)
+        staging.commit(store, _ledger_entry(path, before.st_size, result, sensor))
+    except BaseException:
+        staging.abort()
+        raise
+    finally:
+        ctx.con.close()
     return result
 
 
@@ -462,10 +521,12 @@ def _format_of(path: Path, forced: str | None) -> tuple[sources.SourceFormat, st
     """
     if forced:
         return sources.get(forced), forced
+    with path.open("rb") as fh:
+        raw = fh.read(HEAD_BYTES)
     head = content_head(path, HEAD_BYTES)
     if not head:
         return sources.get("zeek-json"), "empty"  # its reader counts blank lines as skips
-    fmt = sources.detect(head)
+    fmt = sources.detect(head, raw)
     return fmt, fmt.name
 
 

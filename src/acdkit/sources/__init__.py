@@ -1,15 +1,19 @@
 """Input formats behind one small interface.
 
 A format knows how to recognise itself from the first bytes of a file (`sniff`) and how to
-turn chunks of lines into rows of the net and dns tables (`Parser.parse`).  Every line of a
-chunk comes back exactly once: as a row, a skip or a reject, each with its line number.
+turn its input into rows of the net, dns and edr tables.  Text formats turn chunks of lines
+into rows (`Parser.parse`); record formats (EVTX, PCAP), whose files are not lines, read the
+file themselves (`SourceFormat.read_records`) and number their records instead.  Either way
+every line or record comes back exactly once: as a row, a skip or a reject, each with its
+number.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +25,7 @@ __all__ = [
     "Context",
     "Parsed",
     "Parser",
+    "RecordChunk",
     "SourceFormat",
     "detect",
     "get",
@@ -76,12 +81,38 @@ class Parser(ABC):
         return None
 
 
+@dataclass
+class RecordChunk:
+    """A run of records from a record format, already parsed.
+
+    ``last`` is the number of the chunk's last record: records are numbered from 1 in file
+    order (an EVTX record, a packet), and every number up to ``last`` must be accounted for
+    in ``parsed`` (as a row, skip or reject, under ``src_line``/``line``) by this chunk or an
+    earlier one.  ``done`` is how many bytes of the file are behind, for progress;
+    ``warnings`` are said once in the file's report (a damaged EVTX chunk, for example).
+    """
+
+    last: int
+    parsed: Parsed
+    done: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+RecordReader = Callable[[Path, Context], Iterator[RecordChunk]]
+
+
+def _no_line_parser(ctx: Context) -> Parser:
+    raise AssertionError("a record format is read with read_records, not line by line")
+
+
 @dataclass(frozen=True)
 class SourceFormat:
     name: str
     description: str
     sniff: Callable[[bytes], bool]
-    make_parser: Callable[[Context], Parser]
+    make_parser: Callable[[Context], Parser] = _no_line_parser
+    # set for formats that are not text lines: reads the (uncompressed) file itself
+    read_records: RecordReader | None = None
 
 
 _REGISTRY: dict[str, SourceFormat] = {}
@@ -113,11 +144,15 @@ def get(name: str) -> SourceFormat:
         ) from None
 
 
-def detect(head: bytes) -> SourceFormat:
-    """The one format whose sniffer accepts the file's first bytes."""
+def detect(head: bytes, raw: bytes | None = None) -> SourceFormat:
+    """The one format whose sniffer accepts the file's first bytes.
+
+    Record formats (binary files) are shown ``raw``, the file's first bytes as they are;
+    text formats see ``head``, which starts at the first byte that is not blank or a BOM.
+    """
     _load_builtin()
     for fmt in _REGISTRY.values():
-        if fmt.sniff(head):
+        if fmt.sniff(head if fmt.read_records is None or raw is None else raw):
             return fmt
     tried = ", ".join(_REGISTRY)
     raise MalformedError(

@@ -1,7 +1,7 @@
 """Split the output of one `routed_query` into table rows, skips and rejects.
 
 The query computes, for every line of a chunk, a problem (the line did not parse), a route
-('net', 'dns' or none) and the columns of both tables; here each line goes to exactly one
+('net', 'dns', 'edr' or none) and the columns of both tables; here each line goes to exactly one
 place, in bulk with Arrow filters, and without a copy when a whole chunk goes one way.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from acdkit.schema import TABLES
 from acdkit.sources import Context, Parsed
 
 __all__ = ["collect", "route_rows"]
@@ -51,7 +52,7 @@ def route_rows(rows: pa.Table, parsed: Parsed) -> None:
         parsed.add_lines(
             parsed.skips, line.filter(unrouted), rows.column("skip_reason").filter(unrouted)
         )
-    for table in ("net", "dns"):
+    for table in TABLES:
         mask = pc.and_(pc.is_null(problem), pc.fill_null(pc.equal(route, table), False))
         if not pc.any(mask).as_py():
             continue
