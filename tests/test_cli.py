@@ -285,3 +285,6 @@ def test_errors_under_json_are_one_json_document(runner: CliRunner, tmp_path: Pa
     assert code == doc["exit_code"] == 2 and doc["command"] == "ingest"
     code, out, _ = run(runner, "verify", store)
     assert code == 3 and out == ""  # without --json, stdout stays empty
+    # a subcommand's failure names it as typed, like its success document does
+    code, out, _ = run(runner, "keys", "show", tmp_path / "no-such-store", "--json")
+    assert code == 2 and json.loads(out)["command"] == "keys show"

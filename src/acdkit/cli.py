@@ -74,11 +74,10 @@ KeyOpt = Annotated[
 def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
     """Render an AcdkitError as one line plus hint and exit with its code."""
 
-    command = func.__name__.removesuffix("_cmd")
-
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         json_out = bool(kwargs.get("json_out"))
+        command = _command_path(func)
         try:
             func(*args, **kwargs)
         except AcdkitError as exc:
@@ -90,6 +89,11 @@ def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
             _fail(InputIOError(reason), command if json_out else None)
 
     return wrapper
+
+
+def _command_path(func: Callable[..., None]) -> str:
+    """The command as typed, from its function's name: keys_new_cmd -> "keys new"."""
+    return func.__name__.removesuffix("_cmd").replace("_", " ")
 
 
 def _fail(exc: AcdkitError, json_command: str | None = None) -> NoReturn:
@@ -759,7 +763,7 @@ def _read_export(source: Path) -> witness.CheckpointExport:
 
 @witness_app.command("cosign")
 @_handles_errors
-def witness_cmd(
+def witness_cosign_cmd(
     source: Annotated[
         Path,
         typer.Argument(
@@ -818,7 +822,7 @@ def witness_cmd(
     if json_out:
         _emit(
             {
-                "command": "witness",
+                "command": "witness cosign",
                 "origin": result.origin,
                 "tree_size": result.size,
                 "root": result.root.hex(),
