@@ -142,6 +142,16 @@ def test_exit_2_usage(runner: CliRunner, tmp_path: Path, data: Path) -> None:
         key,
     )
     assert code == 2 and "no time zone" in err
+    # a pinned key that is no vkey is the user's mistake, whichever option carries it
+    not_a_key = tmp_path / "hostname.txt"
+    not_a_key.write_text("collector-7\n")
+    for option, args in (
+        ("--key", ("verify", store, "--key", not_a_key)),
+        ("--witness", ("verify", store, "--witness", "w+zz+zz")),
+        ("--revoke", ("keys", "revoke", store, "--revoke", not_a_key, "--key", key)),
+    ):
+        code, _, err = run(runner, *args)
+        assert code == 2 and f"error: {option} " in err and "verifier key" in err, (args, err)
 
 
 def test_exit_3_incomplete(runner: CliRunner, tmp_path: Path, data: Path) -> None:

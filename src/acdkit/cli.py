@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -450,6 +450,9 @@ def anchor_cmd(
 # -- verify -------------------------------------------------------------------------------------
 
 
+_K = TypeVar("_K")
+
+
 def _vkey_text(value: str, option: str) -> str:
     """A vkey given on the command line: the line itself, or a file holding it."""
     path = Path(value)
@@ -463,10 +466,26 @@ def _vkey_text(value: str, option: str) -> str:
         ) from None
 
 
+def _typed_key(value: str, option: str, parse: Callable[[str], _K]) -> _K:
+    """A key typed on the command line, parsed; a bad one is the user's error (USAGE)."""
+    text = _vkey_text(value, option)
+    try:
+        return parse(text)
+    except MalformedError as exc:
+        raise UsageError(f"{option} {_shown(value)}: {exc.message}") from None
+
+
+def _shown(value: str) -> str:
+    """An argument as an error may show it: never a pasted private key, never a screenful."""
+    if "PRIVATE KEY" in value or "\n" in value or len(value) > 200:
+        return "(the value given)"
+    return value
+
+
 def _pinned(value: str | None, option: str = "--key") -> keys.Verifier | None:
     if value is None:
         return None
-    return keys.Verifier.parse(_vkey_text(value, option))
+    return _typed_key(value, option, keys.Verifier.parse)
 
 
 def _witness_policy(values: list[str] | None, quorum: int | None) -> WitnessPolicy | None:
@@ -474,7 +493,7 @@ def _witness_policy(values: list[str] | None, quorum: int | None) -> WitnessPoli
         if quorum is not None:
             raise UsageError("--witness-quorum needs at least one --witness")
         return None
-    parsed = [keys.WitnessVerifier.parse(_vkey_text(v, "--witness")) for v in values]
+    parsed = [_typed_key(v, "--witness", keys.WitnessVerifier.parse) for v in values]
     return WitnessPolicy.of(parsed, quorum)
 
 

@@ -21,7 +21,9 @@ from acdkit.cli import (
     _handles_errors,
     _print_seal,
     _seal_doc,
+    _shown,
     _signer_for,
+    _typed_key,
     err,
 )
 from acdkit.errors import MalformedError, UsageError
@@ -157,7 +159,7 @@ def keys_revoke_cmd(
     """Record in the log that an earlier sealer key may sign nothing any more."""
     st = store.Store.open(store_dir)
     current = _signer_for(st, key)
-    target = keys.Verifier.parse(revoked)
+    target = _typed_key(revoked, "--revoke", keys.Verifier.parse)
     report = rotation.revoke(st, current, target)
     if json_out:
         _emit(
@@ -201,7 +203,7 @@ policy_app = typer.Typer(
 def _sealer_window(value: str) -> SealerWindow:
     """VKEY or VKEY@FROM..UNTIL (times YYYY-MM-DDTHH:MM:SSZ, either side may be empty)."""
     vkey, _, span = value.partition("@")
-    key = _vkey_arg(vkey, "--sealer")
+    key = _typed_key(vkey, "--sealer", keys.Verifier.parse)
     start, _, end = span.partition("..")
     try:
         return SealerWindow(
@@ -211,22 +213,6 @@ def _sealer_window(value: str) -> SealerWindow:
         )
     except MalformedError as exc:
         raise UsageError(f"--sealer {_shown(value)}: {exc.message}") from None
-
-
-def _shown(value: str) -> str:
-    """An argument as an error may show it: never a pasted private key, never a screenful."""
-    if "PRIVATE KEY" in value or "\n" in value or len(value) > 200:
-        return "(the value given)"
-    return value
-
-
-def _vkey_arg(value: str, option: str) -> keys.Verifier:
-    path = Path(value)
-    text = path.read_text().strip() if path.is_file() else value
-    try:
-        return keys.Verifier.parse(text)
-    except MalformedError as exc:
-        raise UsageError(f"{option} {_shown(value)}: {exc.message}") from None
 
 
 def _tsa_arg(value: str) -> policy.TsaRoot:
