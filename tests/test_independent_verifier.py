@@ -688,7 +688,7 @@ def test_usage_and_key_errors(origin: Origin, tool: Path, tmp_path: Path) -> Non
         mine, theirs = both(tool, target)
         assert (mine.code, theirs.code) == (2, 2)
     mine, theirs = both(tool, origin.bundle, "--key", "not-a-vkey")
-    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+    assert (mine.verdict, theirs.verdict) == ("USAGE", "USAGE")  # a typing slip
     name, kid, blob = origin.vkey.split("+", 2)
     other = keys.generate(name).verifier.vkey()
     mine, theirs = both(tool, origin.bundle, "--key", other)
@@ -696,7 +696,7 @@ def test_usage_and_key_errors(origin: Origin, tool: Path, tmp_path: Path) -> Non
     # base64 whose last symbol carries bits that decoding drops: not canonical
     bent = f"{name}+{kid}+{blob[:-1]}{B64[B64.index(blob[-1]) ^ 1]}"
     mine, theirs = both(tool, origin.bundle, "--key", bent)
-    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+    assert (mine.verdict, theirs.verdict) == ("USAGE", "USAGE")
     key_file = tmp_path / "sealer.vkey"
     key_file.write_text(origin.vkey + "\n")
     mine, theirs = both(tool, origin.bundle, "--key", str(key_file))
@@ -1220,7 +1220,7 @@ def test_both_verifiers_agree_on_policies_and_witnesses(
 def test_a_sealer_key_is_no_witness_key(witnessed: Witnessed, tool: Path) -> None:
     sealer = witnessed.signer.verifier.vkey()
     mine, theirs = both(tool, witnessed.bundle, "--witness", sealer)
-    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED")
+    assert (mine.verdict, theirs.verdict) == ("USAGE", "USAGE")
     mine, theirs = both(tool, witnessed.bundle, "--witness-quorum", "1")
     assert (mine.code, theirs.code) == (2, 2)
 

@@ -195,6 +195,31 @@ def test_missing_newest_checkpoint_is_rewritten_by_next_seal(
     _check(sealed, ExitCode.OK)
 
 
+@pytest.mark.parametrize("replacement", ["directory", "device link", "dangling link", "edited"])
+def test_replaced_newest_checkpoint_is_malformed_or_tampered_and_seal_refuses_it(
+    sealed: Store, signer: keys.Signer, data: Path, replacement: str
+) -> None:
+    newest = sealed.checkpoint_files()[-1]
+    original = newest.read_bytes()
+    newest.unlink()
+    if replacement == "directory":
+        newest.mkdir()
+    elif replacement == "device link":
+        newest.symlink_to("/dev/zero")
+    elif replacement == "dangling link":
+        newest.symlink_to(sealed.root / "no-such-file")
+    else:
+        newest.write_bytes(original.replace(b"\n\n", b"\n\n\n", 1))
+    # the name is still listed: a checkpoint must not vanish from verification
+    assert newest in sealed.checkpoint_files()
+    # not a regular file, or a note that no longer parses strictly: the evidence is damaged
+    assert verify.verify_store(sealed).verdict == ExitCode.MALFORMED
+    ingest.ingest(sealed, [data / "zeek-tsv/zat/ssl.log"])
+    with pytest.raises(TamperedError, match=newest.name):
+        seal.seal(sealed, signer)  # new segments would bury the damage
+    assert len(sealed.segment_dirs()) == 2 and sealed.staged_dirs()
+
+
 def test_reencoded_parquet_still_verifies(sealed: Store) -> None:
     path = _segment(sealed, 0) / "net.parquet"
     table = pq.read_table(path)

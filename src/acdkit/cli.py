@@ -589,7 +589,7 @@ def verify_cmd(
             (lambda d, t: progress("leaves", d, t)) if progress else None,
             state,
             expect_min_size,
-            _pinned(root),
+            _pinned(root, "--root"),
             policy,
             anchors=trust,
         )

@@ -494,6 +494,7 @@ def recover(
         _close_segment(store, signer, state, seg, info, earlier)
         done.append(f"completed interrupted seal of segment {seg.name}")
     size = state.compact.size
+    _check_latest_checkpoint(store, state)
     if size and not store.checkpoint_path(size).exists():
         # the state was saved after signing, so the note can be re-made byte for byte
         note = _sign_checkpoint(store, signer, size, state.compact.root())
@@ -510,6 +511,26 @@ def recover(
             _retire_pending(store, segs[-1])
             done.append("retired sealed log entries")
     return done
+
+
+def _check_latest_checkpoint(store: Store, state: SealerState) -> None:
+    """Refuse to chain onto a latest checkpoint that is not the one this sealer signed.
+
+    The next SEAL carries the hash of the previous checkpoint from the sealer's state, so a
+    seal on top of a replaced or damaged one would bury the damage under new segments.
+    """
+    path = store.checkpoint_path(state.compact.size)
+    if not state.compact.size or not (path.exists() or path.is_symlink()):
+        return  # none yet, or missing: re-made below when it can be
+    if not path.is_file():
+        raise TamperedError(
+            f"checkpoint {path.name} is not a regular file; run `acdkit verify` on this store"
+        )
+    if hashlib.sha256(read_bounded(path, MIB, "checkpoint")).digest() != state.prev_checkpoint:
+        raise TamperedError(
+            f"checkpoint {path.name} is not the one this sealer signed; "
+            "run `acdkit verify` on this store"
+        )
 
 
 def seal(

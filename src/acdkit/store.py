@@ -245,12 +245,15 @@ class Store:
         )
 
     def checkpoint_files(self) -> list[Path]:
+        """Every entry named as a checkpoint, whatever it is: one that is not a regular file
+        (a directory, a device, a dangling link put in its place) must fail its reader, not
+        vanish from the list."""
         if not self.checkpoints.is_dir():
             return []
         return sorted(
             p
             for p in self.checkpoints.iterdir()
-            if p.is_file() and p.suffix == ".checkpoint" and not p.name.startswith(TMP_PREFIX)
+            if p.suffix == ".checkpoint" and not p.name.startswith(TMP_PREFIX)
         )
 
     def checkpoint_path(self, size: int) -> Path:

@@ -140,6 +140,8 @@ def _load_checkpoints(store: Store) -> dict[int, tuple[bytes, Checkpoint]]:
     """Check 2: every checkpoint parses strictly, names this log, and no size has two."""
     out: dict[int, tuple[bytes, Checkpoint]] = {}
     for path in store.checkpoint_files():
+        if not path.is_file():  # a directory, device or dangling link in a checkpoint's place
+            raise MalformedError(f"checkpoint {path.name} is not a regular file")
         data = read_bounded(path, MIB, "checkpoint")
         try:
             cp = Checkpoint.from_text(SignedNote.parse(data).text)

@@ -1395,20 +1395,24 @@ def _size(value: str) -> int:
         raise argparse.ArgumentTypeError(exc.message) from None
 
 
-def _pinned_key(value: str, kind: int = SEALER_KEY) -> Vkey:
+def _pinned_key(value: str, kind: int = SEALER_KEY, option: str = "--key") -> Vkey:
+    """A key typed on the command line; one that is no vkey is the user's slip (USAGE)."""
+    text = value
     if Path(value).is_file():
         try:
             with Path(value).open("rb") as fh:
                 raw = fh.read(VKEY_LIMIT + 1)
             if len(raw) > VKEY_LIMIT:
-                raise Finding(USAGE, f"--key {_show(value)}: not a verifier key file")
+                raise Finding(USAGE, f"{option} {_show(value)}: not a verifier key file")
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise Finding(USAGE, f"--key {_show(value)}: not a verifier key file") from None
+            raise Finding(USAGE, f"{option} {_show(value)}: not a verifier key file") from None
         except OSError as exc:
-            raise Finding(IO, f"cannot read --key file: {exc.strerror}") from None
+            raise Finding(IO, f"cannot read {option} file: {exc.strerror}") from None
+    try:
         return parse_vkey(text, kind)
-    return parse_vkey(value, kind)
+    except Finding as exc:
+        raise Finding(USAGE, f"{option} {_show(value)}: {exc.message}") from None
 
 
 def _render(report: Report) -> None:
@@ -1474,12 +1478,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.witness_quorum is not None and not args.witness:
             raise Finding(USAGE, "--witness-quorum needs at least one --witness")
-        witnesses = tuple(_pinned_key(w, WITNESS_KEY) for w in args.witness)
+        witnesses = tuple(_pinned_key(w, WITNESS_KEY, "--witness") for w in args.witness)
         if args.witness_quorum is not None and args.witness_quorum > len(set(witnesses)):
             raise Finding(USAGE, "--witness-quorum is larger than the number of witnesses")
         opts = Options(
             key=_pinned_key(args.key) if args.key is not None else None,
-            root=_pinned_key(args.root) if args.root is not None else None,
+            root=_pinned_key(args.root, option="--root") if args.root is not None else None,
             witnesses=witnesses,
             quorum=args.witness_quorum,
             expect_min_size=args.expect_min_size,
