@@ -31,6 +31,34 @@ def _init(runner: CliRunner, tmp_path: Path) -> tuple[Path, Path]:
     return store, key
 
 
+def test_cli_defaults_agree_with_the_library() -> None:
+    from acdkit import bundle, cli
+
+    assert cli.PACKAGE_MAX_RECORDS == bundle.DEFAULT_MAX_RECORDS
+
+
+def test_verify_starts_without_duckdb_or_the_input_formats() -> None:
+    # verify runs on every CI commit: its start-up must not pay for the parsers
+    code = (
+        "import sys; from acdkit import cli; "
+        "print(sorted(m for m in ('duckdb', 'acdkit.ingest', 'acdkit.sources', "
+        "'rfc3161_client') if m in sys.modules))"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_formats_lists_every_registered_format(runner: CliRunner) -> None:
+    from acdkit import sources
+
+    code, out, _ = run(runner, "formats", "--json")
+    listed = [f["name"] for f in json.loads(out)["formats"]]
+    assert code == 0 and listed == sources.names() and "zeek-tsv" in listed
+
+
 def test_version_and_help(runner: CliRunner) -> None:
     code, out, _ = run(runner, "--version")
     assert code == 0 and out.strip() == f"acdkit {__version__}"

@@ -321,7 +321,7 @@ def test_pinned_key_that_is_not_utf8_is_a_verdict_not_a_crash(tmp_path: Path) ->
     (tmp_path / "store").mkdir()
     (tmp_path / "store/acdkit-store.json").write_text("{}")
     result = CliRunner().invoke(app, ["verify", str(tmp_path / "store"), "--key", "\udce1" + VKEY])
-    assert result.exit_code == 4, result.output
+    assert result.exit_code == 2, result.output
     assert "verifier key name is not UTF-8" in result.stderr
 
 

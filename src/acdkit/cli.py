@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,11 +26,8 @@ from typer.core import TyperGroup
 from acdkit import (
     __version__,
     anchor,
-    bundle,
-    ingest,
     keys,
     seal,
-    sources,
     store,
     verify,
     witness,
@@ -39,6 +36,11 @@ from acdkit import cli_anchor as ca
 from acdkit._files import KIB, read_bounded, read_text
 from acdkit.cosignature import WitnessPolicy
 from acdkit.errors import AcdkitError, ExitCode, InputIOError, MalformedError, UsageError
+
+if TYPE_CHECKING:
+    # ingest and package load DuckDB and every input format: imported by their commands only,
+    # so that `verify`, which a CI job may run on every commit, starts without them
+    from acdkit import ingest
 
 __all__ = ["app", "main"]
 
@@ -252,7 +254,8 @@ def ingest_cmd(
         typer.Option(
             "--format",
             envvar="ACDKIT_FORMAT",
-            help=f"Force the input format ({', '.join(sources.names())}); default: detect.",
+            help="Force the input format (`acdkit formats` lists them); default: detect it "
+            "from the content.",
         ),
     ] = None,
     sensor: Annotated[
@@ -271,6 +274,8 @@ def ingest_cmd(
     st = store.Store.open(store_dir)
     signer = _signer_for(st, key) if do_seal else None
     with _progress(_show_progress(json_out), "ingest") as progress:
+        from acdkit import ingest
+
         report = ingest.ingest(st, files, fmt, sensor, progress)
     sealed = None
     if signer is not None:
@@ -298,6 +303,24 @@ def ingest_cmd(
             _print_seal(sealed)
     if failed:
         raise typer.Exit(failed[0].exit_code)
+
+
+@app.command("formats")
+@_handles_errors
+def formats_cmd(json_out: JsonOpt = False) -> None:
+    """List the input formats `ingest` reads, in the order detection tries them."""
+    from acdkit import sources
+
+    rows = [(f.name, f.description) for f in map(sources.get, sources.names())]
+    if json_out:
+        _emit({"command": "formats", "formats": [{"name": n, "description": d} for n, d in rows]})
+        return
+    table = Table(title="input formats (use the name with ingest --format)")
+    table.add_column("name", style="bold")
+    table.add_column("what it reads")
+    for name, description in rows:
+        table.add_row(name, description)
+    err.print(table)
 
 
 # -- seal ---------------------------------------------------------------------------------------
@@ -617,6 +640,11 @@ def verify_cmd(
 # -- package ------------------------------------------------------------------------------------
 
 
+# bundle.DEFAULT_MAX_RECORDS, repeated so that the CLI need not load bundle (and DuckDB) at
+# start; tests/test_cli.py checks that the two agree
+PACKAGE_MAX_RECORDS = 10_000
+
+
 @app.command("package")
 @_handles_errors
 def package_cmd(
@@ -646,12 +674,14 @@ def package_cmd(
     ] = None,
     max_records: Annotated[
         int, typer.Option(min=1, help="Refuse to disclose more records than this.")
-    ] = bundle.DEFAULT_MAX_RECORDS,
+    ] = PACKAGE_MAX_RECORDS,
     key: KeyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build a submission bundle: summary, summarized logs, proofs, signed manifest."""
     st = store.Store.open(store_dir)
+    from acdkit import bundle
+
     window = bundle.Window(
         bundle.parse_time(start), bundle.parse_time(end), tuple(src or ()), tuple(dst or ())
     )

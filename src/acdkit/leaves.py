@@ -18,8 +18,8 @@ import pyarrow as pa
 from acdkit import schema
 from acdkit._pool import process_pool
 from acdkit.encoding import record_leaf_hashes, record_salts
-from acdkit.ingest import load_staged
 from acdkit.merkle import range_subtrees
+from acdkit.staged import load_staged
 
 __all__ = ["Hashed", "Job", "hash_job", "hashed", "worker_count"]
 

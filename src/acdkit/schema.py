@@ -121,7 +121,8 @@ def schema_dir() -> Path:
 
 
 def _parse(table: str, raw: bytes) -> TableSchema:
-    doc: Any = yaml.safe_load(raw)
+    # the C loader when PyYAML has it: the same safe subset, several times faster to start
+    doc: Any = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     if not isinstance(doc, dict) or doc.get("table") != table:
         raise MalformedError(f"schema file for {table!r} does not declare table: {table}")
     fields: list[Field] = []

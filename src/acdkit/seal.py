@@ -31,13 +31,13 @@ from acdkit import __version__, logentries, schema
 from acdkit._files import MIB, read_bounded, read_json
 from acdkit.encoding import EntryType, parse_tlv
 from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
-from acdkit.ingest import read_staged, staged_batches, staged_ledger_id
 from acdkit.keychain import ROTATE, KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.leaves import Job, hashed
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.sealinfo import SealInfo, segment_name
+from acdkit.staged import read_staged, staged_batches, staged_ledger_id
 from acdkit.store import (
     TMP_PREFIX,
     Store,

@@ -18,16 +18,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import rfc3161_client as tsp
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from acdkit._files import KIB, read_bounded
 from acdkit.errors import MalformedError, TamperedError, UsageError
+
+if TYPE_CHECKING:
+    import rfc3161_client as tsp
+    from cryptography import x509
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -44,7 +43,7 @@ __all__ = [
 
 MAX_REPLY_BYTES = 64 * KIB  # a token with its TSA certificate is a few KiB
 MAX_PEM_BYTES = 1024 * KIB
-SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
 # as in the trust policy; in file names it follows the 20-digit size and its dot
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _OID_RE = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
@@ -81,6 +80,8 @@ class TsaTrust:
             check_oid(self.policy_oid)
 
     def certificates(self) -> list[x509.Certificate]:
+        from cryptography import x509
+
         try:
             return [x509.load_der_x509_certificate(der) for der in self.roots]
         except ValueError:
@@ -118,6 +119,9 @@ class TsaError(Exception):
 
 def load_roots(path: Path) -> tuple[bytes, ...]:
     """Every certificate of a PEM file, as DER; a clear error for anything else."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     data = read_bounded(path, MAX_PEM_BYTES, "TSA root file")
     try:
         certs = x509.load_pem_x509_certificates(data)
@@ -159,6 +163,8 @@ def http_post(url: str, query: bytes, timeout: float) -> bytes:
 
 def new_request(imprint_data: bytes) -> tsp.TimeStampRequest:
     """A SHA-256 query with a fresh random 64-bit nonce and certReq set."""
+    import rfc3161_client as tsp
+
     builder = tsp.TimestampRequestBuilder().data(imprint_data)
     builder = builder.hash_algorithm(tsp.HashAlgorithm.SHA256)
     return builder.nonce(nonce=True).cert_request(cert_request=True).build()
@@ -196,6 +202,8 @@ def _accuracy_ns(info: Any) -> int | None:
 
 
 def decode(reply: bytes) -> tsp.TimeStampResponse:
+    import rfc3161_client as tsp
+
     if len(reply) > MAX_REPLY_BYTES:
         raise MalformedError(f"time-stamp reply is larger than {MAX_REPLY_BYTES:,} bytes")
     try:
@@ -211,6 +219,9 @@ def check_token(
     at genTime, critical EKU timeStamping, policy OID (if pinned), nonce (if given),
     SHA-256 imprint equal to ``imprint``.  MALFORMED if it does not parse, else TAMPERED.
     """
+    import rfc3161_client as tsp
+    from cryptography import x509
+
     response = decode(reply)
     if response.status != tsp.PKIStatus.GRANTED:
         text = "; ".join(response.status_string or [])[:200]
@@ -224,7 +235,7 @@ def check_token(
     except ValueError as exc:
         raise MalformedError(f"time-stamp token cannot be read ({str(exc)[:120]})") from None
     # rfc3161-client's verify() compares digests only: the algorithm is ours to check
-    if algorithm != SHA256_OID:
+    if algorithm.dotted_string != SHA256_OID:
         raise TamperedError(f"token of TSA {trust.name} is not over a SHA-256 imprint")
     _check_eku(response, trust.name)
     builder = tsp.VerifierBuilder()
@@ -265,6 +276,8 @@ def _short(exc: Exception) -> str:
 
 def _signer_cert(response: tsp.TimeStampResponse) -> x509.Certificate | None:
     """The embedded certificate named by the (single) SignerInfo, if any."""
+    from cryptography import x509
+
     try:
         infos = list(response.signed_data.signer_infos)
         certs = [x509.load_der_x509_certificate(d) for d in response.signed_data.certificates]
@@ -284,6 +297,9 @@ def _check_eku(response: tsp.TimeStampResponse, name: str) -> None:
     rfc3161-client checks this too (and OpenSSL's chain check refuses an unsuitable
     purpose first); checking it here says plainly what is wrong with the certificate.
     """
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     cert = _signer_cert(response)
     if cert is None:
         raise TamperedError(f"token of TSA {name} carries no certificate of its signer")
