@@ -16,6 +16,7 @@ from acdkit.cli import app
 from acdkit.errors import ExitCode
 from acdkit.note import Checkpoint, sign_note
 from acdkit.remembered import Remembered
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
 
 
@@ -34,11 +35,17 @@ def _third(store: Store, signer: keys.Signer, data: Path) -> int:
     return seal.seal(store, signer).size
 
 
-def _roll_back(store: Store, saved_state: bytes) -> None:
-    """What an intruder without the key does: drop the newest segment and its checkpoint."""
-    shutil.rmtree(store.segment_dirs()[-1])
+def _roll_back(store: Store, saved_state: bytes, *, ledger: bool = True) -> None:
+    """What an intruder without the key does: drop the newest segment and its checkpoint,
+    and (unless ``ledger`` is False) the ledger entries of the files it sealed."""
+    newest = store.segment_dirs()[-1]
+    sources = SealInfo.from_entry((newest / "seal.entry").read_bytes()).sources
+    shutil.rmtree(newest)
     store.checkpoint_files()[-1].unlink()
     store.state_path.write_bytes(saved_state)
+    if ledger:
+        for source in sources:
+            (store.ledger_dir / f"{source}.json").unlink()
 
 
 def _verdict(store: Store, **kw: object) -> verify.VerifyReport:
@@ -65,6 +72,22 @@ def test_state_remembers_the_newest_checkpoint_and_catches_rollback(
     assert report.verdict == ExitCode.TAMPERED
     assert f"this verifier saw checkpoint {size:,}" in report.failure["message"]
     assert state.read_bytes() == before  # a failed run never rewrites what it remembered
+
+
+def test_rollback_that_keeps_the_ledger_is_caught_without_outside_memory(
+    grown: tuple[Store, bytes], signer: keys.Signer, data: Path
+) -> None:
+    store, saved = grown
+    _third(store, signer, data)
+    lost = SealInfo.from_entry((store.segment_dirs()[-1] / "seal.entry").read_bytes()).sources
+    _roll_back(store, saved, ledger=False)
+    report = _verdict(store)
+    assert report.verdict == ExitCode.TAMPERED and report.failure["check"] == "5"
+    assert report.failure["ledger_entry"] == lost[0]
+    assert (
+        "records 1 input file(s) as sealed that no sealed segment lists"
+        in (report.failure["message"])
+    )
 
 
 def test_rollback_then_reseal_to_another_history_is_a_missing_checkpoint(

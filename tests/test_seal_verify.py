@@ -88,6 +88,7 @@ def test_interrupted_seal_is_incomplete_then_recovered(
     newest.unlink()
     sealed.state_path.write_bytes(saved_state)
     shutil.copytree(keep, staged)
+    (sealed.ledger_dir / f"{ingest.staged_ledger_id(staged)}.json").unlink()  # not retired yet
     _check(sealed, ExitCode.INCOMPLETE)
     report = seal.seal(sealed, signer)
     # the unsigned segment is dropped and its still-staged input sealed afresh

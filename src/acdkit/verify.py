@@ -56,7 +56,7 @@ from acdkit.rebuild import Checker, sealed_problem, spans
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
-from acdkit.store import Store, read_ledger_entry
+from acdkit.store import TMP_PREFIX, Store, read_ledger_entry
 
 __all__ = ["Check", "VerifyReport", "choose_witnesses", "verify_path", "verify_store"]
 
@@ -565,8 +565,19 @@ def verify_store(
             forged = TamperedError(f"segment {seg.path.name} has no checkpoint and {problem}")
             report.fail("5", forged, {"segment": seg.path.name})
             break
+    lost = _unsealed_ledger_ids(store, sealed) if report.verdict == ExitCode.OK else []
     if forged is not None:
         pass
+    elif lost:
+        report.fail(
+            "5",
+            TamperedError(
+                f"the source ledger records {len(lost)} input file(s) as sealed that no sealed "
+                f"segment lists (first: {lost[0][:16]}…): segments that held their records "
+                "were removed and the log rolled back"
+            ),
+            {"ledger_entry": lost[0]},
+        )
     elif unsealed or interrupted:
         msg = f"{unsealed} records ingested but not sealed yet"
         if interrupted:
@@ -865,6 +876,24 @@ def _check_outside(
         elif remembered is None:
             done.append(f"nothing sealed yet to remember in {state}")
     report.ok("6", "; ".join(done))
+
+
+def _unsealed_ledger_ids(store: Store, sealed: list[_Segment]) -> list[str]:
+    """Ledger entries that no sealed SEAL lists among its sources.
+
+    `seal` writes a file's ledger entry only after the segment holding its records has its
+    checkpoint, so every entry must be named by a sealed segment: one that is not outlived
+    the segment (a rollback that kept the ledger).  A rollback that also removed the
+    entries is caught only by outside memory (``--state``, a witness, an anchor).
+    """
+    if not store.ledger_dir.is_dir():
+        return []
+    named = {source for seg in sealed for source in seg.info.sources}
+    return sorted(
+        p.stem
+        for p in store.ledger_dir.iterdir()
+        if p.suffix == ".json" and not p.name.startswith(TMP_PREFIX) and p.stem not in named
+    )
 
 
 def _staged_ledger(store: Store, report: VerifyReport) -> list[dict[str, Any]]:
