@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from acdkit import bundle, ingest, keys, seal
 from acdkit.cli import app
 from acdkit.note import sign_note
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, init_store
 
 DATA = Path(__file__).parent / "data"
@@ -47,6 +48,20 @@ def build_store(
 def copy_store(template: Store, dest: Path) -> Store:
     shutil.copytree(template.root, dest, symlinks=True)
     return Store(dest)
+
+
+def roll_back(store: Store, saved_state: bytes, *, ledger: bool = True) -> None:
+    """What an intruder without the key does: drop the newest segment and its checkpoint,
+    restore the sealer state, and (unless ``ledger`` is False) delete the ledger entries of
+    the files that segment sealed, so that nothing inside the store shows the loss."""
+    newest = store.segment_dirs()[-1]
+    sources = SealInfo.from_entry((newest / "seal.entry").read_bytes()).sources
+    shutil.rmtree(newest)
+    store.checkpoint_files()[-1].unlink()
+    store.state_path.write_bytes(saved_state)
+    if ledger:
+        for source in sources:
+            (store.ledger_dir / f"{source}.json").unlink()
 
 
 def flip(data: bytes, bit: int) -> bytes:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from _evidence import roll_back
 from acdkit import ingest, keys, seal, verify
 from acdkit.cli import app
 from acdkit.errors import ExitCode
@@ -35,19 +35,6 @@ def _third(store: Store, signer: keys.Signer, data: Path) -> int:
     return seal.seal(store, signer).size
 
 
-def _roll_back(store: Store, saved_state: bytes, *, ledger: bool = True) -> None:
-    """What an intruder without the key does: drop the newest segment and its checkpoint,
-    and (unless ``ledger`` is False) the ledger entries of the files it sealed."""
-    newest = store.segment_dirs()[-1]
-    sources = SealInfo.from_entry((newest / "seal.entry").read_bytes()).sources
-    shutil.rmtree(newest)
-    store.checkpoint_files()[-1].unlink()
-    store.state_path.write_bytes(saved_state)
-    if ledger:
-        for source in sources:
-            (store.ledger_dir / f"{source}.json").unlink()
-
-
 def _verdict(store: Store, **kw: object) -> verify.VerifyReport:
     return verify.verify_store(store, **kw)  # type: ignore[arg-type]
 
@@ -65,7 +52,7 @@ def test_state_remembers_the_newest_checkpoint_and_catches_rollback(
     assert _verdict(store, state=state).verdict == ExitCode.OK
     assert Remembered.load(state).checkpoint.size == size  # type: ignore[union-attr]
     before = state.read_bytes()
-    _roll_back(store, saved)
+    roll_back(store, saved)
     # the shorter log is consistent in itself: without outside knowledge it verifies
     assert _verdict(store).verdict == ExitCode.OK
     report = _verdict(store, state=state)
@@ -80,7 +67,7 @@ def test_rollback_that_keeps_the_ledger_is_caught_without_outside_memory(
     store, saved = grown
     _third(store, signer, data)
     lost = SealInfo.from_entry((store.segment_dirs()[-1] / "seal.entry").read_bytes()).sources
-    _roll_back(store, saved, ledger=False)
+    roll_back(store, saved, ledger=False)
     report = _verdict(store)
     assert report.verdict == ExitCode.TAMPERED and report.failure["check"] == "5"
     assert report.failure["ledger_entry"] == lost[0]
@@ -97,7 +84,7 @@ def test_rollback_then_reseal_to_another_history_is_a_missing_checkpoint(
     state = tmp_path / "verifier.json"
     _third(store, signer, data)
     assert _verdict(store, state=state).verdict == ExitCode.OK
-    _roll_back(store, saved)
+    roll_back(store, saved)
     # the insider with the key seals something else on top: a longer, different log
     ingest.ingest(store, [data / "zeek-json/otrf-apt29/SCRANTON_http.log"])
     seal.seal(store, signer)

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from _evidence import roll_back
 from acdkit import bundle, ingest, keys, seal, verify, witness
 from acdkit.cli import app
 from acdkit.cosignature import (
@@ -137,13 +138,6 @@ def test_cosign_grow_cosign_again(
     )
 
 
-def _roll_back(store: Store, saved_state: bytes) -> None:
-    """An insider without the key: drop the newest segment and checkpoint, restore the state."""
-    shutil.rmtree(store.segment_dirs()[-1])
-    store.checkpoint_files()[-1].unlink()
-    store.state_path.write_bytes(saved_state)
-
-
 def test_rollback_is_refused_by_the_witness_and_caught_by_verify(
     sealed: Store,
     signer: keys.Signer,
@@ -156,7 +150,7 @@ def test_rollback_is_refused_by_the_witness_and_caught_by_verify(
     saved = sealed.state_path.read_bytes()
     bigger = _grow(sealed, signer, logs[3])
     _cosign(sealed, w1, tmp_path, T0 + 10)
-    _roll_back(sealed, saved)
+    roll_back(sealed, saved)
     before = _state(tmp_path, w1).read_bytes()
 
     with pytest.raises(TamperedError, match=rf"this witness cosigned {bigger:,}: .*\(rollback\)"):
@@ -640,26 +634,51 @@ def test_the_witness_checks_whose_log_and_key(
         witness.witness_store(empty, w1, tmp_path / "s2.json", T0)
 
 
-def test_a_rotated_sealer_key_needs_a_deliberate_re_pin(
-    sealed: Store, signer: keys.Signer, w1: keys.WitnessSigner, logs: list[Path], tmp_path: Path
+def test_a_witness_of_the_store_follows_a_rotation_and_one_of_exports_needs_a_re_pin(
+    sealed: Store,
+    signer: keys.Signer,
+    w1: keys.WitnessSigner,
+    w2: keys.WitnessSigner,
+    logs: list[Path],
+    tmp_path: Path,
 ) -> None:
     from acdkit import rotation
 
     _cosign(sealed, w1, tmp_path)
+    first = witness.witness(
+        witness.export_checkpoint(sealed, 0),
+        w2,
+        _state(tmp_path, w2),
+        tmp_path / "w2-out",
+        T0,
+        log_key=signer.verifier,
+    )
     new = keys.generate(sealed.origin)
     rotation.rotate(sealed, signer, new)
     done = _cosign(sealed, w1, tmp_path, T0 + 1)  # the rotation segment: still the old key
     bigger = _grow(sealed, new, logs[3])
-    before = _state(tmp_path, w1).read_bytes()
-    with pytest.raises(TamperedError, match=f"signed by key {new.verifier.key_id.hex()}") as exc:
-        _cosign(sealed, w1, tmp_path, T0 + 2)
-    assert "--log-key" in str(exc.value.hint)
-    assert _state(tmp_path, w1).read_bytes() == before
-    again = witness.witness_store(sealed, w1, _state(tmp_path, w1), T0 + 3, log_key=new.verifier)
-    assert (again.previous, again.size) == (done.size, bigger)
-    assert any("replaced" in n for n in again.notes)
+    # reading the store, the witness sees the KEY entry signed by the key it pinned
+    after = _cosign(sealed, w1, tmp_path, T0 + 2)
+    assert (after.previous, after.size) == (done.size, bigger)
+    assert after.notes[0] == (
+        f"followed the log's key rotation from {signer.verifier.key_id.hex()} to "
+        f"{new.verifier.key_id.hex()} (KEY entries sealed in the log, each signed by the key "
+        "before it)"
+    )
     assert json.loads(_state(tmp_path, w1).read_text())["log_key"] == new.verifier.vkey()
     assert _verify(sealed, w1).verdict == ExitCode.OK
+    # an export carries no KEY entries: the new key must be pinned on purpose
+    before = _state(tmp_path, w2).read_bytes()
+    export = witness.export_checkpoint(sealed, first.size)
+    with pytest.raises(TamperedError, match=f"signed by key {new.verifier.key_id.hex()}") as exc:
+        witness.witness(export, w2, _state(tmp_path, w2), tmp_path / "w2-out", T0 + 3)
+    assert "--log-key" in str(exc.value.hint)
+    assert _state(tmp_path, w2).read_bytes() == before
+    again = witness.witness(
+        export, w2, _state(tmp_path, w2), tmp_path / "w2-out", T0 + 4, log_key=new.verifier
+    )
+    assert (again.previous, again.size) == (first.size, bigger)
+    assert any("replaced" in n for n in again.notes)
 
 
 def test_witnesses_and_quorum_from_the_trust_policy(
@@ -699,7 +718,7 @@ def test_witnesses_and_quorum_from_the_trust_policy(
     saved = sealed.state_path.read_bytes()
     _grow(sealed, signer, logs[3])
     _cosign(sealed, w1, tmp_path, T0 + 10)
-    _roll_back(sealed, saved)
+    roll_back(sealed, saved)
     report = verify.verify_store(sealed, root=root.verifier, now=T0 + 60)
     assert report.verdict == ExitCode.TAMPERED and "rollback" in report.failure["message"]
     # and a bundle carries the policy, whose witnesses then apply to its cosignatures

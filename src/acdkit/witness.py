@@ -17,7 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from acdkit import cosignature
 from acdkit._files import KIB, MIB, read_bounded, read_json
-from acdkit.errors import MalformedError, TamperedError, UsageError
+from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
 from acdkit.keychain import read_chain
 from acdkit.keys import WITNESS_ROLE, Verifier, WitnessSigner, write_private_key
 from acdkit.merkle import consistency_proof, verify_consistency
@@ -284,6 +284,7 @@ def witness(
     now: int,
     log_key: Verifier | None = None,
     first_use_key: Verifier | None = None,
+    successors: Sequence[Verifier] = (),
 ) -> WitnessResult:
     """Check the exported checkpoint and cosign it; the state changes only on success.
 
@@ -291,6 +292,9 @@ def witness(
     2. The witness state parses (MALFORMED), belongs to this witness key and to the log.
     3. The log key is the one pinned in the state, else ``log_key``, else ``first_use_key``
        (trust on first use, reported); its name is the origin and it signed the checkpoint.
+       ``successors`` are the log's sealer keys in the order its KEY entries made them
+       current, each rotation signed by the key before: when the pinned key is among them
+       and a later one signed the checkpoint, that one is followed (and reported).
     4. Against the last checkpoint cosigned: smaller is a rollback, the same size with
        another root a fork, larger needs a valid consistency proof (all TAMPERED); the
        export must start at the last size cosigned (0 on the first run; USAGE otherwise).
@@ -318,6 +322,16 @@ def witness(
         key, source = _log_key(state, log_key, first_use_key)
         if key.name != cp.origin:
             raise TamperedError(f"the log key is named {key.name!r}, the checkpoint {cp.origin!r}")
+        followed = _followed_rotation(note, key, successors)
+        if followed is not None:
+            notes_first = [
+                f"followed the log's key rotation from {key.key_id.hex()} to "
+                f"{followed.key_id.hex()} (KEY entries sealed in the log, each signed by the "
+                "key before it)"
+            ]
+            key = followed
+        else:
+            notes_first = []
         if not note.verified_by(key):
             others = [s.key_id.hex() for s in note.signatures if s.name == cp.origin]
             raise TamperedError(
@@ -327,7 +341,7 @@ def witness(
                 "rotation and pin the new key with --log-key",
             )
         # 4
-        notes = []
+        notes = notes_first
         if source.startswith("--log-key, replacing"):
             notes.append(
                 f"log key {state.log_key.key_id.hex() if state else '?'} replaced by "
@@ -352,6 +366,16 @@ def witness(
     return WitnessResult(cp.origin, cp.size, cp.root, previous, now, written, key, source, notes)
 
 
+def _followed_rotation(
+    note: SignedNote, key: Verifier, successors: Sequence[Verifier]
+) -> Verifier | None:
+    """The later key of the chain that signed ``note`` when ``key`` did not, if any."""
+    if note.verified_by(key) or key not in successors:
+        return None
+    later = list(successors)[list(successors).index(key) + 1 :]
+    return next((k for k in reversed(later) if note.verified_by(k)), None)
+
+
 def witness_store(
     store: Store,
     signer: WitnessSigner,
@@ -369,10 +393,15 @@ def witness_store(
     _note, cp = newest_checkpoint(store)
     since = state.checkpoint.size if state is not None and state.checkpoint.size <= cp.size else 0
     export = export_checkpoint(store, since)
+    try:
+        chain = read_chain(store)
+    except AcdkitError:
+        chain = None  # a broken chain is verify's finding; the pinned key is then all we have
     # the key that signs the log now: after a rotation that is not keys/sealer.vkey
-    first_use = read_chain(store).current if state is None and log_key is None else None
+    first_use = chain.current if chain and state is None and log_key is None else None
     target = out_dir if out_dir is not None else store.root / cosignature.COSIGNATURE_DIR
-    return witness(export, signer, state_path, target, now, log_key, first_use)
+    successors = chain.keys if chain is not None else ()
+    return witness(export, signer, state_path, target, now, log_key, first_use, successors)
 
 
 def refuse_key_in_store(key_path: Path, store: Path | None = None) -> None:
