@@ -81,9 +81,13 @@ def resign_manifest(root: Path, signer: keys.Signer) -> None:
     (root / bundle.MANIFEST).write_bytes(sign_note(text, signer).encode())
 
 
-def cli_verify(target: Path, *extra: str) -> tuple[int, dict[str, Any]]:
-    """`acdkit verify TARGET --json` through the real CLI: exit code and its JSON report."""
-    result = CliRunner().invoke(app, ["verify", str(target), "--json", *extra])
+def cli_verify(target: Path, *extra: str, local_only: bool = True) -> tuple[int, dict[str, Any]]:
+    """`acdkit verify TARGET --json` through the real CLI: exit code and its JSON report.
+
+    ``local_only`` (the default here: these tests judge the store's own integrity) accepts
+    a store that nothing outside commits to; rollback tests turn it off."""
+    flags = ["--local-only"] if local_only else []
+    result = CliRunner().invoke(app, ["verify", str(target), "--json", *flags, *extra])
     assert result.stdout, result.stderr
     return result.exit_code, json.loads(result.stdout)
 

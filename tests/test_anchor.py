@@ -131,7 +131,7 @@ def _fetch(server: LocalTsa, store: Store, size: int) -> bytes:
 
 
 def _verify(store: Store, trust: AnchorTrust | None) -> verify.VerifyReport:
-    return verify.verify_store(store, anchors=trust)
+    return verify.verify_store(store, anchors=trust, require_outside=False)
 
 
 # -- good anchors ------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_anchors_without_pinned_roots_are_not_verified(
     assert other.verdict == ExitCode.INCOMPLETE and "no roots pinned for tsa-a" in str(
         other.failure
     )
-    relaxed = verify.verify_store(store, allow_incomplete=True)
+    relaxed = verify.verify_store(store, allow_incomplete=True, require_outside=False)
     assert relaxed.verdict == ExitCode.OK and any("not checked" in w for w in relaxed.warnings)
     # a trust policy is the whole list: a TSA outside it is no anchor at all
     strict = AnchorTrust({"tsa-b": _trust(ca_b, "tsa-b")}, authoritative=True)
@@ -363,7 +363,9 @@ def test_unreachable_tsa_is_queued_then_anchored_on_retry(
     assert doc["verdict"] == "INCOMPLETE" and doc["outcomes"][0]["kind"] == "unreachable"
     wanted = json.loads((store.anchors / "00000000000000000001.tsa-a.wanted").read_text())
     assert (wanted["checkpoint_size"], wanted["attempts"]) == (1, 1)
-    assert verify.verify_store(store).verdict == ExitCode.OK  # a network failure is no damage
+    assert (
+        verify.verify_store(store, require_outside=False).verdict == ExitCode.OK
+    )  # a network failure is no damage
     seal.seal(store, signer, heartbeat=True)  # checkpoint 2 meanwhile
     result = runner.invoke(app, [*args, "--tsa", f"tsa-a={tsa_a.url}"])
     assert result.exit_code == 0, result.output
@@ -501,15 +503,23 @@ def test_bundle_carries_and_checks_anchors(
         "00000000000000000058.tsa-a.tsr", "00000000000000000058.tsa-b.tsr",
     ]  # fmt: skip
     assert (out / "checkpoint/00000000000000000055.consistency").is_file()
-    report = verify.verify_path(out, store.verifier(), anchors=_both(ca_a, ca_b))
+    report = verify.verify_path(
+        out, store.verifier(), anchors=_both(ca_a, ca_b), require_outside=False
+    )
     assert report.verdict == ExitCode.OK, report.to_json()
     assert "anchored by tsa-a at " in report.coverage and "for checkpoint 58" in report.coverage
     assert [c.detail for c in report.checks if c.id == "10"] == [
         "4 anchors verify; times consistent"
     ]
-    assert verify.verify_path(out, store.verifier()).verdict == ExitCode.INCOMPLETE
+    assert (
+        verify.verify_path(out, store.verifier(), require_outside=False).verdict
+        == ExitCode.INCOMPLETE
+    )
     wrong = AnchorTrust({"tsa-a": _trust(ca_b, "tsa-a"), "tsa-b": _trust(ca_b, "tsa-b")})
-    assert verify.verify_path(out, store.verifier(), anchors=wrong).verdict == ExitCode.TAMPERED
+    assert (
+        verify.verify_path(out, store.verifier(), anchors=wrong, require_outside=False).verdict
+        == ExitCode.TAMPERED
+    )
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -642,17 +652,17 @@ def test_pinned_trust_policy_supplies_the_tsa_roots(
     sealer = policy.SealerWindow(signer.verifier)
     policy.write_policy(store, policy.Policy(store.origin, 1, issued, [sealer], tsas=lines), root)
     # tsa-b is outside the policy: with its root pinned, that is no anchor at all
-    report = verify.verify_store(store, root=root.verifier)
+    report = verify.verify_store(store, root=root.verifier, require_outside=False)
     assert report.verdict == ExitCode.TAMPERED
     assert report.failure is not None
     assert "TSA tsa-b is not in the trust policy" in report.failure["message"]
     lines.append(policy.TsaRoot("tsa-b", None, _trust(ca_b, "tsa-b").roots[0]))
     policy.write_policy(store, policy.Policy(store.origin, 2, issued, [sealer], tsas=lines), root)
-    report = verify.verify_store(store, root=root.verifier)
+    report = verify.verify_store(store, root=root.verifier, require_outside=False)
     assert report.verdict == ExitCode.OK, report.to_json()
     assert "anchored by tsa-a at " in report.coverage
     # the store's own, unpinned policy is not a source of trust
-    unpinned = verify.verify_store(store)
+    unpinned = verify.verify_store(store, require_outside=False)
     assert unpinned.verdict == ExitCode.INCOMPLETE
     assert any("its root is not pinned" in w for w in unpinned.warnings)
     # a bundle carries the policy: under the pinned root its TSAs are the trusted ones
@@ -660,7 +670,9 @@ def test_pinned_trust_policy_supplies_the_tsa_roots(
         bundle.parse_time("2013-09-15T00:00:00Z"), bundle.parse_time("2013-09-16T00:00:00Z")
     )
     bundle.package(store, signer, "INC-P", window, tmp_path / "bundle")
-    checked = verify.verify_path(tmp_path / "bundle", store.verifier(), root=root.verifier)
+    checked = verify.verify_path(
+        tmp_path / "bundle", store.verifier(), root=root.verifier, require_outside=False
+    )
     assert checked.verdict == ExitCode.OK, checked.to_json()
     assert "anchored by tsa-a at " in checked.coverage
 
@@ -684,13 +696,13 @@ def test_key_windows_and_anchor_cadence_by_anchored_time(
         policy.write_policy(store, pol, root)
 
     sign(1, 3600)
-    report = verify.verify_store(store, root=root.verifier)
+    report = verify.verify_store(store, root=root.verifier, require_outside=False)
     assert report.verdict == ExitCode.OK, report.to_json()
     detail = [c.detail for c in report.checks if c.id == "7"][-1]
     assert detail.startswith("1 of 2 segments signed by keys whose window ends are proven")
     time.sleep(2.2)
     sign(2, 1)
-    report = verify.verify_store(store, root=root.verifier)
+    report = verify.verify_store(store, root=root.verifier, require_outside=False)
     assert report.verdict == ExitCode.POLICY
     # whole seconds: the verifier's clock is read in seconds, so 2.2 s may print as 1 or 2
     assert re.search(r"not anchored for [12]s", report.failure["message"])  # type: ignore[index]

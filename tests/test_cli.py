@@ -32,15 +32,23 @@ def _init(runner: CliRunner, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_cli_defaults_agree_with_the_library() -> None:
-    from acdkit import bundle, cli
+    from acdkit import bundle, cli, verify
 
     assert cli.PACKAGE_MAX_RECORDS == bundle.DEFAULT_MAX_RECORDS
+    assert verify.BUNDLE_MARKER == bundle.MANIFEST
 
 
-def test_verify_starts_without_duckdb_or_the_input_formats() -> None:
+def test_verify_starts_without_duckdb_or_the_input_formats(
+    runner: CliRunner, tmp_path: Path, data: Path
+) -> None:
+    store, key = _init(runner, tmp_path)
+    assert (
+        run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log", "--seal", "--key", key)[0] == 0
+    )
     # verify runs on every CI commit: its start-up must not pay for the parsers
     code = (
-        "import sys; from acdkit import cli; "
+        "import sys; from pathlib import Path; from acdkit import cli, verify; "
+        f"verify.verify_path(Path({str(store)!r}), require_outside=False); "
         "print(sorted(m for m in ('duckdb', 'acdkit.ingest', 'acdkit.sources', "
         "'rfc3161_client') if m in sys.modules))"
     )
@@ -86,7 +94,7 @@ def test_main_job_exit_zero_and_json(runner: CliRunner, tmp_path: Path, data: Pa
     assert doc["records"] == 410
     assert [f["format"] for f in doc["files"]] == ["zeek-tsv", "zeek-json"]
     assert doc["seal"]["tree_size"] == 411
-    code, out, _ = run(runner, "verify", store, "--json")
+    code, out, _ = run(runner, "verify", store, "--json", "--local-only")
     assert code == 0
     report = json.loads(out)
     assert report["verdict"] == "VERIFIED" and report["exit_code"] == 0
@@ -304,9 +312,9 @@ def test_verify_without_the_store_vkey_needs_a_pinned_key(
     )
     vkey = (store / "keys/sealer.vkey").read_text().strip()
     (store / "keys/sealer.vkey").unlink()
-    code, _, err = run(runner, "verify", store)
+    code, _, err = run(runner, "verify", store, "--local-only")
     assert code == 4 and "public key sealer.vkey is missing" in err
-    code, out, _ = run(runner, "verify", store, "--key", vkey, "--json")
+    code, out, _ = run(runner, "verify", store, "--key", vkey, "--json", "--local-only")
     assert code == 0 and json.loads(out)["verdict"] == "VERIFIED"
 
 

@@ -55,15 +55,24 @@ def test_rotation_hands_the_log_to_the_new_key(
     seal.seal(sealed, new)
     last = SignedNote.parse(sealed.checkpoint_files()[-1].read_bytes())
     assert last.verified_by(new.verifier)
-    result = verify.verify_store(sealed)
+    result = verify.verify_store(sealed, require_outside=False)
     assert result.verdict == ExitCode.OK, result.to_json()
     assert "(1 key rotations)" in result.checks[2].detail
     assert result.facts["sealer_key_id"] == new.verifier.key_id.hex()
     # either key may be pinned: each signed checkpoints of this log
-    assert verify.verify_store(sealed, pinned=signer.verifier).verdict == ExitCode.OK
-    assert verify.verify_store(sealed, pinned=new.verifier).verdict == ExitCode.OK
+    assert (
+        verify.verify_store(sealed, pinned=signer.verifier, require_outside=False).verdict
+        == ExitCode.OK
+    )
+    assert (
+        verify.verify_store(sealed, pinned=new.verifier, require_outside=False).verdict
+        == ExitCode.OK
+    )
     stranger = keys.generate(sealed.origin).verifier
-    assert verify.verify_store(sealed, pinned=stranger).verdict == ExitCode.TAMPERED
+    assert (
+        verify.verify_store(sealed, pinned=stranger, require_outside=False).verdict
+        == ExitCode.TAMPERED
+    )
 
 
 def test_rotation_signed_only_by_the_new_key_is_tampered(
@@ -73,11 +82,11 @@ def test_rotation_signed_only_by_the_new_key_is_tampered(
     # the intruder holds only the new key: the KEY entry names it as the signer
     body = key_event_body(sealed.origin, ROTATE, new, new.verifier, time.time_ns(), new)
     logentries.add_pending(sealed, EntryType.KEY, body)
-    size = verify.verify_store(sealed).facts["tree_size"]
+    size = verify.verify_store(sealed, require_outside=False).facts["tree_size"]
     # seal refuses to sign it (it would break the log for good) and seals nothing
     with pytest.raises(TamperedError, match="not signed by the current sealer key"):
         seal.seal(sealed, signer)
-    assert verify.verify_store(sealed).facts["tree_size"] == size
+    assert verify.verify_store(sealed, require_outside=False).facts["tree_size"] == size
 
 
 def test_rotation_without_the_incoming_keys_signature_is_tampered(
@@ -106,7 +115,7 @@ def test_checkpoint_resigned_with_another_key_is_tampered(
     path = sealed.checkpoint_files()[-1]
     head = Checkpoint.from_text(SignedNote.parse(path.read_bytes()).text)
     path.write_bytes(sign_note(head.text(), newer).encode())
-    report = verify.verify_store(sealed)
+    report = verify.verify_store(sealed, require_outside=False)
     assert report.verdict == ExitCode.TAMPERED
     assert "the key current at segment 0" in report.failure["message"]
 
@@ -120,7 +129,7 @@ def test_revocation(sealed: Store, signer: keys.Signer, tmp_path: Path) -> None:
     chain = read_chain(sealed)
     assert chain.revoked == {signer.verifier.key_id}
     assert [e.action for _n, e in chain.events] == [ROTATE, REVOKE]
-    assert verify.verify_store(sealed).verdict == ExitCode.OK
+    assert verify.verify_store(sealed, require_outside=False).verdict == ExitCode.OK
     # a revoked key can never come back
     with pytest.raises(UsageError):
         rotation.rotate(sealed, new, keys.load_signer(tmp_path / "next.key"))
@@ -135,7 +144,7 @@ def test_crash_after_the_rotation_checkpoint_is_completed_by_the_new_key(
     sealed.state_path.write_bytes(saved)  # the state write never happened
     report = seal.seal(sealed, new, heartbeat=True)
     assert "completed interrupted seal" in report.recovered[0]
-    assert verify.verify_store(sealed).verdict == ExitCode.OK
+    assert verify.verify_store(sealed, require_outside=False).verdict == ExitCode.OK
 
 
 def test_keys_cli(sealed: Store, key_path: Path, tmp_path: Path, runner: CliRunner) -> None:
@@ -205,14 +214,14 @@ def test_interrupted_rotation_must_be_sealed_before_another(
         rotation.rotate(sealed, signer, other)
     seal.seal(sealed, signer)  # finishes the interrupted rotation
     assert read_chain(sealed).current == new.verifier
-    assert verify.verify_store(sealed).verdict == ExitCode.OK
+    assert verify.verify_store(sealed, require_outside=False).verdict == ExitCode.OK
 
 
 def test_garbage_queued_entries_are_refused_before_sealing(
     sealed: Store, signer: keys.Signer
 ) -> None:
-    size = verify.verify_store(sealed).facts["tree_size"]
+    size = verify.verify_store(sealed, require_outside=False).facts["tree_size"]
     logentries.add_pending(sealed, EntryType.ANCHOR, b"\x00\x01\x04\x00\x00\x00\x01x")
     with pytest.raises(MalformedError, match="would not verify"):
         seal.seal(sealed, signer, heartbeat=True)
-    assert verify.verify_store(sealed).facts["tree_size"] == size
+    assert verify.verify_store(sealed, require_outside=False).facts["tree_size"] == size

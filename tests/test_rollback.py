@@ -44,17 +44,29 @@ def test_state_remembers_the_newest_checkpoint_and_catches_rollback(
 ) -> None:
     store, saved = grown
     state = tmp_path / "elsewhere" / "verifier.json"
+    # a first run: nothing outside knew the log before, so a rollback cannot be excluded yet
     first = _verdict(store, state=state)
-    assert first.verdict == ExitCode.OK
     two_segments = first.facts["tree_size"]
+    assert (first.verdict, first.failure["check"]) == (ExitCode.INCOMPLETE, "6")
+    assert first.failure["message"].endswith(
+        f"{state} now remembers checkpoint {two_segments:,}, so the next run can tell"
+    )
     assert Remembered.load(state).checkpoint.size == two_segments  # type: ignore[union-attr]
     size = _third(store, signer, data)
-    assert _verdict(store, state=state).verdict == ExitCode.OK
+    again = _verdict(store, state=state)
+    assert again.verdict == ExitCode.OK
+    assert again.coverage.endswith(f"known outside the store: size {two_segments:,} (--state)")
     assert Remembered.load(state).checkpoint.size == size  # type: ignore[union-attr]
     before = state.read_bytes()
     roll_back(store, saved)
-    # the shorter log is consistent in itself: without outside knowledge it verifies
-    assert _verdict(store).verdict == ExitCode.OK
+    # the shorter log is consistent in itself: without outside knowledge it cannot be
+    # excluded (EVIDENCE §4.1-6: INCOMPLETE); --local-only accepts that, with a warning
+    alone = _verdict(store)
+    assert (alone.verdict, alone.failure["check"]) == (ExitCode.INCOMPLETE, "6")
+    assert "a rollback of its newest segments cannot be excluded" in alone.failure["message"]
+    accepted = _verdict(store, require_outside=False)
+    assert accepted.verdict == ExitCode.OK
+    assert any("cannot be excluded" in w for w in accepted.warnings)
     report = _verdict(store, state=state)
     assert report.verdict == ExitCode.TAMPERED
     assert f"this verifier saw checkpoint {size:,}" in report.failure["message"]
@@ -83,7 +95,7 @@ def test_rollback_then_reseal_to_another_history_is_a_missing_checkpoint(
     store, saved = grown
     state = tmp_path / "verifier.json"
     _third(store, signer, data)
-    assert _verdict(store, state=state).verdict == ExitCode.OK
+    assert _verdict(store, state=state).verdict == ExitCode.INCOMPLETE  # first run: remembers
     roll_back(store, saved)
     # the insider with the key seals something else on top: a longer, different log
     ingest.ingest(store, [data / "zeek-json/otrf-apt29/SCRANTON_http.log"])
@@ -109,7 +121,9 @@ def test_same_size_fork_is_tampered(
 def test_expect_min_size(grown: tuple[Store, bytes]) -> None:
     store, _ = grown
     size = _verdict(store).facts["tree_size"]
-    assert _verdict(store, expect_min_size=size).verdict == ExitCode.OK
+    known = _verdict(store, expect_min_size=size)
+    assert known.verdict == ExitCode.OK
+    assert known.facts["committed_outside"] == {"--expect-min-size": size}
     report = _verdict(store, expect_min_size=size + 1)
     assert report.verdict == ExitCode.TAMPERED and "truncation" in report.failure["message"]
 
@@ -153,11 +167,15 @@ def test_cli_state_and_min_size(
 ) -> None:
     store, _ = grown
     state = tmp_path / "verifier.json"
-    ok = runner.invoke(app, ["verify", str(store.root), "--state", str(state), "--json"])
-    assert ok.exit_code == 0, ok.output
-    doc = json.loads(ok.stdout)
+    first = runner.invoke(app, ["verify", str(store.root), "--state", str(state), "--json"])
+    assert first.exit_code == ExitCode.INCOMPLETE, first.output  # nothing outside knew it yet
+    doc = json.loads(first.stdout)
     assert any(c["id"] == "6" and "now remembers" in c["detail"] for c in doc["checks"])
     size = doc["facts"]["tree_size"]
+    ok = runner.invoke(app, ["verify", str(store.root), "--state", str(state)])
+    assert ok.exit_code == 0, ok.output
+    assert runner.invoke(app, ["verify", str(store.root)]).exit_code == ExitCode.INCOMPLETE
+    assert runner.invoke(app, ["verify", str(store.root), "--local-only"]).exit_code == 0
     small = runner.invoke(app, ["verify", str(store.root), "--expect-min-size", str(size + 5)])
     assert small.exit_code == ExitCode.TAMPERED
 

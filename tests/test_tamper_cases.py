@@ -7,7 +7,7 @@ named after their case (`test_4_1_05_...` is §4.1 case 5).
 
 Cases tested in the files of the features they need, not repeated here:
 - 4.1.6 rollback, against --state and --expect-min-size: test_rollback.py, and against a
-  witness: test_witness.py;
+  witness: test_witness.py (here: without any of them, INCOMPLETE);
 - 4.1.8 forks and forged consistency proofs, 4.2.6 unknown cosigners: test_witness.py;
 - 4.1.10 keys outside the policy or their window, 4.1.11 a stripped policy, 4.1.18 KEY
   entries, 4.2.4 rotation boundaries: test_policy.py, test_keys_rotation.py;
@@ -39,6 +39,7 @@ from acdkit import bundle, ingest, keys, schema, seal
 from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
 from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.proof import TlogProof
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
 
 SEGMENTS = (
@@ -185,6 +186,27 @@ def test_4_1_05_tail_records_dropped_are_tampered(st: Store) -> None:
     rewrite(seg / "dns.parquet", lambda t: t.slice(0, t.num_rows - 3))
     doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, first_missing_index=411)
     assert message(doc) == f"segment {seg.name}: 411 records present, its SEAL declares 414"
+
+
+def test_4_1_06_newest_segment_and_checkpoint_deleted_without_outside_memory_is_incomplete(
+    st: Store,
+) -> None:
+    # the rollback itself is caught against --state, a witness or anchors (test_rollback.py,
+    # test_witness.py); with none of them the verifier cannot exclude it, and says so
+    shutil.rmtree(segment(st, 2))
+    st.checkpoint_path(SIZES[2]).unlink()
+    kept = {
+        source
+        for seg in st.segment_dirs()
+        for source in SealInfo.from_entry((seg / "seal.entry").read_bytes()).sources
+    }
+    for entry in st.ledger_dir.iterdir():  # a careful intruder leaves no ledger entry behind
+        if entry.stem not in kept:
+            entry.unlink()
+    code, doc = cli_verify(st.root, local_only=False)
+    assert (code, doc["verdict"], doc["failure"]["check"]) == (3, "INCOMPLETE", "6")
+    assert "a rollback of its newest segments cannot be excluded" in message(doc)
+    expect(st.root, "VERIFIED")  # --local-only: the integrity checks alone decide
 
 
 def test_4_1_07_middle_checkpoint_deleted_is_tampered(st: Store) -> None:

@@ -536,7 +536,20 @@ def verify_cmd(
     ] = None,
     allow_incomplete: Annotated[
         bool,
-        typer.Option(help="Exit 0 when the only finding is an unsealed tail (still reported)."),
+        typer.Option(
+            help="Exit 0 when the only findings are incomplete ones: an unsealed tail, "
+            "anchors or witnesses not checked, nothing outside committing to the log (all "
+            "still reported as warnings)."
+        ),
+    ] = False,
+    local_only: Annotated[
+        bool,
+        typer.Option(
+            "--local-only",
+            help="Accept a store that nothing outside it commits to (no --state memory, "
+            "--expect-min-size, witness or anchor): the integrity checks decide the verdict, "
+            "and a warning says that a rollback of the newest segments cannot be excluded.",
+        ),
     ] = False,
     state: Annotated[
         Path | None,
@@ -615,6 +628,7 @@ def verify_cmd(
             _pinned(root, "--root"),
             policy,
             anchors=trust,
+            require_outside=not local_only,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})

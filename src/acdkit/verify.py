@@ -61,6 +61,7 @@ from acdkit.store import TMP_PREFIX, Store, read_ledger_entry
 __all__ = ["Check", "VerifyReport", "choose_witnesses", "verify_path", "verify_store"]
 
 log = logging.getLogger(__name__)
+BUNDLE_MARKER = "MANIFEST.note"  # bundle.MANIFEST; tests/test_cli.py checks that they agree
 REPORT_SCHEMA = "acdkit-verify/1"
 BATCH_ROWS = 131_072
 
@@ -457,6 +458,7 @@ def verify_store(
     witnesses: WitnessPolicy | None = None,
     now: int | None = None,
     anchors: AnchorTrust | None = None,
+    require_outside: bool = True,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -478,6 +480,10 @@ def verify_store(
        the trust policy when its root is pinned, else ``anchors``; its genTime agrees with
        the seal times and the event times it covers (acdkit.anchorcheck).  Anchors that no
        trusted root covers are INCOMPLETE.
+    10. Something outside the store commits to the log: a remembered ``state``,
+        ``expect_min_size``, a verified witness cosignature or anchor; else a rollback of
+        the newest segments cannot be excluded (INCOMPLETE, reported under check 6; a
+        warning when ``require_outside`` is False or incompletes are allowed).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -588,8 +594,11 @@ def verify_store(
             report.fail("5", IncompleteError(msg, hint="run `acdkit seal STORE`"))
     else:
         report.ok("5", "no unsealed records")
+    committed: dict[str, int] = {}  # what outside the store commits to: source -> size
     if state is not None or expect_min_size is not None:
-        _check_outside(report, store, chain, compact.size, checkpoints, state, expect_min_size)
+        committed = _check_outside(
+            report, store, chain, compact.size, checkpoints, state, expect_min_size
+        )
     when = int(time.time()) if now is None else now
     witnessed = _check_witnesses(
         report,
@@ -606,6 +615,13 @@ def verify_store(
         anchored = _check_anchors(report, store, sealed, checkpoints, trust, allow_incomplete)
         if loaded is not None and anchored is not None:
             _check_anchored_time(report, loaded, sealed, anchored, when)
+    if witnessed and report.facts.get("witnessed_size"):
+        committed["witness cosignatures"] = int(report.facts["witnessed_size"])
+    newest_anchor = anchored.newest() if anchored is not None else []
+    if newest_anchor:
+        committed["anchors"] = newest_anchor[0].size
+    accept = allow_incomplete or not require_outside
+    _require_outside(report, compact.size, committed, state, accept)
     last = checkpoints.get(compact.size) if compact.size else None
     signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
     _finish(report, compact.size, last[1] if last else None, unsealed, signed_by)
@@ -615,7 +631,44 @@ def verify_store(
             report.coverage += f"; {anchored.coverage(compact.size)}"
         if witnessed:
             report.coverage += f"; {witnessed}"
+        known = {k: v for k, v in committed.items() if k in ("--state", "--expect-min-size")}
+        if known and compact.size:
+            report.coverage += "; known outside the store: " + ", ".join(
+                f"size {size:,} ({source})" for source, size in known.items()
+            )
     return report
+
+
+def _require_outside(
+    report: VerifyReport,
+    size: int,
+    committed: dict[str, int],
+    state: Path | None,
+    allow_incomplete: bool,
+) -> None:
+    """EVIDENCE §4.1-6: with nothing outside the store committed to the log, a rollback of
+    its newest segments (with their checkpoints and sealer state) cannot be excluded."""
+    report.facts["committed_outside"] = dict(committed)
+    if report.verdict != ExitCode.OK or not size or committed:
+        return
+    message = (
+        "nothing outside this store commits to the log (no remembered --state, "
+        "--expect-min-size, witness cosignature or anchor): a rollback of its newest "
+        "segments cannot be excluded"
+    )
+    if state is not None:
+        message += f"; {state} now remembers checkpoint {size:,}, so the next run can tell"
+    if allow_incomplete:
+        report.warn("6", message)
+        return
+    report.fail(
+        "6",
+        IncompleteError(
+            message,
+            hint="keep a --state FILE off this host, or witness or anchor the checkpoints "
+            "(acdkit witness, acdkit anchor); --allow-incomplete accepts the risk",
+        ),
+    )
 
 
 def choose_witnesses(
@@ -852,10 +905,14 @@ def _check_outside(
     checkpoints: dict[int, tuple[bytes, Checkpoint]],
     state: Path | None,
     min_size: int | None,
-) -> None:
-    """Check 6: against what is known from outside the store; then update the state."""
+) -> dict[str, int]:
+    """Check 6: against what is known from outside the store; then update the state.
+
+    Returns the sizes that outside knowledge commits to, by where it comes from (a state
+    written on this run for the first time commits to nothing yet).
+    """
     if report.verdict not in (ExitCode.OK, ExitCode.INCOMPLETE):
-        return  # the log itself failed: nothing to compare, and the state is left alone
+        return {}  # the log itself failed: nothing to compare, and the state is left alone
     try:
         remembered = Remembered.load(state) if state is not None else None
         done = check_remembered(
@@ -868,7 +925,12 @@ def _check_outside(
         )
     except AcdkitError as exc:
         report.fail("6", exc)
-        return
+        return {}
+    committed = {}
+    if remembered is not None:
+        committed["--state"] = remembered.checkpoint.size
+    if min_size:
+        committed["--expect-min-size"] = min_size
     if state is not None:
         if size and (remembered is None or size > remembered.checkpoint.size):
             Remembered.from_note(checkpoints[size][0]).save(state)
@@ -876,6 +938,7 @@ def _check_outside(
         elif remembered is None:
             done.append(f"nothing sealed yet to remember in {state}")
     report.ok("6", "; ".join(done))
+    return committed
 
 
 def _unsealed_ledger_ids(store: Store, sealed: list[_Segment]) -> list[str]:
@@ -947,11 +1010,12 @@ def verify_path(
     witnesses: WitnessPolicy | None = None,
     now: int | None = None,
     anchors: AnchorTrust | None = None,
+    require_outside: bool = True,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
-    from acdkit import bundle
+    if (path / BUNDLE_MARKER).is_file():
+        from acdkit import bundle  # only here: it loads DuckDB, which a store's check needs not
 
-    if (path / bundle.MANIFEST).is_file():
         if state is not None:
             raise UsageError("--state applies to a store, not to a bundle")
         return bundle.verify_bundle(
@@ -969,6 +1033,7 @@ def verify_path(
             witnesses,
             now,
             anchors,
+            require_outside,
         )
     if not path.exists():
         raise UsageError(f"{path} does not exist")
