@@ -90,6 +90,8 @@ class Policy:
     anchor_interval_s: int | None = None  # longest allowed gap between two anchors
     drift_max_ms: int | None = None
     grace_s: int = 300
+    # responders' keys that may sign DECISION entries (§13), with validity windows
+    custodians: list[SealerWindow] = field(default_factory=list)
 
     def text(self) -> str:
         lines = [
@@ -101,6 +103,11 @@ class Policy:
         for w in self.sealers:
             lines.append(
                 f"sealer {w.key.vkey()} {_time_text(w.not_before_ns)} {_time_text(w.not_after_ns)}"
+            )
+        for w in self.custodians:
+            lines.append(
+                f"custodian {w.key.vkey()} {_time_text(w.not_before_ns)} "
+                f"{_time_text(w.not_after_ns)}"
             )
         lines += [f"witness {v}" for v in self.witnesses]
         lines.append(f"witness-quorum {self.witness_quorum}")
@@ -131,7 +138,7 @@ class Policy:
             raise MalformedError("policy issued time is required")
         policy = cls(head[0][1], parse_decimal(head[1][1], "policy serial"), issued)
         seen: set[str] = set()
-        order = ["sealer", "witness", "witness-quorum", "tsa", "seal-interval",
+        order = ["sealer", "custodian", "witness", "witness-quorum", "tsa", "seal-interval",
                  "anchor-interval", "drift-max-ms", "grace"]  # fmt: skip
         last = -1
         for line in lines[3:]:
@@ -141,7 +148,7 @@ class Policy:
             if order.index(key) < last:
                 raise MalformedError(f"policy line {key!r} is out of order")
             last = order.index(key)
-            repeatable = key in ("sealer", "witness", "tsa")
+            repeatable = key in ("sealer", "custodian", "witness", "tsa")
             if key in seen and not repeatable:
                 raise MalformedError(f"policy line {key!r} appears twice")
             seen.add(key)
@@ -157,9 +164,9 @@ class Policy:
 
     def _take(self, key: str, value: str) -> None:
         parts = value.split(" ")
-        if key == "sealer":
+        if key in ("sealer", "custodian"):
             if len(parts) != 3:
-                raise MalformedError("policy sealer line: <vkey> <from> <until>")
+                raise MalformedError(f"policy {key} line: <vkey> <from> <until>")
             window = SealerWindow(
                 Verifier.parse(parts[0]),
                 parse_time(parts[1], "from"),
@@ -170,7 +177,12 @@ class Policy:
                 and window.not_after_ns is not None
                 and window.not_before_ns > window.not_after_ns
             ):
-                raise MalformedError("policy sealer window ends before it begins")
+                raise MalformedError(f"policy {key} window ends before it begins")
+            if key == "custodian":
+                if window.key.name == self.origin:
+                    raise MalformedError("policy custodian key carries the log's (sealer) name")
+                self.custodians.append(window)
+                return
             if window.key.name != self.origin:
                 raise MalformedError("policy sealer key is named after another log")
             self.sealers.append(window)

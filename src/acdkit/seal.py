@@ -602,6 +602,7 @@ def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]
     event the current key did not sign, an ANCHOR or other body that does not parse.
     Whoever can write pending/ must not be able to break the log by making it sign that."""
     from acdkit.anchor import AnchorRecord  # anchor builds on seal
+    from acdkit.custodians import check_queued_decision
 
     probe = copy.deepcopy(chain)
     for name, data in queued:
@@ -611,6 +612,8 @@ def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]
                 probe.apply(probe_segment(probe), [parse_key_event(parsed.body)])
             elif parsed.kind == EntryType.ANCHOR:
                 AnchorRecord.from_body(parsed.body)
+            elif parsed.kind == EntryType.DECISION:
+                check_queued_decision(store, parsed.body)
             else:
                 parse_tlv(parsed.body)
         except (MalformedError, TamperedError) as exc:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acdkit import logentries, schema
+from acdkit import custodians, logentries, schema
 from acdkit._files import MIB, read_bounded
 from acdkit.anchorcheck import (
     AnchorResult,
@@ -459,6 +459,7 @@ def verify_store(
     now: int | None = None,
     anchors: AnchorTrust | None = None,
     require_outside: bool = True,
+    custodian_keys: list[Verifier] | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -480,7 +481,10 @@ def verify_store(
        the trust policy when its root is pinned, else ``anchors``; its genTime agrees with
        the seal times and the event times it covers (acdkit.anchorcheck).  Anchors that no
        trusted root covers are INCOMPLETE.
-    10. Something outside the store commits to the log: a remembered ``state``,
+    10. Every sealed DECISION entry parses and is signed by the custodian key it names, a
+        key trusted by ``custodian_keys``, else by the trust policy, else by the store's own
+        custodian list (acdkit.custodians).
+    11. Something outside the store commits to the log: a remembered ``state``,
         ``expect_min_size``, a verified witness cosignature or anchor; else a rollback of
         the newest segments cannot be excluded (INCOMPLETE, reported under check 6; a
         warning when ``require_outside`` is False or incompletes are allowed).
@@ -615,6 +619,10 @@ def verify_store(
         anchored = _check_anchors(report, store, sealed, checkpoints, trust, allow_incomplete)
         if loaded is not None and anchored is not None:
             _check_anchored_time(report, loaded, sealed, anchored, when)
+    if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and sealed:
+        decisions = _check_decisions(report, store, sealed, loaded, custodian_keys)
+    else:
+        decisions = None
     if witnessed and report.facts.get("witnessed_size"):
         committed["witness cosignatures"] = int(report.facts["witnessed_size"])
     newest_anchor = anchored.newest() if anchored is not None else []
@@ -631,6 +639,8 @@ def verify_store(
             report.coverage += f"; {anchored.coverage(compact.size)}"
         if witnessed:
             report.coverage += f"; {witnessed}"
+        if decisions:
+            report.coverage += f"; {decisions}"
         known = {k: v for k, v in committed.items() if k in ("--state", "--expect-min-size")}
         if known and compact.size:
             report.coverage += "; known outside the store: " + ", ".join(
@@ -669,6 +679,42 @@ def _require_outside(
             "(acdkit witness, acdkit anchor); --allow-incomplete accepts the risk",
         ),
     )
+
+
+def _check_decisions(
+    report: VerifyReport,
+    store: Store,
+    sealed: list[_Segment],
+    loaded: LoadedPolicy | None,
+    given: list[Verifier] | None,
+) -> str | None:
+    """Check 10: the DECISION entries; returns the coverage clause when there are any."""
+    entries = [
+        (s.info.first_index + s.info.record_count + i, data[38:], s.info.sealed_at_ns)
+        for s in sealed
+        for i, data in enumerate(s.log_entries)
+        if data[5] == EntryType.DECISION
+    ]
+    try:
+        trust = custodians.choose_trust(
+            given,
+            loaded.policy if loaded else None,
+            bool(loaded and loaded.pinned),
+            custodians.registered(store),
+            custodians.REGISTRY,
+        )
+        found = custodians.check_decisions(entries, store.origin, trust)
+    except AcdkitError as exc:
+        report.fail("10", exc)
+        return None
+    for warning in found.warnings:
+        report.warn("10", warning)
+    report.facts["decisions"] = found.decisions
+    report.ok("10", found.detail(trust))
+    if not found.decisions:
+        return None
+    pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
+    return f"{found.decisions} decisions signed by custodian keys{pinned}"
 
 
 def choose_witnesses(
@@ -1011,6 +1057,7 @@ def verify_path(
     now: int | None = None,
     anchors: AnchorTrust | None = None,
     require_outside: bool = True,
+    custodian_keys: list[Verifier] | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     if (path / BUNDLE_MARKER).is_file():
@@ -1019,7 +1066,15 @@ def verify_path(
         if state is not None:
             raise UsageError("--state applies to a store, not to a bundle")
         return bundle.verify_bundle(
-            path, pinned, expect_min_size, root, witnesses, allow_incomplete, now, anchors
+            path,
+            pinned,
+            expect_min_size,
+            root,
+            witnesses,
+            allow_incomplete,
+            now,
+            anchors,
+            custodian_keys,
         )
     if (path / "acdkit-store.json").is_file():
         return verify_store(
@@ -1034,6 +1089,7 @@ def verify_path(
             now,
             anchors,
             require_outside,
+            custodian_keys,
         )
     if not path.exists():
         raise UsageError(f"{path} does not exist")
