@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from acdkit import __version__, logentries, schema, summary
+from acdkit import __version__, custodians, logentries, schema, summary
 from acdkit._files import KIB, MIB, read_bounded, read_text
 from acdkit.anchorbundle import BundleAnchors, check_bundle_anchors, select_anchors
 from acdkit.anchorcheck import AnchorResult, AnchorTrust, policy_trust
@@ -34,6 +34,7 @@ from acdkit.cosignature import (
     parse_cosigned,
     read_cosigned,
 )
+from acdkit.decision import parse_decision
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.errors import (
     AcdkitError,
@@ -70,6 +71,8 @@ __all__ = [
 
 MANIFEST = "MANIFEST.note"
 ROTATIONS = "key/rotations"  # proofs of the KEY entries that lead to the signing key
+DECISIONS = "decisions"  # proofs of the incident's DECISION entries (§13)
+CUSTODIANS = "key/custodians.vkey"  # the sender's claim of its custodian keys
 TOOL = "tools/acdkit_verify.py"  # the independent verifier, shipped in every bundle
 BUNDLE_FORMAT = "acdkit-bundle/1"
 DEFAULT_MAX_RECORDS = 10_000
@@ -275,9 +278,13 @@ def _build(
     for path, info in segments:
         at = info.first_index + info.record_count
         for offset, data in enumerate(logentries.read_segment_entries(path, info.entry_count)):
-            if logentries.parse_entry(data).kind == EntryType.KEY:
+            kind = logentries.parse_entry(data).kind
+            if kind == EntryType.KEY:
                 proof = TlogProof(at + offset, tuple(tree.proof(at + offset)), checkpoint, data)
                 _write(tmp / ROTATIONS / f"{at + offset:020d}.tlog-proof", proof.encode())
+            elif kind == EntryType.DECISION and parse_decision(data[38:]).incident == incident:
+                proof = TlogProof(at + offset, tuple(tree.proof(at + offset)), checkpoint, data)
+                _write(tmp / DECISIONS / f"{at + offset:020d}.tlog-proof", proof.encode())
     _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
     for cosigned in read_cosigned(store.root / COSIGNATURE_DIR):
         # only those of the bundle checkpoint, as the witnesses wrote them; checked on verify
@@ -285,6 +292,8 @@ def _build(
             _write(tmp / COSIGNATURE_DIR / cosigned.label, cosigned.data)
     _write_anchors(tmp, select_anchors(store, segments, touched, size, leaves), tree, checkpoint)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
+    if (store.root / custodians.REGISTRY).is_file():
+        _write(tmp / CUSTODIANS, (store.root / custodians.REGISTRY).read_bytes())
     loaded = load_policy(store, None)
     if loaded is not None:
         name = f"{loaded.policy.serial:020d}{POLICY_SUFFIX}"
@@ -415,6 +424,7 @@ def verify_bundle(
     allow_incomplete: bool = False,
     now: int | None = None,
     anchors: AnchorTrust | None = None,
+    custodian_keys: list[Verifier] | None = None,
 ) -> VerifyReport:
     """Verify a bundle offline.
 
@@ -435,6 +445,9 @@ def verify_bundle(
         signed by a key of the chain with a consistency proof to it; its token, and every
         token copy, verifies as in a store (acdkit.anchorcheck) against the TSAs of the
         policy when its root is pinned, else against ``anchors``.
+    11. Every DECISION leaf is proven, is of the manifest's incident and is signed by its
+        custodian key, a key of ``custodian_keys``, else of the policy's custodian lines,
+        else of the bundle's key/custodians.vkey (acdkit.custodians).
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
@@ -479,10 +492,11 @@ def verify_bundle(
         records = _check_proofs(root, manifest, cp_bytes, cp, "proofs/")
         seals = _check_proofs(root, manifest, cp_bytes, cp, "seals/")
         rotations = _check_proofs(root, manifest, cp_bytes, cp, ROTATIONS + "/")
+        decisions = _check_proofs(root, manifest, cp_bytes, cp, DECISIONS + "/")
         report.ok(
             "5",
             f"{len(records)} record proofs, {len(seals)} SEAL proofs and {len(rotations)} "
-            "KEY proofs verify",
+            "KEY proofs verify" + (f"; {len(decisions)} DECISION proofs" if decisions else ""),
         )
         # 6
         current = "6"
@@ -524,6 +538,11 @@ def verify_bundle(
             anchors,
         )
         _report_anchors(report, result, count, allow_incomplete)
+        # 11
+        current = "11"
+        decided = _check_bundle_decisions(
+            root, manifest, decisions, trust, trust_root is not None, custodian_keys, report
+        )
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
@@ -531,6 +550,7 @@ def verify_bundle(
             + ("" if pinned else " (key not pinned)")
             + f"; {result.coverage(cp.size)}"
             + (f"; {witnessed}" if witnessed else "")
+            + (f"; {decided}" if decided else "")
             + "; summaries and CSV copies are attested by the manifest signature, not by the log"
         )
         report.facts.update(
@@ -590,6 +610,37 @@ def _check_bundle_cosignatures(
     else:
         return found.done[-1], IncompleteError(lacking)
     return found.done[-1], None
+
+
+def _check_bundle_decisions(
+    root: Path,
+    manifest: _Manifest,
+    proven: dict[int, bytes],
+    policy: Policy | None,
+    policy_pinned: bool,
+    given: list[Verifier] | None,
+    report: VerifyReport,
+) -> str | None:
+    """Check 11: the incident's decisions; returns the coverage clause when there are any."""
+    for index, data in proven.items():
+        if data[5] != EntryType.DECISION or data[6:38] != bytes(32):
+            raise MalformedError(f"{DECISIONS}/{index:020d}.tlog-proof carries no DECISION entry")
+    claimed = None
+    if CUSTODIANS in manifest.files:
+        text = read_text(root / CUSTODIANS, custodians.REGISTRY_LIMIT, CUSTODIANS)
+        claimed = custodians.parse_registry(text, CUSTODIANS)
+    trust = custodians.choose_trust(given, policy, policy_pinned, claimed, CUSTODIANS)
+    found = custodians.check_decisions(
+        ((i, d[38:], None) for i, d in sorted(proven.items())),
+        manifest.origin,
+        trust,
+        manifest.incident,
+    )
+    report.ok("11", found.detail(trust))
+    if not found.decisions:
+        return None
+    pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
+    return f"{found.decisions} decisions of incident {manifest.incident} signed{pinned}"
 
 
 def _read_listed(root: Path, rel: str) -> bytes:

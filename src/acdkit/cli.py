@@ -607,6 +607,17 @@ def verify_cmd(
     tsa_root: ca.TsaRootOpt = None,
     tsa_policy: ca.TsaPolicyOpt = None,
     tolerance: ca.ToleranceOpt = ca.DEFAULT_TOLERANCE_S,
+    custodian: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--custodian",
+            envvar="ACDKIT_CUSTODIAN",
+            help="A custodian's vkey (or a file holding it); repeatable. Every DECISION must "
+            r"be signed by one of them (TAMPERED otherwise) \[default: the trust policy's "
+            "custodians, else the store's or bundle's own list].",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered.
@@ -629,6 +640,9 @@ def verify_cmd(
             policy,
             anchors=trust,
             require_outside=not local_only,
+            custodian_keys=[_typed_key(c, "--custodian", keys.Verifier.parse) for c in custodian]
+            if custodian
+            else None,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})
@@ -912,10 +926,14 @@ def witness_cosign_cmd(
 
 
 def _register_groups() -> None:
+    from acdkit.cli_incident import classify_cmd, incident_app, kpi_cmd
     from acdkit.cli_keys import keys_app, policy_app  # they build on this module's helpers
 
     app.add_typer(keys_app, name="keys")
     app.add_typer(policy_app, name="policy")
+    app.add_typer(incident_app, name="incident")
+    app.command("classify")(classify_cmd)
+    app.command("kpi")(kpi_cmd)
 
 
 _register_groups()

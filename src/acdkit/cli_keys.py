@@ -11,7 +11,7 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from acdkit import keys, policy, rotation, store
+from acdkit import custodians, keys, policy, rotation, store
 from acdkit._files import read_bounded
 from acdkit.cli import (
     JsonOpt,
@@ -93,10 +93,48 @@ def keys_new_cmd(
         raise UsageError(f"a {role} key needs --name (or --store to name it after a log)")
     signer = _write_new(key_name, out, role, stores)
     vkey = signer.verifier.vkey()
+    registered = False
+    if role == "custodian" and store_dir is not None:
+        registered = custodians.register(store.Store.open(store_dir), signer.verifier)
     if json_out:
-        _emit({"command": "keys new", "role": role, "key_path": str(out), "vkey": vkey})
+        _emit(
+            {
+                "command": "keys new",
+                "role": role,
+                "key_path": str(out),
+                "vkey": vkey,
+                "registered": registered,
+            }
+        )
     else:
         err.print(f"[green]created[/] {role} key {out} (mode 0600)\n  vkey {vkey}")
+        if registered:
+            err.print(f"  registered in {custodians.REGISTRY} of the store")
+
+
+@keys_app.command("add-custodian")
+@_handles_errors
+def keys_add_custodian_cmd(
+    store_dir: StoreArg,
+    vkey: Annotated[
+        str,
+        typer.Argument(help="The custodian's vkey (or a file holding it).", show_default=False),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a responder's custodian key in the store's list (keys/custodians.vkey).
+
+    Verifiers hold decisions to this list when no trust policy names custodians; `acdkit
+    policy sign` puts the registered keys in the next policy.
+    """
+    st = store.Store.open(store_dir)
+    key = _typed_key(vkey, "VKEY", keys.Verifier.parse)
+    added = custodians.register(st, key)
+    if json_out:
+        _emit({"command": "keys add-custodian", "key_id": key.key_id.hex(), "added": added})
+    else:
+        what = "registered" if added else "already registered"
+        err.print(f"[green]{what}[/] custodian key {key.key_id.hex()} ({key.name})")
 
 
 @keys_app.command("rotate")
@@ -185,12 +223,15 @@ def keys_show_cmd(store_dir: StoreArg, json_out: JsonOpt = False) -> None:
         }
         for k in chain.keys
     ]
+    held = [k.vkey() for k in custodians.registered(st) or []]
     if json_out:
-        _emit({"command": "keys show", "store": str(st.root), "keys": rows})
+        _emit({"command": "keys show", "store": str(st.root), "keys": rows, "custodians": held})
         return
     for row in rows:
         flags = " (current)" if row["current"] else " (revoked)" if row["revoked"] else ""
         err.print(f"  {row['key_id']}{flags}  {row['vkey']}")
+    for vkey in held:
+        err.print(f"  custodian  {vkey}")
 
 
 # -- policy -------------------------------------------------------------------------------------
@@ -213,6 +254,21 @@ def _sealer_window(value: str) -> SealerWindow:
         )
     except MalformedError as exc:
         raise UsageError(f"--sealer {_shown(value)}: {exc.message}") from None
+
+
+def _custodian_window(value: str) -> SealerWindow:
+    """VKEY or VKEY@FROM..UNTIL, as for --sealer."""
+    vkey, _, span = value.partition("@")
+    key = _typed_key(vkey, "--custodian", keys.Verifier.parse)
+    start, _, end = span.partition("..")
+    try:
+        return SealerWindow(
+            key,
+            policy.parse_time(start or "-", "from"),
+            policy.parse_time(end or "-", "until"),
+        )
+    except MalformedError as exc:
+        raise UsageError(f"--custodian {_shown(value)}: {exc.message}") from None
 
 
 def _tsa_arg(value: str) -> policy.TsaRoot:
@@ -270,6 +326,15 @@ def policy_sign_cmd(
     witness: Annotated[
         list[str] | None, typer.Option("--witness", help="A witness (cosigner) vkey.")
     ] = None,
+    custodian: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--custodian",
+            help="VKEY\\[@FROM..UNTIL] of a custodian key that may sign decisions "
+            "\\[default: the keys registered in the store, open-ended].",
+            show_default=False,
+        ),
+    ] = None,
     witness_quorum: Annotated[int, typer.Option(min=0, help="Cosignatures required.")] = 0,
     tsa: Annotated[
         list[str] | None,
@@ -306,6 +371,9 @@ def policy_sign_cmd(
         anchor_interval,
         drift_max_ms,
         grace,
+        [_custodian_window(v) for v in custodian]
+        if custodian
+        else [SealerWindow(k) for k in custodians.registered(st) or []],
     )
     try:
         policy.Policy.from_text(new.text())

@@ -30,7 +30,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 DASH = "\u2014"
 ENTRY_MAGIC = b"ACDK"
 ENTRY_VERSION = 1
-RECORD, SEAL, KEY, ANCHOR = 0x01, 0x02, 0x04, 0x06
+RECORD, SEAL, KEY, ANCHOR, DECISION = 0x01, 0x02, 0x04, 0x06, 0x08
 LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION (spec §4)
 ROTATIONS = "key/rotations/"
 ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
@@ -80,7 +80,9 @@ _HEX8 = re.compile(r"[0-9a-f]{8}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
-_INDEX_NAME = re.compile(r"(proofs/|seals/|key/rotations/|anchors/)([0-9]{20})\.tlog-proof")
+_INDEX_NAME = re.compile(
+    r"(proofs/|seals/|key/rotations/|anchors/|decisions/)([0-9]{20})\.tlog-proof"
+)
 
 # TLV type codes (spec §3)
 T_U64, T_I64, T_BYTES, T_UTF8, T_IP16, T_BOOL, T_UTF8LIST = 1, 2, 3, 4, 5, 6, 7
@@ -610,6 +612,91 @@ class KeyChain:
             self.revoked.add(event.subject.key_id)
 
 
+# -- DECISION entries (spec §13) --------------------------------------------------------------
+
+DECISION_PREFIX = b"acdkit/1/decision\n"
+DECISION_LIMIT = 16 << 10
+_D_TEXT = {
+    2: re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"),  # incident
+    3: re.compile(r"[a-z][a-z0-9-]{0,31}"),  # action
+    7: re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}"),  # severity
+}
+_D_WORD = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_D_LIST = {
+    8: re.compile(r"[A-Z][A-Z0-9-]{0,47}"),  # reason codes
+    9: _D_WORD,  # awareness events
+    10: _D_WORD,  # regimes
+    11: _D_WORD,  # flags
+    12: re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}(/[a-z0-9][a-z0-9_.-]{0,63})?"),  # stages
+    15: re.compile(r"[!-~]{1,256}"),  # references
+}
+_D_TYPES = {
+    1: T_U64, 2: T_UTF8, 3: T_UTF8, 4: T_I64, 5: T_I64, 6: T_UTF8, 7: T_UTF8,
+    13: T_UTF8, 14: T_I64, 16: T_UTF8, 30: T_UTF8, 31: T_BYTES,
+    **{fid: T_UTF8LIST for fid in _D_LIST},
+}  # fmt: skip
+_D_REQUIRED = (1, 2, 3, 4, 5, 6, 16, 30, 31)
+_CC_ALL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Decision:
+    incident: str
+    recorded: int  # ns since the epoch, the custodian's clock
+    custodian: Vkey
+    message_body: bytes  # fields 1-30: what the signature covers after the prefix
+    signature: bytes
+
+
+def decode_decision(body: bytes) -> Decision:
+    """A DECISION body, strictly; ValueError when it is not one (spec §13)."""
+    if len(body) > DECISION_LIMIT:
+        raise ValueError("over 16 KiB")
+    fields = parse_tlv(body)
+    if len(fields) > 64:
+        raise ValueError("too many fields")
+    seen = {fid: (kind, value) for fid, kind, value in fields}
+    for fid, (kind, _value) in seen.items():
+        if _D_TYPES.get(fid) != kind:
+            raise ValueError(f"field {fid} is unknown or of the wrong type")
+    if any(fid not in seen for fid in _D_REQUIRED) or fields[-1][0] != 31:
+        raise ValueError("a required field is missing, or the signature is not last")
+    for fid in (1, 4, 5, 14):
+        if fid in seen and len(seen[fid][1]) != 8:
+            raise ValueError(f"field {fid} is not 8 bytes")
+    if int.from_bytes(seen[1][1], "big") != 1:
+        raise ValueError("format version is not 1")
+    for fid, rule in _D_TEXT.items():
+        if fid in seen and not rule.fullmatch(seen[fid][1].decode("utf-8")):
+            raise ValueError(f"field {fid} does not match its grammar")
+    for fid, limit, pattern in ((6, 128, _CC_ALL), (13, 1024, _CC_ALL), (16, 4096, _CONTROL)):
+        if fid in seen:
+            raw = seen[fid][1]
+            if not 0 < len(raw) <= limit or pattern.search(raw.decode("utf-8")):
+                raise ValueError(f"field {fid} is empty, too long or holds control characters")
+    for fid, rule in _D_LIST.items():
+        if fid in seen:
+            items = utf8_list(seen[fid][1])
+            if not 0 < len(items) <= 64 or len(set(items)) != len(items):
+                raise ValueError(f"field {fid} is not a list of 1 to 64 distinct items")
+            if not all(rule.fullmatch(item) for item in items):
+                raise ValueError(f"field {fid} holds an item outside its grammar")
+    vkey_text = seen[30][1].decode("utf-8")
+    custodian = parse_vkey(vkey_text, SEALER_KEY)
+    if custodian.text() != vkey_text:
+        raise ValueError("field 30 is not exactly a vkey")
+    signature = seen[31][1]
+    if len(signature) != 64:
+        raise ValueError("the signature is not 64 bytes")
+    return Decision(
+        seen[2][1].decode("utf-8"),
+        int.from_bytes(seen[5][1], "big", signed=True),
+        custodian,
+        body[: len(body) - 7 - 64],
+        signature,
+    )
+
+
 @dataclass
 class Policy:
     origin: str
@@ -617,10 +704,14 @@ class Policy:
     sealers: list[Vkey]
     witnesses: list[Vkey]
     quorum: int
+    # custodian key -> (not before, not after) in seconds since the epoch, None for open
+    custodians: dict[Vkey, tuple[int | None, int | None]] = field(default_factory=dict)
+    grace: int = 0
 
 
 _POLICY_ORDER = (
     "sealer",
+    "custodian",
     "witness",
     "witness-quorum",
     "tsa",
@@ -645,6 +736,17 @@ def _policy_time(value: str, dash: bool) -> None:
         raise Finding(MALFORMED, f"policy time {_show(value, 30)} is not YYYY-MM-DDTHH:MM:SSZ")
 
 
+def _epoch(value: str) -> int | None:
+    """A policy time in seconds since 1970 (UTC), or None for '-'."""
+    _policy_time(value, dash=True)
+    if value == "-":
+        return None
+    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=timezone.utc  # noqa: UP017 (the tool runs on Python 3.10)
+    )
+    return int(moment.timestamp())
+
+
 def _exact_vkey(value: str, kind: int) -> Vkey:
     key = parse_vkey(value, kind)
     if key.text() != value:
@@ -667,12 +769,12 @@ def parse_policy(text: str) -> Policy:
         key, _, value = line.partition(" ")
         if key not in _POLICY_ORDER or _POLICY_ORDER.index(key) < rank:
             raise Finding(MALFORMED, f"policy line {_show(line, 40)} is unknown or out of order")
-        if key in seen and key not in ("sealer", "witness", "tsa"):
+        if key in seen and key not in ("sealer", "custodian", "witness", "tsa"):
             raise Finding(MALFORMED, f"policy line {key} appears twice")
         rank = _POLICY_ORDER.index(key)
         seen.add(key)
         _policy_value(pol, key, value)
-    if not seen >= set(_POLICY_ORDER) - {"witness", "tsa"}:
+    if not seen >= set(_POLICY_ORDER) - {"custodian", "witness", "tsa"}:
         raise Finding(MALFORMED, "policy lacks a sealer, quorum, interval, drift or grace line")
     if pol.quorum > len(pol.witnesses):
         raise Finding(MALFORMED, "policy witness quorum exceeds its witnesses")
@@ -690,6 +792,16 @@ def _policy_value(pol: Policy, key: str, value: str) -> None:
         _policy_time(parts[1], dash=True)
         _policy_time(parts[2], dash=True)
         pol.sealers.append(sealer)
+    elif key == "custodian":
+        if len(parts) != 3:
+            raise Finding(MALFORMED, "policy custodian line is not <vkey> <from> <until>")
+        holder = _exact_vkey(parts[0], SEALER_KEY)
+        if holder.name == pol.origin:
+            raise Finding(MALFORMED, "policy custodian key carries the log's own name")
+        start, end = _epoch(parts[1]), _epoch(parts[2])
+        if start is not None and end is not None and start > end:
+            raise Finding(MALFORMED, "policy custodian window ends before it begins")
+        pol.custodians[holder] = (start, end)
     elif key == "witness":
         pol.witnesses.append(_exact_vkey(value, WITNESS_KEY))
     elif key == "tsa":
@@ -700,7 +812,9 @@ def _policy_value(pol: Policy, key: str, value: str) -> None:
         b64(parts[2], "policy tsa root")
     elif key == "witness-quorum":
         pol.quorum = decimal(value, "witness quorum")
-    elif key == "grace" or value != "-":
+    elif key == "grace":
+        pol.grace = decimal(value, "policy grace")
+    elif value != "-":
         decimal(value, f"policy {key}")
 
 
@@ -978,6 +1092,7 @@ class Options:
     quorum: int | None = None
     expect_min_size: int | None = None
     allow_incomplete: bool = False
+    custodians: tuple[Vkey, ...] = ()
 
 
 def verify_bundle(
@@ -1007,6 +1122,10 @@ def verify_bundle(
        else the policy's) their cosignatures verify and reach the quorum (INCOMPLETE if not).
     10. Every ANCHOR leaf is proven; tokens and consistency proofs are not checked here
         (INCOMPLETE when the bundle has any).
+    11. Every proof under decisions/ carries a DECISION of the manifest's incident, signed by
+        the custodian key it names over the message of §13; that key is one of --custodian,
+        else of the policy's custodian lines (its window covering the decision), else of
+        key/custodians.vkey, when any of these is there.
     """
     opts = options or Options(key=pinned, expect_min_size=expect_min_size)
     pinned, expect_min_size = opts.key, opts.expect_min_size
@@ -1044,10 +1163,11 @@ def verify_bundle(
         records = _check_proofs(bundle, manifest, cp_bytes, cp, "proofs/")
         seals = _check_proofs(bundle, manifest, cp_bytes, cp, "seals/")
         rotations = _check_proofs(bundle, manifest, cp_bytes, cp, ROTATIONS)
+        decisions = _check_proofs(bundle, manifest, cp_bytes, cp, "decisions/")
         report.ok(
             "5",
-            f"{len(records)} record, {len(seals)} SEAL and {len(rotations)} KEY inclusion "
-            "proofs hold",
+            f"{len(records)} record, {len(seals)} SEAL, {len(rotations)} KEY and "
+            f"{len(decisions)} DECISION inclusion proofs hold",
         )
         # 6
         step = "6"
@@ -1075,7 +1195,12 @@ def verify_bundle(
         # 10
         step = "10"
         anchors = _check_anchor_leaves(bundle, manifest, cp_bytes, cp, report)
+        # 11
+        step = "11"
+        decided = _check_decisions(bundle, manifest, decisions, policy, opts, report)
         report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
+        if decided:
+            report.coverage += f"; {decided}"
         if witnessed:
             report.coverage += f"; {witnessed}"
         if anchors:
@@ -1199,6 +1324,73 @@ def _check_anchor_leaves(
     )
     report.fail("10", Finding(INCOMPLETE, f"anchors not verified: {unchecked}"))
     return unchecked
+
+
+def _check_decisions(
+    bundle: Bundle,
+    manifest: Manifest,
+    proven: dict[int, Proven],
+    policy: Policy | None,
+    opts: Options,
+    report: Report,
+) -> str:
+    """Check 11: each decision parses, is of this incident, and is signed by a trusted key."""
+    trusted: dict[Vkey, tuple[int | None, int | None]] | None = None
+    source, grace = "", 0
+    if opts.custodians:
+        trusted, source = {k: (None, None) for k in opts.custodians}, "--custodian"
+    elif policy is not None and policy.custodians:
+        trusted, source, grace = policy.custodians, f"trust policy {policy.serial}", policy.grace
+    elif "key/custodians.vkey" in manifest.files:
+        raw = bundle.read("key/custodians.vkey", MIB, "custodian list")
+        trusted, source = _custodian_list(raw), "key/custodians.vkey"
+    signers = set()
+    for index in sorted(proven):
+        item = proven[index]
+        entry = parse_entry(item.entry)
+        if entry is None or entry.kind != DECISION or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"{item.rel} carries no DECISION entry")
+        try:
+            decision = decode_decision(entry.body)
+        except (ValueError, Finding) as exc:
+            raise Finding(MALFORMED, f"{item.rel}: not a DECISION body ({exc})") from None
+        if decision.incident != manifest.incident:
+            raise Finding(TAMPERED, f"{item.rel} is a decision of another incident")
+        message = DECISION_PREFIX + manifest.origin.encode("utf-8") + b"\n"
+        if not ed25519_ok(
+            decision.custodian.public, decision.signature, message + decision.message_body
+        ):
+            raise Finding(TAMPERED, f"{item.rel}: the custodian's signature does not verify")
+        if trusted is not None:
+            if decision.custodian not in trusted:
+                raise Finding(TAMPERED, f"{item.rel} is signed by a key {source} does not list")
+            start, end = trusted[decision.custodian]
+            at = decision.recorded // 1_000_000_000  # whole seconds, floor, as the windows
+            if (start is not None and decision.recorded < (start - grace) * 1_000_000_000) or (
+                end is not None and decision.recorded > (end + grace) * 1_000_000_000
+            ):
+                raise Finding(TAMPERED, f"{item.rel} was signed outside its key's window ({at})")
+        signers.add(decision.custodian)
+    if not proven:
+        report.ok("11", "no decisions in the bundle")
+        return ""
+    whose = f"keys of {source}" if trusted is not None else "the keys they name (NOT pinned)"
+    report.ok("11", f"{len(proven)} decisions by {len(signers)} custodians verify with {whose}")
+    return f"{len(proven)} decisions of incident {manifest.incident} verified with {whose}"
+
+
+def _custodian_list(raw: bytes) -> dict[Vkey, tuple[int | None, int | None]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Finding(MALFORMED, "key/custodians.vkey is not UTF-8") from None
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise Finding(MALFORMED, "key/custodians.vkey does not end with a newline")
+    keys = [_exact_vkey(line, SEALER_KEY) for line in lines[:-1]]
+    if len(set(keys)) != len(keys) or len(keys) > 1000:
+        raise Finding(MALFORMED, "key/custodians.vkey lists a key twice or too many keys")
+    return {k: (None, None) for k in keys}
 
 
 def _coverage(
@@ -1448,6 +1640,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--witness-quorum", metavar="N", type=_size, help="default 1")
     parser.add_argument(
+        "--custodian",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a custodian key trusted to sign the incident's decisions; repeatable",
+    )
+    parser.add_argument(
         "--allow-incomplete", action="store_true", help="exit 0 when a quorum is all that lacks"
     )
     parser.add_argument(
@@ -1488,6 +1687,7 @@ def main(argv: list[str] | None = None) -> int:
             quorum=args.witness_quorum,
             expect_min_size=args.expect_min_size,
             allow_incomplete=args.allow_incomplete,
+            custodians=tuple(_pinned_key(c, option="--custodian") for c in args.custodian),
         )
     except Finding as exc:
         return _exit_with(exc.code, exc.message, args.json, args.bundle)
