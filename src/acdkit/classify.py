@@ -357,8 +357,7 @@ def _directional(con: duckdb.DuckDBPyConnection) -> list[Suggestion]:
         row = con.execute(
             "SELECT count(*), count(DISTINCT src_ip), count(DISTINCT dst_ip), "
             f"coalesce(sum(orig_bytes), 0) FROM dflows WHERE {where}"
-        ).fetchone()
-        assert row is not None
+        ).fetchall()[0]
         if not row[0]:
             continue
         top = con.sql(
@@ -408,7 +407,7 @@ def _exploited(
         row = con.execute(
             "SELECT count(*) FROM dflows WHERE dst_asset = ? AND direction = 'inbound'",
             [asset.id],
-        ).fetchone()
+        ).fetchall()[0]
         if row and row[0]:
             entry = kev[cve]
             found.append(

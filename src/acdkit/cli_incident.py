@@ -400,11 +400,18 @@ def _status_table(inc: incident.Incident, found: list[clocks.Clock], now: dateti
     if queued:
         title += f" — {queued} decisions queued, not sealed yet"
     table = Table(title=title)
-    for col in ("regime/stage", "basis", "deadline", "time left", "state", "still missing"):
-        table.add_column(col)
+    width = max((len(c.key) for c in found), default=12)
+    table.add_column("regime/stage", no_wrap=True, min_width=width)
+    table.add_column("basis")
+    table.add_column("deadline", min_width=16)
+    table.add_column("time left", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("still missing")
     for c in found:
         style = _STYLE.get(c.state, "")
-        basis = c.stage.basis + ("" if c.regime.verified else " (unverified)")
+        basis = c.stage.basis.replace("internal_policy", "internal") + (
+            "" if c.regime.verified else "*"
+        )
         waits = f"waits for {c.starts_at}" if c.state == clocks.WAITING else ""
         table.add_row(
             c.key,
@@ -456,6 +463,8 @@ def incident_status_cmd(
         docs.append(_incident_doc(inc, all_clocks, now, codes))
         if not json_out:
             err.print(_status_table(inc, shown, now))
+    if found and not json_out:
+        err.print("* not checked against the primary text (regimes.yaml `verified: false`)")
     if json_out:
         _emit(
             {
@@ -548,7 +557,12 @@ def incident_ticket_cmd(
         typer.Option("--out", help="Write <recipient>.json and .txt here.", show_default=False),
     ] = None,
     at: Annotated[
-        str | None, typer.Option("--at", help="Render as of this moment \\[default: now].")
+        str | None,
+        typer.Option(
+            "--at",
+            help="Render as of this moment and log the deliveries at it (drills, replays) "
+            "\\[default: now].",
+        ),
     ] = None,
     custodian_key: CustodianKeyOpt = None,
     actor: ActorOpt = None,
@@ -582,7 +596,10 @@ def incident_ticket_cmd(
         if url is not None and signer is not None:
             sent = tickets.deliver(t, url)
             entry.update(delivered=sent.ok, status=sent.status, reason=sent.reason)
-            decisions.append(_delivery_decision(incident_id, t, sent, url, actor or signer.name))
+            when = now if at else _now()
+            decisions.append(
+                _delivery_decision(incident_id, t, sent, url, actor or signer.name, when)
+            )
         results.append(entry)
     doc: dict[str, Any] = {}
     if decisions and signer is not None:
@@ -606,7 +623,12 @@ def incident_ticket_cmd(
 
 
 def _delivery_decision(
-    incident_id: str, t: tickets.Ticket, sent: tickets.Delivery, url: str, actor: str
+    incident_id: str,
+    t: tickets.Ticket,
+    sent: tickets.Delivery,
+    url: str,
+    actor: str,
+    when: datetime,
 ) -> Decision:
     refs = [f"ticket:sha256:{t.sha256}", f"webhook:{tickets.webhook_host(url)}"]
     if sent.status is not None:

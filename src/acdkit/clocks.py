@@ -183,6 +183,13 @@ def _deadline(
     return min(found, key=lambda f: f[1])
 
 
+def _first_act(inc: Incident, action: str) -> Decision | None:
+    """The first decision of ``action``; a severity call is any decision that sets one."""
+    if action == "severity":
+        return next((d for d in inc.decisions if d.severity is not None), None)
+    return inc.first(action)
+
+
 def _not_applicable(inc: Incident, key: str) -> bool:
     return any(key in d.stages for d in inc.all("not-applicable"))
 
@@ -194,10 +201,10 @@ def _done(
     key = f"{regime.id}/{stage.id}"
     if "actions" in stage.done_by:
         wanted: list[str] = list(stage.done_by["actions"])
-        firsts = {a: inc.first(a) for a in wanted}
+        firsts = {a: _first_act(inc, a) for a in wanted}
         missing = [a for a, d in firsts.items() if d is None]
         if missing:
-            return None, [f"a {a} decision" for a in missing]
+            return None, [f"{a} decision" for a in missing]
         return max(_at(d) for d in firsts.values() if d is not None), []
     if "tickets" in stage.done_by:
         recipients = ticket_recipients(inc, book, codes)
