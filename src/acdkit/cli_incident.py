@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,7 +42,7 @@ from acdkit.cli import (
     err,
 )
 from acdkit.decision import ACTIONS, MAX_WHY_BYTES, Decision
-from acdkit.errors import ExitCode, InputIOError, UsageError
+from acdkit.errors import ExitCode, UsageError
 from acdkit.note import SignedNote
 
 __all__ = ["classify_cmd", "incident_app", "kpi_cmd"]
@@ -619,7 +618,9 @@ def incident_ticket_cmd(
         if decisions:
             _say(decisions, doc)
     if any(r.get("delivered") is False for r in results):
-        raise InputIOError("a ticket was not delivered: see ticket-failed in the decision log")
+        # the document above already says which; one JSON document per run
+        err.print("[red]error:[/] a ticket was not delivered (logged as ticket-failed)")
+        raise typer.Exit(int(ExitCode.IO))
 
 
 def _delivery_decision(
@@ -640,7 +641,7 @@ def _delivery_decision(
     return Decision(
         incident_id,
         action,
-        time.time_ns(),
+        incident.to_ns(when),
         0,
         actor,
         why,

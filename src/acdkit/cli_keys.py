@@ -257,8 +257,10 @@ def _sealer_window(value: str) -> SealerWindow:
 
 
 def _custodian_window(value: str) -> SealerWindow:
-    """VKEY or VKEY@FROM..UNTIL, as for --sealer."""
-    vkey, _, span = value.partition("@")
+    """VKEY or VKEY@FROM..UNTIL, as for --sealer (a custodian's name may hold an '@')."""
+    vkey, sep, span = value.rpartition("@")
+    if not sep or ".." not in span:
+        vkey, span = value, ""
     key = _typed_key(vkey, "--custodian", keys.Verifier.parse)
     start, _, end = span.partition("..")
     try:

@@ -10,7 +10,7 @@ the decisions that had taken effect by then.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -78,7 +78,7 @@ class Clock:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def ticket_recipients(incident: Incident, book: RegimeBook, codes: ReasonCodes) -> list[str]:

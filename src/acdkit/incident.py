@@ -231,5 +231,12 @@ def record(
         raise UsageError(f"incident {decision.incident} is closed already")
     signed = replace(decision, recorded_ns=time.time_ns())
     _decision, body = signed.sign(signer, store.origin)
-    custodians.check_queued_decision(store, body)  # what the next seal would refuse
+    try:
+        custodians.check_queued_decision(store, body)  # what the next seal would refuse
+    except TamperedError as exc:
+        raise UsageError(
+            exc.message,
+            hint="register the key: `acdkit keys add-custodian STORE VKEY` (and in the trust "
+            "policy, when it names custodians)",
+        ) from None
     return logentries.add_pending(store, EntryType.DECISION, body)
