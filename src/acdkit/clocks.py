@@ -133,6 +133,8 @@ def _stage(
     na = _not_applicable(inc, clock.key)
     start, deadline, waits = _deadline(inc, book, codes, regime, due, events, flags, now, memo)
     clock.start, clock.deadline, clock.starts_at = start, deadline, waits
+    if "tickets" in stage.done_by and not _external_scope(inc, book):
+        na = True  # only internal regimes in scope: nobody outside to send a ticket to
     if clock.done_at is not None:
         clock.state = DONE if deadline is None else MET if clock.done_at <= deadline else LATE
         clock.missing = []
@@ -181,6 +183,13 @@ def _deadline(
     if not found:
         return None, None, " or ".join(waits)
     return min(found, key=lambda f: f[1])
+
+
+def _external_scope(inc: Incident, book: RegimeBook) -> bool:
+    return any(
+        rid in book.regimes and book.regimes[rid].basis != "internal_policy"
+        for rid in inc.scope()
+    )
 
 
 def _first_act(inc: Incident, action: str) -> Decision | None:
