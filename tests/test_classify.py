@@ -27,9 +27,20 @@ FLOWS = [
 def _conn_log(path: Path) -> Path:
     lines = [
         json.dumps(
-            {"ts": 1791176400 + i, "uid": f"C{i:017d}", "id_orig_h": src, "id_orig_p": 40000 + i,
-             "id_resp_h": dst, "id_resp_p": port, "proto": "tcp", "orig_bytes": sent,
-             "resp_bytes": 0, "orig_pkts": 1, "resp_pkts": 1, "duration": 0.5}
+            {
+                "ts": 1791176400 + i,
+                "uid": f"C{i:017d}",
+                "id_orig_h": src,
+                "id_orig_p": 40000 + i,
+                "id_resp_h": dst,
+                "id_resp_p": port,
+                "proto": "tcp",
+                "orig_bytes": sent,
+                "resp_bytes": 0,
+                "orig_pkts": 1,
+                "resp_pkts": 1,
+                "duration": 0.5,
+            }
         )
         for i, (src, dst, port, sent) in enumerate(FLOWS)
     ]
@@ -79,11 +90,20 @@ def test_directions_and_suggestions_by_a_user_database(
         "  - {id: jump-host, addresses: [10.0.0.7/32]}\n"
     )
     kev = tmp_path / "kev.json"
-    kev.write_text(json.dumps({"vulnerabilities": [
-        {"cveID": "CVE-2024-0001", "dateAdded": "2024-02-01",
-         "knownRansomwareCampaignUse": "Known"},
-        {"cveID": "CVE-2022-1111", "dateAdded": "2022-03-03"},
-    ]}))
+    kev.write_text(
+        json.dumps(
+            {
+                "vulnerabilities": [
+                    {
+                        "cveID": "CVE-2024-0001",
+                        "dateAdded": "2024-02-01",
+                        "knownRansomwareCampaignUse": "Known",
+                    },
+                    {"cveID": "CVE-2022-1111", "dateAdded": "2022-03-03"},
+                ]
+            }
+        )
+    )
     report = classify.classify(
         sealed,
         "INC-1",
@@ -98,12 +118,18 @@ def test_directions_and_suggestions_by_a_user_database(
     assert report.directions == {"inbound": 4, "internal": 2, "outbound": 2, "transit": 1}
     found = _suggested(report)
     assert list(found) == [
-        "ACD-EXTERNAL-INBOUND", "ACD-EXTERNAL-OUTBOUND", "ACD-EXTERNAL-OUTER", "CNI-INCIDENT",
-        "VULN-EXPLOIT", "DDOS",
+        "ACD-EXTERNAL-INBOUND",
+        "ACD-EXTERNAL-OUTBOUND",
+        "ACD-EXTERNAL-OUTER",
+        "CNI-INCIDENT",
+        "VULN-EXPLOIT",
+        "DDOS",
     ]
     inbound = found["ACD-EXTERNAL-INBOUND"].evidence
     assert (inbound["flows"], inbound["distinct_sources"], inbound["distinct_destinations"]) == (
-        4, 4, 1
+        4,
+        4,
+        1,
     )
     assert inbound["top_foreign_countries"] == [{"country": "CN", "flows": 4}]
     assert found["ACD-EXTERNAL-INBOUND"].examples[0]["src_ip"] == "45.33.100.1"
@@ -115,8 +141,13 @@ def test_directions_and_suggestions_by_a_user_database(
     }
     assert found["VULN-EXPLOIT"].evidence == {
         "exposures": [
-            {"asset": "plc-1", "cve": "CVE-2024-0001", "kev_date_added": "2024-02-01",
-             "known_ransomware_use": "Known", "inbound_flows": 4}
+            {
+                "asset": "plc-1",
+                "cve": "CVE-2024-0001",
+                "kev_date_added": "2024-02-01",
+                "known_ransomware_use": "Known",
+                "inbound_flows": 4,
+            }
         ]
     }
     assert any("RANSOMWARE" in n for n in found["VULN-EXPLOIT"].notes)

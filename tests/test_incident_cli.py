@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from acdkit import ingest, keys, seal
 from acdkit.cli import app
-from acdkit.store import Store, init_store
+from acdkit.store import init_store
 from test_independent_verifier import resign, run_acdkit, run_independent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +58,17 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Env:
     seal.seal(st, keys.load_signer(sealer))
     env = Env(base / "store", sealer, base / "keys/custodian.key", "")
     doc = env.run(
-        "keys", "new", "--role", "custodian", "--name", "alice@example.org",
-        "--store", str(env.store), "--out", str(env.custodian), "--json",
+        "keys",
+        "new",
+        "--role",
+        "custodian",
+        "--name",
+        "alice@example.org",
+        "--store",
+        str(env.store),
+        "--out",
+        str(env.custodian),
+        "--json",
     )
     assert doc["registered"] is True
     env.vkey = doc["vkey"]
@@ -115,14 +124,38 @@ def test_an_incident_from_open_to_close_on_the_examples(
     s = str(env.store)
     inc = ["--incident", "INC-1"]
     env.run(
-        "incident", "open", s, *inc, "--detected", "2026-10-05T14:00:00+09:00",
-        "--recognized", "2026-10-05T14:20:00+09:00", "--first-observed",
-        "2026-10-05T13:10:00+09:00", "--severity", "high", "--reason", "CNI-INCIDENT",
-        "--reason", "ACD-EXTERNAL-INBOUND", "--why", "IDS alert on the OT gateway, confirmed",
+        "incident",
+        "open",
+        s,
+        *inc,
+        "--detected",
+        "2026-10-05T14:00:00+09:00",
+        "--recognized",
+        "2026-10-05T14:20:00+09:00",
+        "--first-observed",
+        "2026-10-05T13:10:00+09:00",
+        "--severity",
+        "high",
+        "--reason",
+        "CNI-INCIDENT",
+        "--reason",
+        "ACD-EXTERNAL-INBOUND",
+        "--why",
+        "IDS alert on the OT gateway, confirmed",
     )
     env.run(
-        "incident", "log", s, *inc, "--action", "isolate", "--object", "segment:ot-dmz",
-        "--at", "2026-10-05T14:02:30+09:00", "--why", "blocked the OT DMZ at the firewall",
+        "incident",
+        "log",
+        s,
+        *inc,
+        "--action",
+        "isolate",
+        "--object",
+        "segment:ot-dmz",
+        "--at",
+        "2026-10-05T14:02:30+09:00",
+        "--why",
+        "blocked the OT DMZ at the firewall",
     )
 
     # 14:10 — the 3-minute stage was met; tickets wait for a recipient (no recognition yet)
@@ -146,11 +179,24 @@ def test_an_incident_from_open_to_close_on_the_examples(
     url, got = webhook
     out = tmp_path / "tickets"
     doc = env.run(
-        "incident", "ticket", s, *inc, "--webhook", f"{url}/hook", "--out", str(out),
-        "--at", "2026-10-05T14:28:00+09:00", "--json",
+        "incident",
+        "ticket",
+        s,
+        *inc,
+        "--webhook",
+        f"{url}/hook",
+        "--out",
+        str(out),
+        "--at",
+        "2026-10-05T14:28:00+09:00",
+        "--json",
     )
     recipients = [
-        "competent_minister", "prime_minister_nco", "police", "jpcert_cc", "sector_isac",
+        "competent_minister",
+        "prime_minister_nco",
+        "police",
+        "jpcert_cc",
+        "sector_isac",
         "contractors",
     ]
     assert [t["recipient"] for t in doc["tickets"]] == recipients
@@ -182,8 +228,18 @@ def test_an_incident_from_open_to_close_on_the_examples(
     bundle1 = tmp_path / "bundle1"
     env.run("package", s, *inc, *WINDOW, "--out", str(bundle1))
     env.run(
-        "incident", "log", s, *inc, "--action", "package", "--bundle", str(bundle1),
-        "--at", "2026-10-05T16:30:00+09:00", "--why", "technical summary and timeline ready",
+        "incident",
+        "log",
+        s,
+        *inc,
+        "--action",
+        "package",
+        "--bundle",
+        str(bundle1),
+        "--at",
+        "2026-10-05T16:30:00+09:00",
+        "--why",
+        "technical summary and timeline ready",
     )
     for action, at, extra in (
         ("submit", "2026-10-06T10:00:00+09:00", ["--stage", "jp-acd/prompt"]),
@@ -191,10 +247,22 @@ def test_an_incident_from_open_to_close_on_the_examples(
         ("publish", "2026-10-07T10:00:00+09:00", ["--object", "https://example.org/notice"]),
         ("submit", "2026-10-20T10:00:00+09:00", ["--stage", "jp-acd/written"]),
     ):
-        env.run("incident", "log", s, *inc, "--action", action, "--at", at, *extra,
-                "--why", f"{action} as planned")
-    env.run("incident", "close", s, *inc, "--at", "2026-10-21T12:00:00+09:00", "--why", "done",
-            "--seal")
+        env.run(
+            "incident",
+            "log",
+            s,
+            *inc,
+            "--action",
+            action,
+            "--at",
+            at,
+            *extra,
+            "--why",
+            f"{action} as planned",
+        )
+    env.run(
+        "incident", "close", s, *inc, "--at", "2026-10-21T12:00:00+09:00", "--why", "done", "--seal"
+    )
 
     # every decision sealed, and verified
     doc = env.run("incident", "status", s, "--at", "2026-10-22T00:00:00+09:00", "--json")
@@ -261,8 +329,17 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _opened(env: Env) -> None:
     env.run(
-        "incident", "open", str(env.store), "--incident", "INC-2", "--detected",
-        "2026-10-05T14:00:00+09:00", "--reason", "CNI-INCIDENT", "--why", "opened",
+        "incident",
+        "open",
+        str(env.store),
+        "--incident",
+        "INC-2",
+        "--detected",
+        "2026-10-05T14:00:00+09:00",
+        "--reason",
+        "CNI-INCIDENT",
+        "--why",
+        "opened",
     )
 
 
@@ -272,16 +349,24 @@ def test_a_failed_delivery_is_logged_and_exits_io(
     _opened(env)
     url, got = webhook
     doc = env.run(
-        "incident", "ticket", str(env.store), "--incident", "INC-2", "--webhook",
-        f"police={url}/fail", "--at", "2026-10-05T14:10:00+09:00", "--json", code=6,
+        "incident",
+        "ticket",
+        str(env.store),
+        "--incident",
+        "INC-2",
+        "--webhook",
+        f"police={url}/fail",
+        "--at",
+        "2026-10-05T14:10:00+09:00",
+        "--json",
+        code=6,
     )
     sent = [t for t in doc["tickets"] if "delivered" in t]
-    assert [(t["recipient"], t["delivered"], t["status"]) for t in sent] == [
-        ("police", False, 500)
-    ]
+    assert [(t["recipient"], t["delivered"], t["status"]) for t in sent] == [("police", False, 500)]
     assert [r.path for r in got] == ["/fail"]
-    status = env.run("incident", "status", str(env.store), "--at", "2026-10-05T14:11:00+09:00",
-                     "--json", code=5)  # nothing isolated within 3 minutes either
+    status = env.run(
+        "incident", "status", str(env.store), "--at", "2026-10-05T14:11:00+09:00", "--json", code=5
+    )  # nothing isolated within 3 minutes either
     missing = clocks_of(status)["acd-internal/tickets"]["missing"]
     assert "ticket to police" in missing  # a failed delivery does not count
     assert "ticket to competent_minister" in missing
@@ -290,19 +375,42 @@ def test_a_failed_delivery_is_logged_and_exits_io(
 def test_a_key_outside_the_custodian_list_cannot_log(env: Env, tmp_path: Path) -> None:
     _opened(env)
     stranger = tmp_path / "stranger.key"
-    env.run("keys", "new", "--role", "custodian", "--name", "bob@example.org", "--out",
-            str(stranger))
+    env.run(
+        "keys", "new", "--role", "custodian", "--name", "bob@example.org", "--out", str(stranger)
+    )
     result = env.runner.invoke(
         app,
-        ["incident", "log", str(env.store), "--incident", "INC-2", "--action", "note", "--why",
-         "x", "--custodian-key", str(stranger)],
+        [
+            "incident",
+            "log",
+            str(env.store),
+            "--incident",
+            "INC-2",
+            "--action",
+            "note",
+            "--why",
+            "x",
+            "--custodian-key",
+            str(stranger),
+        ],
     )
     assert result.exit_code == 2, result.stderr
     assert "does not list" in result.stderr and "keys add-custodian" in result.stderr
     sealer_as_custodian = env.runner.invoke(
         app,
-        ["incident", "log", str(env.store), "--incident", "INC-2", "--action", "note", "--why",
-         "x", "--custodian-key", str(env.sealer)],
+        [
+            "incident",
+            "log",
+            str(env.store),
+            "--incident",
+            "INC-2",
+            "--action",
+            "note",
+            "--why",
+            "x",
+            "--custodian-key",
+            str(env.sealer),
+        ],
     )
     assert sealer_as_custodian.exit_code == 2
     assert "not a custodian key" in sealer_as_custodian.stderr
@@ -347,8 +455,15 @@ def test_a_policy_window_for_custodians(env: Env, tmp_path: Path, tool: Path) ->
         theirs = run_independent(tool, bundle, "--key", sealer_vkey, *args)
         assert (mine.verdict, theirs.verdict) == ("VERIFIED", "VERIFIED"), (mine, theirs)
     # a window that closed before the decisions were signed
-    env.run("policy", "sign", s, "--root-key", str(root), "--custodian",
-            f"{env.vkey}@..2020-01-01T00:00:00Z")
+    env.run(
+        "policy",
+        "sign",
+        s,
+        "--root-key",
+        str(root),
+        "--custodian",
+        f"{env.vkey}@..2020-01-01T00:00:00Z",
+    )
     doc = env.run("verify", s, "--root", root_vkey, "--json", code=1)
     assert "outside its window in trust policy 2" in doc["failure"]["message"]
     # the same policy in the bundle, the manifest signed again (an insider with the sealer key)
@@ -364,8 +479,9 @@ def test_a_policy_window_for_custodians(env: Env, tmp_path: Path, tool: Path) ->
 
 def test_log_refuses_unknown_words_and_unopened_incidents(env: Env) -> None:
     s = str(env.store)
-    result = env.run("incident", "log", s, "--incident", "NOPE", "--action", "note", "--why",
-                     "x", code=2)
+    result = env.run(
+        "incident", "log", s, "--incident", "NOPE", "--action", "note", "--why", "x", code=2
+    )
     assert "was never opened" in result.stderr
     _opened(env)
     for args, message in (
@@ -374,8 +490,7 @@ def test_log_refuses_unknown_words_and_unopened_incidents(env: Env) -> None:
         (["--action", "aware", "--event", "moonrise"], "unknown awareness event"),
         (["--action", "dance"], "--action must be one of"),
     ):
-        result = env.run("incident", "log", s, "--incident", "INC-2", *args, "--why", "x",
-                         code=2)
+        result = env.run("incident", "log", s, "--incident", "INC-2", *args, "--why", "x", code=2)
         assert message in result.stderr
     result = env.run("incident", "open", s, "--incident", "INC-2", "--why", "again", code=2)
     assert "open already" in result.stderr
@@ -389,6 +504,14 @@ def test_classify_suggests_and_applies_nothing(env: Env, tmp_path: Path) -> None
     assert doc["geo_database"]["name"].startswith("iptocc ")
     codes = [s["code"] for s in doc["suggestions"]]
     assert "ACD-EXTERNAL-OUTBOUND" in codes  # the zat host browsing abroad
-    status = env.run("incident", "status", str(env.store), "--incident", "INC-2", "--json",
-                     "--at", "2026-10-05T14:01:00+09:00")
+    status = env.run(
+        "incident",
+        "status",
+        str(env.store),
+        "--incident",
+        "INC-2",
+        "--json",
+        "--at",
+        "2026-10-05T14:01:00+09:00",
+    )
     assert status["incidents"][0]["reason_codes"] == ["CNI-INCIDENT"]

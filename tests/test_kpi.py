@@ -13,7 +13,11 @@ BOOK = regimes.load()
 CODES = reasons.load(book=BOOK)
 SCOPE = ("acd-internal", "jp-acd")
 RECIPIENTS = (
-    "competent_minister", "prime_minister_nco", "police", "jpcert_cc", "sector_isac",
+    "competent_minister",
+    "prime_minister_nco",
+    "police",
+    "jpcert_cc",
+    "sector_isac",
     "contractors",
 )
 BUNDLE = ("bundle:sha256:" + "00" * 32,)
@@ -26,8 +30,14 @@ def d(incident: str, action: str, at: str, **fields: object) -> Decision:
 
 def history() -> dict[str, Incident]:
     a = [
-        d("A", "open", "2026-10-05T14:00+09:00", regimes=SCOPE, severity="high",
-          observed_ns=to_ns(datetime.fromisoformat("2026-10-05T13:00+09:00"))),
+        d(
+            "A",
+            "open",
+            "2026-10-05T14:00+09:00",
+            regimes=SCOPE,
+            severity="high",
+            observed_ns=to_ns(datetime.fromisoformat("2026-10-05T13:00+09:00")),
+        ),
         d("A", "isolate", "2026-10-05T14:02+09:00"),
         d("A", "recognize", "2026-10-05T14:10+09:00", reasons=("CNI-INCIDENT",)),
         *(d("A", "notify", "2026-10-05T14:25+09:00", object=r) for r in RECIPIENTS),
@@ -39,8 +49,14 @@ def history() -> dict[str, Incident]:
         d("A", "close", "2026-10-21T10:00+09:00"),
     ]
     b = [
-        d("B", "open", "2026-11-02T09:00+09:00", regimes=SCOPE, severity="medium",
-          observed_ns=to_ns(datetime.fromisoformat("2026-11-01T09:00+09:00"))),
+        d(
+            "B",
+            "open",
+            "2026-11-02T09:00+09:00",
+            regimes=SCOPE,
+            severity="medium",
+            observed_ns=to_ns(datetime.fromisoformat("2026-11-01T09:00+09:00")),
+        ),
         d("B", "recognize", "2026-11-02T09:05+09:00", reasons=("CNI-INCIDENT",)),
         d("B", "isolate", "2026-11-02T09:10+09:00"),
         d("B", "notify", "2026-11-02T09:40+09:00", object="competent_minister"),

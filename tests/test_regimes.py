@@ -232,8 +232,15 @@ def test_status_as_of_a_moment_ignores_later_decisions() -> None:
 
 
 REQUIRED = (
-    "acd-internal", "jp-acd", "jp-appi", "eu-nis2", "eu-dora", "eu-gdpr", "us-circia",
-    "us-sec-8k", "in-certin",
+    "acd-internal",
+    "jp-acd",
+    "jp-appi",
+    "eu-nis2",
+    "eu-dora",
+    "eu-gdpr",
+    "us-circia",
+    "us-sec-8k",
+    "in-certin",
 )
 
 
@@ -250,8 +257,15 @@ def test_the_regimes_the_issue_requires_are_there_with_sources() -> None:
 
 def test_reason_codes_are_bilingual_and_name_events_and_evidence() -> None:
     wanted = {
-        "ACD-EXTERNAL-OUTER", "ACD-EXTERNAL-INBOUND", "CNI-INCIDENT", "VULN-EXPLOIT",
-        "ACD-EXTERNAL-OUTBOUND", "RANSOMWARE", "DDOS", "PERSONAL-DATA", "THIRD-PARTY",
+        "ACD-EXTERNAL-OUTER",
+        "ACD-EXTERNAL-INBOUND",
+        "CNI-INCIDENT",
+        "VULN-EXPLOIT",
+        "ACD-EXTERNAL-OUTBOUND",
+        "RANSOMWARE",
+        "DDOS",
+        "PERSONAL-DATA",
+        "THIRD-PARTY",
         "NOT-REPORTABLE",
     }
     assert wanted <= set(CODES.codes)

@@ -31,7 +31,6 @@ import yaml
 from acdkit._files import MIB, read_bounded
 from acdkit.errors import MalformedError, UsageError
 from acdkit.sealinfo import SealInfo
-from acdkit.sources._sql import sql_quote
 from acdkit.store import Store
 
 __all__ = [
@@ -47,6 +46,13 @@ __all__ = [
 ]
 
 CLASSIFY_SCHEMA = "acdkit-classify/1"
+
+
+def sql_quote(value: str) -> str:
+    """A SQL string literal holding ``value`` exactly."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 EXAMPLES = 5
 DEFAULT_DDOS_SOURCES = 100
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

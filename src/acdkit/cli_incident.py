@@ -17,8 +17,6 @@ import typer
 from rich.table import Table
 
 from acdkit import (
-    bundle,
-    classify,
     clocks,
     custodians,
     incident,
@@ -102,8 +100,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _parse(value: str) -> datetime:
+    from acdkit.bundle import parse_time  # bundle needs DuckDB: not at start-up (verify)
+
+    return parse_time(value)
+
+
 def _time(value: str | None) -> datetime:
-    return bundle.parse_time(value) if value else _now()
+    return _parse(value) if value else _now()
 
 
 def _custodian(path: Path | None) -> keys.Signer:
@@ -204,10 +208,10 @@ def incident_open_cmd(
     signer = _custodian(custodian_key)
     book, _codes = _data()
     det = _time(detected)
-    rec = bundle.parse_time(recognized) if recognized else det
+    rec = _parse(recognized) if recognized else det
     if rec < det:
         raise UsageError("--recognized is before --detected")
-    obs = bundle.parse_time(first_observed) if first_observed else None
+    obs = _parse(first_observed) if first_observed else None
     who = actor or signer.name
     scope = _split(regime) or book.default_scope
     opening = Decision(
@@ -237,6 +241,8 @@ _BUNDLE_ACTIONS = ("package", "submit")
 
 def _bundle_refs(st: store.Store, incident_id: str, path: Path) -> list[str]:
     """Verify a bundle of this log and incident; its manifest hash goes into the decision."""
+    from acdkit import bundle
+
     report = bundle.verify_bundle(path, st.verifier())
     if report.verdict != ExitCode.OK:
         msg = report.failure["message"] if report.failure else report.verdict_name
@@ -684,19 +690,21 @@ def classify_cmd(
     end: Annotated[str | None, typer.Option("--to", help="Window end (exclusive).")] = None,
     ddos_sources: Annotated[
         int, typer.Option(min=2, help="Distinct sources per minute to one address for DDOS.")
-    ] = classify.DEFAULT_DDOS_SOURCES,
+    ] = 100,
     json_out: JsonOpt = False,
 ) -> None:
     """Suggest reason codes from the sealed records, with counts and examples.
 
     Nothing is applied: log the codes you accept with `acdkit incident log --action classify`.
     """
+    from acdkit import classify
+
     st = store.Store.open(store_dir)
     known = incident.incidents(incident.read_logged(st))
     if incident_id not in known:
         raise UsageError(f"no incident {incident_id} in this store")
     geo = classify.mmdb_geo(geoip) if geoip else classify.rir_geo()
-    window = (bundle.parse_time(start) if start else None, bundle.parse_time(end) if end else None)
+    window = (_parse(start) if start else None, _parse(end) if end else None)
     report = classify.classify(
         st,
         incident_id,

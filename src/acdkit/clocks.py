@@ -187,8 +187,7 @@ def _deadline(
 
 def _external_scope(inc: Incident, book: RegimeBook) -> bool:
     return any(
-        rid in book.regimes and book.regimes[rid].basis != "internal_policy"
-        for rid in inc.scope()
+        rid in book.regimes and book.regimes[rid].basis != "internal_policy" for rid in inc.scope()
     )
 
 
