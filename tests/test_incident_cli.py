@@ -515,3 +515,70 @@ def test_classify_suggests_and_applies_nothing(env: Env, tmp_path: Path) -> None
         "2026-10-05T14:01:00+09:00",
     )
     assert status["incidents"][0]["reason_codes"] == ["CNI-INCIDENT"]
+
+
+def test_seal_refuses_a_queued_decision_that_would_not_verify(env: Env) -> None:
+    from acdkit import logentries
+    from acdkit.decision import Decision
+    from acdkit.encoding import EntryType
+    from acdkit.store import Store
+
+    _opened(env)
+    st = Store.open(env.store)
+    signer = keys.load_signer(env.custodian)
+    _signed, body = Decision("INC-2", "note", 0, 0, "alice", "genuine").sign(signer, st.origin)
+    forged = body.replace(b"genuine", b"forged!")
+    logentries.add_pending(st, EntryType.DECISION, forged)
+    result = env.run("seal", str(env.store), code=1)
+    assert "would not verify" in result.stderr and "signature does not verify" in result.stderr
+
+
+def _bundle_with_decisions(env: Env, tmp_path: Path) -> Path:
+    _opened(env)
+    env.run("seal", str(env.store))
+    out = tmp_path / "bundle"
+    env.run("package", str(env.store), "--incident", "INC-2", *WINDOW, "--out", str(out))
+    assert len(list((out / "decisions").iterdir())) == 2
+    return out
+
+
+def _edit_first_decision(root: Path, old: bytes, new: bytes) -> None:
+    import base64
+
+    path = sorted((root / "decisions").iterdir())[0]
+    lines = path.read_bytes().split(b"\n")
+    extra = base64.b64decode(lines[1].removeprefix(b"extra "))
+    lines[1] = b"extra " + base64.b64encode(extra.replace(old, new))
+    path.write_bytes(b"\n".join(lines))
+
+
+def _other_incident(root: Path) -> None:
+    _edit_first_decision(root, b"INC-2", b"INC-3")
+
+
+def test_both_verifiers_agree_on_damaged_decisions(env: Env, tmp_path: Path, tool: Path) -> None:
+    good = _bundle_with_decisions(env, tmp_path)
+    sealer = keys.load_signer(env.sealer)
+    vkey = (env.store / "keys/sealer.vkey").read_text().strip()
+    cases: dict[str, tuple[Any, str]] = {
+        "edited-why": (lambda r: _edit_first_decision(r, b"opened", b"closed"), "TAMPERED"),
+        "custodian-list-replaced": (
+            lambda r: (r / "key/custodians.vkey").write_text(_another_vkey(tmp_path) + "\n"),
+            "TAMPERED",
+        ),
+        "custodian-list-not-a-vkey": (
+            lambda r: (r / "key/custodians.vkey").write_text("alice\n"),
+            "MALFORMED",
+        ),
+        "decision-proof-dropped": (
+            lambda r: sorted((r / "decisions").iterdir())[0].unlink(),
+            "VERIFIED",  # a bundle proves the decisions it carries, not that none is left out
+        ),
+    }
+    for name, (damage, verdict) in cases.items():
+        work = tmp_path / name
+        shutil.copytree(good, work)
+        damage(work)
+        resign(work, sealer)
+        mine, theirs = run_acdkit(work, "--key", vkey), run_independent(tool, work, "--key", vkey)
+        assert (mine.verdict, theirs.verdict) == (verdict, verdict), (name, mine, theirs)

@@ -636,9 +636,9 @@ def _check_bundle_decisions(
         trust,
         manifest.incident,
     )
-    report.ok("11", found.detail(trust))
     if not found.decisions:
-        return None
+        return None  # nothing to report: bundles without decisions read as before
+    report.ok("11", found.detail(trust))
     pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
     return f"{found.decisions} decisions of incident {manifest.incident} signed{pinned}"
 

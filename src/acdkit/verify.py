@@ -710,9 +710,9 @@ def _check_decisions(
     for warning in found.warnings:
         report.warn("10", warning)
     report.facts["decisions"] = found.decisions
-    report.ok("10", found.detail(trust))
     if not found.decisions:
-        return None
+        return None  # nothing to report: stores without decisions read as before
+    report.ok("10", found.detail(trust))
     pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
     return f"{found.decisions} decisions signed by custodian keys{pinned}"
 
