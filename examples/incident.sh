@@ -59,7 +59,9 @@ acdkit incident log "$s" "${inc[@]}" --action submit --stage jp-acd/written \
   --at 2026-10-20T10:00:00+09:00 --why "written report on the common form"
 acdkit incident close "$s" "${inc[@]}" --at 2026-10-21T12:00:00+09:00 --why "closed" --seal
 acdkit incident status "$s" --at 2026-10-22T00:00:00+09:00
-acdkit verify "$s"
+# no outside memory in a walkthrough: --local-only (in production keep --state off the
+# collector, or run a witness, so that a rollback of the newest segments shows)
+acdkit verify "$s" --local-only
 acdkit package "$s" "${inc[@]}" "${window[@]}" --out "$out/bundle-2"
 acdkit verify "$out/bundle-2" --key "$s/keys/sealer.vkey" \
   --custodian "$(cat "$s/keys/custodians.vkey")"

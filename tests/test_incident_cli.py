@@ -278,7 +278,7 @@ def test_an_incident_from_open_to_close_on_the_examples(
         "jp-appi/preliminary": "waiting",  # in the default scope; no personal data involved
         "jp-appi/final": "waiting",
     }
-    verified = env.run("verify", s, "--json")
+    verified = env.run("verify", s, "--local-only", "--json")
     assert verified["verdict"] == "VERIFIED" and verified["facts"]["decisions"] == 15
     assert "15 decisions signed by custodian keys" in verified["coverage"]
     check10 = next(c for c in verified["checks"] if c["id"] == "10")
@@ -421,16 +421,16 @@ def test_verify_holds_decisions_to_the_pinned_or_listed_custodians(
 ) -> None:
     _opened(env)
     env.run("seal", str(env.store))
-    assert env.run("verify", str(env.store), "--json")["verdict"] == "VERIFIED"
+    assert env.run("verify", str(env.store), "--local-only", "--json")["verdict"] == "VERIFIED"
     other = _another_vkey(tmp_path)
-    doc = env.run("verify", str(env.store), "--custodian", other, "--json", code=1)
+    doc = env.run("verify", str(env.store), "--local-only", "--custodian", other, "--json", code=1)
     assert "which --custodian does not list" in doc["failure"]["message"]
     (env.store / "keys/custodians.vkey").write_text(other + "\n")  # the list now contradicts
-    doc = env.run("verify", str(env.store), "--json", code=1)
+    doc = env.run("verify", str(env.store), "--local-only", "--json", code=1)
     assert doc["failure"]["check"] == "10"
-    assert env.run("verify", str(env.store), "--custodian", env.vkey, "--json")["verdict"] == (
-        "VERIFIED"
-    )
+    assert env.run("verify", str(env.store), "--local-only", "--custodian", env.vkey, "--json")[
+        "verdict"
+    ] == ("VERIFIED")
 
 
 def test_a_policy_window_for_custodians(env: Env, tmp_path: Path, tool: Path) -> None:
@@ -444,7 +444,7 @@ def test_a_policy_window_for_custodians(env: Env, tmp_path: Path, tool: Path) ->
     text = env.run("policy", "show", s, "--json")["text"]
     assert f"custodian {env.vkey} - -\n" in text
     root_vkey = keys.load_signer(root).verifier.vkey()
-    doc = env.run("verify", s, "--root", root_vkey, "--json")
+    doc = env.run("verify", s, "--local-only", "--root", root_vkey, "--json")
     assert doc["verdict"] == "VERIFIED"
     assert "(custodian keys not pinned)" not in doc["coverage"]
     bundle = tmp_path / "bundle"
@@ -464,7 +464,7 @@ def test_a_policy_window_for_custodians(env: Env, tmp_path: Path, tool: Path) ->
         "--custodian",
         f"{env.vkey}@..2020-01-01T00:00:00Z",
     )
-    doc = env.run("verify", s, "--root", root_vkey, "--json", code=1)
+    doc = env.run("verify", s, "--local-only", "--root", root_vkey, "--json", code=1)
     assert "outside its window in trust policy 2" in doc["failure"]["message"]
     # the same policy in the bundle, the manifest signed again (an insider with the sealer key)
     (bundle / "policy" / f"{1:020d}.policy.note").unlink()
