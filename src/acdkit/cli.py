@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from acdkit import (
     __version__,
     anchor,
+    cmdsig,
     keys,
     seal,
     store,
@@ -264,19 +265,32 @@ def ingest_cmd(
     ] = None,
     do_seal: Annotated[bool, typer.Option("--seal", help="Seal right after ingesting.")] = False,
     key: KeyOpt = None,
+    sig_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sig-key",
+            envvar="ACDKIT_SIG_KEY",
+            help="The organization's command-signature key file (never inside a store) "
+            f"\\[default: $ACDKIT_KEY_DIR/{cmdsig.KEY_FILE_NAME}, created on first need].",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Normalize Zeek and Suricata logs into machine-information records (staged, unsealed).
+    """Normalize logs into machine-information records (staged, unsealed).
 
     Every line becomes a record, a skip or a reject with its line number and reason. A file
-    already in the source ledger (same SHA-256) is not ingested again.
+    already in the source ledger (same SHA-256) is not ingested again. Command lines are
+    kept only as keyed signatures.
     """
     st = store.Store.open(store_dir)
     signer = _signer_for(st, key) if do_seal else None
+    keys_at = cmdsig.KeySource(sig_key, explicit=True) if sig_key else None
     with _progress(_show_progress(json_out), "ingest") as progress:
         from acdkit import ingest
 
-        report = ingest.ingest(st, files, fmt, sensor, progress)
+        report = ingest.ingest(st, files, fmt, sensor, progress, keys_at)
+    if report.sig_key_created:
+        _key_notice(report.sig_key_created)
     sealed = None
     if signer is not None:
         sealed = _run_seal(st, signer, json_out)
@@ -289,6 +303,7 @@ def ingest_cmd(
                 "records": report.records,
                 "seconds": round(report.seconds, 3),
                 "files": [f.to_json() for f in report.files],
+                "sig_key_created": report.sig_key_created,
                 "seal": _seal_doc(sealed) if sealed else None,
             }
         )
@@ -321,6 +336,16 @@ def formats_cmd(json_out: JsonOpt = False) -> None:
     for name, description in rows:
         table.add_row(name, description)
     err.print(table)
+
+
+def _key_notice(path: str) -> None:
+    # stderr, also under --json: whoever runs this must learn that the key has to travel
+    err.print(
+        f"[yellow]notice[/] created the organization's command-signature key {path} "
+        "(mode 0600). Copy this file to every other collector of the organization "
+        "(--sig-key or ACDKIT_SIG_KEY there): signatures made under different keys never "
+        "match. Keep it off every evidence store."
+    )
 
 
 # -- seal ---------------------------------------------------------------------------------------

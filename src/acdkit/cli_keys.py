@@ -1,4 +1,5 @@
-"""`acdkit keys …`: create key pairs, rotate and revoke a log's sealer key, show the chain."""
+"""`acdkit keys …`: create key pairs and the command-signature key, rotate and revoke a
+log's sealer key, show the chain."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from acdkit import custodians, keys, policy, rotation, store
+from acdkit import cmdsig, custodians, keys, policy, rotation, store
 from acdkit._files import read_bounded
 from acdkit.cli import (
     JsonOpt,
@@ -31,7 +32,8 @@ from acdkit.keychain import ROTATE, KeyChain, read_chain
 from acdkit.policy import SealerWindow
 
 keys_app = typer.Typer(
-    help="Create key pairs; rotate or revoke a log's sealer key; show the key chain.",
+    help="Create key pairs and the command-signature key; rotate or revoke a log's sealer "
+    "key; show the key chain.",
     no_args_is_help=True,
 )
 
@@ -135,6 +137,37 @@ def keys_add_custodian_cmd(
     else:
         what = "registered" if added else "already registered"
         err.print(f"[green]{what}[/] custodian key {key.key_id.hex()} ({key.name})")
+
+
+@keys_app.command("sig-new")
+@_handles_errors
+def keys_sig_new_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            envvar="ACDKIT_SIG_KEY",
+            help="Where to write the key (mode 0600; never inside a store) "
+            f"\\[default: $ACDKIT_KEY_DIR/{cmdsig.KEY_FILE_NAME}].",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create the organization's command-signature key; print its key ID, never the key.
+
+    Make it once, then copy the file to every collector of the organization: the same
+    command shape gives the same signature only under the same key.
+    """
+    path = out or cmdsig.default_key_path()
+    key = cmdsig.create_key(path)
+    if json_out:
+        _emit({"command": "keys sig-new", "key_path": str(path), "key_id": key.key_id})
+    else:
+        err.print(
+            f"[green]created[/] command-signature key {path} (mode 0600)\n"
+            f"  key id {key.key_id}\n"
+            "Copy it to every collector of the organization; keep it off every store."
+        )
 
 
 @keys_app.command("rotate")

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acdkit import __version__, minimize, schema, sources
+from acdkit import __version__, cmdsig, minimize, schema, sources
 from acdkit._pool import process_pool
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
@@ -78,6 +78,8 @@ class FileResult:
     error: str | None = None
     early: dict[str, int] = field(default_factory=dict)  # records timed before 1990
     exit_code: int = 0
+    signatures: int = 0  # records with a command signature
+    sig_key_id: str | None = None  # the key they were made with
 
     @property
     def record_count(self) -> int:
@@ -91,6 +93,8 @@ class FileResult:
 class IngestReport:
     files: list[FileResult]
     seconds: float
+    # the organization's signature key, when this run had to create it (a notice is due)
+    sig_key_created: str | None = None
 
     @property
     def records(self) -> int:
@@ -120,20 +124,23 @@ class _Staged:
     """One chunk, parsed and minimized: staged rows per table, reject and skip lines.
 
     A pool worker writes its rows itself and sends back only ``written``: per table the
-    record count, the time range and how many times lie before 1990.
+    record count, the time range, how many times lie before 1990 and how many records
+    carry a command signature.
     """
 
     tables: dict[str, pa.Table]
     rejects: list[pa.Table]
     skips: list[pa.Table]
-    written: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    written: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
 
 
-def _summarize(rows: pa.Table) -> tuple[int, int, int, int]:
+def _summarize(table: str, rows: pa.Table) -> tuple[int, int, int, int, int]:
     ts = rows.column("ts_utc").cast(pa.int64())
     lo, hi = pc.min_max(ts).values()
     early = pc.sum(pc.less(ts, TS_1990_NS)).as_py() or 0
-    return rows.num_rows, lo.as_py(), hi.as_py(), early
+    sig = minimize.SIGNATURE_FIELDS.get(table)
+    signed = rows.num_rows - rows.column(sig).null_count if sig else 0
+    return rows.num_rows, lo.as_py(), hi.as_py(), early, signed
 
 
 def _part_path(directory: Path, table: str, part: int) -> Path:
@@ -157,6 +164,7 @@ class _Task:
     part: int  # this chunk's number, which orders the part files
     raw: RawChunk | None = None
     span: tuple[str, int, int, int] | None = None  # (file, offset, length, first line)
+    sig_key: cmdsig.SigKey | None = None  # travels to the worker in memory, never on disk
 
     def lines(self) -> LineChunk:
         if self.chunk is not None:
@@ -175,12 +183,12 @@ class _Task:
         return RawChunk(first_line, data, offset).chunk()
 
 
-def _finalize(parsed: sources.Parsed) -> _Staged:
+def _finalize(parsed: sources.Parsed, sig_key: cmdsig.SigKey | None) -> _Staged:
     staged = _Staged({}, list(parsed.rejects), list(parsed.skips))
     for table, projected in parsed.tables.items():
         if projected.num_rows == 0:
             continue
-        rows, bad = minimize.finalize(projected, schema.load(table))
+        rows, bad = minimize.finalize(projected, schema.load(table), sig_key)
         staged.tables[table] = rows
         staged.rejects.append(bad)
     return staged
@@ -197,11 +205,11 @@ def _parse_in_worker(task: _Task) -> _Staged:
         _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
     parser = _WORKER_PARSERS[key]
     parser.restore(task.state)
-    staged = _finalize(parser.parse(task.lines()))
+    staged = _finalize(parser.parse(task.lines()), task.sig_key)
     for table, rows in staged.tables.items():
         if rows.num_rows:
             _write_part(_part_path(Path(task.out_dir), table, task.part), rows)
-            staged.written[table] = _summarize(rows)
+            staged.written[table] = _summarize(table, rows)
     staged.tables = {}
     return staged
 
@@ -235,6 +243,7 @@ def _staged_chunks(
     pool: ProcessPoolExecutor | None,
     plain_path: Path | None,
     out_dir: Path,
+    sig_key: cmdsig.SigKey | None,
 ) -> Iterator[tuple[int, _Staged]]:
     """Parse chunks in order, in this process or in the pool; yield (last line, result).
 
@@ -248,7 +257,7 @@ def _staged_chunks(
             for item in items:
                 assert not isinstance(item, FileSpan)
                 chunk = item.chunk() if isinstance(item, RawChunk) else item
-                yield _last_line(item), _finalize(parser.parse(chunk))
+                yield _last_line(item), _finalize(parser.parse(chunk), sig_key)
         finally:
             ctx.con.close()
         return
@@ -257,7 +266,7 @@ def _staged_chunks(
     try:
         for part, item in enumerate(items, start=1):
             state = reader.snapshot()
-            task = _Task(fmt.name, sensor, state, None, str(out_dir), part)
+            task = _Task(fmt.name, sensor, state, None, str(out_dir), part, sig_key=sig_key)
             if isinstance(item, FileSpan):
                 reader.advance(item.view)
                 assert plain_path is not None
@@ -344,6 +353,7 @@ def _ingest_file(
     progress: ProgressFn | None,
     pool: ProcessPoolExecutor | None,
     known_sizes: set[int],
+    keys: cmdsig.KeySource,
 ) -> FileResult:
     size = path.stat().st_size
     result = FileResult(str(path), "", "ingested")
@@ -358,8 +368,9 @@ def _ingest_file(
         # no file of this size is in the ledger, so this one is new: hash while parsing
         hasher = hashlib.sha256()
     fmt, result.format = _format_of(path, fmt_name)
+    sig_key = keys.get() if fmt.commands else None
     if fmt.read_records is not None:
-        return _ingest_records(store, path, fmt, sensor, progress, result)
+        return _ingest_records(store, path, fmt, sensor, progress, result, sig_key)
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -376,7 +387,7 @@ def _ingest_file(
                 else:
                     items = read_raw(fh)
                 for last_line, staged in _staged_chunks(
-                    items, fmt, sensor, pool, plain, staging.dir
+                    items, fmt, sensor, pool, plain, staging.dir, sig_key
                 ):
                     result.lines = last_line
                     _stage_chunk(staged, staging, records, skips, rejects, result)
@@ -395,7 +406,7 @@ def _ingest_file(
             staging.abort()
             result.status = "already ingested"
             return result
-        _close_result(path, result, records, skips, rejects)
+        _close_result(path, result, records, skips, rejects, sig_key)
         staging.commit(store, _ledger_entry(path, size, result, sensor))
     except BaseException:
         staging.abort()
@@ -409,9 +420,13 @@ def _close_result(
     records: Counter[str],
     skips: Counter[str],
     rejects: Counter[str],
+    sig_key: cmdsig.SigKey | None,
 ) -> None:
     """Fill in a file's counts and check that every line (or record) is accounted for."""
     result.records = {t: records.get(t, 0) for t in schema.TABLES}
+    if result.signatures:
+        assert sig_key is not None
+        result.sig_key_id = sig_key.key_id
     for table, early in result.early.items():
         if early:
             result.warnings.append(
@@ -432,6 +447,7 @@ def _ingest_records(
     sensor: str | None,
     progress: ProgressFn | None,
     result: FileResult,
+    sig_key: cmdsig.SigKey | None,
 ) -> FileResult:
     """Ingest a record format (EVTX, PCAP): the format reads the file, in chunks of records.
 
@@ -455,13 +471,14 @@ def _ingest_records(
         for chunk in fmt.read_records(path, ctx):
             result.lines = max(result.lines, chunk.last)
             result.warnings.extend(chunk.warnings)
-            _stage_chunk(_finalize(chunk.parsed), staging, records, skips, rejects, result)
+            staged = _finalize(chunk.parsed, sig_key)
+            _stage_chunk(staged, staging, records, skips, rejects, result)
             if progress:
                 progress(path.name, chunk.done, before.st_size)
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise InputIOError(f"{path} changed while it was being ingested")
-        _close_result(path, result, records, skips, rejects)
+        _close_result(path, result, records, skips, rejects, sig_key)
         staging.commit(store, _ledger_entry(path, before.st_size, result, sensor))
     except BaseException:
         staging.abort()
@@ -509,16 +526,17 @@ def _stage_chunk(
     for table, staged in parsed.tables.items():
         if staged.num_rows:
             staging.write(table, staged)
-            written[table] = _summarize(staged)
-    for table, (count, lo, hi, early) in written.items():
+            written[table] = _summarize(table, staged)
+    for table, (count, lo, hi, early, signed) in written.items():
         records[table] += count
+        result.signatures += signed
         result.ts_min_ns = lo if result.ts_min_ns is None else min(result.ts_min_ns, lo)
         result.ts_max_ns = hi if result.ts_max_ns is None else max(result.ts_max_ns, hi)
         result.early[table] = result.early.get(table, 0) + early
 
 
 def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None) -> dict[str, Any]:
-    return {
+    entry = {
         "sha256": result.sha256,
         "size": size,
         # the base name only: a full path may hold a user name
@@ -537,6 +555,11 @@ def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None)
         "ts_max_ns": result.ts_max_ns,
         "warnings": result.warnings,
     }
+    if result.signatures:
+        # signatures made under different keys never match: say which key made these
+        entry["signatures"] = result.signatures
+        entry["sig_key_id"] = result.sig_key_id
+    return entry
 
 
 def ingest(
@@ -545,10 +568,17 @@ def ingest(
     fmt: str | None = None,
     sensor: str | None = None,
     progress: ProgressFn | None = None,
+    sig_key: cmdsig.KeySource | None = None,
 ) -> IngestReport:
-    """Ingest each file; a file that fails is reported and the others still go in."""
+    """Ingest each file; a file that fails is reported and the others still go in.
+
+    ``sig_key`` says where the command-signature key is (default: the user key directory,
+    where it is created the first time a format carries command lines).
+    """
     if fmt is not None:
         sources.get(fmt)  # fail early on a bad --format
+    keys = sig_key or cmdsig.KeySource.default()
+    keys.check()
     for path in paths:
         if not path.is_file():
             raise UsageError(f"input {path} does not exist or is not a file")
@@ -562,7 +592,9 @@ def ingest(
         known_sizes = {int(entry["size"]) for entry in store.ledger()}
         for path in paths:
             try:
-                results.append(_ingest_file(store, path, fmt, sensor, progress, pool, known_sizes))
+                results.append(
+                    _ingest_file(store, path, fmt, sensor, progress, pool, known_sizes, keys)
+                )
                 known_sizes.add(path.stat().st_size)
             except AcdkitError as exc:
                 log.info("%s: %s", path, exc)  # the report carries it; not said twice
@@ -578,4 +610,5 @@ def ingest(
                         str(path), "", "failed", error=str(err), exit_code=int(err.exit_code)
                     )
                 )
-    return IngestReport(results, time.monotonic() - started)
+    created = str(keys.path) if keys.created else None
+    return IngestReport(results, time.monotonic() - started, created)

@@ -10,7 +10,12 @@ passwords, payloads) has no column to land in.  What remains is normalized here:
   `sources._sql`);
 * DNS answer data that are addresses get the same canonical form;
 * a row whose address does not parse becomes a reject; reasons name the field, never echo
-  its value, so hostile input cannot smuggle content through the reject log.
+  its value, so hostile input cannot smuggle content through the reject log;
+* a command line, which a parser hands over in the transient column ``_cmdline``, becomes
+  its keyed signature (`cmdsig`: ``cmd_sig`` in net, ``cmdline_sig`` in edr) and the text
+  goes no further.
+
+docs/minimization.md states the whole policy, table by table.
 """
 
 from __future__ import annotations
@@ -20,9 +25,19 @@ import ipaddress
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from acdkit.cmdsig import SigKey, sign_column
 from acdkit.schema import TableSchema
 
-__all__ = ["canonical_ip", "finalize"]
+__all__ = ["CMDLINE", "SIGNATURE_FIELDS", "KeyRequired", "canonical_ip", "finalize"]
+
+CMDLINE = "_cmdline"  # transient: never a schema field, so never staged
+SIGNATURE_FIELDS = {"net": "cmd_sig", "edr": "cmdline_sig"}
+
+
+class KeyRequired(RuntimeError):
+    """Rows carry command lines but no signature key was given (a format bug: its
+    `SourceFormat.commands` must be set, so that ingest fetches the key first)."""
+
 
 LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
 
@@ -90,11 +105,32 @@ def _normalize_rrdata(col: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(col.offsets, values, mask=pc.is_null(col))
 
 
-def finalize(rows: pa.Table, schema: TableSchema) -> tuple[pa.Table, pa.Table]:
+def _sign_commands(rows: pa.Table, schema: TableSchema, key: SigKey | None) -> pa.Table:
+    """Replace ``_cmdline`` by the table's signature column; the text is dropped here."""
+    if CMDLINE not in rows.column_names:
+        return rows
+    lines = rows.column(CMDLINE).combine_chunks()
+    rows = rows.drop_columns([CMDLINE])
+    target = SIGNATURE_FIELDS.get(schema.table)
+    if target is None:
+        raise ValueError(f"the {schema.table} table has no field for command signatures")
+    if key is None:
+        if lines.null_count == len(lines):
+            return rows
+        raise KeyRequired(f"{schema.table} rows carry command lines but no key was given")
+    signatures = sign_column(lines, key)
+    if target in rows.column_names:
+        return rows.set_column(rows.schema.get_field_index(target), target, signatures)
+    return rows.append_column(target, signatures)
+
+
+def finalize(
+    rows: pa.Table, schema: TableSchema, sig_key: SigKey | None = None
+) -> tuple[pa.Table, pa.Table]:
     """Split projected rows into staged records and rejects (line, reason).
 
     The records have the schema's types and every field but ``src_ledger_id``
-    (`TableSchema.staged_file_arrow`).
+    (`TableSchema.staged_file_arrow`); command lines are signed with ``sig_key``.
     """
     rows = rows.combine_chunks()
     reasons = rows.column("reject_reason")
@@ -117,6 +153,7 @@ def finalize(rows: pa.Table, schema: TableSchema) -> tuple[pa.Table, pa.Table]:
     )
     # the common case, no reject in the chunk, needs no copy of the rows
     kept = rows if reasons.null_count == len(reasons) else rows.filter(good)
+    kept = _sign_commands(kept, schema, sig_key)  # rejected rows need no signature
     n = kept.num_rows
     columns = []
     target = schema.staged_file_arrow()

@@ -113,6 +113,9 @@ class SourceFormat:
     make_parser: Callable[[Context], Parser] = _no_line_parser
     # set for formats that are not text lines: reads the (uncompressed) file itself
     read_records: RecordReader | None = None
+    # rows may carry a command line (column ``_cmdline``): ingest fetches the signature key
+    # before parsing, and `minimize.finalize` turns the text into cmd_sig / cmdline_sig
+    commands: bool = False
 
 
 _REGISTRY: dict[str, SourceFormat] = {}

@@ -27,7 +27,8 @@ def first_objects(head: bytes, limit: int = 20) -> list[dict[str, Any]]:
             continue
         try:
             obj = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: a line nested thousands deep is not a log line (hostile input)
             continue
         if isinstance(obj, dict):
             out.append(obj)

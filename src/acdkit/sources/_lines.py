@@ -171,6 +171,18 @@ def _blocks(fh: BinaryIO, block: int) -> Iterator[bytes]:
         yield b"".join(parts)
 
 
+def _damage(exc: BaseException) -> str:
+    """What went wrong in a compressed stream, in words of ours: the library's message can
+    quote input bytes ("Not a gzipped file (b'..')") and it lands in the ledger."""
+    if isinstance(exc, EOFError):
+        return "the stream ends before its end marker"
+    if isinstance(exc, gzip.BadGzipFile):
+        return "a gzip member header or trailer is damaged"
+    if isinstance(exc, zlib.error):
+        return "the compressed data are corrupt"
+    return "the compressed stream could not be read"
+
+
 class TruncatedInput(Exception):
     """The compressed stream ended early or is corrupt after ``lines_read`` lines."""
 
@@ -253,7 +265,7 @@ def read_raw(
                     [(line_no, "line cut off where the compressed input ends")],
                 )
             raise TruncatedInput(
-                lines_read, f"compressed input is truncated or corrupt: {exc}"
+                lines_read, f"compressed input is truncated or corrupt: {_damage(exc)}"
             ) from None
         if not data:
             break

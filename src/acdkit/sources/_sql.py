@@ -2,7 +2,9 @@
 
 A source produces a relation of text columns with generic names (see NET_INPUTS and
 DNS_INPUTS); these projections turn them into schema types in bulk, cut content (query
-strings, URL user-info) and give each invalid row a reject reason instead of a value.
+strings, URL user-info, user names in paths) and give each invalid row a reject reason
+instead of a value.  A command line (net input ``cmdline``, optional) leaves the query as
+the transient column ``_cmdline``, which `minimize.finalize` replaces by its signature.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "DNS_INPUTS",
     "NET_INPUTS",
+    "OPTIONAL_NET_INPUTS",
     "routed_query",
     "sql_quote",
     "ts_ns",
@@ -39,7 +42,10 @@ NET_INPUTS = (
     "orig_pkts",
     "resp_pkts",
     "sensor",
+    "cmdline",
 )
+# inputs a source may leave out, and what they are then
+OPTIONAL_NET_INPUTS = {"cmdline": "NULL"}
 DNS_INPUTS = (
     "line",
     "kind",
@@ -113,10 +119,13 @@ _INVISIBLE = r"[\p{Zs}\p{Zl}\p{Zp}\p{Cc}\p{Cf}\p{Co}]"
 # character: what follows is user data, or not a path at all
 _PATH_END = rf"([?#;]|%3[fF]|%2[35]|{_INVISIBLE}).*$"
 _SCHEME = "^[a-zA-Z][a-zA-Z0-9+.-]*://"
+# a user's directory in a path: /home/NAME, /Users/NAME (macOS), /~NAME (also as %7E)
+_USER_DIR = "(/home/|/Users/|/~|/%7[eE])[^/]+"
 
 
 def _url_path(col: str) -> str:
-    """The request path only, without query, fragment, path parameters or user-info.
+    """The request path only, without query, fragment, path parameters, user-info or user
+    names (a user's directory segment becomes ``<user>``).
 
     Leading blanks go first; an absolute-form URI keeps only its path; in every other form
     that does not start with one '/' (scheme-relative ``//user@host/...``, a CONNECT target
@@ -131,7 +140,8 @@ def _url_path(col: str) -> str:
         f"CASE WHEN starts_with({path}, '/') AND NOT starts_with({path}, '//') THEN {path}"
         f" ELSE regexp_replace({path}, '^(//)?[^?#]*@', '\\1', 's') END"
     )
-    return f"regexp_replace({path}, '{_PATH_END}', '', 's')"
+    path = f"regexp_replace({path}, '{_PATH_END}', '', 's')"
+    return f"regexp_replace({path}, '{_USER_DIR}', '\\1<user>', 'gs')"
 
 
 def _url_host(col: str) -> str:
@@ -174,7 +184,7 @@ def _net_columns(sensor: str) -> list[str]:
         f"{_url_host('n_url_host')} AS url_host",
         f"{_url_path('n_url_uri')} AS url_path",
         "TRY_CAST(n_http_status AS USMALLINT) AS http_status",
-        "CAST(NULL AS VARCHAR) AS cmd_sig",
+        "CAST(n_cmdline AS VARCHAR) AS _cmdline",
         "n_ts_ns AS ts_utc",
         "n_duration_ns AS duration_ns",
         "TRY_CAST(n_orig_bytes AS UBIGINT) AS orig_bytes",
@@ -236,6 +246,7 @@ def routed_query(
     "dns.<column>" for every column of the two tables (and ``src_line``).  Each layer is
     computed once per row, so nothing is parsed or materialized twice.
     """
+    net = {**OPTIONAL_NET_INPUTS, **net}
     missing = (set(NET_INPUTS) - {"line"}) ^ set(net) | (set(DNS_INPUTS) - {"line"}) ^ set(dns)
     if missing:
         raise ValueError(f"routed_query: inputs do not match: {sorted(missing)}")
