@@ -67,6 +67,7 @@ def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ACDKIT_WITNESS_NAME",
         "ACDKIT_WITNESS_STATE",
         "ACDKIT_WITNESS_LOG_KEY",
+        "ACDKIT_SIG_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
     yield

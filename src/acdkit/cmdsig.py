@@ -181,14 +181,18 @@ class KeySource:
 
 # -- normalization ----------------------------------------------------------------------------
 #
-# The rules of docs/evidence-format.md §13, as RE2 patterns for Arrow's regex kernels.  Only
-# ASCII is folded: `_ci` spells a word in both cases, so no Unicode case folding (K and the
-# Kelvin sign) can make two implementations disagree.
+# The rules of docs/evidence-format.md §13.2, as RE2 patterns for Arrow's regex kernels.  Only
+# ASCII is folded (`_ci` spells a word in both cases) and the blanks are listed one by one,
+# so that no Unicode table (case folding, the Z category) can make two implementations
+# disagree; `\b` is RE2's ASCII word boundary.
 
-_BLANK = r"[\t\n\v\f\r\p{Z}]"
-_NONBLANK = r"[^\t\n\v\f\r\p{Z}]"  # a character of a path or argument: anything not blank
+# U+0009-U+000D and the code points of categories Zs, Zl and Zp (Unicode 15)
+_BLANKS = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_BLANK = f"[{_BLANKS}]"
+_NONBLANK = f"[^{_BLANKS}]"  # a character of a path or an argument
 _SEP = r"[\\/]"
-_START = r"(^|[\t\n\v\f\r\p{Z}=:,])"  # what may precede a POSIX absolute path
+_START = f"(^|[{_BLANKS}=:,])"  # what may come before a POSIX absolute path
+_NAME = f"[^\\\\/{_BLANKS}]+"  # one path segment
 
 
 def _ci(word: str) -> str:
@@ -199,37 +203,36 @@ def _win(*segments: str) -> str:
     return _SEP.join(_ci(s) for s in segments)
 
 
-_PATH_END = rf"({_SEP}{_NONBLANK}*|\b)"  # the rest of the path, or the word ends here
+_PATH_END = f"({_SEP}{_NONBLANK}*|\\b)"  # the rest of the path, or the word ends here
 _DRIVE = r"\b[A-Za-z][:$]"  # C: or, in an admin share, c$
 
-_EXECUTABLE = rf"(?s)^{_BLANK}*(?P<exe>\"[^\"]*\"?|[^\t\n\v\f\r\p{{Z}}\"]+)(?P<rest>.*)$"
-_WINDOWS_EXE = r"\\|^\"?[A-Za-z]:|" + _ci(r"\.(exe|com|bat|cmd)") + r"\"?$"
+_EXECUTABLE = f'(?s)^{_BLANK}*(?P<exe>"[^"]*"?|[^{_BLANKS}"]+)(?P<rest>.*)$'
+_WINDOWS_EXE = r'\\|^"?[A-Za-z]:|' + _ci(r"\.(exe|com|bat|cmd)") + r'"?$'
 
 RULES: tuple[tuple[str, str, str], ...] = (
     # (name, pattern, replacement), applied in this order after the executable step
-    ("quotes", r"[\"']", ""),
+    ("quotes", "[\"']", ""),
     ("nt-prefix", r"(\\\?\?\\|\\\\\?\\)([A-Za-z]:)", r"\2"),
-    ("temp", rf"%{_ci('(temp|tmp)')}%({_SEP}{_NONBLANK}*)?", "<temp>"),
-    ("temp", rf"%{_ci('localappdata')}%{_SEP}{_ci('temp')}{_PATH_END}", "<temp>"),
+    ("temp", f"%{_ci('(temp|tmp)')}%({_SEP}{_NONBLANK}*)?", "<temp>"),
+    ("temp", f"%{_ci('localappdata')}%{_SEP}{_ci('temp')}{_PATH_END}", "<temp>"),
     (
         "temp",
-        rf"({_DRIVE}{_SEP}{_ci('users')}{_SEP}[^\\/\t\n\v\f\r\p{{Z}}]+|%{_ci('userprofile')}%)"
-        rf"{_SEP}{_win('appdata', 'local', 'temp')}{_PATH_END}",
+        f"({_DRIVE}{_SEP}{_ci('users')}{_SEP}{_NAME}|%{_ci('userprofile')}%)"
+        f"{_SEP}{_win('appdata', 'local', 'temp')}{_PATH_END}",
         "<temp>",
     ),
-    ("temp", rf"{_DRIVE}{_SEP}{_win('windows', 'temp')}{_PATH_END}", "<temp>"),
-    ("temp", rf"{_START}(/private)?/(var/)?tmp{_PATH_END}", r"\1<temp>"),
-    ("temp", rf"{_START}(/private)?/var/folders/{_NONBLANK}*", r"\1<temp>"),
-    ("temp", rf"{_START}/dev/shm{_PATH_END}", r"\1<temp>"),  # noqa: S108 (a pattern)
+    ("temp", f"{_DRIVE}{_SEP}{_win('windows', 'temp')}{_PATH_END}", "<temp>"),
+    ("temp", f"{_START}(/private)?/(var/)?tmp{_PATH_END}", r"\1<temp>"),
+    ("temp", f"{_START}(/private)?/var/folders/{_NONBLANK}*", r"\1<temp>"),
+    ("temp", f"{_START}/dev/shm{_PATH_END}", r"\1<temp>"),  # noqa: S108 (a pattern)
     (
         "home",
-        rf"{_DRIVE}{_SEP}({_ci('users')}|{_ci('documents and settings')}){_SEP}"
-        r"[^\\/\t\n\v\f\r\p{Z}]+",
+        f"{_DRIVE}{_SEP}({_ci('users')}|{_ci('documents and settings')}){_SEP}{_NAME}",
         "<home>",
     ),
-    ("home", rf"%{_ci('userprofile')}%|%{_ci('homedrive')}%%{_ci('homepath')}%", "<home>"),
-    ("home", rf"{_START}/(home|Users)/[^/\t\n\v\f\r\p{{Z}}]+", r"\1<home>"),
-    ("home", rf"{_START}~[A-Za-z_][A-Za-z0-9._-]*", r"\1<home>"),
+    ("home", f"%{_ci('userprofile')}%|%{_ci('homedrive')}%%{_ci('homepath')}%", "<home>"),
+    ("home", f"{_START}/(home|Users)/[^/{_BLANKS}]+", r"\1<home>"),
+    ("home", f"{_START}~[A-Za-z_][A-Za-z0-9._-]*", r"\1<home>"),
     (
         "guid",
         r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?",
@@ -237,8 +240,8 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ),
     ("hex", r"\b0[xX][0-9A-Fa-f]+\b", "<hex>"),
     ("hex", r"\b[0-9A-Fa-f]{16,}\b", "<hex>"),
-    ("number", r"[0-9]+", "<n>"),
-    ("blanks", rf"{_BLANK}+", " "),
+    ("number", "[0-9]+", "<n>"),
+    ("blanks", f"{_BLANK}+", " "),
 )
 
 
