@@ -385,7 +385,8 @@ def test_ingest_creates_the_key_on_first_need_and_records_its_id(
     # the next run finds the key and creates nothing
     again = ingest.ingest(store, [_cmd_file(tmp_path / "two.json", COMMANDS[:2])])
     assert again.sig_key_created is None
-    assert store.ledger_entry(again.files[0].sha256)["sig_key_id"] == key.key_id  # type: ignore[index]
+    entry = store.ledger_entry(again.files[0].sha256)
+    assert entry is not None and entry["sig_key_id"] == key.key_id
 
 
 def default_secret(path: Path) -> bytes:

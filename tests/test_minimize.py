@@ -8,28 +8,29 @@ byte the store and the bundle hold, compressed Parquet pages included.
 from __future__ import annotations
 
 import copy
-import gzip
 import ipaddress
 import json
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import _cmdformat
+from _scan import hits
 from acdkit import bundle, ingest, keys, minimize, schema, sources
 from acdkit.seal import seal
 from acdkit.sources._lines import LineChunk
-from acdkit.store import Store
+from acdkit.store import Store, init_store
 
 MARK = "CANARY"
 
@@ -41,7 +42,9 @@ def path_of(uri: str) -> str:
     """The minimization policy for an origin-form request target (README, net.v1.yaml)."""
     path = re.split("[?#;]|%3[fF]|%2[35]", uri, maxsplit=1)[0]
     cut = next((i for i, c in enumerate(path) if unicodedata.category(c) in INVISIBLE), None)
-    return path if cut is None else path[:cut]
+    path = path if cut is None else path[:cut]
+    # paths keep no user names: a user's directory segment becomes <user>
+    return re.sub("(/home/|/Users/|/~|/%7[eE])[^/]+", r"\1<user>", path)
 
 
 def canary(field: str) -> str:
@@ -175,46 +178,13 @@ def zeek_tsv_lines(path: Path, take: int) -> tuple[list[str], list[dict[str, str
 
 
 def planted_fields(folder: Path) -> set[str]:
-    """Names of the fields that carry a canary in the input files."""
-    text = "".join(p.read_text() for p in folder.iterdir() if p.is_file())
-    return set(re.findall(f"{MARK}-(.+?)-7f3a", text))
-
-
-def parquet_text(path: Path) -> str:
-    """Every string, list and binary value of a Parquet file, decoded from its pages."""
-    table = pq.read_table(path)
-    parts = [
-        json.dumps(
-            table.schema.metadata
-            and {
-                k.decode(errors="replace"): v.decode(errors="replace")
-                for k, v in table.schema.metadata.items()
-            }
-        )
-    ]
-    for col in table.columns:
-        t = col.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_list(t):
-            parts.append(json.dumps(col.to_pylist()))
-        elif pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t):
-            parts += [v.decode("latin-1") for v in col.to_pylist() if v is not None]
-    return "\n".join(parts)
-
-
-def canary_hits(root: Path) -> list[str]:
-    hits = []
-    files = [p for p in root.rglob("*") if p.is_file()]
-    assert files, f"nothing to scan under {root}"
-    for path in files:
+    """Names of the fields that carry a canary in the input files (text or UTF-16 records)."""
+    found: set[str] = set()
+    for path in folder.iterdir():
         raw = path.read_bytes()
-        texts = [raw.decode("latin-1")]
-        if raw[:2] == b"\x1f\x8b":
-            texts.append(gzip.decompress(raw).decode("latin-1"))
-        if raw[:4] == b"PAR1":
-            texts.append(parquet_text(path))
-        if any(MARK.lower() in t.lower() for t in texts):
-            hits.append(str(path.relative_to(root)))
-    return hits
+        for text in (raw.decode("latin-1"), raw.decode("utf-16-le", errors="ignore")):
+            found.update(re.findall(f"{MARK}-(.+?)-7f3a", text))
+    return found
 
 
 def seal_and_package(store: Store, signer: keys.Signer, out: Path) -> bundle.PackageReport:
@@ -233,17 +203,22 @@ def sealed(store: Store, table: str) -> list[dict[str, Any]]:
     return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
 
 
-# -- the canary tests -------------------------------------------------------------------------
+# -- the canary inputs, one builder per format ------------------------------------------------
 
 
-def test_zeek_canaries_reach_no_output(
-    store: Store, signer: keys.Signer, real: Callable[[str], Path], tmp_path: Path
-) -> None:
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
+@dataclass
+class CanaryCase:
+    """Inputs with markers in every content field, and what must still arrive."""
+
+    files: list[Path]
+    records: int  # records of all files together
+    planted: set[str]  # fields that must carry a marker in the inputs
+    check: Callable[[Store, Path], None]  # machine information arrived (store, bundle)
+
+
+def zeek_json_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
     expected_http, expected_tls, expected_dns = [], [], []
-
-    json_sources = {
+    takes = {
         "zat/conn.log": 3,
         "zat/dns.log": 6,
         "zat/http.log": 28,
@@ -253,7 +228,7 @@ def test_zeek_canaries_reach_no_output(
         "otrf-apt29/UTICA-C_conn.log": 2,
         "otrf-apt29/UTICA-C_dns.log": 1,
     }
-    for rel, take in json_sources.items():
+    for rel, take in takes.items():
         objs = [json.loads(t) for t in real(f"zeek-json/{rel}").read_text().splitlines()[:take]]
         for o in objs:
             if "http" in rel:  # some zat rows are timeouts with no request line
@@ -266,61 +241,52 @@ def test_zeek_canaries_reach_no_output(
         target = inputs / rel.replace("/", "-")
         target.write_text("".join(json.dumps(zeek_json_line(o)) + "\n" for o in objs))
 
-    for log, take in (("http", 12), ("ssl", 3), ("dns", 3), ("conn", 3)):
+    def check(store: Store, out: Path) -> None:
+        net, dns = sealed(store, "net"), sealed(store, "dns")
+        http = Counter((r["url_path"], r["url_host"]) for r in net if r["event_kind"] == "http")
+        assert http == Counter(expected_http)
+        assert sorted(r["tls_ja3"] for r in net if r["tls_ja3"]) == sorted(expected_tls)
+        got_dns = [(r["qname"], r["rrdata"]) for r in dns]
+        assert sorted(got_dns, key=repr) == sorted(expected_dns, key=repr)
+
+    planted = {
+        "user_agent", "referrer", "username", "password", "cookie", "status_msg", "subject",
+        "issuer", "client_header_names", "resp_mime_types", "query", "fragment", "userinfo",
+        "history", "version", "cipher",
+    }  # fmt: skip
+    return CanaryCase(sorted(inputs.iterdir()), sum(takes.values()), planted, check)
+
+
+def zeek_tsv_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    expected_http, expected_dns = [], []
+    takes = {"http": 12, "ssl": 3, "dns": 3, "conn": 3}
+    for log, take in takes.items():
         lines, originals = zeek_tsv_lines(real(f"zeek-tsv/zat/{log}.log"), take)
         expected_http += [(path_of(o["uri"]), o["host"]) for o in originals if "uri" in o]
         assert log != "http" or sum("?" in o["uri"] for o in originals) >= 3
         expected_dns += [(o["query"], o["answers"].split(",")) for o in originals if "query" in o]
         (inputs / f"tsv-{log}.log").write_text("\n".join(lines) + "\n")
 
-    planted = planted_fields(inputs)
-    assert {
-        "user_agent",
-        "referrer",
-        "username",
-        "password",
-        "cookie",
-        "status_msg",
-        "subject",
-        "issuer",
-        "issuer_subject",
-        "client_header_names",
-        "resp_mime_types",
-        "query",
-        "fragment",
-        "userinfo",
-        "history",
-        "version",
-        "cipher",
-        "post_body",
-    } <= planted
+    def check(store: Store, out: Path) -> None:
+        net, dns = sealed(store, "net"), sealed(store, "dns")
+        http = Counter((r["url_path"], r["url_host"]) for r in net if r["event_kind"] == "http")
+        assert http == Counter(expected_http)
+        assert sum(p is not None and p.endswith(".css") for p, _ in http.elements()) >= 3
+        got_dns = [(r["qname"], r["rrdata"]) for r in dns]
+        assert sorted(got_dns, key=repr) == sorted(expected_dns, key=repr)
+        assert len([r for r in net if r["event_kind"] == "tls"]) == 3
+        csv = (out / "records" / "net.csv").read_text()
+        assert "/wp-content/plugins/contact-form-7/includes/css/styles.css" in csv
 
-    report = ingest.ingest(store, sorted(inputs.iterdir()))
-    assert all(f.status == "ingested" and f.rejected == 0 for f in report.files), report.files
-    assert report.records == sum(json_sources.values()) + 12 + 3 + 3 + 3
-
-    out = tmp_path / "bundle"
-    pkg = seal_and_package(store, signer, out)
-    assert sum(pkg.disclosed.values()) == report.records
-
-    assert canary_hits(store.root) == []
-    assert canary_hits(out) == []
-
-    # what is machine information did arrive, so the test cannot pass by keeping nothing
-    net, dns = sealed(store, "net"), sealed(store, "dns")
-    http = Counter((r["url_path"], r["url_host"]) for r in net if r["event_kind"] == "http")
-    assert http == Counter(expected_http)
-    assert sum(p is not None and p.endswith(".css") for p, _ in http.elements()) >= 3
-    assert sorted(r["tls_ja3"] for r in net if r["tls_ja3"]) == sorted(expected_tls)
-    got_dns = [(r["qname"], r["rrdata"]) for r in dns]
-    assert sorted(got_dns, key=repr) == sorted(expected_dns, key=repr)
-    csv = (out / "records" / "net.csv").read_text()
-    assert "/wp-content/plugins/contact-form-7/includes/css/styles.css" in csv
+    planted = {
+        "user_agent", "referrer", "username", "password", "status_msg", "subject",
+        "issuer_subject", "resp_mime_types", "query", "fragment", "userinfo", "history",
+        "version", "cipher", "cookie", "post_body",
+    }  # fmt: skip
+    return CanaryCase(sorted(inputs.iterdir()), sum(takes.values()), planted, check)
 
 
-def test_suricata_canaries_reach_no_output(
-    store: Store, signer: keys.Signer, real: Callable[[str], Path], tmp_path: Path
-) -> None:
+def suricata_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
     events = [
         json.loads(t) for t in real("suricata-eve/beats-eve-small.log").read_text().splitlines()
     ]
@@ -335,51 +301,79 @@ def test_suricata_canaries_reach_no_output(
     events[-1]["http"]["url"] = "/dd.xml?device=living-room"
     kinds = [e["event_type"] for e in events]
     assert {"alert", "fileinfo", "http", "tls", "flow", "dns", "stats", "ssh"} <= set(kinds)
-
-    path = tmp_path / "eve.json"
+    path = inputs / "eve.json"
     path.write_text("".join(json.dumps(eve_line(e)) + "\n" for e in events))
-    assert {
-        "http.http_user_agent",
-        "http.http_content_type",
-        "http.http_refer",
-        "http.length",
-        "tls.subject",
-        "tls.issuerdn",
-        "tls.ja3.string",
-        "tls.ja3s.string",
-        "alert.signature",
-        "fileinfo.filename",
-        "fileinfo.sha256",
-        "dns.answers.rrname",
-        "dns.ttl",
-        "ssh.client.software_version",
-        "query",
-        "fragment",
-        "userinfo",
-        "payload",
-        "in_iface",
-        "tcp.tcp_flags",
-    } <= planted_fields(tmp_path)
 
-    (result,) = ingest.ingest(store, [path]).files
+    def check(store: Store, out: Path) -> None:
+        net, dns = sealed(store, "net"), sealed(store, "dns")
+        http = [r for r in net if r["event_kind"] == "http"]
+        assert [(r["url_path"], r["url_host"]) for r in http] == [("/dd.xml", "192.168.86.28")] * 2
+        tls = {r["sni"] for r in net if r["event_kind"] == "tls"}
+        assert "p33-btmmdns.icloud.com." in tls
+        ja3 = next(e for e in magnc if e["event_type"] == "tls")["tls"]["ja3"]["hash"]
+        assert ja3 in {r["tls_ja3"] for r in net}
+        assert {r["qname"] for r in dns} >= {"google.com", "www.elastic.co", "clients.l.google.com"}
+
+    planted = {
+        "http.http_user_agent", "http.http_content_type", "http.http_refer", "http.length",
+        "tls.subject", "tls.issuerdn", "tls.ja3.string", "tls.ja3s.string", "alert.signature",
+        "fileinfo.filename", "fileinfo.sha256", "dns.answers.rrname", "dns.ttl",
+        "ssh.client.software_version", "query", "fragment", "userinfo", "payload", "in_iface",
+        "tcp.tcp_flags",
+    }  # fmt: skip
     ingested = sum(k in ("flow", "tls", "http", "dns") for k in kinds)
-    assert (result.record_count, result.rejected) == (ingested, 0)
+    return CanaryCase([path], ingested, planted, check)
+
+
+# every registered format needs one: a format merged without it fails the canary test
+CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = {
+    "zeek-json": zeek_json_case,
+    "zeek-tsv": zeek_tsv_case,
+    "suricata-eve": suricata_case,
+}
+
+
+# -- the canary test --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", sources.names())
+def test_canaries_reach_no_output(
+    fmt: str, store: Store, signer: keys.Signer, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    builder = CANARY_INPUTS.get(fmt)
+    if builder is None:
+        pytest.fail(
+            f"format {fmt!r} is registered but has no canary input: add a builder to "
+            "CANARY_INPUTS in tests/test_minimize.py that plants a marker in every content "
+            "field the format carries (user agents, query strings, user names, command "
+            "lines, certificate subjects, messages)"
+        )
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    case = builder(real, inputs)
+    assert case.planted <= planted_fields(inputs)
+
+    report = ingest.ingest(store, case.files)
+    for f in report.files:
+        assert (f.status, f.format, f.rejected) == ("ingested", fmt, 0), f
+    assert report.records == case.records
+    if sources.get(fmt).commands:  # the command-line markers were planted and signed
+        assert sum(f.signatures for f in report.files) > 0
 
     out = tmp_path / "bundle"
     pkg = seal_and_package(store, signer, out)
-    assert sum(pkg.disclosed.values()) == ingested
+    assert sum(pkg.disclosed.values()) == report.records
 
-    assert canary_hits(store.root) == []
-    assert canary_hits(out) == []
+    assert hits(store.root, (MARK,)) == []
+    assert hits(out, (MARK,)) == []
+    # what is machine information did arrive, so the test cannot pass by keeping nothing
+    case.check(store, out)
 
-    net, dns = sealed(store, "net"), sealed(store, "dns")
-    http = [r for r in net if r["event_kind"] == "http"]
-    assert [(r["url_path"], r["url_host"]) for r in http] == [("/dd.xml", "192.168.86.28")] * 2
-    tls = {r["sni"] for r in net if r["event_kind"] == "tls"}
-    assert "p33-btmmdns.icloud.com." in tls
-    ja3 = next(e for e in magnc if e["event_type"] == "tls")["tls"]["ja3"]["hash"]
-    assert ja3 in {r["tls_ja3"] for r in net}
-    assert {r["qname"] for r in dns} >= {"google.com", "www.elastic.co", "clients.l.google.com"}
+
+def test_every_format_has_a_canary_input() -> None:
+    missing = sorted(set(sources.names()) - set(CANARY_INPUTS))
+    assert not missing, f"registered formats without a canary input: {missing}"
+    assert not set(CANARY_INPUTS) - set(sources.names()), "a canary input for no format"
 
 
 # -- url handling, as a property --------------------------------------------------------------
@@ -470,6 +464,7 @@ def _eve(uris: list[tuple[str, str, str]]) -> list[str]:
 
 _EDGES = [  # (path, query, fragment, user-info, host)
     ("a", "b", "", "user\nname:pw", "host.example"),  # newline inside the user-info
+    ("~bob/home/x/Users/y", "", "", "", "h"),  # user directories, one after the other
     ("a#b", "", "?x", "", "h"),  # a fragment before anything that looks like a query
     ("%3F", "", "", "@@", "h:8080"),  # an encoded '?' ends the path too
     ("", "", "", "", "h"),
@@ -547,6 +542,12 @@ _URL_CASES = [  # (uri, Host, expected url_path, expected url_host)
     ("/ok", "h.example\u00a0CANARY12", "/ok", "h.example"),
     ("/ok", "CANARY13@", "/ok", ""),
     ("/ok", "[2001:db8::1]:8443", "/ok", "[2001:db8::1]:8443"),
+    # user names in paths (a web server's user directories, path traversal attempts)
+    ("/home/CANARY16/.ssh/id_rsa", "h", "/home/<user>/.ssh/id_rsa", "h"),
+    ("/~CANARY17/index.html?x=1", "h", "/~<user>/index.html", "h"),
+    ("/%7ECANARY18/a/%7eCANARY19", "h", "/%7E<user>/a/%7e<user>", "h"),
+    ("/x/../../Users/CANARY20/Desktop", "h", "/x/../../Users/<user>/Desktop", "h"),
+    ("/homes/ok/~", "h", "/homes/ok/~", "h"),
 ]
 
 
@@ -568,7 +569,7 @@ def test_url_user_info_and_parameters_never_survive(
     staged = _parse("zeek-json", [json.dumps(line) + "\n"])
     assert staged.column("url_path").to_pylist() == [path]
     assert staged.column("url_host").to_pylist() == [url_host]
-    kept = json.dumps(staged.to_pylist(), default=str)
+    kept = json.dumps(staged.to_pylist(), default=str).replace("<user>", "")
     for secret in ("CANARY", "pass", "user", ":x@", "u:x"):
         assert secret not in kept
 
@@ -659,3 +660,44 @@ def test_finalize_keeps_schema_fields_only_and_normalizes() -> None:
         {"line": 13, "reason": "invalid address in resolver_ip"},
         {"line": 15, "reason": "missing or invalid timestamp"},  # the earlier reason wins
     ]
+
+
+# -- paths keep no user names -----------------------------------------------------------------
+
+
+def test_paths_keep_no_user_names(
+    tmp_path: Path, real: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every directory involved sits below a user's home, and the inputs carry user names in
+    # URL paths and command lines: none of the names may reach the store or the bundle
+    homes = {name: tmp_path / "home" / f"{MARK}-{name}-7f3a" for name in ("in", "st", "key")}
+    monkeypatch.setenv("ACDKIT_KEY_DIR", str(homes["key"] / ".config" / "acdkit" / "keys"))
+    logs = homes["in"] / "logs" / f"{MARK}-dir-7f3a"
+    logs.mkdir(parents=True)
+    http = json.loads(real("zeek-json/zat/http.log").read_text().splitlines()[0])
+    lines = [
+        {**http, "uri": f"/home/{MARK}-url1-7f3a/.ssh/id_rsa"},
+        {**http, "uri": f"/~{MARK}-url2-7f3a/index.html?u={MARK}-q-7f3a"},
+        {**http, "uri": f"/Users/{MARK}-url3-7f3a"},
+    ]
+    (logs / "http.log").write_text("".join(json.dumps(o) + "\n" for o in lines))
+    cmd = rf"C:\Users\{MARK}-cmd-7f3a\AppData\Local\Temp\x.ps1 /home/{MARK}-arg-7f3a/y"
+    (logs / "cmd.json").write_text(
+        _cmdformat.line(1_575_413_155.9, "10.0.0.1", "10.0.0.2", 22, cmd)
+    )
+    key_path = homes["key"] / "sealer.key"
+
+    st, _ = init_store(homes["st"] / "evidence", key_path, "org")
+    signer = keys.load_signer(key_path)
+    with _cmdformat.registered(monkeypatch):
+        report = ingest.ingest(st, sorted(logs.iterdir()))
+    assert [f.record_count for f in report.files] == [1, 3]
+    assert report.sig_key_created is not None and MARK in report.sig_key_created
+    out = homes["st"] / "bundle"
+    seal_and_package(st, signer, out)
+
+    assert hits(st.root, (MARK,)) == []
+    assert hits(out, (MARK,)) == []
+    assert sorted(e["name"] for e in st.ledger()) == ["cmd.json", "http.log"]  # base names
+    paths = sorted(r["url_path"] for r in sealed(st, "net") if r["url_path"])
+    assert paths == ["/Users/<user>", "/home/<user>/.ssh/id_rsa", "/~<user>/index.html"]
