@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -370,67 +369,7 @@ def test_bad_tsv_lines_are_rejected_with_line_numbers(
     assert uids == [fields[i][1].decode() for i in (0, 2, 7)]
 
 
-@pytest.mark.parametrize(
-    "rel",
-    [
-        "zeek-json/zat/conn.log",
-        "zeek-tsv/zat/http.log",
-        "zeek-tsv/zat/dns.log",
-        "suricata-eve/beats-eve-small.log",
-    ],
-)
-@pytest.mark.parametrize("variant", ["crlf", "bom"])
-def test_crlf_and_bom_change_nothing(
-    store: Store, real: Callable[[str], Path], tmp_path: Path, rel: str, variant: str
-) -> None:
-    path = real(rel)
-    raw = path.read_bytes()
-    altered = tmp_path / path.name
-    if variant == "crlf":
-        altered.write_bytes(raw.replace(b"\n", b"\r\n"))
-    else:
-        altered.write_bytes(b"\xef\xbb\xbf" + raw)
-
-    plain, other = ingest_one(store, path), ingest_one(store, altered)
-    assert (other.format, other.lines, other.records, other.rejected) == (
-        plain.format,
-        plain.lines,
-        plain.records,
-        0,
-    )
-    for table in ("net", "dns"):
-        assert records(store, other, table) == records(store, plain, table)
-
-
-@pytest.mark.parametrize("rel", ["zeek-json/zat/conn.log", "zeek-tsv/zat/conn.log"])
-def test_truncated_gzip_keeps_complete_lines(
-    store: Store, real: Callable[[str], Path], tmp_path: Path, rel: str
-) -> None:
-    path = real(rel)
-    packed = gzip.compress(path.read_bytes())
-    cut = tmp_path / (path.name + ".gz")
-    cut.write_bytes(packed[: len(packed) // 2])
-    # what a streaming decompressor recovers from the first half, independently of acdkit
-    recovered = zlib.decompressobj(wbits=31).decompress(packed[: len(packed) // 2])
-    complete = recovered.count(b"\n")
-    assert complete > 0 and not recovered.endswith(b"\n")
-
-    plain, result = ingest_one(store, path), ingest_one(store, cut)
-    assert result.status == "ingested"
-    assert result.lines == complete + 1
-    assert line_log(store, result)[complete + 1] == (
-        "reject",
-        "line cut off where the compressed input ends",
-    )
-    assert any("truncated" in w and f"{complete} complete lines" in w for w in result.warnings)
-    kept = records(store, result, "net")
-    assert kept == [r for r in records(store, plain, "net") if r["src_line"] <= complete]
-    assert result.record_count + result.skipped + result.rejected == complete + 1
-    # the ledger id is the digest of the whole damaged file, not of the part that was read
-    entry = json.loads((staged_dir(store, result) / "ledger.json").read_text())
-    assert entry["sha256"] == hashlib.sha256(cut.read_bytes()).hexdigest() == result.sha256
-    assert entry["size"] == cut.stat().st_size
-    assert set(staged(store, result)["net"].column("src_ledger_id").to_pylist()) == {result.sha256}
+# CRLF, BOM and truncated gzip: tests/test_hostile.py, for every text format
 
 
 def test_same_size_other_file_is_ingested_and_hashed_right(

@@ -125,22 +125,52 @@ def open_source(path: Path, hasher: Any = None) -> BinaryIO:
     return fh  # type: ignore[no-any-return]
 
 
-def content_head(path: Path, limit: int = 1 << 16) -> bytes:
-    """About ``limit`` decompressed bytes from the first one that is not blank (or a BOM);
-    empty if the file holds nothing else.  A damaged gzip stream yields what came before."""
-    content = b""
+def content_head(path: Path, limit: int = 1 << 16, scan: int = 16 << 20) -> bytes:
+    """The first lines of a file, from the first byte that is not blank (or a BOM), for a
+    sniffer: about ``limit`` bytes and at least 8 lines where they fit in 4 * ``limit``;
+    empty if the file holds nothing else.  A damaged gzip stream yields what came before.
+
+    Lines longer than ``limit`` are left out, up to ``scan`` bytes into the file: a first
+    line that is hostile (JSON nested thousands deep) or merely large (an alert with its
+    payload) must not hide the format of the lines after it.  A file of such lines only
+    gives the start of its first one (a JSON document on one line: its opening).
+    """
+    kept: list[bytes] = []
+    size, seen, first_long = 0, 0, b""
+    rest, skipping = b"", False  # the start of a line not complete yet; inside a long one
     with open_source(path) as fh:
-        blocks = _blocks(fh, limit)
         try:
-            for data in blocks:
-                content = data.lstrip(b" \t\r\n\xef\xbb\xbf")
-                if content:
-                    if len(content) < limit // 2:  # detection wants several whole lines
-                        content += next(blocks, b"")
+            for data in _blocks(fh, limit):
+                seen += len(data)
+                if skipping:
+                    nl = data.find(b"\n")
+                    if nl < 0:
+                        continue
+                    data, skipping = data[nl + 1 :], False
+                rest += data
+                if not kept:
+                    rest = rest.lstrip(b" \t\r\n\xef\xbb\xbf")
+                while (nl := rest.find(b"\n")) >= 0:
+                    line, rest = rest[: nl + 1], rest[nl + 1 :]
+                    if len(line) > limit:
+                        first_long = first_long or line[:limit]
+                    else:
+                        kept.append(line)
+                        size += len(line)
+                if len(rest) > limit:  # inside an over-long line: skip to its end
+                    first_long = first_long or rest[:limit]
+                    rest, skipping = b"", True
+                if _enough(len(kept), size, limit) or seen >= scan:
                     break
         except (EOFError, OSError, zlib.error):
             pass
-    return content
+    if not _enough(len(kept), size, limit):
+        kept.append(rest)  # the last line of the file, or the start of one that goes on
+    return b"".join(kept) or first_long
+
+
+def _enough(lines: int, size: int, limit: int) -> bool:
+    return (size >= limit // 2 and lines >= 8) or size >= 4 * limit
 
 
 def _blocks(fh: BinaryIO, block: int) -> Iterator[bytes]:
