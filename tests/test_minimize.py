@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import _cmdformat
 from _scan import hits
 from acdkit import bundle, ingest, keys, minimize, schema, sources
+from acdkit.errors import MalformedError
 from acdkit.seal import seal
 from acdkit.sources._lines import LineChunk
 from acdkit.store import Store, init_store
@@ -701,3 +702,45 @@ def test_paths_keep_no_user_names(
     assert sorted(e["name"] for e in st.ledger()) == ["cmd.json", "http.log"]  # base names
     paths = sorted(r["url_path"] for r in sealed(st, "net") if r["url_path"])
     assert paths == ["/Users/<user>", "/home/<user>/.ssh/id_rsa", "/~<user>/index.html"]
+
+
+# -- clear-text secrets of the real samples ---------------------------------------------------
+
+# user names and a password in clear in the shared samples (their SOURCES.md): in command
+# lines (4688 PsExec `-p Admin1235`), image paths and user fields
+SAMPLE_SECRETS = {
+    "winsec-4688": ("Admin1235", "admmig", "user01", "bouss"),
+    "sysmon-evtx": ("IEUser",),
+    "sysmon-json": ("wardog",),
+}
+
+
+def _readable(path: Path) -> bool:
+    try:
+        ingest._format_of(path, None)
+    except MalformedError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("folder", sorted(SAMPLE_SECRETS))
+def test_secrets_of_real_samples_reach_no_output(
+    folder: str, samples: Path, store: Store, signer: keys.Signer, tmp_path: Path
+) -> None:
+    files = sorted(p for p in (samples / folder).iterdir() if p.suffix != ".md")
+    raws = [path.read_bytes() for path in files]
+    texts = [raw.decode("latin-1") for raw in raws]
+    texts += [raw[start:].decode("utf-16-le", "ignore") for raw in raws for start in (0, 1)]
+    for secret in SAMPLE_SECRETS[folder]:  # the secrets are there to be found
+        assert any(secret in t for t in texts), secret
+    readable = [p for p in files if _readable(p)]
+    if not readable:
+        pytest.skip(f"no registered format reads {folder} yet")
+    report = ingest.ingest(store, readable)
+    assert [f.status for f in report.files] == ["ingested"] * len(readable)
+    assert report.records > 0
+
+    out = tmp_path / "bundle"
+    seal_and_package(store, signer, out)
+    assert hits(store.root, SAMPLE_SECRETS[folder]) == []
+    assert hits(out, SAMPLE_SECRETS[folder]) == []
