@@ -70,6 +70,7 @@ class SigKey:
         return f"{SCHEME}:{self.key_id}:{mac.digest()[:MAC_BYTES].hex()}"
 
     def file_bytes(self) -> bytes:
+        """The key file's content (the secret itself: write it only to a 0600 file)."""
         return KEY_HEADER + b"\n" + self._secret.hex().encode() + b"\n"
 
 
@@ -129,16 +130,22 @@ def create_key(path: Path) -> SigKey:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise InputIOError(f"cannot create key directory {path.parent}: {exc.strerror}") from exc
+    # written whole under a temporary name, then linked into place: a second run that finds
+    # the file (two stores ingesting at once) never reads it half written
+    tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.file_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
     except FileExistsError as exc:
         raise UsageError(f"key file {path} already exists; refusing to overwrite it") from exc
     except OSError as exc:
         raise InputIOError(f"cannot create key file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.file_bytes())
-        fh.flush()
-        os.fsync(fh.fileno())
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 
