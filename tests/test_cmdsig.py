@@ -1,4 +1,4 @@
-"""Command signatures (cs1, docs/evidence-format.md §13): the vectors of the specification, a
+"""Command signatures (cs1, docs/evidence-format.md §14): the vectors of the specification, a
 second implementation written from its text, the key's life cycle, and ingest end to end.
 
 No format on main carries command lines yet, so the ingest tests use `_cmdformat`, a
@@ -43,17 +43,17 @@ def _section(title: str) -> str:
 
 
 def doc_vectors() -> list[dict[str, Any]]:
-    block = _section("### 13.4 Test vectors").split("```json\n", 1)[1].split("```", 1)[0]
+    block = _section("### 14.4 Test vectors").split("```json\n", 1)[1].split("```", 1)[0]
     return [json.loads(line) for line in block.splitlines() if line.strip()]
 
 
-# -- a second implementation, from the text of §13.2 -----------------------------------------
+# -- a second implementation, from the text of §14.2 -----------------------------------------
 
 BLANKS = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def _expand(pattern: str) -> str:
-    """The §13.2 macros spelled out for Python's `re` (used with re.ASCII for ``\\b``)."""
+    """The §14.2 macros spelled out for Python's `re` (used with re.ASCII for ``\\b``)."""
     pattern = pattern.replace("[^/{B}]", f"[^/{BLANKS}]")
     simple = {
         "B": f"[{BLANKS}]",
@@ -76,7 +76,7 @@ def _expand(pattern: str) -> str:
 
 def spec_rules() -> list[tuple[str, str]]:
     """(pattern, replacement) of each line of the replacement table, read from the spec."""
-    block = _section("### 13.2 Normalization").split("```\n", 1)[1].split("```", 1)[0]
+    block = _section("### 14.2 Normalization").split("```\n", 1)[1].split("```", 1)[0]
     rules, pending = [], None
     for raw in block.splitlines():
         text = raw.strip()
@@ -125,7 +125,7 @@ def test_spec_vectors() -> None:
     vectors = doc_vectors()
     assert len(vectors) >= 8
     key = cmdsig.SigKey(VECTOR_KEY)
-    assert key.key_id == "d4e5b22952020375" in _section("### 13.4 Test vectors")
+    assert key.key_id == "d4e5b22952020375" in _section("### 14.4 Test vectors")
     lines = pa.array([v["cmdline"] for v in vectors])
     assert cmdsig.normalize(lines).to_pylist() == [v["normalized"] for v in vectors]
     assert cmdsig.sign_column(lines, key).to_pylist() == [v["sig"] for v in vectors]

@@ -1,7 +1,7 @@
 """Keyed command signatures (scheme ``cs1``): a command line's shape, never its text.
 
 A command line is normalized first (executable case, quotes, NT prefixes, temporary and
-user-profile paths, GUIDs, hex values, numbers, blanks: docs/evidence-format.md §13), so the
+user-profile paths, GUIDs, hex values, numbers, blanks: docs/evidence-format.md §14), so the
 same command run on two hosts gives the same text; that text is then signed with HMAC-SHA256
 under the organization's key.  Without the key a signature cannot be read back, nor can a
 guessed command line be tested against it.  The key is per organization, lives in the user
@@ -188,7 +188,7 @@ class KeySource:
 
 # -- normalization ----------------------------------------------------------------------------
 #
-# The rules of docs/evidence-format.md §13.2, as RE2 patterns for Arrow's regex kernels.  Only
+# The rules of docs/evidence-format.md §14.2, as RE2 patterns for Arrow's regex kernels.  Only
 # ASCII is folded (`_ci` spells a word in both cases) and the blanks are listed one by one,
 # so that no Unicode table (case folding, the Z category) can make two implementations
 # disagree; `\b` is RE2's ASCII word boundary.
