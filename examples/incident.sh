@@ -60,8 +60,9 @@ acdkit incident log "$s" "${inc[@]}" --action submit --stage jp-acd/written \
 acdkit incident close "$s" "${inc[@]}" --at 2026-10-21T12:00:00+09:00 --why "closed" --seal
 acdkit incident status "$s" --at 2026-10-22T00:00:00+09:00
 # no outside memory in a walkthrough: --local-only (in production keep --state off the
-# collector, or run a witness, so that a rollback of the newest segments shows)
-acdkit verify "$s" --local-only
+# collector, or run a witness, so that a rollback of the newest segments shows); the
+# custodian keys are pinned from what the responder knows, not from the store's own list
+acdkit verify "$s" --local-only --custodian "$(cat "$s/keys/custodians.vkey")"
 acdkit package "$s" "${inc[@]}" "${window[@]}" --out "$out/bundle-2"
 acdkit verify "$out/bundle-2" --key "$s/keys/sealer.vkey" \
   --custodian "$(cat "$s/keys/custodians.vkey")"

@@ -278,11 +278,18 @@ def test_an_incident_from_open_to_close_on_the_examples(
         "jp-appi/preliminary": "waiting",  # in the default scope; no personal data involved
         "jp-appi/final": "waiting",
     }
-    verified = env.run("verify", s, "--local-only", "--json")
+    # the store's own custodian list is its word only: INCOMPLETE until the keys are pinned
+    listed = env.run("verify", s, "--local-only", "--json", code=3)
+    assert listed["failure"]["check"] == "10" and listed["facts"]["decisions"] == 15
+    assert (
+        "signed by custodian keys that nothing outside the store pins"
+        in (listed["failure"]["message"])
+    )
+    check10 = next(c for c in listed["checks"] if c["id"] == "10")
+    assert "checked against custodian keys of keys/custodians.vkey" in check10["detail"]
+    verified = env.run("verify", s, "--local-only", "--custodian", env.vkey, "--json")
     assert verified["verdict"] == "VERIFIED" and verified["facts"]["decisions"] == 15
     assert "15 decisions signed by custodian keys" in verified["coverage"]
-    check10 = next(c for c in verified["checks"] if c["id"] == "10")
-    assert "checked against custodian keys of keys/custodians.vkey" in check10["detail"]
 
     # the final bundle carries the decisions; both verifiers agree
     bundle2 = tmp_path / "bundle2"
@@ -421,7 +428,9 @@ def test_verify_holds_decisions_to_the_pinned_or_listed_custodians(
 ) -> None:
     _opened(env)
     env.run("seal", str(env.store))
-    assert env.run("verify", str(env.store), "--local-only", "--json")["verdict"] == "VERIFIED"
+    assert env.run("verify", str(env.store), "--local-only", "--json", code=3)["verdict"] == (
+        "INCOMPLETE"  # listed by the store, pinned by no one
+    )
     other = _another_vkey(tmp_path)
     doc = env.run("verify", str(env.store), "--local-only", "--custodian", other, "--json", code=1)
     assert "which --custodian does not list" in doc["failure"]["message"]
@@ -431,6 +440,13 @@ def test_verify_holds_decisions_to_the_pinned_or_listed_custodians(
     assert env.run("verify", str(env.store), "--local-only", "--custodian", env.vkey, "--json")[
         "verdict"
     ] == ("VERIFIED")
+    # with the list gone a decision cannot even be logged: its signer could be anyone
+    (env.store / "keys/custodians.vkey").unlink()
+    refused = env.run(
+        "incident", "log", str(env.store), "--incident", "INC-2", "--action", "note",
+        "--why", "after the list was deleted", code=2,
+    )  # fmt: skip
+    assert "no custodian keys are registered for this store" in refused.stderr
 
 
 def test_a_policy_window_for_custodians(env: Env, tmp_path: Path, tool: Path) -> None:

@@ -851,14 +851,18 @@ TIME_RANGE = (datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UT
 
 def parse_time(value: str) -> datetime:
     """ISO-8601 with a zone (or Z); a time without a zone is refused, never guessed."""
+    dt: datetime | None
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{value!r} is not an ISO-8601 time") from None
     if dt.tzinfo is None:
         raise UsageError(f"{value!r} has no time zone", hint="add Z or an offset like +09:00")
-    dt = dt.astimezone(UTC)
-    if not TIME_RANGE[0] <= dt <= TIME_RANGE[1]:
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+09:00 is before year 1 in UTC
+        dt = None
+    if dt is None or not TIME_RANGE[0] <= dt <= TIME_RANGE[1]:
         raise UsageError(
             f"{value!r} is outside the times records can hold "
             f"({TIME_RANGE[0]:%Y-%m-%d} to {TIME_RANGE[1]:%Y-%m-%d}, nanoseconds since 1970)"

@@ -246,5 +246,13 @@ def store_trust(store: Store) -> CustodianTrust | None:
 
 
 def check_queued_decision(store: Store, body: bytes) -> None:
-    """Refuse, before a seal, a queued DECISION that `acdkit verify` would refuse."""
-    check_decisions([(-1, body, None)], store.origin, store_trust(store))
+    """Refuse, before a seal, a queued DECISION that `acdkit verify` would refuse, and one
+    that no registered custodian key would stand behind (a list deleted or never made)."""
+    trust = store_trust(store)
+    if trust is None:
+        raise UsageError(
+            "no custodian keys are registered for this store: a decision's signer could be "
+            "anyone",
+            hint="register the responder's key: acdkit keys add-custodian STORE VKEY",
+        )
+    check_decisions([(-1, body, None)], store.origin, trust)

@@ -620,7 +620,9 @@ def verify_store(
         if loaded is not None and anchored is not None:
             _check_anchored_time(report, loaded, sealed, anchored, when)
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and sealed:
-        decisions = _check_decisions(report, store, sealed, loaded, custodian_keys)
+        decisions = _check_decisions(
+            report, store, sealed, loaded, custodian_keys, allow_incomplete
+        )
     else:
         decisions = None
     if witnessed and report.facts.get("witnessed_size"):
@@ -687,6 +689,7 @@ def _check_decisions(
     sealed: list[_Segment],
     loaded: LoadedPolicy | None,
     given: list[Verifier] | None,
+    allow_incomplete: bool,
 ) -> str | None:
     """Check 10: the DECISION entries; returns the coverage clause when there are any."""
     entries = [
@@ -713,8 +716,20 @@ def _check_decisions(
     if not found.decisions:
         return None  # nothing to report: stores without decisions read as before
     report.ok("10", found.detail(trust))
-    pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
-    return f"{found.decisions} decisions signed by custodian keys{pinned}"
+    if trust is None or not trust.pinned:
+        # the store's own list (or none) is editable by whoever can write the store: the
+        # signatures hold, but whose they are rests on the store's word (as unpinned anchors)
+        unpinned = (
+            f"{found.decisions} decisions are signed by custodian keys that nothing outside "
+            "the store pins: who signed them rests on the store's own word"
+        )
+        hint = "pin them: --custodian VKEY, or custodian lines of a trust policy and --root"
+        if allow_incomplete:
+            report.warn("10", unpinned)
+        else:
+            report.fail("10", IncompleteError(unpinned, hint=hint))
+        return f"{found.decisions} decisions signed by custodian keys (not pinned)"
+    return f"{found.decisions} decisions signed by custodian keys"
 
 
 def choose_witnesses(
