@@ -129,7 +129,7 @@ def register(fmt: SourceFormat) -> SourceFormat:
 def _load_builtin() -> None:
     # import for their registration side effect, always: a format module imported on its own
     # first (zeek_tsv imports zeek_json) must not keep the others out of the registry
-    from acdkit.sources import suricata_eve, zeek_json, zeek_tsv  # noqa: F401
+    from acdkit.sources import pcap, suricata_eve, zeek_json, zeek_tsv  # noqa: F401
 
 
 def names() -> list[str]:
