@@ -136,7 +136,7 @@ def test_importing_one_format_first_keeps_the_others() -> None:
         "print(' '.join(sorted(sources.names())))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["suricata-eve", "zeek-json", "zeek-tsv"]
+    assert done.stdout.split() == ["pcap", "suricata-eve", "zeek-json", "zeek-tsv"]
 
 
 def test_unknown_format_name_is_a_usage_error() -> None:

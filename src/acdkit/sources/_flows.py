@@ -114,6 +114,7 @@ class Flow:
         "first",
         "held",
         "hello_done",
+        "isn",
         "ja3",
         "ja3s",
         "key",
@@ -123,6 +124,7 @@ class Flow:
         "origin",
         "pending",
         "pkts",
+        "seen",
         "proto",
         "service",
         "sni",
@@ -151,7 +153,9 @@ class Flow:
         self.kind = "tcp" if p.proto == TCP else "other"
         self.fins = [False, False]
         self.closed = False
-        self.hello_done = [False, False]
+        self.hello_done = [False, False]  # that side is not looked at any more
+        self.isn: list[int | None] = [None, None]  # the first sequence number after a SYN
+        self.seen = [False, False]  # that side has sent payload
         self.streams: list[Stream | None] = [None, None]
         self.pending: dict[int, _Query] = {}
 
@@ -184,7 +188,7 @@ class FlowTable:
         flow.last = max(flow.last, p.ts)
         messages: list[DnsMessage] = []
         if p.proto == TCP:
-            self._tcp_state(flow, side, p.flags)
+            self._tcp_state(flow, side, p)
             if p.payload:
                 messages = self._tcp_payload(flow, side, p)
         elif p.proto == UDP and DNS_PORT in (p.sport, p.dport) and p.payload:
@@ -217,7 +221,10 @@ class FlowTable:
         self.classes[flow.kind][key] = flow
         return flow, 1 if swap else 0
 
-    def _tcp_state(self, flow: Flow, side: int, flags: int) -> None:
+    def _tcp_state(self, flow: Flow, side: int, p: PacketInfo) -> None:
+        flags = p.flags
+        if flags & SYN:
+            flow.isn[side] = (p.seq + 1) % (1 << 32)
         if flags & FIN:
             flow.fins[side] = True
         if not flow.closed and (flags & RST or all(flow.fins)):
@@ -243,31 +250,34 @@ class FlowTable:
     # -- TLS ----------------------------------------------------------------------------------
 
     def _tcp_payload(self, flow: Flow, side: int, p: PacketInfo) -> list[DnsMessage]:
-        stream = flow.streams[side]
         if flow.hello_done[side]:
             return []
-        if DNS_PORT in (p.sport, p.dport):
-            if stream is None:
-                stream = self._open_stream(flow, side, p, DNS_TCP_LIMIT)
-            elif not stream.add(p.seq, p.payload):
-                return []
-            return self._dns_over_tcp(flow, side) if stream is not None else []
+        dns = DNS_PORT in (p.sport, p.dport)
+        stream = flow.streams[side]
+        first, flow.seen[side] = not flow.seen[side], True
         if stream is None:
-            if starts_hello(p.payload):
-                stream = self._open_stream(flow, side, p, HELLO_LIMIT)
-        elif not stream.add(p.seq, p.payload):
-            stream = None
-        if stream is not None:
-            self._try_hello(flow, side, stream)
+            start = flow.isn[side]
+            if first and start is not None:
+                # from the SYN on: segments that come out of order still find their place
+                stream = self._open_stream(flow, side, start, dns)
+            elif dns or starts_hello(p.payload):
+                stream = self._open_stream(flow, side, p.seq, dns)
+            if stream is None:
+                return []
+        if not stream.add(p.seq, p.payload):
+            return []
+        if dns:
+            return self._dns_over_tcp(flow, side)
+        self._try_hello(flow, side, stream)
         return []
 
-    def _open_stream(self, flow: Flow, side: int, p: PacketInfo, limit: int) -> Stream | None:
+    def _open_stream(self, flow: Flow, side: int, seq: int, dns: bool) -> Stream | None:
         if self.streams >= self.max_streams:
             self.streams_refused += 1
             flow.hello_done[side] = True  # not looked at again: a later segment is mid-stream
             return None
         self.streams += 1
-        stream = flow.streams[side] = Stream(p.seq, p.payload, limit)
+        stream = flow.streams[side] = Stream(seq, b"", DNS_TCP_LIMIT if dns else HELLO_LIMIT)
         return stream
 
     def _close_stream(self, flow: Flow, side: int) -> None:
@@ -279,11 +289,11 @@ class FlowTable:
         found = first_handshake(stream.buf)
         if found is None and not stream.full:
             return
-        flow.hello_done[side] = True
         self._close_stream(flow, side)
-        if not isinstance(found, tuple):
-            return
-        hello = self.dissect.hello(*found)
+        if found is False:
+            return  # no hello here; a later segment may still open one (STARTTLS)
+        flow.hello_done[side] = True
+        hello = self.dissect.hello(*found) if isinstance(found, tuple) else None
         if hello is None:
             return
         flow.service = "ssl"

@@ -63,7 +63,7 @@ class _Scapy:
         from scapy.error import Scapy_Exception
         from scapy.layers import dns, inet, inet6
         from scapy.layers.tls import extensions, handshake
-        from scapy.packet import NoPayload
+        from scapy.packet import NoPayload, Raw
         from scapy.utils import RawPcapReader
 
         self.l2types = conf.l2types
@@ -79,6 +79,7 @@ class _Scapy:
         )
         self.fragment = inet6.IPv6ExtHdrFragment
         self.no_payload = NoPayload
+        self.raw = Raw
         self.DNS = dns.DNS
         self.qtypes = {**dns.dnstypes, **dns.dnsqtypes, 255: "ANY"}
         self.client_hello, self.server_hello = handshake.TLSClientHello, handshake.TLSServerHello
@@ -202,6 +203,8 @@ Outcome = PacketInfo | tuple[bool, str]  # a packet to follow, or (is a reject, 
 NOT_IP = (False, "not an IP packet")
 FRAGMENT = (False, "IP fragment after the first (fragments are not reassembled)")
 UNDECODABLE = (True, "undecodable packet")
+TRUNCATED_IP = (True, "truncated or invalid IP header")
+IP_ETHERTYPES = (0x0800, 0x86DD)
 
 
 def _dissect(sc: _Scapy, num: int, ts: int, data: bytes, linktype: int, wirelen: int) -> Outcome:
@@ -213,7 +216,12 @@ def _dissect(sc: _Scapy, num: int, ts: int, data: bytes, linktype: int, wirelen:
     except Exception:  # noqa: BLE001 - hostile bytes may trip any dissector
         return UNDECODABLE
     while not isinstance(layer, (sc.IP, sc.IPv6)):
-        layer = layer.payload
+        outer, layer = layer, layer.payload
+        if isinstance(layer, sc.raw):
+            # an IP EtherType over too few bytes for an IP header: scapy leaves them raw
+            if getattr(outer, "type", None) in IP_ETHERTYPES:
+                return TRUNCATED_IP
+            return NOT_IP
         if isinstance(layer, sc.no_payload):
             return NOT_IP
     link = len(data) - len(layer.original)
