@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,8 @@ def test_ja3_string_drops_grease_and_keeps_empty_lists() -> None:
 def test_ja3_and_ja3s_match_the_oracle(store: Store, real: Sample, case: tuple[Any, ...]) -> None:
     name, client, ja3, ja3_text, ja3s, ja3s_text, sni = case
     # the oracle's strings are those hashes (a check of the table itself)
-    assert hashlib.md5(ja3_text.encode()).hexdigest() == ja3  # noqa: S324
-    assert hashlib.md5(ja3s_text.encode()).hexdigest() == ja3s  # noqa: S324
+    assert hashlib.md5(ja3_text.encode()).hexdigest() == ja3
+    assert hashlib.md5(ja3s_text.encode()).hexdigest() == ja3s
     _, rows = ingest_one(store, real(f"pcap/{name}"))
     flow = flows(rows)[client]
     assert (flow["tls_ja3"], flow["tls_ja3s"], flow["sni"]) == (ja3, ja3s, sni)
@@ -118,7 +119,7 @@ def test_ja3_and_ja3s_match_the_oracle(store: Store, real: Sample, case: tuple[A
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_every_packet_is_a_record_or_a_skip(store: Store, real: Sample, name: str) -> None:
     packets, records, skipped = COUNTS[name]
-    result, rows = ingest_one(store, real(f"pcap/{name}"))
+    result, _ = ingest_one(store, real(f"pcap/{name}"))
     assert result.format == "pcap"
     assert result.lines == packets
     assert result.records == {"net": records, "dns": 0, "edr": 0}
@@ -171,7 +172,7 @@ def split_segment(packets: list[Packet], index: int, cuts: list[int]) -> list[Pa
     data = bytes(whole[TCP].payload)
     bounds = [0, *cuts, len(data)]
     parts = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         part = whole.copy()
         part[TCP].remove_payload()
         part[TCP].add_payload(Raw(data[lo:hi]))
@@ -465,7 +466,7 @@ def test_garbage_records_are_rejects_not_crashes(store: Store, tmp_path: Path) -
     ]
     for i, f in enumerate(frames):
         f.time = 10 + i
-    result, rows = ingest_one(store, write(tmp_path / "bad.pcap", frames))
+    result, _ = ingest_one(store, write(tmp_path / "bad.pcap", frames))
     assert result.rejected == 3 and result.records["net"] == 0
     assert result.reject_reasons == {
         "truncated or invalid IP header": 2,

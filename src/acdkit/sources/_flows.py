@@ -27,8 +27,8 @@ from acdkit.sources._tls import HELLO_LIMIT, first_handshake, starts_hello
 
 __all__ = [
     "LATER_PACKET",
-    "DnsMessage",
     "Dissectors",
+    "DnsMessage",
     "FlowTable",
     "Hello",
     "Output",
@@ -124,8 +124,8 @@ class Flow:
         "origin",
         "pending",
         "pkts",
-        "seen",
         "proto",
+        "seen",
         "service",
         "sni",
         "state",

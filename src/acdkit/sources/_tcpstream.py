@@ -67,13 +67,13 @@ class Stream:
 
     def _drain(self) -> None:
         while self.waiting and not self.full:
-            for seq, data in self.waiting.items():
+            for seq in self.waiting:
                 ahead = (seq - self.next_seq) % _MOD
                 if ahead == 0 or ahead >= _HALF:
                     break
             else:
                 return
-            del self.waiting[seq]
+            data = self.waiting.pop(seq)
             self.waiting_bytes -= len(data)
             behind = 0 if ahead == 0 else _MOD - ahead
             if behind < len(data):

@@ -27,7 +27,7 @@ def starts_hello(data: bytes) -> bool:
     )
 
 
-def first_handshake(buf: bytes | bytearray) -> tuple[int, bytes] | None | bool:
+def first_handshake(buf: bytes | bytearray) -> tuple[int, bytes] | bool | None:
     """(message type, whole message) once it is complete; None: wait for more; False: give up."""
     message = bytearray()
     pos = 0

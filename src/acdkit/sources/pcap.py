@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from acdkit.errors import MalformedError
 from acdkit.sources import Context, Parsed, RecordChunk, SourceFormat, register
-from acdkit.sources._flows import DnsMessage, Dissectors, FlowTable, Hello, Output, PacketInfo
+from acdkit.sources._flows import Dissectors, DnsMessage, FlowTable, Hello, Output, PacketInfo
 from acdkit.sources._lines import GZIP_MAGIC
 from acdkit.sources._sql import sql_quote
 from acdkit.sources.ja3 import ja3_string, ja3s_string
@@ -163,16 +163,14 @@ def _dns_message(sc: _Scapy, data: bytes) -> DnsMessage | None:
         qname = _dns_name(question.qname) if question.qname is not None else None
         rcode = int(msg.rcode) if msg.qr else None
         return DnsMessage(bool(msg.qr), int(msg.id), qname, question.qtype, rcode, rrdata)
-    except Exception:  # noqa: BLE001 - hostile bytes may trip any dissector; not DNS then
+    except Exception:
         return None
 
 
 def _hello(sc: _Scapy, msg_type: int, data: bytes) -> Hello | None:
     try:
-        if msg_type == 1:
-            hello = sc.client_hello(data)
-        else:
-            hello = sc.server_hello(data)
+        dissector: Any = sc.client_hello if msg_type == 1 else sc.server_hello
+        hello = dissector(data)
         if hello.version is None:
             return None
         exts = list(hello.ext or [])
@@ -183,7 +181,7 @@ def _hello(sc: _Scapy, msg_type: int, data: bytes) -> Hello | None:
         formats = next((e.ecpl for e in exts if isinstance(e, sc.point_formats)), None) or []
         text = ja3_string(hello.version, hello.ciphers or [], types, groups, formats)
         return Hello(True, text, _sni(sc, exts))
-    except Exception:  # noqa: BLE001 - a malformed hello gives no fingerprint, nothing else
+    except Exception:
         return None
 
 
@@ -208,12 +206,12 @@ IP_ETHERTYPES = (0x0800, 0x86DD)
 
 
 def _dissect(sc: _Scapy, num: int, ts: int, data: bytes, linktype: int, wirelen: int) -> Outcome:
-    cls = sc.l2types.get(linktype)
+    cls: Any = sc.l2types.get(linktype)
     if cls is None:
         return True, f"link type {int(linktype)} is not supported"
     try:
         layer = cls(data)
-    except Exception:  # noqa: BLE001 - hostile bytes may trip any dissector
+    except Exception:
         return UNDECODABLE
     while not isinstance(layer, (sc.IP, sc.IPv6)):
         outer, layer = layer, layer.payload
@@ -254,9 +252,7 @@ def _ipv6(sc: _Scapy, num: int, ts: int, ip: Any, on_wire: int) -> Outcome:
     return _transport(sc, num, ts, ip, proto, layer, payload)
 
 
-def _transport(
-    sc: _Scapy, num: int, ts: int, ip: Any, proto: int, l4: Any, size: int
-) -> Outcome:
+def _transport(sc: _Scapy, num: int, ts: int, ip: Any, proto: int, l4: Any, size: int) -> Outcome:
     src, dst = str(ip.src), str(ip.dst)
     if proto == 6:
         if not isinstance(l4, sc.TCP) or len(l4.original) < max(20, 4 * (l4.dataofs or 0)):
