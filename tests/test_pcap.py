@@ -29,6 +29,7 @@ from acdkit.sources._tcpstream import Stream
 from acdkit.sources._tls import first_handshake
 from acdkit.sources.ja3 import is_grease, ja3_string, ja3s_string
 from acdkit.store import Store
+from conftest import shared_samples
 from test_sources import ingest_one
 
 Sample = Callable[[str], Path]
@@ -505,12 +506,16 @@ def test_detection_names_the_format(real: Sample, fmt: str, rel: str) -> None:
     assert detect_file(real(rel)).name == fmt
 
 
-def test_pcap_sniffer_claims_no_other_sample(samples: Path) -> None:
-    for path in sorted(samples.rglob("*")):
+def test_pcap_sniffer_claims_no_other_sample(data: Path) -> None:
+    roots = [data, shared_samples()]
+    seen = 0
+    for path in sorted(p for root in roots if root.is_dir() for p in root.rglob("*")):
         if not path.is_file() or path.suffix == ".md":
             continue
         head = path.read_bytes()[: ingest.HEAD_BYTES]
         assert pcap.sniff(head) == (path.parent.name == "pcap"), path
+        seen += 1
+    assert seen > 20
 
 
 def test_text_sniffers_do_not_claim_captures(real: Sample, tmp_path: Path) -> None:
@@ -529,3 +534,51 @@ def test_text_sniffers_do_not_claim_captures(real: Sample, tmp_path: Path) -> No
             if fmt != "pcap":
                 assert not sources.get(fmt).sniff(head), (fmt, path)
         assert detect_file(path).name == "pcap"
+
+
+# -- flow ends, chunks, minimization --------------------------------------------------------
+
+
+def test_idle_flow_ends_and_the_same_ports_open_a_new_one(store: Store, tmp_path: Path) -> None:
+    u = IP(src="10.9.0.1", dst="10.9.0.2") / UDP(sport=7000, dport=7001)
+    packets = [at(100.0, u / b"a"), at(130.0, u / b"bb"), at(191.0, u / b"ccc")]
+    result, rows = ingest_one(store, write(tmp_path / "idle.pcap", packets))
+    # 60 s of silence ends a UDP flow: packets 1-2 are one flow, packet 3 the next
+    got = [(r["src_line"], r["orig_pkts"], r["orig_bytes"], r["duration_ns"]) for r in rows["net"]]
+    assert sorted(got) == [(1, 2, 3, 30_000_000_000), (3, 1, 3, 0)]
+    assert result.skip_reasons == {LATER_PACKET: 1}
+
+
+def test_full_flow_table_and_small_chunks(
+    store: Store, real: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pcap, "MAX_FLOWS", 1)
+    monkeypatch.setattr(pcap, "CHUNK_PACKETS", 10)
+    result, rows = ingest_one(store, real("pcap/tls13-ech.pcap"))
+    assert result.records["net"] == 3 and result.skipped == 66
+    assert {r["tls_ja3"] for r in rows["net"]} == {
+        None, "2fcbf8655473005933c5869b2b5d8044", "fa58f5ffd45a2d590a1677134966dc64"
+    }  # fmt: skip
+    assert result.warnings == [
+        "2 flows were ended early because more than 1 were open at once (a later packet of "
+        "such a flow opens a new record)"
+    ]
+
+
+def test_no_payload_reaches_the_store(store: Store, real: Sample, tmp_path: Path) -> None:
+    c, s = IP(src="10.7.0.1", dst="10.7.0.2"), IP(src="10.7.0.2", dst="10.7.0.1")
+    http = b"GET /CANARY-PATH?CANARY-QUERY HTTP/1.1\r\nUser-Agent: CANARY-UA\r\n\r\n"
+    txt = DNS(id=3, qr=1, qd=DNSQR(qname="t.example", qtype="TXT"),
+              an=[DNSRR(rrname="t.example", type="TXT", rdata=["CANARY-TXT"])])  # fmt: skip
+    hello = bytes(sample_packets(real, "chrome-34-google.pcap")[5][TCP].payload)
+    packets = [
+        at(1.0, c / TCP(sport=4000, dport=80, flags="PA", seq=1) / http),
+        at(1.1, s / TCP(sport=80, dport=4000, flags="PA", seq=1) / b"HTTP/1.1 200 CANARY-BODY"),
+        at(2.0, s / UDP(sport=53, dport=4001) / txt),
+        at(3.0, s / TCP(sport=443, dport=4002, flags="PA", seq=9) / (hello + b"CANARY-CERT")),
+    ]
+    result, _ = ingest_one(store, write(tmp_path / "canary.pcap", packets))
+    assert result.records == {"net": 2, "dns": 1, "edr": 0}
+    for path in store.root.rglob("*"):
+        if path.is_file():
+            assert b"CANARY" not in path.read_bytes(), path

@@ -207,11 +207,15 @@ class FlowTable:
         a = (p.src, p.sport or 0 if ported else 0)
         b = (p.dst, p.dport or 0 if ported else 0)
         key = (p.proto, a, b) if a <= b else (p.proto, b, a)
-        for table in self.classes.values():
+        for name, table in self.classes.items():
             flow = table.get(key)
-            if flow is not None:
+            if flow is None:
+                continue
+            if p.ts - flow.last <= TIMEOUT_NS[name]:
                 table.move_to_end(key)
                 return flow, 0 if a == flow.origin else 1
+            self._end(flow)  # idle too long: the same addresses and ports start a new flow
+            break
         if sum(len(t) for t in self.classes.values()) >= self.max_flows:
             self.evicted += 1
             self._end_oldest()
