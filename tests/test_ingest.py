@@ -239,7 +239,7 @@ def test_unknown_format_name_fails_before_reading(
     store: Store, real: Callable[[str], Path]
 ) -> None:
     with pytest.raises(UsageError):
-        ingest.ingest(store, [real("zeek-json/zat/conn.log")], fmt="pcap")
+        ingest.ingest(store, [real("zeek-json/zat/conn.log")], fmt="netflow-v9")
     assert store.staged_dirs() == []
 
 

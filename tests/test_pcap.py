@@ -582,3 +582,9 @@ def test_no_payload_reaches_the_store(store: Store, real: Sample, tmp_path: Path
     for path in store.root.rglob("*"):
         if path.is_file():
             assert b"CANARY" not in path.read_bytes(), path
+
+
+def test_forcing_pcap_on_a_text_log_is_malformed(store: Store, real: Sample) -> None:
+    result = ingest.ingest(store, [real("zeek-json/zat/conn.log")], fmt="pcap").files[0]
+    assert (result.status, result.exit_code) == ("failed", 4)
+    assert "not a readable pcap or pcapng capture" in (result.error or "")

@@ -173,8 +173,7 @@ class _Capture:
         lowest = None if done else self.flows.lowest_open()
         last = self.num if lowest is None else lowest - 1
         warnings = self._closing_warnings() if done else []
-        position = fh.tell() if not done else 0
-        return RecordChunk(last, parsed, position, warnings)
+        return RecordChunk(last, parsed, fh.tell(), warnings)
 
     def _project(self, query: str, name: str, rows: pa.Table) -> pa.Table:
         con = self.ctx.con
