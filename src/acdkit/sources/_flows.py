@@ -63,6 +63,8 @@ class PacketInfo(NamedTuple):
 
 
 class DnsMessage(NamedTuple):
+    """The machine information of one DNS message: its first question, codes, answers."""
+
     response: bool
     trans_id: int
     qname: str | None
@@ -72,6 +74,8 @@ class DnsMessage(NamedTuple):
 
 
 class Hello(NamedTuple):
+    """A dissected Client- or ServerHello: its fingerprint string and, for a client, SNI."""
+
     client: bool
     fingerprint: str  # the JA3 (client) or JA3S (server) string
     sni: str | None
@@ -99,6 +103,8 @@ PLAIN, PENDING, CLAIMED = 0, 1, 2  # what the opening packet of a flow turned ou
 
 
 class _Query(NamedTuple):
+    """A DNS query waiting for its response: packet number, time, sending side, message."""
+
     num: int
     ts: int
     side: int
@@ -106,6 +112,8 @@ class _Query(NamedTuple):
 
 
 class Flow:
+    """One transport flow being followed: endpoints, counters, hello and DNS state."""
+
     __slots__ = (
         "bytes",
         "closed",
