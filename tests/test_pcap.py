@@ -588,3 +588,13 @@ def test_forcing_pcap_on_a_text_log_is_malformed(store: Store, real: Sample) -> 
     result = ingest.ingest(store, [real("zeek-json/zat/conn.log")], fmt="pcap").files[0]
     assert (result.status, result.exit_code) == ("failed", 4)
     assert "not a readable pcap or pcapng capture" in (result.error or "")
+
+
+def test_registering_the_format_does_not_import_scapy() -> None:
+    # scapy takes about a second to import: only reading a capture may pay for it
+    import subprocess
+    import sys
+
+    code = "import sys; from acdkit import sources; sources.names(); print('scapy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
