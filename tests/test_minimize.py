@@ -326,11 +326,67 @@ def suricata_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
     return CanaryCase([path], ingested, planted, check)
 
 
+def pcap_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    """A real TLS capture plus flows whose payloads carry markers (HTTP, a certificate, DNS
+    TXT, FTP log-in, syslog); only addresses, counters, fingerprints and names may arrive."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import PcapWriter, rdpcap
+
+    chrome = list(rdpcap(str(real("pcap/chrome-34-google.pcap"))))
+    server_hello = bytes(chrome[5][TCP].payload)
+    cert = f"subject CN={canary('tls.certificate_subject')}, O={canary('tls.issuer')}".encode()
+    http = (
+        f"GET /index.html?{canary('http.query')} HTTP/1.1\r\nHost: example.org\r\n"
+        f"User-Agent: {canary('http.user_agent')}\r\nCookie: {canary('http.cookie')}\r\n\r\n"
+    ).encode()
+    txt = DNS(id=3, qr=1, qd=DNSQR(qname="t.example", qtype=255), an=[
+        DNSRR(rrname="t.example", type="TXT", rdata=[canary("dns.txt")]),
+        DNSRR(rrname="t.example", type="A", rdata="192.0.2.9")])  # fmt: skip
+    c, s = IP(src="10.7.0.1", dst="10.7.0.2"), IP(src="10.7.0.2", dst="10.7.0.1")
+    t0 = float(chrome[-1].time) + 10
+    layered = [
+        c / TCP(sport=4000, dport=80, flags="PA", seq=1) / http,
+        s / TCP(sport=80, dport=4000, flags="PA", seq=1) / f"200 OK {canary('http.body')}",
+        s / TCP(sport=443, dport=4002, flags="PA", seq=9) / (server_hello + cert),
+        c / UDP(sport=4001, dport=53) / DNS(id=3, qd=DNSQR(qname="t.example", qtype=255)),
+        s / UDP(sport=53, dport=4001) / txt,
+        c
+        / TCP(sport=4010, dport=21, flags="PA", seq=1)
+        / f"USER {canary('ftp.user')}\r\nPASS {canary('ftp.password')}\r\n",
+        c / UDP(sport=4020, dport=514) / f"<13>host app: {canary('syslog.message')}",
+    ]
+    l2 = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    path = inputs / "marked.pcap"
+    with PcapWriter(str(path)) as out:
+        for p in chrome:
+            out.write(p)
+        for i, p in enumerate(layered):
+            frame = Ether(bytes(l2 / p))
+            frame.time = t0 + i
+            out.write(frame)
+
+    def check(store: Store, out: Path) -> None:
+        net, dns = sealed(store, "net"), sealed(store, "dns")
+        tls = {(r["tls_ja3"], r["sni"]) for r in net if r["tls_ja3"]}
+        assert tls == {("a607f3a5c94c2ee592af1456f36c8367", "google.de")}
+        assert [(r["qname"], r["rrdata"]) for r in dns] == [("t.example", ["192.0.2.9"])]
+        assert sorted(r["dst_port"] for r in net) == [21, 53, 80, 443, 514, 4002]
+
+    planted = {
+        "tls.certificate_subject", "tls.issuer", "http.query", "http.user_agent", "http.cookie",
+        "http.body", "dns.txt", "ftp.user", "ftp.password", "syslog.message",
+    }  # fmt: skip
+    return CanaryCase([path], 7, planted, check)
+
+
 # every registered format needs one: a format merged without it fails the canary test
 CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = {
     "zeek-json": zeek_json_case,
     "zeek-tsv": zeek_tsv_case,
     "suricata-eve": suricata_case,
+    "pcap": pcap_case,
 }
 
 
