@@ -263,6 +263,31 @@ def ingest_cmd(
         str | None,
         typer.Option(envvar="ACDKIT_SENSOR", help="Sensor ID for records that do not name one."),
     ] = None,
+    assume_tz: Annotated[
+        str | None,
+        typer.Option(
+            "--assume-tz",
+            envvar="ACDKIT_ASSUME_TZ",
+            help="IANA time zone (Asia/Tokyo) of times the input writes without a zone; "
+            "without it such times are rejected.",
+        ),
+    ] = None,
+    year: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ACDKIT_YEAR",
+            help="Year of times the input writes without one (syslog 'Jan 17 08:52:09').",
+        ),
+    ] = None,
+    aws_fields: Annotated[
+        str | None,
+        typer.Option(
+            "--aws-fields",
+            envvar="ACDKIT_AWS_FIELDS",
+            help="Field order of AWS VPC flow log lines without a header line, as in the "
+            "flow log's format ('version account-id ...' or '${version} ${account-id} ...').",
+        ),
+    ] = None,
     do_seal: Annotated[bool, typer.Option("--seal", help="Seal right after ingesting.")] = False,
     key: KeyOpt = None,
     sig_key: Annotated[
@@ -288,7 +313,17 @@ def ingest_cmd(
     with _progress(_show_progress(json_out), "ingest") as progress:
         from acdkit import ingest
 
-        report = ingest.ingest(st, files, fmt, sensor, progress, keys_at)
+        report = ingest.ingest(
+            st,
+            files,
+            fmt,
+            sensor,
+            progress,
+            keys_at,
+            assume_tz=assume_tz,
+            year=year,
+            aws_fields=aws_fields,
+        )
     if report.sig_key_created:
         _key_notice(report.sig_key_created)
     sealed = None

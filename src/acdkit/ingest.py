@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pyarrow as pa
@@ -41,12 +42,15 @@ from acdkit.sources._lines import (
     open_source,
     read_raw,
 )
+from acdkit.sources._sql import sql_quote
+from acdkit.sources.aws_vpc import parse_field_list
 from acdkit.staged import load_staged, read_staged, staged_batches, staged_ledger_id
 from acdkit.store import Store, fsync_dir, write_json
 
 __all__ = [
     "FileResult",
     "IngestReport",
+    "Options",
     "ingest",
     "load_staged",
     "read_staged",
@@ -111,6 +115,19 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+@dataclass(frozen=True)
+class Options:
+    """What the user said about the input, passed to every parser (see `sources.Context`)."""
+
+    sensor: str | None = None
+    assume_tz: str | None = None
+    year: int | None = None
+    aws_fields: tuple[str, ...] | None = None
+
+    def context(self, con: duckdb.DuckDBPyConnection) -> sources.Context:
+        return sources.Context(con, self.sensor, self.assume_tz, self.year, self.aws_fields)
+
+
 def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
@@ -132,6 +149,7 @@ class _Staged:
     rejects: list[pa.Table]
     skips: list[pa.Table]
     written: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _summarize(table: str, rows: pa.Table) -> tuple[int, int, int, int, int]:
@@ -157,7 +175,7 @@ def _write_part(path: Path, rows: pa.Table) -> None:
 @dataclass(frozen=True)
 class _Task:
     fmt: str
-    sensor: str | None
+    options: Options
     state: object
     chunk: LineChunk | None
     out_dir: str  # the temporary staging directory of this file
@@ -184,7 +202,7 @@ class _Task:
 
 
 def _finalize(parsed: sources.Parsed, sig_key: cmdsig.SigKey | None) -> _Staged:
-    staged = _Staged({}, list(parsed.rejects), list(parsed.skips))
+    staged = _Staged({}, list(parsed.rejects), list(parsed.skips), warnings=parsed.warnings)
     for table, projected in parsed.tables.items():
         if projected.num_rows == 0:
             continue
@@ -194,14 +212,14 @@ def _finalize(parsed: sources.Parsed, sig_key: cmdsig.SigKey | None) -> _Staged:
     return staged
 
 
-_WORKER_PARSERS: dict[tuple[str, str | None], sources.Parser] = {}
+_WORKER_PARSERS: dict[tuple[str, Options], sources.Parser] = {}
 
 
 def _parse_in_worker(task: _Task) -> _Staged:
     """Runs in a pool process: one DuckDB connection and parser per format, kept warm."""
-    key = (task.fmt, task.sensor)
+    key = (task.fmt, task.options)
     if key not in _WORKER_PARSERS:
-        ctx = sources.Context(_connect(threads=1), task.sensor)
+        ctx = task.options.context(_connect(threads=1))
         _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
     parser = _WORKER_PARSERS[key]
     parser.restore(task.state)
@@ -239,7 +257,7 @@ def _last_line(item: RawChunk | FileSpan | LineChunk) -> int:
 def _staged_chunks(
     items: Iterator[RawChunk | FileSpan | LineChunk],
     fmt: sources.SourceFormat,
-    sensor: str | None,
+    options: Options,
     pool: ProcessPoolExecutor | None,
     plain_path: Path | None,
     out_dir: Path,
@@ -251,7 +269,7 @@ def _staged_chunks(
     the text is not copied between processes; gzip input is sent along as bytes.
     """
     if pool is None:
-        ctx = sources.Context(_connect(), sensor)
+        ctx = options.context(_connect())
         try:
             parser = fmt.make_parser(ctx)
             for item in items:
@@ -261,12 +279,12 @@ def _staged_chunks(
         finally:
             ctx.con.close()
         return
-    reader = fmt.make_parser(sources.Context(None, sensor))  # type: ignore[arg-type]
+    reader = fmt.make_parser(options.context(None))  # type: ignore[arg-type]
     pending: deque[tuple[int, Future[_Staged]]] = deque()
     try:
         for part, item in enumerate(items, start=1):
             state = reader.snapshot()
-            task = _Task(fmt.name, sensor, state, None, str(out_dir), part, sig_key=sig_key)
+            task = _Task(fmt.name, options, state, None, str(out_dir), part, sig_key=sig_key)
             if isinstance(item, FileSpan):
                 reader.advance(item.view)
                 assert plain_path is not None
@@ -349,7 +367,7 @@ def _ingest_file(
     store: Store,
     path: Path,
     fmt_name: str | None,
-    sensor: str | None,
+    options: Options,
     progress: ProgressFn | None,
     pool: ProcessPoolExecutor | None,
     known_sizes: set[int],
@@ -370,7 +388,7 @@ def _ingest_file(
     fmt, result.format = _format_of(path, fmt_name)
     sig_key = keys.get() if fmt.commands else None
     if fmt.read_records is not None:
-        return _ingest_records(store, path, fmt, sensor, progress, result, sig_key)
+        return _ingest_records(store, path, fmt, options, progress, result, sig_key)
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -387,7 +405,7 @@ def _ingest_file(
                 else:
                     items = read_raw(fh)
                 for last_line, staged in _staged_chunks(
-                    items, fmt, sensor, pool, plain, staging.dir, sig_key
+                    items, fmt, options, pool, plain, staging.dir, sig_key
                 ):
                     result.lines = last_line
                     _stage_chunk(staged, staging, records, skips, rejects, result)
@@ -407,7 +425,7 @@ def _ingest_file(
             result.status = "already ingested"
             return result
         _close_result(path, result, records, skips, rejects, sig_key)
-        staging.commit(store, _ledger_entry(path, size, result, sensor))
+        staging.commit(store, _ledger_entry(path, size, result, options))
     except BaseException:
         staging.abort()
         raise
@@ -444,7 +462,7 @@ def _ingest_records(
     store: Store,
     path: Path,
     fmt: sources.SourceFormat,
-    sensor: str | None,
+    options: Options,
     progress: ProgressFn | None,
     result: FileResult,
     sig_key: cmdsig.SigKey | None,
@@ -466,7 +484,7 @@ def _ingest_records(
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
     records: Counter[str] = Counter()
-    ctx = sources.Context(_connect(), sensor)
+    ctx = options.context(_connect())
     try:
         for chunk in fmt.read_records(path, ctx):
             result.lines = max(result.lines, chunk.last)
@@ -479,7 +497,7 @@ def _ingest_records(
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise InputIOError(f"{path} changed while it was being ingested")
         _close_result(path, result, records, skips, rejects, sig_key)
-        staging.commit(store, _ledger_entry(path, before.st_size, result, sensor))
+        staging.commit(store, _ledger_entry(path, before.st_size, result, options))
     except BaseException:
         staging.abort()
         raise
@@ -516,6 +534,9 @@ def _stage_chunk(
     rejects: Counter[str],
     result: FileResult,
 ) -> None:
+    for warning in parsed.warnings:
+        if warning not in result.warnings:  # a rule is said once, not once per chunk
+            result.warnings.append(warning)
     for rows in parsed.skips:
         _count(skips, rows)
         staging.write_lines("skip", rows)
@@ -535,14 +556,14 @@ def _stage_chunk(
         result.early[table] = result.early.get(table, 0) + early
 
 
-def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None) -> dict[str, Any]:
+def _ledger_entry(path: Path, size: int, result: FileResult, options: Options) -> dict[str, Any]:
     entry = {
         "sha256": result.sha256,
         "size": size,
         # the base name only: a full path may hold a user name
         "name": path.name,
         "format": result.format,
-        "sensor": sensor,
+        "sensor": options.sensor,
         "ingested_utc": datetime.now(UTC).isoformat(timespec="microseconds"),
         "tool_version": __version__,
         "lines": result.lines,
@@ -562,6 +583,30 @@ def _ledger_entry(path: Path, size: int, result: FileResult, sensor: str | None)
     return entry
 
 
+def _check_zone(zone: str | None) -> str | None:
+    """An IANA time zone name that DuckDB knows too, or a usage error."""
+    if zone is None:
+        return None
+    try:
+        ZoneInfo(zone)
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"SELECT TIMESTAMP '2000-01-01' AT TIME ZONE {sql_quote(zone)}")
+        finally:
+            con.close()
+    except (ValueError, ZoneInfoNotFoundError, duckdb.Error):
+        raise UsageError(
+            f"unknown time zone {zone!r}", hint="give an IANA name such as Asia/Tokyo or UTC"
+        ) from None
+    return zone
+
+
+def _check_year(year: int | None) -> int | None:
+    if year is not None and not 1970 <= year <= 2200:
+        raise UsageError(f"--year {year} is outside 1970..2200")
+    return year
+
+
 def ingest(
     store: Store,
     paths: Sequence[Path],
@@ -569,14 +614,26 @@ def ingest(
     sensor: str | None = None,
     progress: ProgressFn | None = None,
     sig_key: cmdsig.KeySource | None = None,
+    *,
+    assume_tz: str | None = None,
+    year: int | None = None,
+    aws_fields: str | Sequence[str] | None = None,
 ) -> IngestReport:
     """Ingest each file; a file that fails is reported and the others still go in.
 
     ``sig_key`` says where the command-signature key is (default: the user key directory,
-    where it is created the first time a format carries command lines).
+    where it is created the first time a format carries command lines).  ``assume_tz``
+    and ``year`` apply to times written without a zone or a year; ``aws_fields`` is a flow
+    log format string or a list of field names (`sources.aws_vpc.parse_field_list`).
     """
     if fmt is not None:
         sources.get(fmt)  # fail early on a bad --format
+    options = Options(
+        sensor,
+        _check_zone(assume_tz),
+        _check_year(year),
+        None if aws_fields is None else parse_field_list(aws_fields),
+    )
     keys = sig_key or cmdsig.KeySource.default()
     keys.check()
     for path in paths:
@@ -593,7 +650,7 @@ def ingest(
         for path in paths:
             try:
                 results.append(
-                    _ingest_file(store, path, fmt, sensor, progress, pool, known_sizes, keys)
+                    _ingest_file(store, path, fmt, options, progress, pool, known_sizes, keys)
                 )
                 known_sizes.add(path.stat().st_size)
             except AcdkitError as exc:

@@ -37,10 +37,18 @@ LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
 
 @dataclass
 class Context:
-    """What a parser needs besides the lines: a DuckDB connection and the default sensor."""
+    """What a parser needs besides the lines: a DuckDB connection and the user's settings.
+
+    ``assume_tz`` (an IANA zone) and ``year`` are applied only to times that lack a zone or
+    a year, and only where the user gave them; ``aws_fields`` is the field order of AWS VPC
+    flow log lines that come without a header line.
+    """
 
     con: duckdb.DuckDBPyConnection
     sensor: str | None = None
+    assume_tz: str | None = None
+    year: int | None = None
+    aws_fields: tuple[str, ...] | None = None
 
     def params(self) -> dict[str, str]:
         return {"sensor": self.sensor} if self.sensor is not None else {}
@@ -53,6 +61,9 @@ class Parsed:
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejects: list[pa.Table] = field(default_factory=list)
     skips: list[pa.Table] = field(default_factory=list)
+    # said once in the file's ledger entry: which rule a parser applied (a field order, a
+    # time zone given by the user); fixed texts, never input content
+    warnings: list[str] = field(default_factory=list)
 
     def add_lines(self, target: list[pa.Table], lines: pa.Array, reasons: pa.Array) -> None:
         if len(lines):
@@ -129,7 +140,16 @@ def register(fmt: SourceFormat) -> SourceFormat:
 def _load_builtin() -> None:
     # import for their registration side effect, always: a format module imported on its own
     # first (zeek_tsv imports zeek_json) must not keep the others out of the registry
-    from acdkit.sources import pcap, suricata_eve, zeek_json, zeek_tsv  # noqa: F401
+    from acdkit.sources import (  # noqa: F401
+        aws_vpc,
+        azure_flow,
+        cef,
+        gcp_vpc,
+        pcap,
+        suricata_eve,
+        zeek_json,
+        zeek_tsv,
+    )
 
 
 def names() -> list[str]:
