@@ -8,11 +8,16 @@ without a detour through a double or a microsecond timestamp, so nanoseconds sur
 
 from __future__ import annotations
 
+from acdkit.sources._sql import DNS_INPUTS, NET_INPUTS
+
 __all__ = [
     "IP_PROTOCOLS",
+    "NULL",
     "bad_proto",
+    "dns_inputs",
     "epoch_text",
     "ip_proto",
+    "net_inputs",
     "rfc3339_epoch_text",
     "rfc3339_parts",
     "unset",
@@ -50,6 +55,28 @@ IP_PROTOCOLS = {
 }
 
 
+NULL = "CAST(NULL AS VARCHAR)"
+
+
+def net_inputs(**given: str) -> dict[str, str]:
+    """`routed_query`'s net inputs: the expressions given, NULL for every other input."""
+    unknown = set(given) - set(NET_INPUTS)
+    if unknown:
+        raise ValueError(f"not net inputs: {sorted(unknown)}")
+    return {name: given.get(name, NULL) for name in NET_INPUTS if name != "line"}
+
+
+def dns_inputs(**given: str) -> dict[str, str]:
+    """`routed_query`'s dns inputs: the expressions given, NULL for every other input."""
+    unknown = set(given) - set(DNS_INPUTS)
+    if unknown:
+        raise ValueError(f"not dns inputs: {sorted(unknown)}")
+    out = {name: given.get(name, NULL) for name in DNS_INPUTS if name != "line"}
+    if "rrdata" not in given:
+        out["rrdata"] = "CAST(NULL AS VARCHAR[])"
+    return out
+
+
 def unset(col: str, marker: str = "-") -> str:
     """``col`` with the format's "no value" spelling (and the empty string) as NULL."""
     return f"nullif(nullif({col}, '{marker}'), '')"
@@ -77,7 +104,8 @@ def epoch_text(col: str, decimals: int) -> str:
     (``1663146003599`` with 3 -> ``1663146003.599``); anything else passes unchanged, for
     the timestamp check downstream to reject."""
     # lpad() also cuts longer text, so only short values are padded
-    padded = f"CASE WHEN length({col}) <= {decimals} THEN lpad({col}, {decimals + 1}, '0') ELSE {col} END"
+    short = f"length({col}) <= {decimals}"
+    padded = f"CASE WHEN {short} THEN lpad({col}, {decimals + 1}, '0') ELSE {col} END"
     return (
         f"CASE WHEN regexp_full_match({col}, '[0-9]{{1,19}}')"
         f" THEN regexp_replace({padded}, '([0-9]{{{decimals}}})$', '.\\1') ELSE {col} END"

@@ -37,8 +37,13 @@ def first_objects(head: bytes, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
-def json_base(chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str) -> str:
-    """Register the chunk's lines; return a relation ``(line, problem, j)`` over them.
+def json_base(
+    chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str, comments: bool = False
+) -> str:
+    """Register the chunk's lines; return a relation ``(line, problem, j, comment)`` over them.
+
+    With ``comments``, a line whose first non-blank character is ``#`` has ``comment``
+    true and no problem (the caller skips it); otherwise ``comment`` is always false.
 
     ``TRY(from_json(...))`` gives NULL for a line that is not JSON, so the costly checks
     (blank line? JSON but not an object?) run only on the few lines that need them.  The
@@ -49,9 +54,13 @@ def json_base(chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str) ->
     for line, reason in chunk.rejects:
         parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
     # a UTF-8 BOM may start the first line; JSON parsers reject it, we forgive it
+    comment = (
+        "coalesce(starts_with(ltrim(raw, chr(9) || ' '), '#'), false)" if comments else "false"
+    )
     return f"""(
-        SELECT line, j, CASE
+        SELECT line, j, comment, CASE
             WHEN raw IS NULL THEN '{READER_REJECT}'
+            WHEN comment THEN NULL
             WHEN j IS NULL THEN CASE
               WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
               ELSE 'invalid JSON' END
@@ -59,7 +68,8 @@ def json_base(chunk: LineChunk, ctx: Context, parsed: Parsed, structure: str) ->
             WHEN NOT starts_with(ltrim(raw, chr(9) || chr(10) || chr(13) || ' '), '{{')
               THEN 'JSON value is not an object'
           END AS problem
-        FROM (SELECT line, raw, TRY(from_json(raw, {sql_quote(structure)})) AS j
+        FROM (SELECT line, raw, TRY(from_json(raw, {sql_quote(structure)})) AS j,
+                     {comment} AS comment
               FROM (SELECT line, CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END
                     AS raw FROM chunk_raw)))"""
 

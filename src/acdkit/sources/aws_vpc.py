@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from acdkit.errors import UsageError
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
-from acdkit.sources._flowlog import bad_proto, ip_proto, unset
+from acdkit.sources._flowlog import bad_proto, dns_inputs, ip_proto, net_inputs, unset
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._route import READER_REJECT, collect
 from acdkit.sources._sql import routed_query, sql_quote
@@ -231,7 +231,9 @@ class AwsVpcParser(Parser):
         con.register("aws_run", pa.table({"line": numbers, "raw": lines}))
         try:
             base = _base(self.order)
-            collect(self.ctx, routed_query(base, _ROUTE, _SKIP, _NET, _DNS, self.ctx.sensor), parsed)
+            collect(
+                self.ctx, routed_query(base, _ROUTE, _SKIP, _NET, _DNS, self.ctx.sensor), parsed
+            )
         finally:
             con.unregister("aws_run")
 
@@ -243,7 +245,8 @@ def _warnings(order: _Order) -> list[str]:
             "AWS lines without a header read as the default format (version 2) or all fields "
             "of their version in the documented order; pkt-srcaddr/pkt-dstaddr used where set"
         ]
-    out = [f"AWS field order taken from {'the header line' if order.origin == 'header' else '--aws-fields'}"]
+    where = "the header line" if order.origin == "header" else "--aws-fields"
+    out = [f"AWS field order taken from {where}"]
     if "pkt-srcaddr" in order.fields or "pkt-dstaddr" in order.fields:
         out.append("AWS pkt-srcaddr/pkt-dstaddr used where set, else srcaddr/dstaddr")
     if not all(_known(n) for n in order.fields):
@@ -287,8 +290,8 @@ def _base(order: _Order) -> str:
     )
     if order.sep == " ":
         split = (
-            f"CASE WHEN contains(t, '  ') THEN regexp_split_to_array(trim(t), ' +')"
-            f" ELSE string_split(t, ' ') END"
+            "CASE WHEN contains(t, '  ') THEN regexp_split_to_array(trim(t), ' +')"
+            " ELSE string_split(t, ' ') END"
         )
     else:
         split = f"string_split(t, {sql_quote(order.sep)})"
@@ -312,53 +315,24 @@ _SKIP = """CASE a_log_status
     WHEN 'SKIPDATA' THEN 'AWS SKIPDATA record (flows not captured)'
     ELSE 'AWS record without addresses' END"""
 
-_NULL = "CAST(NULL AS VARCHAR)"
-_NET = {
-    "kind": "'conn'",
-    "session_id": _NULL,
+_NET = net_inputs(
+    kind="'conn'",
     # behind a NAT gateway or a service's interface srcaddr/dstaddr are that interface's own;
     # the pkt-* fields hold the packet's real endpoints
-    "src_ip": "coalesce(a_pkt_srcaddr, a_srcaddr)",
-    "src_port": "a_srcport",
-    "dst_ip": "coalesce(a_pkt_dstaddr, a_dstaddr)",
-    "dst_port": "a_dstport",
-    "proto": ip_proto("a_protocol"),
-    "service": _NULL,
-    "ja3": _NULL,
-    "ja3s": _NULL,
-    "sni": _NULL,
-    "http_verb": _NULL,
-    "url_host": _NULL,
-    "url_uri": _NULL,
-    "http_status": _NULL,
-    "ts": "a_start",
-    "duration": "CAST(TRY_CAST(a_end AS BIGINT) - TRY_CAST(a_start AS BIGINT) AS VARCHAR)",
+    src_ip="coalesce(a_pkt_srcaddr, a_srcaddr)",
+    src_port="a_srcport",
+    dst_ip="coalesce(a_pkt_dstaddr, a_dstaddr)",
+    dst_port="a_dstport",
+    proto=ip_proto("a_protocol"),
+    ts="a_start",
+    duration="CAST(TRY_CAST(a_end AS BIGINT) - TRY_CAST(a_start AS BIGINT) AS VARCHAR)",
     # a record is one direction of a flow: its counters are those of its source
-    "orig_bytes": "a_bytes",
-    "resp_bytes": _NULL,
-    "orig_pkts": "a_packets",
-    "resp_pkts": _NULL,
-    "sensor": "CASE WHEN a_interface_id IS NOT NULL THEN concat_ws('/', a_account_id, a_interface_id) END",
-}
-_DNS = {
-    name: _NULL
-    for name in (
-        "kind",
-        "session_id",
-        "qname",
-        "qtype",
-        "rcode",
-        "resolver_ip",
-        "resolver_port",
-        "client_ip",
-        "client_port",
-        "proto",
-        "trans_id",
-        "ts",
-        "sensor",
-    )
-}
-_DNS["rrdata"] = "CAST(NULL AS VARCHAR[])"
+    orig_bytes="a_bytes",
+    orig_pkts="a_packets",
+    sensor="CASE WHEN a_interface_id IS NOT NULL"
+    " THEN concat_ws('/', a_account_id, a_interface_id) END",
+)
+_DNS = dns_inputs()
 
 
 FORMAT = register(
