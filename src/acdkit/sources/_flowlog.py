@@ -18,7 +18,9 @@ __all__ = [
     "epoch_text",
     "ip_proto",
     "net_inputs",
+    "ns_text",
     "rfc3339_epoch_text",
+    "rfc3339_ns",
     "rfc3339_parts",
     "unset",
 ]
@@ -123,19 +125,27 @@ def rfc3339_parts(col: str) -> str:
     return f"regexp_extract({col}, '{_RFC3339}', ['d', 't', 'f', 'z'])"
 
 
-def rfc3339_epoch_text(parts: str) -> str:
-    """RFC 3339 pieces (`rfc3339_parts`) -> exact epoch seconds as decimal text, else NULL.
+def rfc3339_ns(parts: str) -> str:
+    """RFC 3339 pieces (`rfc3339_parts`) -> exact ns since the epoch (BIGINT), else NULL.
 
     The whole seconds go through DuckDB's TIMESTAMPTZ (which keeps microseconds only); the
     fraction is carried as digits, so ``…00.123456789Z`` keeps its last three digits.
-    Text that does not match gives NULL, i.e. a reject for a missing timestamp.
     """
     zone = f"CASE WHEN upper({parts}.z) = 'Z' THEN '+00:00' ELSE {parts}.z END"
     stamp = f"TRY_CAST({parts}.d || ' ' || {parts}.t || {zone} AS TIMESTAMPTZ)"
     frac = f"CAST(rpad(coalesce(nullif(ltrim({parts}.f, '.'), ''), '0'), 9, '0') AS BIGINT)"
-    ns = f"(epoch_us({stamp}) // 1000000 * 1000000000 + {frac})"
-    text = (
-        f"CASE WHEN {ns} < 0 THEN '-' ELSE '' END || CAST(abs({ns}) // 1000000000 AS VARCHAR)"
+    return f"CASE WHEN {parts}.d <> '' THEN epoch_us({stamp}) // 1000000 * 1000000000 + {frac} END"
+
+
+def ns_text(ns: str) -> str:
+    """ns since the epoch (BIGINT) -> exact epoch seconds as decimal text; NULL stays NULL."""
+    return (
+        f"CASE WHEN ({ns}) < 0 THEN '-' ELSE '' END || CAST(abs({ns}) // 1000000000 AS VARCHAR)"
         f" || '.' || lpad(CAST(abs({ns}) % 1000000000 AS VARCHAR), 9, '0')"
     )
-    return f"CASE WHEN {parts}.d <> '' THEN {text} END"
+
+
+def rfc3339_epoch_text(parts: str) -> str:
+    """RFC 3339 pieces (`rfc3339_parts`) -> exact epoch seconds as decimal text, else NULL
+    (a reject for a missing timestamp)."""
+    return ns_text(rfc3339_ns(parts))

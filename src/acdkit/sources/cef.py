@@ -1,1 +1,363 @@
-"""placeholder"""
+"""ArcSight CEF events, bare or after a syslog header (RFC 3164, RFC 5424 or RFC 3339 time).
+
+Parsing happens in DuckDB, in bulk.  The header's seven ``|`` (``\\|`` and ``\\\\`` escaped)
+are matched by one regular expression; in the extension, a key is a run of key characters
+right before an unescaped ``=`` that follows a blank, so one regex replacement puts a line
+break (which no line can hold) before each key, a split makes the pairs, and only the
+values acdkit uses are unescaped (``\\=``, ``\\\\``, ``\\n``, ``\\r``).  Only machine
+information is read: addresses, ports, protocol, application protocol label, HTTP method,
+host and path of ``request`` (query dropped), byte counts, times and the device's name.
+``msg``, user names, ``requestClientApplication`` and the ``cs*`` strings are never read.
+An event whose ``app`` is ``DNS`` and that names ``destinationDnsDomain`` (Infoblox's
+mapping of the query name) goes to the dns table.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
+from acdkit.sources._flowlog import (
+    bad_proto,
+    dns_inputs,
+    ip_proto,
+    net_inputs,
+    ns_text,
+    rfc3339_ns,
+    rfc3339_parts,
+)
+from acdkit.sources._lines import LineChunk
+from acdkit.sources._route import READER_REJECT, collect
+from acdkit.sources._sql import routed_query, sql_quote
+
+__all__ = ["FORMAT", "ZONE_ABBREVIATIONS"]
+
+# the keys read, under their short names; full names (the CEF dictionary's second column)
+# mean the same key, so a line that gives both names has a duplicate
+_KEYS = {
+    "src": ("sourceAddress",),
+    "spt": ("sourcePort",),
+    "dst": ("destinationAddress",),
+    "dpt": ("destinationPort",),
+    "proto": ("transportProtocol",),
+    "app": ("applicationProtocol",),
+    "requestMethod": (),
+    "request": ("requestUrl",),
+    "rt": ("receiptTime", "deviceReceiptTime"),
+    "start": ("startTime",),
+    "end": ("endTime",),
+    "in": ("bytesIn",),
+    "out": ("bytesOut",),
+    "dvc": ("deviceAddress",),
+    "dvchost": ("deviceHostName",),
+    "deviceExternalId": (),
+    "destinationDnsDomain": (),
+    "InfobloxDNSQType": (),
+}
+# time zone abbreviations read as fixed offsets (minutes east of UTC): only those with one
+# meaning in practice; CST, IST, BST, AST and the like have several and are rejected
+ZONE_ABBREVIATIONS = {
+    "UTC": 0, "UT": 0, "GMT": 0, "Z": 0, "WET": 0, "WEST": 60, "CET": 60, "CEST": 120,
+    "EET": 120, "EEST": 180, "MSK": 180, "JST": 540, "KST": 540, "HKT": 480, "SGT": 480,
+    "AWST": 480, "ACST": 570, "AEST": 600, "AEDT": 660, "NZST": 720, "NZDT": 780,
+    "HST": -600, "AKST": -540, "AKDT": -480, "PST": -480, "PDT": -420, "MST": -420,
+    "MDT": -360, "CDT": -300, "EST": -300, "EDT": -240,
+}  # fmt: skip
+
+# a header field (only the version and the extension are captured)
+_FIELD = r"(?:[^|\\]|\\.)*"
+_HEADER = rf"^CEF:([0-9]+)\|{_FIELD}\|{_FIELD}\|{_FIELD}\|{_FIELD}\|{_FIELD}\|{_FIELD}\|(.*)$"
+_KEY_CHARS = r"[A-Za-z0-9_.\[\]-]"
+# "MMM dd [yyyy] HH:mm:ss[.SSS] [zzz]", the CEF date formats other than epoch milliseconds
+_CEF_TIME = (
+    r"^([A-Z][a-z]{2}) +([0-9]{1,2})(?: ([0-9]{4}))? ([0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.([0-9]{1,3}))?(?: +(\S+))?$"
+)
+_SYSLOG_5424 = r"^(?:<[0-9]{1,3}>)?1 (\S+) (\S+) \S+ \S+ \S+ (?:-|\[.*\])\s*$"
+_SYSLOG_ISO = r"^(?:<[0-9]{1,3}>)?([0-9]{4}-[0-9]{2}-[0-9]{2}T\S+) (\S+)(?: .*)?\s*$"
+_SYSLOG_3164 = r"^(?:<[0-9]{1,3}>)?([A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}) (\S+)"
+_OFFSET = r"^(?:GMT|UTC)?([+-])([0-9]{2}):?([0-9]{2})?$"
+
+_SNIFF = re.compile(
+    rb"^(?:[^\n]{0,512}?\s)?CEF:[01]\|(?:[^|\\\n]|\\.)*(?:\|(?:[^|\\\n]|\\.)*){6}\|"
+)
+
+
+def _sniff(head: bytes) -> bool:
+    """The first non-blank lines are CEF events, with or without a syslog header."""
+    pieces = head.split(b"\n")
+    if len(pieces) > 1:
+        pieces = pieces[:-1]  # the last piece may be cut mid-line
+    lines = [p.lstrip(b"\xef\xbb\xbf") for p in pieces if p.strip()][:5]
+    return bool(lines) and all(_SNIFF.match(p) for p in lines)
+
+
+def _unescape(value: str) -> str:
+    """SQL: undo the extension escapes in one pass, only where a backslash occurs."""
+    pieces = f"regexp_extract_all({value}, '\\\\.|[^\\\\]+|\\\\$')"
+    mapped = (
+        "list_transform(" + pieces + ", lambda x: CASE x WHEN '\\=' THEN '=' WHEN '\\\\' THEN '\\'"
+        " WHEN '\\n' THEN chr(10) WHEN '\\r' THEN chr(13) ELSE x END)"
+    )
+    return f"CASE WHEN contains({value}, '\\') THEN array_to_string({mapped}, '') ELSE {value} END"
+
+
+def _canonical_key() -> str:
+    cases = " ".join(
+        f"WHEN {sql_quote(alias)} THEN {sql_quote(key)}"
+        for key, aliases in _KEYS.items()
+        for alias in aliases
+    )
+    return f"CASE p[1] {cases} ELSE p[1] END"
+
+
+def _pairs(ext: str) -> str:
+    """SQL: the extension's pairs of keys acdkit reads, as a list of {k, v} (unescaped)."""
+    marked = f"regexp_replace({ext}, '(^|\\s+)({_KEY_CHARS}+)=', chr(10) || '\\2=', 'g')"
+    pair = "[split_part(x, '=', 1), x[strpos(x, '=') + 1:]]"
+    split = f"list_transform(string_split({marked}, chr(10))[2:], lambda x: {pair})"
+    wanted = ", ".join(sql_quote(k) for k in _KEYS)
+    keyed = f"list_transform({split}, lambda p: {{'k': {_canonical_key()}, 'v': rtrim(p[2])}})"
+    kept = f"list_filter({keyed}, lambda p: p.k IN ({wanted}))"
+    return f"list_transform({kept}, lambda p: {{'k': p.k, 'v': {_unescape('p.v')}}})"
+
+
+def _value(key: str) -> str:
+    return f"nullif(list_filter(kv, lambda p: p.k = {sql_quote(key)})[1].v, '')"
+
+
+class CefParser(Parser):
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def parse(self, chunk: LineChunk) -> Parsed:
+        parsed = Parsed()
+        for line, reason in chunk.rejects:
+            parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
+        con = self.ctx.con
+        con.register("cef_raw", pa.table({"line": chunk.line_numbers(), "raw": chunk.lines}))
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE cef_rows AS {self._rows()}")
+        finally:
+            con.unregister("cef_raw")
+        try:
+            self._warn(parsed)
+            base = "(SELECT * FROM cef_rows)"
+            query = routed_query(base, _ROUTE, _SKIP, _NET, _DNS, self.ctx.sensor)
+            collect(self.ctx, query, parsed)
+        finally:
+            con.execute("DROP TABLE IF EXISTS cef_rows")
+        return parsed
+
+    def _warn(self, parsed: Parsed) -> None:
+        ((used_tz, used_year),) = self.ctx.con.sql(
+            "SELECT coalesce(bool_or(used_tz), false), coalesce(bool_or(used_year), false)"
+            " FROM cef_rows WHERE problem IS NULL"
+        ).fetchall()
+        if used_tz:
+            parsed.warnings.append(
+                f"times without a zone read as local time in {self.ctx.assume_tz} (--assume-tz)"
+            )
+        if used_year:
+            parsed.warnings.append(f"times without a year given the year {self.ctx.year} (--year)")
+
+    def _rows(self) -> str:
+        """Every line with its problem, route inputs and the values of the keys read."""
+        tz, year = self.ctx.assume_tz, self.ctx.year
+        values = ", ".join(f"{_value(k)} AS v_{k}" for k in _KEYS)
+        times = {name: _time(f"v_{name}", tz, year) for name in ("rt", "start", "end")}
+        syslog = _syslog_time(tz, year)
+        cols = [
+            f"{ns} AS ns_{n}, {problem} AS bad_{n}, {flags}"
+            for n, (ns, problem, flags) in times.items()
+        ]
+        return f"""
+        SELECT *,
+          CASE
+            WHEN raw IS NULL THEN '{READER_REJECT}'
+            WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
+            WHEN cef IS NULL THEN 'no CEF header in the line'
+            WHEN h.v = '' THEN 'CEF header has fewer than 8 fields'
+            WHEN h.v NOT IN ('0', '1') THEN 'unsupported CEF version'
+            WHEN len(kv) <> len(list_distinct(list_transform(kv, lambda p: p.k)))
+              THEN 'a CEF key acdkit reads appears twice'
+            WHEN cef_route IS NULL THEN NULL  -- skipped: its times do not matter
+            WHEN {bad_proto("v_proto")} THEN 'invalid protocol number'
+            ELSE coalesce(bad_start, bad_rt, bad_end,
+                          CASE WHEN coalesce(ns_start, ns_rt, ns_end) IS NULL THEN bad_syslog END)
+          END AS problem,
+          coalesce(ns_start, ns_rt, ns_end, ns_syslog) AS ns,
+          used_tz_start OR used_tz_rt OR used_tz_end
+            OR (coalesce(ns_start, ns_rt, ns_end) IS NULL AND used_tz_syslog) AS used_tz,
+          used_year_start OR used_year_rt OR used_year_end
+            OR (coalesce(ns_start, ns_rt, ns_end) IS NULL AND used_year_syslog) AS used_year
+        FROM (SELECT *, {", ".join(cols)}, {syslog}, {_ROUTE_BY_KEYS} AS cef_route
+              FROM (SELECT *, {values},
+                           {_time_parts("v_rt")} AS t_rt, {_time_parts("v_start")} AS t_start,
+                           {_time_parts("v_end")} AS t_end
+                    FROM (SELECT *, CASE WHEN cef IS NULL THEN [] ELSE {_pairs("h.e")} END AS kv
+                          FROM (SELECT line, raw, pre, cef,
+                                       regexp_extract(cef, {sql_quote(_HEADER)}, ['v', 'e'])
+                                         AS h,
+                                       {_syslog_parts("pre")}
+                                FROM (SELECT line, raw,
+                                             nullif(m.pre, '') AS pre, nullif(m.cef, '') AS cef
+                                      FROM (SELECT line, raw, regexp_extract(
+                                                rtrim(raw, chr(10) || chr(13)),
+                                                '^(|.*?\\s)(CEF:[0-9]+\\|.*)$', ['pre', 'cef'])
+                                              AS m FROM cef_raw))))))
+        """
+
+
+def _time_parts(col: str) -> str:
+    names = "['mon', 'day', 'year', 'hms', 'ms', 'zone']"
+    return f"regexp_extract({col}, {sql_quote(_CEF_TIME)}, {names})"
+
+
+def _zone_offset(zone: str) -> str:
+    """SQL: minutes east of UTC for a fixed zone spelling, else NULL."""
+    abbrev = " ".join(f"WHEN {sql_quote(k)} THEN {v}" for k, v in ZONE_ABBREVIATIONS.items())
+    parts = f"regexp_extract({zone}, {sql_quote(_OFFSET)}, ['s', 'h', 'm'])"
+    offset = (
+        f"CASE WHEN {parts}.h <> '' THEN (CASE {parts}.s WHEN '-' THEN -1 ELSE 1 END)"
+        f" * (CAST({parts}.h AS INTEGER) * 60"
+        f" + coalesce(TRY_CAST(nullif({parts}.m, '') AS INTEGER), 0)) END"
+    )
+    return f"CASE upper({zone}) {abbrev} ELSE {offset} END"
+
+
+def _local_ns(local: str, zone: str, tz: str | None) -> str:
+    """SQL: ns since the epoch of a local TIMESTAMP in ``zone`` (text, may be NULL -> ``tz``)."""
+    fixed = f"epoch_us({local}) - CAST({_zone_offset(zone)} AS BIGINT) * 60000000"
+    named = f"epoch_us(timezone({zone}, {local}))"
+    assumed = f"epoch_us(timezone({sql_quote(tz)}, {local}))" if tz else "NULL"
+    us = (
+        f"CASE WHEN {zone} IS NULL THEN {assumed}"
+        f" WHEN {_zone_offset(zone)} IS NOT NULL THEN {fixed}"
+        f" WHEN {zone} IN (SELECT name FROM pg_timezone_names()) AND contains({zone}, '/')"
+        f" THEN {named} END"
+    )
+    return f"({us}) * 1000"
+
+
+def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
+    """(ns, problem, flag columns) SQL for one CEF time value in column ``col``."""
+    name = col.removeprefix("v_")
+    p = f"t_{name}"
+    zone = f"nullif({p}.zone, '')"
+    yr = f"coalesce(nullif({p}.year, ''), {sql_quote(str(year)) if year else 'NULL'})"
+    text = f"{yr} || ' ' || {p}.mon || ' ' || {p}.day || ' ' || {p}.hms"
+    local = f"try_strptime({text}, '%Y %b %d %H:%M:%S')"
+    frac = f"CAST(rpad(coalesce(nullif({p}.ms, ''), '0'), 9, '0') AS BIGINT)"
+    epoch_ms = (
+        f"CASE WHEN regexp_full_match({col}, '[0-9]{{12,15}}')"
+        f" THEN CAST({col} AS BIGINT) * 1000000 END"
+    )
+    text = f"CASE WHEN {p}.hms <> '' THEN {_local_ns(local, zone, tz)} + {frac} END"
+    ns = f"coalesce({epoch_ms}, {text})"
+    problem = f"""CASE WHEN {col} IS NULL OR {epoch_ms} IS NOT NULL THEN NULL
+        WHEN regexp_full_match({col}, '[0-9]+')
+          THEN 'CEF {name} is a number but not epoch milliseconds'
+        WHEN {p}.hms = '' THEN 'CEF {name} is not in a CEF time format'
+        WHEN {p}.year = '' AND {year or "NULL"} IS NULL THEN 'CEF {name} has no year (use --year)'
+        WHEN {zone} IS NULL AND {sql_quote(tz) if tz else "NULL"} IS NULL
+          THEN 'CEF {name} has no time zone (use --assume-tz)'
+        WHEN {local} IS NULL THEN 'CEF {name} is not a valid date'
+        WHEN {text} IS NULL THEN 'CEF {name} has a time zone acdkit does not read'
+      END"""
+    flags = (
+        f"({col} IS NOT NULL AND {p}.hms <> '' AND {zone} IS NULL) AS used_tz_{name}, "
+        f"({col} IS NOT NULL AND {p}.hms <> '' AND {p}.year = '') AS used_year_{name}"
+    )
+    return ns, problem, flags
+
+
+def _syslog_parts(pre: str) -> str:
+    return (
+        f"regexp_extract({pre}, {sql_quote(_SYSLOG_5424)}, ['ts', 'host']) AS s5424, "
+        f"regexp_extract({pre}, {sql_quote(_SYSLOG_ISO)}, ['ts', 'host']) AS siso, "
+        f"regexp_extract({pre}, {sql_quote(_SYSLOG_3164)}, ['ts', 'host']) AS s3164"
+    )
+
+
+def _syslog_time(tz: str | None, year: int | None) -> str:
+    """SQL columns: the syslog header's time (ns), its problem and flags, and its host."""
+    iso = "coalesce(nullif(nullif(s5424.ts, ''), '-'), nullif(siso.ts, ''))"
+    iso_ns = rfc3339_ns(rfc3339_parts(iso))
+    b = "nullif(s3164.ts, '')"
+    yr = sql_quote(str(year)) if year else "NULL"
+    local = f"try_strptime({yr} || ' ' || {b}, '%Y %b %d %H:%M:%S')"
+    assumed = f"epoch_us(timezone({sql_quote(tz)}, {local})) * 1000" if tz else "NULL"
+    ns = f"CASE WHEN {iso} IS NOT NULL THEN {iso_ns} WHEN {b} IS NOT NULL THEN {assumed} END"
+    problem = f"""CASE WHEN {iso} IS NOT NULL AND {iso_ns} IS NULL THEN 'syslog time is not valid'
+        WHEN {iso} IS NULL AND {b} IS NOT NULL AND {yr} IS NULL
+          THEN 'syslog time has no year (use --year)'
+        WHEN {iso} IS NULL AND {b} IS NOT NULL AND {sql_quote(tz) if tz else "NULL"} IS NULL
+          THEN 'syslog time has no time zone (use --assume-tz)'
+        WHEN {iso} IS NULL AND {b} IS NOT NULL AND {local} IS NULL THEN 'syslog time is not valid'
+      END"""
+    host = (
+        "coalesce(nullif(nullif(s5424.host, ''), '-'), nullif(siso.host, ''),"
+        " nullif(s3164.host, ''))"
+    )
+    return (
+        f"{ns} AS ns_syslog, {problem} AS bad_syslog, "
+        f"({iso} IS NULL AND {b} IS NOT NULL) AS used_tz_syslog, "
+        f"({iso} IS NULL AND {b} IS NOT NULL) AS used_year_syslog, {host} AS syslog_host"
+    )
+
+
+_ROUTE_BY_KEYS = """CASE
+    WHEN lower(v_app) = 'dns' AND v_destinationDnsDomain IS NOT NULL THEN 'dns'
+    WHEN v_src IS NOT NULL AND v_dst IS NOT NULL THEN 'net'
+    WHEN coalesce(v_src, v_dst) IS NOT NULL AND coalesce(v_spt, v_dpt) IS NOT NULL THEN 'net'
+  END"""
+_ROUTE = "cef_route"
+_SKIP = "'CEF event without a source and destination'"
+_AUTHORITY = "^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*)"
+_SENSOR = "coalesce(v_deviceExternalId, v_dvchost, v_dvc, syslog_host)"
+_NET = net_inputs(
+    kind="CASE WHEN coalesce(v_requestMethod, v_request) IS NOT NULL THEN 'http' ELSE 'conn' END",
+    src_ip="v_src",
+    src_port="v_spt",
+    dst_ip="v_dst",
+    dst_port="v_dpt",
+    proto=ip_proto("v_proto"),
+    # the sensor's label for the application protocol (CEF "app"), never payload
+    service="CASE WHEN length(v_app) <= 64 AND NOT regexp_matches(v_app, '[[:cntrl:]]')"
+    " THEN lower(v_app) END",
+    http_verb="v_requestMethod",
+    url_host=f"nullif(regexp_extract(v_request, {sql_quote(_AUTHORITY)}, 1), '')",
+    url_uri="v_request",
+    ts=ns_text("ns"),
+    duration="CASE WHEN ns_start IS NOT NULL AND ns_end IS NOT NULL"
+    f" THEN {ns_text('ns_end - ns_start')} END",
+    # CEF "in": bytes from source to destination, "out": the other way
+    orig_bytes="v_in",
+    resp_bytes="v_out",
+    sensor=_SENSOR,
+)
+_DNS = dns_inputs(
+    kind="'query'",
+    qname="regexp_replace(v_destinationDnsDomain, '\\.$', '')",
+    qtype="v_InfobloxDNSQType",
+    resolver_ip="v_dst",
+    resolver_port="v_dpt",
+    client_ip="v_src",
+    client_port="v_spt",
+    proto=ip_proto("v_proto"),
+    ts=ns_text("ns"),
+    sensor=_SENSOR,
+)
+
+
+FORMAT = register(
+    SourceFormat(
+        "cef",
+        "ArcSight CEF events, bare or after an RFC 3164 / RFC 5424 syslog header",
+        _sniff,
+        CefParser,
+    )
+)
