@@ -274,9 +274,15 @@ def _base(order: _Order) -> str:
         )
     cols = [f"{unset(f'f[{i}]')} AS {_col(n)}" for n, i in pos.items()]
     cols += [f"CAST(NULL AS VARCHAR) AS {_col(n)}" for n in ALL_FIELDS if n not in pos]
+    # in a documented layout a misfit says the order is another one; else the value is odd
+    misfit = (
+        "AWS field {} has an unexpected value"
+        if order.fields is not None
+        else "field order unknown: AWS field {} does not fit the documented layout"
+    )
     shapes = " ".join(
         f"WHEN NOT regexp_full_match(coalesce({_col(n)}, '-'), '-|{shape}') "
-        f"THEN 'AWS field {n} has an unexpected value'"
+        f"THEN '{misfit.format(n)}'"
         for n, shape in _SHAPES.items()
         if n in pos
     )

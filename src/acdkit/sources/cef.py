@@ -81,7 +81,7 @@ _SYSLOG_3164 = r"^(?:<[0-9]{1,3}>)?([A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:
 _OFFSET = r"^(?:GMT|UTC)?([+-])([0-9]{2}):?([0-9]{2})?$"
 
 _SNIFF = re.compile(
-    rb"^(?:[^\n]{0,512}?\s)?CEF:[01]\|(?:[^|\\\n]|\\.)*(?:\|(?:[^|\\\n]|\\.)*){6}\|"
+    rb"^(?:[^\n]{0,512}?\s)?CEF:[01]\|(?:[^|\\\n]|\\.)*(?:\|(?:[^|\\\n]|\\.)*){5}\|"
 )
 
 
@@ -154,7 +154,7 @@ class CefParser(Parser):
     def _warn(self, parsed: Parsed) -> None:
         ((used_tz, used_year),) = self.ctx.con.sql(
             "SELECT coalesce(bool_or(used_tz), false), coalesce(bool_or(used_year), false)"
-            " FROM cef_rows WHERE problem IS NULL"
+            " FROM cef_rows WHERE problem IS NULL AND cef_route IS NOT NULL"
         ).fetchall()
         if used_tz:
             parsed.warnings.append(
