@@ -136,7 +136,16 @@ def test_importing_one_format_first_keeps_the_others() -> None:
         "print(' '.join(sorted(sources.names())))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["pcap", "suricata-eve", "zeek-json", "zeek-tsv"]
+    assert done.stdout.split() == [
+        "aws-vpc",
+        "azure-flow",
+        "cef",
+        "gcp-vpc",
+        "pcap",
+        "suricata-eve",
+        "zeek-json",
+        "zeek-tsv",
+    ]
 
 
 def test_unknown_format_name_is_a_usage_error() -> None:
