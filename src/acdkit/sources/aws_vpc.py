@@ -52,31 +52,37 @@ for _version, _names in _BY_VERSION.items():
 del _version, _names, _count
 
 # the shape each field's value must have (unset "-" is always allowed); a value that does
-# not fit means the line is not in the order we read it with
+# not fit means the line is not in the order it was read with.  Ports, counters and start
+# are checked where they are cast (`_sql`), so only the others are tested here: a word from
+# a fixed list costs an IN, an identifier a regular expression.
+_WORDS = {
+    "version": ("2", "3", "4", "5", "6", "7", "8", "9", "10", "11"),
+    "type": ("IPv4", "IPv6", "EFA"),
+    "action": ("ACCEPT", "REJECT"),
+    "log-status": ("OK", "NODATA", "SKIPDATA"),
+    "flow-direction": ("ingress", "egress"),
+}
 _SHAPES = {
-    "version": "[0-9]{1,2}",
     "account-id": "[0-9]{1,14}|unknown",
     "interface-id": "eni-[0-9a-z]{1,32}",
     "vpc-id": "vpc-[0-9a-z]{1,32}",
     "subnet-id": "subnet-[0-9a-z]{1,32}",
     "instance-id": "i-[0-9a-z]{1,32}",
-    "srcport": "[0-9]{1,5}",
-    "dstport": "[0-9]{1,5}",
-    "protocol": "[0-9]{1,3}",
-    "packets": "[0-9]{1,20}",
-    "bytes": "[0-9]{1,20}",
-    "start": "[0-9]{1,12}",
     "end": "[0-9]{1,12}",
     "tcp-flags": "[0-9]{1,3}",
-    "type": "IPv4|IPv6|EFA",
-    "action": "ACCEPT|REJECT",
-    "log-status": "OK|NODATA|SKIPDATA",
     "region": "[a-z]{2}(-[a-z]+)+-[0-9]{1,2}",
     "az-id": "[a-z]{2,6}[0-9]{1,2}-az[0-9]{1,2}",
-    "flow-direction": "ingress|egress",
     "traffic-path": "[0-9]{1,2}",
     "reject-reason": "[A-Za-z_]{1,64}",
 }
+# the fields read at all: those mapped and those checked (the ECS names, for example,
+# are not: no column holds them, and a line is not judged by them)
+_READ = frozenset(
+    {"srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr", "srcport", "dstport", "protocol"}
+    | {"packets", "bytes", "start", "end", "log-status", "account-id", "interface-id"}
+    | set(_WORDS)
+    | set(_SHAPES)
+)
 _ADDRESS_FIELDS = ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr")
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _ISO_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z "
@@ -261,7 +267,7 @@ def _col(name: str) -> str:
 def _base(order: _Order) -> str:
     """The run's lines split and checked: ``line``, ``problem`` and one column per field."""
     names = order.fields or ALL_FIELDS
-    pos = {name: i + 1 for i, name in enumerate(names) if _known(name)}
+    pos = {name: i + 1 for i, name in enumerate(names) if name in _READ}
     if order.fields is not None:
         count_check = (
             f"WHEN len(f) <> {len(names)} THEN 'expected {len(names)} fields, found ' || len(f)"
@@ -280,10 +286,11 @@ def _base(order: _Order) -> str:
         if order.fields is not None
         else "field order unknown: AWS field {} does not fit the documented layout"
     )
+    tests = [(n, f"{_col(n)} NOT IN ({', '.join(map(sql_quote, w))})") for n, w in _WORDS.items()]
+    tests += [(n, f"NOT regexp_full_match({_col(n)}, '{shape}')") for n, shape in _SHAPES.items()]
     shapes = " ".join(
-        f"WHEN NOT regexp_full_match(coalesce({_col(n)}, '-'), '-|{shape}') "
-        f"THEN '{misfit.format(n)}'"
-        for n, shape in _SHAPES.items()
+        f"WHEN {_col(n)} IS NOT NULL AND {test} THEN '{misfit.format(n)}'"
+        for n, test in tests
         if n in pos
     )
     if "protocol" in pos:
