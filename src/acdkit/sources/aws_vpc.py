@@ -288,9 +288,10 @@ def _base(order: _Order) -> str:
     )
     tests = [(n, f"{_col(n)} NOT IN ({', '.join(map(sql_quote, w))})") for n, w in _WORDS.items()]
     tests += [(n, f"NOT regexp_full_match({_col(n)}, '{shape}')") for n, shape in _SHAPES.items()]
+    # the first field that misfits, in the order of the line, names the reason
     shapes = " ".join(
         f"WHEN {_col(n)} IS NOT NULL AND {test} THEN '{misfit.format(n)}'"
-        for n, test in tests
+        for n, test in sorted(tests, key=lambda t: pos.get(t[0], 0))
         if n in pos
     )
     if "protocol" in pos:
