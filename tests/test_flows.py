@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 from acdkit import ingest, sources
 from acdkit.cli import app
 from acdkit.errors import UsageError
-from acdkit.sources import azure_flow
+from acdkit.sources import _lines, azure_flow
 from acdkit.sources._lines import content_head
 from acdkit.sources.aws_vpc import parse_field_list
-from acdkit.store import Store
+from acdkit.store import Store, init_store
 
 S = 1_000_000_000  # ns per second
 NSG_ID = (
@@ -717,3 +717,28 @@ def test_aws_sniffer_is_strict() -> None:
     assert not sniff(v2.replace(b" OK", b" OK x") * 3)  # token count
     assert not sniff(b"1 2 3 4 5 6 7 8 9 10 11 12 13 14\n")  # numbers and words only
     assert not sniff(b"version account-id\n")  # a header must name addresses
+
+
+def test_pool_ingest_follows_headers_and_options(
+    tmp_path: Path, real: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    custom = real("aws-vpc/aws-docs-v3-tcp-flags.log").read_text().splitlines(keepends=True)
+    v5 = real("aws-vpc/aws-docs-v5-traffic-path-s3.log").read_text().splitlines(keepends=True)
+    path = tmp_path / "mixed-orders.log"
+    # lines in the --aws-fields order, then a header and lines in its order, many times over
+    path.write_text("".join(custom * 40 + (v5 + v5[1:] * 40) * 3))
+    options = {"fmt": "aws-vpc", "aws_fields": TCP_FLAGS_ORDER}
+    stores = []
+    for name, parallel in (("seq", False), ("par", True)):
+        if parallel:  # tiny blocks: the header lands in one worker's chunk, not the others'
+            monkeypatch.setattr(_lines, "BLOCK", 4096)
+            monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+        store, _ = init_store(tmp_path / name, tmp_path / f"{name}-key" / "sealer.key", "t")
+        result, rows = ingest_file(store, path, **options)
+        stores.append((result, rows, store))
+    (a, rows_a, _), (b, rows_b, store_b) = stores
+    assert a.records == b.records == {"net": 320 + 246, "dns": 0, "edr": 0}
+    assert (a.skipped, a.rejected) == (b.skipped, b.rejected) == (3, 0)
+    assert rows_a == rows_b
+    assert a.warnings == b.warnings
+    assert len(list(store_b.staged_dirs()[0].glob("*.arrow"))) > 3  # the workers wrote parts

@@ -43,13 +43,18 @@ _BY_VERSION = {
     8: "reject-reason",
 }
 ALL_FIELDS: tuple[str, ...] = tuple(" ".join(_BY_VERSION.values()).split())
-# (version, number of fields) of the layouts read without a header or --aws-fields
-_LAYOUTS = {}
-_count = 0
-for _version, _names in _BY_VERSION.items():
-    _count += len(_names.split())
-    _LAYOUTS[_version] = _count
-del _version, _names, _count
+
+
+def _layouts() -> dict[int, int]:
+    """Version -> number of fields of "all fields of that version", the header-less layouts."""
+    counts, total = {}, 0
+    for version, names in _BY_VERSION.items():
+        total += len(names.split())
+        counts[version] = total
+    return counts
+
+
+_LAYOUTS = _layouts()
 
 # the shape each field's value must have (unset "-" is always allowed); a value that does
 # not fit means the line is not in the order it was read with.  Ports, counters and start
@@ -87,6 +92,7 @@ _ADDRESS_FIELDS = ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr")
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _ISO_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z "
 _CANDIDATE = r"^[ \t]*[a-z][a-z0-9_-]*([ ,]+[a-z][a-z0-9_-]*)*[ \t]*\r?\n?$"
+_CANDIDATE_LINES = re.compile(b"(?m)" + _CANDIDATE.encode())
 
 HEADER_REASON = "AWS flow log header line"
 
@@ -200,7 +206,7 @@ class AwsVpcParser(Parser):
             self.order = state
 
     def advance(self, data: bytes | memoryview) -> None:
-        for m in re.finditer(_CANDIDATE.encode().replace(b"^", b"(?m)^", 1), bytes(data)):
+        for m in _CANDIDATE_LINES.finditer(bytes(data)):
             self._apply(m.group(0).decode("utf-8", errors="replace"))
 
     def _apply(self, line: str) -> None:
