@@ -134,14 +134,18 @@ def rfc3339_ns(parts: str) -> str:
     zone = f"CASE WHEN upper({parts}.z) = 'Z' THEN '+00:00' ELSE {parts}.z END"
     stamp = f"TRY_CAST({parts}.d || ' ' || {parts}.t || {zone} AS TIMESTAMPTZ)"
     frac = f"CAST(rpad(coalesce(nullif(ltrim({parts}.f, '.'), ''), '0'), 9, '0') AS BIGINT)"
-    return f"CASE WHEN {parts}.d <> '' THEN epoch_us({stamp}) // 1000000 * 1000000000 + {frac} END"
+    # HUGEINT, then TRY_CAST: a time outside int64 ns (years before 1677 or after 2262)
+    # becomes NULL, a reject, instead of an overflow error that would stop the chunk
+    ns = f"(epoch_us({stamp}) // 1000000)::HUGEINT * 1000000000 + {frac}"
+    return f"CASE WHEN {parts}.d <> '' THEN TRY_CAST({ns} AS BIGINT) END"
 
 
 def ns_text(ns: str) -> str:
     """ns since the epoch (BIGINT) -> exact epoch seconds as decimal text; NULL stays NULL."""
+    big = f"abs(CAST({ns} AS HUGEINT))"  # abs() of the smallest BIGINT does not fit one
     return (
-        f"CASE WHEN ({ns}) < 0 THEN '-' ELSE '' END || CAST(abs({ns}) // 1000000000 AS VARCHAR)"
-        f" || '.' || lpad(CAST(abs({ns}) % 1000000000 AS VARCHAR), 9, '0')"
+        f"CASE WHEN ({ns}) < 0 THEN '-' ELSE '' END || CAST({big} // 1000000000 AS VARCHAR)"
+        f" || '.' || lpad(CAST({big} % 1000000000 AS VARCHAR), 9, '0')"
     )
 
 

@@ -230,16 +230,16 @@ def _zone_offset(zone: str) -> str:
 
 def _local_ns(local: str, zone: str, tz: str | None) -> str:
     """SQL: ns since the epoch of a local TIMESTAMP in ``zone`` (text, may be NULL -> ``tz``)."""
-    fixed = f"epoch_us({local}) - CAST({_zone_offset(zone)} AS BIGINT) * 60000000"
-    named = f"epoch_us(timezone({zone}, {local}))"
-    assumed = f"epoch_us(timezone({sql_quote(tz)}, {local}))" if tz else "NULL"
+    fixed = f"epoch_us({local})::HUGEINT - CAST({_zone_offset(zone)} AS BIGINT) * 60000000"
+    named = f"epoch_us(timezone({zone}, {local}))::HUGEINT"
+    assumed = f"epoch_us(timezone({sql_quote(tz)}, {local}))::HUGEINT" if tz else "NULL"
     us = (
         f"CASE WHEN {zone} IS NULL THEN {assumed}"
         f" WHEN {_zone_offset(zone)} IS NOT NULL THEN {fixed}"
         f" WHEN {zone} IN (SELECT name FROM pg_timezone_names()) AND contains({zone}, '/')"
         f" THEN {named} END"
     )
-    return f"({us}) * 1000"
+    return f"({us}) * 1000"  # HUGEINT: the caller's TRY_CAST turns what does not fit to NULL
 
 
 def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
@@ -253,9 +253,12 @@ def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
     frac = f"CAST(rpad(coalesce(nullif({p}.ms, ''), '0'), 9, '0') AS BIGINT)"
     epoch_ms = (
         f"CASE WHEN regexp_full_match({col}, '[0-9]{{12,15}}')"
-        f" THEN CAST({col} AS BIGINT) * 1000000 END"
+        f" THEN TRY_CAST(CAST({col} AS HUGEINT) * 1000000 AS BIGINT) END"
     )
-    text = f"CASE WHEN {p}.hms <> '' THEN {_local_ns(local, zone, tz)} + {frac} END"
+    text = (
+        f"CASE WHEN {p}.hms <> '' THEN TRY_CAST({_local_ns(local, zone, tz)} + {frac} AS BIGINT)"
+        " END"
+    )
     ns = f"coalesce({epoch_ms}, {text})"
     problem = f"""CASE WHEN {col} IS NULL OR {epoch_ms} IS NOT NULL THEN NULL
         WHEN regexp_full_match({col}, '[0-9]+')
@@ -265,7 +268,7 @@ def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
         WHEN {zone} IS NULL AND {sql_quote(tz) if tz else "NULL"} IS NULL
           THEN 'CEF {name} has no time zone (use --assume-tz)'
         WHEN {local} IS NULL THEN 'CEF {name} is not a valid date'
-        WHEN {text} IS NULL THEN 'CEF {name} has a time zone acdkit does not read'
+        WHEN {text} IS NULL THEN 'CEF {name} has a time zone acdkit does not read, or is out of range'
       END"""
     flags = (
         f"({col} IS NOT NULL AND {p}.hms <> '' AND {zone} IS NULL) AS used_tz_{name}, "
@@ -289,7 +292,11 @@ def _syslog_time(tz: str | None, year: int | None) -> str:
     b = "nullif(s3164.ts, '')"
     yr = sql_quote(str(year)) if year else "NULL"
     local = f"try_strptime({yr} || ' ' || {b}, '%Y %b %d %H:%M:%S')"
-    assumed = f"epoch_us(timezone({sql_quote(tz)}, {local})) * 1000" if tz else "NULL"
+    assumed = (
+        f"TRY_CAST(epoch_us(timezone({sql_quote(tz)}, {local}))::HUGEINT * 1000 AS BIGINT)"
+        if tz
+        else "NULL"
+    )
     ns = f"CASE WHEN {iso} IS NOT NULL THEN {iso_ns} WHEN {b} IS NOT NULL THEN {assumed} END"
     problem = f"""CASE WHEN {iso} IS NOT NULL AND {iso_ns} IS NULL THEN 'syslog time is not valid'
         WHEN {iso} IS NULL AND {b} IS NOT NULL AND {yr} IS NULL
