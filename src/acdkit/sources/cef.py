@@ -268,7 +268,8 @@ def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
         WHEN {zone} IS NULL AND {sql_quote(tz) if tz else "NULL"} IS NULL
           THEN 'CEF {name} has no time zone (use --assume-tz)'
         WHEN {local} IS NULL THEN 'CEF {name} is not a valid date'
-        WHEN {text} IS NULL THEN 'CEF {name} has a time zone acdkit does not read, or is out of range'
+        WHEN {text} IS NULL
+          THEN 'CEF {name} has a time zone acdkit does not read, or is out of range'
       END"""
     flags = (
         f"({col} IS NOT NULL AND {p}.hms <> '' AND {zone} IS NULL) AS used_tz_{name}, "
