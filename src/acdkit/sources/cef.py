@@ -2,11 +2,12 @@
 
 Parsing happens in DuckDB, in bulk.  The header's seven ``|`` (``\\|`` and ``\\\\`` escaped)
 are matched by one regular expression; in the extension, a key is a run of key characters
-right before an unescaped ``=`` that follows a blank, so one regex replacement puts a line
-break (which no line can hold) before each key, a split makes the pairs, and only the
-values acdkit uses are unescaped (``\\=``, ``\\\\``, ``\\n``, ``\\r``).  Only machine
-information is read: addresses, ports, protocol, application protocol label, HTTP method,
-host and path of ``request`` (query dropped), byte counts, times and the device's name.
+right before an ``=`` that follows a blank (an escaped ``\\=`` never qualifies: a backslash
+is no key character), so one pattern both lists the keys and splits the values between
+them, and only the values acdkit uses are unescaped (``\\=``, ``\\\\``, ``\\n``, ``\\r``).
+Only machine information is read: addresses, ports, protocol, application protocol label,
+HTTP method, host and path of ``request`` (query dropped), byte counts, times and the
+device's name.
 ``msg``, user names, ``requestClientApplication`` and the ``cs*`` strings are never read.
 An event whose ``app`` is ``DNS`` and that names ``destinationDnsDomain`` (Infoblox's
 mapping of the query name) goes to the dns table.
@@ -14,8 +15,10 @@ mapping of the query name) goes to the dns table.
 
 from __future__ import annotations
 
+import functools
 import re
 
+import duckdb
 import pyarrow as pa
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
@@ -80,6 +83,9 @@ _SYSLOG_ISO = r"^(?:<[0-9]{1,3}>)?([0-9]{4}-[0-9]{2}-[0-9]{2}T\S+) (\S+)(?: .*)?
 _SYSLOG_3164 = r"^(?:<[0-9]{1,3}>)?([A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}) (\S+)"
 _OFFSET = r"^(?:GMT|UTC)?([+-])([0-9]{2}):?([0-9]{2})?$"
 
+# where "CEF:" begins: at the start of the line or after a blank (0: nowhere)
+_CEF_AT = """CASE WHEN starts_with(t, 'CEF:') THEN 1
+    WHEN strpos(t, ' CEF:') > 0 THEN strpos(t, ' CEF:') + 1 ELSE 0 END"""
 _SNIFF = re.compile(
     rb"^(?:[^\n]{0,512}?\s)?CEF:[01]\|(?:[^|\\\n]|\\.)*(?:\|(?:[^|\\\n]|\\.)*){5}\|"
 )
@@ -104,28 +110,44 @@ def _unescape(value: str) -> str:
     return f"CASE WHEN contains({value}, '\\') THEN array_to_string({mapped}, '') ELSE {value} END"
 
 
-def _canonical_key() -> str:
+def _canonical(key: str) -> str:
+    """SQL: a key's short name (``sourceAddress`` -> ``src``)."""
     cases = " ".join(
-        f"WHEN {sql_quote(alias)} THEN {sql_quote(key)}"
-        for key, aliases in _KEYS.items()
+        f"WHEN {sql_quote(alias)} THEN {sql_quote(short)}"
+        for short, aliases in _KEYS.items()
         for alias in aliases
     )
-    return f"CASE p[1] {cases} ELSE p[1] END"
+    return f"CASE {key} {cases} ELSE {key} END"
 
 
-def _pairs(ext: str) -> str:
-    """SQL: the extension's pairs of keys acdkit reads, as a list of {k, v} (unescaped)."""
-    marked = f"regexp_replace({ext}, '(^|\\s+)({_KEY_CHARS}+)=', chr(10) || '\\2=', 'g')"
-    pair = "[split_part(x, '=', 1), x[strpos(x, '=') + 1:]]"
-    split = f"list_transform(string_split({marked}, chr(10))[2:], lambda x: {pair})"
-    wanted = ", ".join(sql_quote(k) for k in _KEYS)
-    keyed = f"list_transform({split}, lambda p: {{'k': {_canonical_key()}, 'v': rtrim(p[2])}})"
-    kept = f"list_filter({keyed}, lambda p: p.k IN ({wanted}))"
-    return f"list_transform({kept}, lambda p: {{'k': p.k, 'v': {_unescape('p.v')}}})"
+_KEY_AT = f"(?:^|\\s)({_KEY_CHARS}+)="  # a key: key characters before '=', after a blank
+_KEY_SPLIT = f"(?:^|\\s+){_KEY_CHARS}+="  # what separates the values
+
+
+def _split(ext: str) -> str:
+    """SQL columns ``ks`` (the keys, in order) and ``vs`` (``vs[i + 1]`` is key i's value).
+
+    Both come from the same key pattern, so they stay aligned: every key found is one
+    boundary of the split; ``vs[1]`` is what precedes the first key.
+    """
+    return (
+        f"regexp_extract_all({ext}, '{_KEY_AT}', 1) AS ks, "
+        f"regexp_split_to_array({ext}, '{_KEY_SPLIT}') AS vs"
+    )
 
 
 def _value(key: str) -> str:
-    return f"nullif(list_filter(kv, lambda p: p.k = {sql_quote(key)})[1].v, '')"
+    """SQL: the value of one key (or of its full name), unescaped; NULL if absent or empty."""
+    names = (key, *_KEYS[key])
+    raw = "coalesce(" + ", ".join(f"vs[list_position(ks, {sql_quote(n)}) + 1]" for n in names) + ")"
+    return f"nullif({_unescape(f'rtrim({raw})')}, '')"
+
+
+_WANTED = ", ".join(sql_quote(k) for key, aliases in _KEYS.items() for k in (key, *aliases))
+# the keys acdkit reads, by short name, as often as the line gives them
+_READ_KEYS = (
+    f"list_transform(list_filter(ks, lambda k: k IN ({_WANTED})), lambda k: {_canonical('k')})"
+)
 
 
 class CefParser(Parser):
@@ -173,15 +195,19 @@ class CefParser(Parser):
             f"{ns} AS ns_{n}, {problem} AS bad_{n}, {flags}"
             for n, (ns, problem, flags) in times.items()
         ]
+        kept = ", ".join(f"v_{k}" for k in _KEYS)
+        # only what the routed query and the warnings read is materialized, not the text
         return f"""
-        SELECT *,
+        SELECT line, problem, cef_route, ns, ns_start, ns_end, used_tz, used_year, syslog_host,
+               {kept}
+        FROM (SELECT *,
           CASE
-            WHEN raw IS NULL THEN '{READER_REJECT}'
-            WHEN trim(raw, chr(10) || chr(13) || chr(9) || ' ') = '' THEN 'blank line'
+            WHEN unread THEN '{READER_REJECT}'
+            WHEN blank THEN 'blank line'
             WHEN cef IS NULL THEN 'no CEF header in the line'
             WHEN h.v = '' THEN 'CEF header has fewer than 8 fields'
             WHEN h.v NOT IN ('0', '1') THEN 'unsupported CEF version'
-            WHEN len(kv) <> len(list_distinct(list_transform(kv, lambda p: p.k)))
+            WHEN len({_READ_KEYS}) <> len(list_distinct({_READ_KEYS}))
               THEN 'a CEF key acdkit reads appears twice'
             WHEN cef_route IS NULL THEN NULL  -- skipped: its times do not matter
             WHEN {bad_proto("v_proto")} THEN 'invalid protocol number'
@@ -194,26 +220,35 @@ class CefParser(Parser):
           used_year_start OR used_year_rt OR used_year_end
             OR (coalesce(ns_start, ns_rt, ns_end) IS NULL AND used_year_syslog) AS used_year
         FROM (SELECT *, {", ".join(cols)}, {syslog}, {_ROUTE_BY_KEYS} AS cef_route
-              FROM (SELECT *, {values},
+              FROM (SELECT *, {_syslog_parts("pre")},
                            {_time_parts("v_rt")} AS t_rt, {_time_parts("v_start")} AS t_start,
                            {_time_parts("v_end")} AS t_end
-                    FROM (SELECT *, CASE WHEN cef IS NULL THEN [] ELSE {_pairs("h.e")} END AS kv
-                          FROM (SELECT line, raw, pre, cef,
+              FROM (SELECT *, {values}
+                    FROM (SELECT *, {_split("h.e")}
+                          FROM (SELECT line, unread, blank, pre, cef,
                                        regexp_extract(cef, {sql_quote(_HEADER)}, ['v', 'e'])
-                                         AS h,
-                                       {_syslog_parts("pre")}
-                                FROM (SELECT line, raw,
-                                             nullif(m.pre, '') AS pre, nullif(m.cef, '') AS cef
-                                      FROM (SELECT line, raw, regexp_extract(
-                                                rtrim(raw, chr(10) || chr(13)),
-                                                '^(|.*?\\s)(CEF:[0-9]+\\|.*)$', ['pre', 'cef'])
-                                              AS m FROM cef_raw))))))
+                                         AS h
+                                FROM (SELECT line, unread, blank,
+                                             CASE WHEN cef_at > 1 THEN substr(t, 1, cef_at - 1) END
+                                               AS pre,
+                                             CASE WHEN cef_at > 0 THEN substr(t, cef_at) END AS cef
+                                      FROM (SELECT *, {_CEF_AT} AS cef_at
+                                            FROM (SELECT line, raw IS NULL AS unread,
+                                                         trim(raw, chr(10) || chr(13) || chr(9)
+                                                           || ' ') = '' AS blank,
+                                                         rtrim(raw, chr(10) || chr(13)) AS t
+                                                  FROM cef_raw)))))))))
         """
 
 
 def _time_parts(col: str) -> str:
+    """SQL: the pieces of a ``MMM dd …`` time; NULL for no value or a number (the regular
+    expression runs only where it can match)."""
     names = "['mon', 'day', 'year', 'hms', 'ms', 'zone']"
-    return f"regexp_extract({col}, {sql_quote(_CEF_TIME)}, {names})"
+    return (
+        f"CASE WHEN {col} IS NOT NULL AND NOT regexp_full_match({col}, '[0-9]+')"
+        f" THEN regexp_extract({col}, {sql_quote(_CEF_TIME)}, {names}) END"
+    )
 
 
 def _zone_offset(zone: str) -> str:
@@ -228,6 +263,20 @@ def _zone_offset(zone: str) -> str:
     return f"CASE upper({zone}) {abbrev} ELSE {offset} END"
 
 
+@functools.cache
+def _zone_names() -> str:
+    """The IANA zone names DuckDB knows, as an SQL list: a constant IN is a hash lookup,
+    where a subquery would be a join per time column."""
+    con = duckdb.connect(":memory:")
+    try:
+        rows = con.sql(
+            "SELECT name FROM pg_timezone_names() WHERE contains(name, '/') ORDER BY name"
+        ).fetchall()
+    finally:
+        con.close()
+    return ", ".join(sql_quote(name) for (name,) in rows)
+
+
 def _local_ns(local: str, zone: str, tz: str | None) -> str:
     """SQL: ns since the epoch of a local TIMESTAMP in ``zone`` (text, may be NULL -> ``tz``)."""
     fixed = f"epoch_us({local})::HUGEINT - CAST({_zone_offset(zone)} AS BIGINT) * 60000000"
@@ -236,7 +285,7 @@ def _local_ns(local: str, zone: str, tz: str | None) -> str:
     us = (
         f"CASE WHEN {zone} IS NULL THEN {assumed}"
         f" WHEN {_zone_offset(zone)} IS NOT NULL THEN {fixed}"
-        f" WHEN {zone} IN (SELECT name FROM pg_timezone_names()) AND contains({zone}, '/')"
+        f" WHEN contains({zone}, '/') AND {zone} IN ({_zone_names()})"
         f" THEN {named} END"
     )
     return f"({us}) * 1000"  # HUGEINT: the caller's TRY_CAST turns what does not fit to NULL
@@ -279,10 +328,15 @@ def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
 
 
 def _syslog_parts(pre: str) -> str:
-    return (
-        f"regexp_extract({pre}, {sql_quote(_SYSLOG_5424)}, ['ts', 'host']) AS s5424, "
-        f"regexp_extract({pre}, {sql_quote(_SYSLOG_ISO)}, ['ts', 'host']) AS siso, "
-        f"regexp_extract({pre}, {sql_quote(_SYSLOG_3164)}, ['ts', 'host']) AS s3164"
+    """SQL: the syslog header's pieces, read only for events that need its time or host."""
+    need = (
+        f"{pre} IS NOT NULL AND (coalesce(v_start, v_rt, v_end) IS NULL"
+        " OR coalesce(v_deviceExternalId, v_dvchost, v_dvc) IS NULL)"
+    )
+    return ", ".join(
+        f"CASE WHEN {need} THEN regexp_extract({pre}, {sql_quote(rx)}, ['ts', 'host'])"
+        f" END AS {name}"
+        for name, rx in (("s5424", _SYSLOG_5424), ("siso", _SYSLOG_ISO), ("s3164", _SYSLOG_3164))
     )
 
 
