@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from _scan import hits
 from acdkit import ingest, sources
 from acdkit.errors import UsageError
 from acdkit.store import Store
-from test_minimize import canary_hits
 
 S = 1_000_000_000
 JST = timezone(timedelta(hours=9))
@@ -257,7 +257,7 @@ def test_cef_content_never_reaches_the_store(store: Store, tmp_path: Path) -> No
     assert result.records["net"] == 1
     (r,) = got["net"]
     assert (r["url_host"], r["url_path"], r["dst_port"]) == ("www.example.com", "/p", 80)
-    assert canary_hits(store.root) == []
+    assert hits(store.root, ("CANARY",)) == []
 
 
 def test_detection_needs_every_head_line_to_be_cef() -> None:
