@@ -271,7 +271,7 @@ def test_aws_custom_order_is_never_guessed(store: Store, real: Callable[[str], P
     result, rows = ingest_file(store, path, fmt="aws-vpc")
     assert rows == []
     assert result.reject_reasons == {
-        "field order unknown: AWS field account-id does not fit the documented layout": 8
+        "field order unknown: AWS field account-id does not fit the layout": 8
     }
 
 
@@ -331,7 +331,7 @@ def test_aws_bad_token_counts_are_rejects(store: Store, tmp_path: Path) -> None:
         + "\n"
     )
     result, rows = ingest_file(store, path, fmt="aws-vpc")  # odd lines fail detection
-    unknown = "field order unknown: no header line and no --aws-fields, and not a documented layout"
+    unknown = "field order unknown: no header, no --aws-fields, no documented layout"
     assert lines_log(store, result) == {
         2: ("reject", unknown),
         3: ("reject", unknown),

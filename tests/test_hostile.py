@@ -53,6 +53,12 @@ TEXT_SAMPLES: dict[str, list[Sample]] = {
         Sample("suricata-eve/beats-eve-small.log", True, 8, {"net": 3, "dns": 1}, 4),
         Sample("suricata-eve/beats-eve-dns-4.1.4.log", True, 24, {"dns": 24}, 0),
     ],
+    "aws-vpc": [
+        Sample("aws-vpc/elastic-test-extra-samples.log", False, 7, {"net": 5}, 2),
+        Sample("aws-vpc/aws-docs-v5-traffic-path-s3.log", False, 3, {"net": 2}, 1),
+    ],
+    "gcp-vpc": [Sample("gcp-vpc/foxsec-exfiltration1.txt", True, 18, {"net": 13}, 5)],
+    "cef": [Sample("cef/zoned.log", False, 5, {"net": 3, "dns": 1}, 1)],
 }
 CASES = [(fmt, s) for fmt, samples in TEXT_SAMPLES.items() for s in samples]
 
@@ -249,7 +255,8 @@ def test_truncated_gzip_keeps_complete_lines(
     recovered = zlib.decompressobj(wbits=31).decompress(packed[: int(len(packed) * keep)])
     complete = recovered.count(b"\n")
     partial = not recovered.endswith(b"\n")  # the stream stops inside a line
-    assert complete > 0
+    if complete == 0:  # small samples (a few AWS records) compress to less than a line
+        pytest.skip("the cut leaves no complete line of this sample")
 
     plain, result = _baseline(store, path, sample, fmt), ingest_one(store, cut)
     assert (result.status, result.format) == ("ingested", fmt)
@@ -259,7 +266,8 @@ def test_truncated_gzip_keeps_complete_lines(
         cut_off = ("reject", "line cut off where the compressed input ends")
         assert log.pop(complete + 1) == cut_off
     assert log == {n: v for n, v in line_log(store, plain).items() if n <= complete}
-    assert result.warnings == [
+    # the rules a parser says it applied (an AWS field order) are the intact file's too
+    assert [w for w in result.warnings if w not in plain.warnings] == [
         "compressed input is truncated or corrupt: the stream ends before its end marker; "
         f"{complete} complete lines were read and kept"
     ]

@@ -91,10 +91,12 @@ _READ = frozenset(
 _ADDRESS_FIELDS = ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr")
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _ISO_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z "
-_CANDIDATE = r"^[ \t]*[a-z][a-z0-9_-]*([ ,]+[a-z][a-z0-9_-]*)*[ \t]*\r?\n?$"
+# a line that may be a header (the BOM is the character itself: RE2 knows no \u escape)
+_CANDIDATE = "^[ \t\ufeff]*" + r"[a-z][a-z0-9_-]*([ ,]+[a-z][a-z0-9_-]*)*[ \t]*\r?\n?$"
 _CANDIDATE_LINES = re.compile(b"(?m)" + _CANDIDATE.encode())
 
 HEADER_REASON = "AWS flow log header line"
+UNKNOWN_ORDER = "field order unknown: no header, no --aws-fields, no documented layout"
 
 
 def _known(name: str) -> bool:
@@ -108,7 +110,7 @@ def header_fields(line: str) -> tuple[tuple[str, ...], str] | None:
     of them must be fields acdkit knows, and none may repeat; data lines always hold
     digits, ``-`` or upper case, so they never qualify.
     """
-    text = line.strip(" \t\r\n")
+    text = line.strip(" \t\r\n\ufeff")
     sep = "," if "," in text else " "
     tokens = [t.strip() for t in text.split(sep)] if sep == "," else text.split()
     if not tokens or not all(_NAME.fullmatch(t) for t in tokens):
@@ -150,27 +152,32 @@ _DEFAULT_LINE = re.compile(r"([2-8]) ([0-9]{6,14}|unknown) eni-[0-9a-z]+ .*")
 
 
 def _sniff(head: bytes) -> bool:
-    """A header line naming addresses, or lines that are exactly a documented layout."""
+    """A header line naming addresses, or lines that are exactly a documented layout.
+
+    One odd line among the first ones (damaged, not UTF-8) does not hide the format: at
+    least two thirds of them must be records of a documented layout.
+    """
     pieces = head.split(b"\n")
     if len(pieces) > 1:
         pieces = pieces[:-1]  # the last piece may be cut mid-line
-    lines = [p for p in pieces if p.strip()][:10]
-    try:
-        text = [p.decode("utf-8").lstrip("\ufeff").rstrip("\r") for p in lines]
-    except UnicodeDecodeError:
+    lines = [p.lstrip(b"\xef\xbb\xbf").rstrip(b"\r") for p in pieces if p.strip()][:10]
+    if not lines:
         return False
-    if not text:
-        return False
-    found = header_fields(text[0])
+    first = lines[0].decode("utf-8", errors="replace")
+    found = header_fields(first)
     if found is not None:
         names = found[0]
         return sum(_known(n) for n in names) >= 3 and any(a in names for a in _ADDRESS_FIELDS)
-    for line in text:
-        body = re.sub(_ISO_PREFIX, "", line)
-        m = _DEFAULT_LINE.fullmatch(body)
-        if m is None or _LAYOUTS.get(int(m.group(1))) != len(body.split(" ")):
-            return False
-    return True
+    return 3 * sum(_is_record(line) for line in lines) >= 2 * len(lines) > 0
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        body = re.sub(_ISO_PREFIX, "", line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return False
+    m = _DEFAULT_LINE.fullmatch(body)
+    return m is not None and _LAYOUTS.get(int(m.group(1))) == len(body.split(" "))
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -280,17 +287,14 @@ def _base(order: _Order) -> str:
         )
     else:
         pairs = " OR ".join(f"(f[1] = '{v}' AND len(f) = {n})" for v, n in _LAYOUTS.items())
-        count_check = (
-            f"WHEN NOT ({pairs}) THEN 'field order unknown: no header line and no "
-            "--aws-fields, and not a documented layout'"
-        )
+        count_check = f"WHEN NOT ({pairs}) THEN '{UNKNOWN_ORDER}'"
     cols = [f"{unset(f'f[{i}]')} AS {_col(n)}" for n, i in pos.items()]
     cols += [f"CAST(NULL AS VARCHAR) AS {_col(n)}" for n in ALL_FIELDS if n not in pos]
     # in a documented layout a misfit says the order is another one; else the value is odd
     misfit = (
         "AWS field {} has an unexpected value"
         if order.fields is not None
-        else "field order unknown: AWS field {} does not fit the documented layout"
+        else "field order unknown: AWS field {} does not fit the layout"
     )
     tests = [(n, f"{_col(n)} NOT IN ({', '.join(map(sql_quote, w))})") for n, w in _WORDS.items()]
     tests += [(n, f"NOT regexp_full_match({_col(n)}, '{shape}')") for n, shape in _SHAPES.items()]
@@ -303,7 +307,8 @@ def _base(order: _Order) -> str:
     if "protocol" in pos:
         shapes += f" WHEN {bad_proto(_col('protocol'))} THEN 'invalid protocol number'"
     # a CloudWatch export's ingestion time (position 5 is its '-', never a record's)
-    text = "rtrim(raw, chr(10) || chr(13))"
+    # a UTF-8 BOM may start the file
+    text = "rtrim(CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END, chr(10) || chr(13))"
     text = (
         f"CASE WHEN substr({text}, 5, 1) = '-' THEN regexp_replace({text}, '{_ISO_PREFIX}', '')"
         f" ELSE {text} END"

@@ -92,12 +92,13 @@ _SNIFF = re.compile(
 
 
 def _sniff(head: bytes) -> bool:
-    """The first non-blank lines are CEF events, with or without a syslog header."""
+    """The first non-blank lines are CEF events, with or without a syslog header: two
+    thirds of them at least, so that one damaged line does not hide the format."""
     pieces = head.split(b"\n")
     if len(pieces) > 1:
         pieces = pieces[:-1]  # the last piece may be cut mid-line
-    lines = [p.lstrip(b"\xef\xbb\xbf") for p in pieces if p.strip()][:5]
-    return bool(lines) and all(_SNIFF.match(p) for p in lines)
+    lines = [p.lstrip(b"\xef\xbb\xbf") for p in pieces if p.strip()][:6]
+    return 3 * sum(_SNIFF.match(p[:4096]) is not None for p in lines) >= 2 * len(lines) > 0
 
 
 def _unescape(value: str) -> str:
@@ -236,7 +237,9 @@ class CefParser(Parser):
                                             FROM (SELECT line, raw IS NULL AS unread,
                                                          trim(raw, chr(10) || chr(13) || chr(9)
                                                            || ' ') = '' AS blank,
-                                                         rtrim(raw, chr(10) || chr(13)) AS t
+                                                         rtrim(CASE WHEN line = 1
+                                                           THEN ltrim(raw, chr(65279))
+                                                           ELSE raw END, chr(10) || chr(13)) AS t
                                                   FROM cef_raw)))))))))
         """
 

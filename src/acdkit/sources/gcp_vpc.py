@@ -10,6 +10,7 @@ starting with ``#`` (test fixtures carry them) are skipped.
 from __future__ import annotations
 
 import json
+import re
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
 from acdkit.sources._flowlog import (
@@ -65,9 +66,15 @@ def _is_flow_entry(obj: dict[str, object]) -> bool:
     )
 
 
+# a LogEntry of a flow, as text: for a head whose first entry is cut (a short gzip tail)
+_FLOW_TEXT = re.compile(rb'^\s*\{.*"jsonPayload"\s*:\s*\{.*"connection"\s*:\s*\{', re.M)
+
+
 def _sniff(head: bytes) -> bool:
     objs = first_objects(head)
-    return bool(objs) and all(_is_flow_entry(o) for o in objs[:5])
+    if objs:
+        return all(_is_flow_entry(o) for o in objs[:5])
+    return _FLOW_TEXT.search(head[: 1 << 16]) is not None
 
 
 class GcpVpcParser(Parser):
