@@ -381,12 +381,139 @@ def pcap_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
     return CanaryCase([path], 7, planted, check)
 
 
+# AWS fields that name things (ECS clusters, services, tasks, tags): content, never kept;
+# the identifiers acdkit checks the shape of (vpc-id, …) are left as they are
+AWS_CONTENT = (
+    "ecs-cluster-arn", "ecs-cluster-name", "ecs-container-instance-arn",
+    "ecs-container-instance-id", "ecs-container-id", "ecs-second-container-id",
+    "ecs-service-name", "ecs-task-definition-arn", "ecs-task-arn", "ecs-task-id",
+    "pkt-src-aws-service", "pkt-dst-aws-service", "sublocation-type", "sublocation-id",
+    "instance-tag", "interface-tag",
+)  # fmt: skip
+
+
+def aws_vpc_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    from acdkit.sources.aws_vpc import ALL_FIELDS
+
+    order = [*ALL_FIELDS[:14], "vpc-id", "instance-id", "pkt-srcaddr", "pkt-dstaddr"]
+    order += AWS_CONTENT
+    values = {
+        "vpc-id": "vpc-abcdefab012345678", "instance-id": "i-01234567890123456",
+        **{f: canary(f) for f in AWS_CONTENT},
+    }  # fmt: skip
+    lines = []
+    for raw in real("aws-vpc/elastic-test-extra-samples.log").read_text().splitlines():
+        fields = dict(zip(ALL_FIELDS[:14], raw.split(" "), strict=True))
+        fields |= {"pkt-srcaddr": fields["srcaddr"], "pkt-dstaddr": fields["dstaddr"]}
+        lines.append(" ".join({**fields, **values}[f] for f in order))
+    (inputs / "vpcflow-s3.log").write_text(" ".join(order) + "\n" + "\n".join(lines) + "\n")
+
+    def check(store: Store, out: Path) -> None:
+        net = sealed(store, "net")
+        assert sorted(r["dst_port"] for r in net) == [0, 0, 22, 22, 3389]
+        assert {r["sensor_id"] for r in net} == {"eni-1235b8ca123456789"}
+
+    return CanaryCase([inputs / "vpcflow-s3.log"], 5, set(AWS_CONTENT), check)
+
+
+def azure_flow_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    blob = json.loads(real("azure-nsg/elastic-sample_logs-testdata.log").read_text())
+    for rec in blob["records"]:
+        rec |= {"systemId": canary("systemId"), "operationName": canary("operationName")}
+        rec["tags"] = {"owner": canary("tags")}
+        for group in rec["properties"]["flows"]:
+            group["rule"] = canary("rule")
+    vnet = json.loads(real("azure-vnet/docs-vnet.json").read_text())
+    for rec in vnet["records"]:
+        rec |= {"flowLogGUID": canary("flowLogGUID"), "flowLogResourceID": canary("flowLog")}
+        for flow in rec["flowRecords"]["flows"]:
+            flow["aclID"] = canary("aclID")
+            for group in flow["flowGroups"]:
+                group["rule"] = canary("vnet-rule")
+    (inputs / "PT1H.json").write_text(json.dumps(blob, indent=2))
+    (inputs / "vnet.json").write_text(json.dumps(vnet))
+
+    def check(store: Store, out: Path) -> None:
+        net = sealed(store, "net")
+        assert len(net) == 30 and {r["dst_ip"] for r in net} >= {"10.5.16.4", "10.0.0.6"}
+
+    planted = {"systemId", "operationName", "tags", "rule", "flowLogGUID", "flowLog", "aclID"}
+    return CanaryCase(sorted(inputs.iterdir()), 11 + 19, planted, check)
+
+
+GCP_KEEP = {
+    "jsonPayload.connection.src_ip", "jsonPayload.connection.src_port",
+    "jsonPayload.connection.dest_ip", "jsonPayload.connection.dest_port",
+    "jsonPayload.connection.protocol", "jsonPayload.start_time", "jsonPayload.end_time",
+    "jsonPayload.bytes_sent", "jsonPayload.packets_sent", "jsonPayload.reporter",
+    "resource.labels.subnetwork_id",
+}  # fmt: skip
+
+
+def gcp_vpc_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    entries = [
+        json.loads(t) for t in real("gcp-vpc/docs-src-dest-report.jsonl").read_text().splitlines()
+    ]
+    planted_entries = [plant(e, GCP_KEEP) for e in entries]
+    (inputs / "vpc_flows.jsonl").write_text("".join(json.dumps(e) + "\n" for e in planted_entries))
+
+    def check(store: Store, out: Path) -> None:
+        net = sealed(store, "net")
+        assert sorted(r["sensor_id"] for r in net) == [
+            "1111111111111111111/src", "1111111111111111111/src", "2222222222222222222/dest",
+        ]  # fmt: skip
+        assert sorted(r["dst_port"] for r in net) == [443, 5432, 5432]
+
+    planted = {
+        "insertId", "logName", "timestamp", "receiveTimestamp", "jsonPayload.rtt_msec",
+        "jsonPayload.src_instance.vm_name", "jsonPayload.dest_instance.vm_name",
+        "jsonPayload.src_vpc.vpc_name", "jsonPayload.dest_location.country",
+        "resource.labels.project_id", "resource.labels.subnetwork_name",
+    }  # fmt: skip
+    return CanaryCase([inputs / "vpc_flows.jsonl"], 3, planted, check)
+
+
+CEF_CONTENT = (
+    "msg", "suser", "duser", "suid", "spriv", "requestClientApplication", "requestCookies",
+    "requestContext", "cs1", "cs1Label", "cs6", "cn1Label", "fname", "filePath", "act",
+    "reason", "destinationServiceName", "sourceUserName",
+)  # fmt: skip
+
+
+def cef_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    lines = []
+    for raw in real("cef/zoned.log").read_text().splitlines():
+        pre, cef = raw.split("CEF:", 1)
+        # the header's fields end at pipes that no backslash escapes
+        version, *_, severity, ext = re.split(r"(?<!\\)\|", cef, maxsplit=7)
+        head = [version, canary("vendor"), canary("product"), "1", canary("sig"), canary("name")]
+        ext = ext.replace("request=https://", f"request=https://{canary('userinfo')}@")
+        ext = ext.replace("?item", f"?{canary('query')}=1&item")
+        extra = " ".join(f"{f}={canary(f)} with spaces" for f in CEF_CONTENT)
+        lines.append(f"{pre}CEF:{'|'.join(head)}|{severity}|{ext} {extra}")
+    (inputs / "events.cef").write_text("\n".join(lines) + "\n")
+
+    def check(store: Store, out: Path) -> None:
+        net, dns = sealed(store, "net"), sealed(store, "dns")
+        http = [(r["url_host"], r["url_path"]) for r in net if r["event_kind"] == "http"]
+        assert http == [("www.example.com:8443", "/cart/add")]
+        assert [r["qname"] for r in dns] == ["www.example.com"]
+        assert len(net) == 3
+
+    planted = {*CEF_CONTENT, "vendor", "product", "sig", "name", "userinfo", "query"}
+    return CanaryCase([inputs / "events.cef"], 4, planted, check)
+
+
 # every registered format needs one: a format merged without it fails the canary test
 CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = {
     "zeek-json": zeek_json_case,
     "zeek-tsv": zeek_tsv_case,
     "suricata-eve": suricata_case,
     "pcap": pcap_case,
+    "aws-vpc": aws_vpc_case,
+    "azure-flow": azure_flow_case,
+    "gcp-vpc": gcp_vpc_case,
+    "cef": cef_case,
 }
 
 

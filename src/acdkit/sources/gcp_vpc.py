@@ -3,7 +3,7 @@
 The flow is ``jsonPayload.connection`` (protocol by number), its times ``start_time`` and
 ``end_time`` (RFC 3339, nanoseconds, kept exactly), its counters strings.  A flow between two
 VMs that both log is reported twice, once by each end (``reporter`` SRC or DEST): both
-records are kept, and they differ in ``sensor_id``, which names the reporting VM.  Lines
+records are kept, and they differ in ``sensor_id``: the reporting subnetwork and end.  Lines
 starting with ``#`` (test fixtures carry them) are skipped.
 """
 
@@ -106,12 +106,11 @@ class GcpVpcParser(Parser):
         return parsed
 
 
-# the VM that wrote the entry names the sensor, so the two reports of one flow stay apart
+# the subnetwork (a resource id) and which end reported name the sensor, so the two reports
+# of one flow stay apart; project ids and VM names are not kept (docs/minimization.md §2)
 _SENSOR = """CASE WHEN j.jsonPayload.connection IS NOT NULL THEN concat_ws('/',
-    j.resource.labels.project_id, j.resource.labels.subnetwork_id,
-    CASE j.jsonPayload.reporter
-      WHEN 'SRC' THEN coalesce(j.jsonPayload.src_instance.vm_name, 'reporter-src')
-      WHEN 'DEST' THEN coalesce(j.jsonPayload.dest_instance.vm_name, 'reporter-dest') END) END"""
+    j.resource.labels.subnetwork_id,
+    CASE j.jsonPayload.reporter WHEN 'SRC' THEN 'src' WHEN 'DEST' THEN 'dest' END) END"""
 _ROUTE = "CASE WHEN NOT comment AND flow THEN 'net' END"
 _SKIP = "CASE WHEN comment THEN 'comment line' ELSE 'not a VPC flow log entry' END"
 
