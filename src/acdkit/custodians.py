@@ -251,8 +251,7 @@ def check_queued_decision(store: Store, body: bytes) -> None:
     trust = store_trust(store)
     if trust is None:
         raise UsageError(
-            "no custodian keys are registered for this store: a decision's signer could be "
-            "anyone",
+            "no custodian keys are registered for this store: a decision's signer could be anyone",
             hint="register the responder's key: acdkit keys add-custodian STORE VKEY",
         )
     check_decisions([(-1, body, None)], store.origin, trust)
