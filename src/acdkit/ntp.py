@@ -1,0 +1,170 @@
+"""Asking NTP servers for the time (RFC 5905 client mode, through ``ntplib``).
+
+Each server is asked several times, one request after the other with a pause between
+them (public servers rate-limit), and the servers in parallel.  Every request becomes a
+``clocksel.Sample`` in integer nanoseconds: the four timestamps and the server's view of
+its own clock, or the reason there was no usable reply.  A reply is refused ("bad-reply")
+unless it is a server-mode packet whose origin timestamp echoes the time this request was
+sent, since anything else could be stale or forged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import ntplib
+
+from acdkit.clocksel import Reply, Sample, ServerSamples
+from acdkit.errors import UsageError
+
+__all__ = [
+    "DEFAULT_PORT",
+    "ServerSpec",
+    "local_precision_ns",
+    "parse_server",
+    "query_servers",
+]
+
+DEFAULT_PORT = 123
+NTP_VERSION = 4
+MODE_SERVER = 4
+# ntplib carries times as floats of seconds: near 2^31 s a double resolves about 0.24 µs
+FLOAT_SLACK_NS = 1_000
+ProgressFn = Callable[[int, int], None]  # (requests done, requests in all)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str  # as the user wrote it
+    host: str
+    port: int
+
+
+def parse_server(text: str) -> ServerSpec:
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
+    value = text.strip()
+    if not value or any(c.isspace() for c in value) or len(value) > 255:
+        raise UsageError(f"NTP server {text[:60]!r} is empty, too long or holds a blank")
+    host, port = value, DEFAULT_PORT
+    if value.startswith("["):
+        inner, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise UsageError(f"NTP server {value!r}: expected [ADDRESS] or [ADDRESS]:PORT")
+        host, port = inner, _port(rest[1:], value) if rest else DEFAULT_PORT
+    elif value.count(":") == 1:
+        host, raw = value.split(":")
+        port = _port(raw, value)
+    if not host:
+        raise UsageError(f"NTP server {value!r} names no host")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UsageError(f"NTP server {value!r}: {host!r} is no IPv6 address") from None
+    return ServerSpec(value, host, port)
+
+
+def _port(raw: str, whole: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise UsageError(f"NTP server {whole!r}: the port must be a number from 1 to 65535")
+    return int(raw)
+
+
+def local_precision_ns() -> int:
+    """How finely acdkit reads the local clock: its resolution, at least the float slack."""
+    resolution = time.get_clock_info("time").resolution
+    return max(FLOAT_SLACK_NS, math.ceil(resolution * 1e9))
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+def _resolve(spec: ServerSpec) -> str | None:
+    try:
+        infos = socket.getaddrinfo(spec.host, spec.port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError):
+        return None
+    return str(infos[0][4][0]) if infos else None
+
+
+def _ask(address: str, port: int, timeout: float) -> Sample:
+    """One request, never raising: a reply checked on receipt, or the reason for none."""
+    before = time.time_ns()
+    try:
+        stats = ntplib.NTPClient().request(
+            address, version=NTP_VERSION, port=port, timeout=timeout
+        )
+    except ntplib.NTPException:
+        after = time.time_ns()
+        # ntplib says "no response" and "invalid packet" with the same exception
+        failure = "timeout" if after - before >= timeout * 1e9 * 0.9 else "bad-reply"
+        return Sample(before, after, None, failure)
+    except OSError:
+        return Sample(before, time.time_ns(), None, "refused")
+    after = time.time_ns()
+    sent, received = _ns(stats.orig_time), _ns(stats.dest_time)
+    echoed = before - FLOAT_SLACK_NS <= sent <= after + FLOAT_SLACK_NS
+    if stats.mode != MODE_SERVER or not echoed or stats.tx_timestamp == 0:
+        return Sample(before, after, None, "bad-reply")
+    if not -32 <= stats.precision <= 0:
+        return Sample(before, after, None, "bad-reply")
+    reply = Reply(
+        server_rx_ns=_ns(stats.recv_time),
+        server_tx_ns=_ns(stats.tx_time),
+        stratum=int(stats.stratum),
+        leap=int(stats.leap),
+        root_delay_ns=_ns(stats.root_delay),
+        root_dispersion_ns=_ns(stats.root_dispersion),
+        precision=int(stats.precision),
+        refid=int(stats.ref_id).to_bytes(4, "big"),
+    )
+    return Sample(sent, received, reply)
+
+
+def _query_one(
+    spec: ServerSpec, samples: int, interval: float, timeout: float, tick: Callable[[], None]
+) -> ServerSamples:
+    address = _resolve(spec)
+    if address is None:
+        now = time.time_ns()
+        for _ in range(samples):
+            tick()
+        return ServerSamples(spec.name, None, spec.port, (Sample(now, now, None, "unresolved"),))
+    taken = []
+    for k in range(samples):
+        if k:
+            time.sleep(interval)
+        taken.append(_ask(address, spec.port, timeout))
+        tick()
+    return ServerSamples(spec.name, address, spec.port, tuple(taken))
+
+
+def query_servers(
+    specs: Sequence[ServerSpec],
+    samples: int,
+    interval: float,
+    timeout: float,
+    progress: ProgressFn | None = None,
+) -> list[ServerSamples]:
+    """Ask every server ``samples`` times, the servers in parallel; results in input order."""
+    total, done, lock = len(specs) * samples, [0], threading.Lock()
+
+    def tick() -> None:
+        with lock:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total)
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(specs)))) as pool:
+        futures = [
+            pool.submit(_query_one, spec, samples, interval, timeout, tick) for spec in specs
+        ]
+        return [f.result() for f in futures]
