@@ -34,13 +34,36 @@ import ntplib
 
 # every leap second since 1972 (IERS Bulletin C): chronyd checks a leap zone against the
 # TAI−UTC offsets of 2012 before it uses it
-LEAPS = (
-    "1972 Jun 30;1972 Dec 31;1973 Dec 31;1974 Dec 31;1975 Dec 31;1976 Dec 31;1977 Dec 31;"
-    "1978 Dec 31;1979 Dec 31;1981 Jun 30;1982 Jun 30;1983 Jun 30;1985 Jun 30;1987 Dec 31;"
-    "1989 Dec 31;1990 Dec 31;1992 Jun 30;1993 Jun 30;1994 Jun 30;1995 Dec 31;1997 Jun 30;"
-    "1998 Dec 31;2005 Dec 31;2008 Dec 31;2012 Jun 30;2015 Jun 30;2016 Dec 31"
-).split(";")
-MONTHS = ("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split()
+LEAPS = [
+    "1972 Jun 30",
+    "1972 Dec 31",
+    "1973 Dec 31",
+    "1974 Dec 31",
+    "1975 Dec 31",
+    "1976 Dec 31",
+    "1977 Dec 31",
+    "1978 Dec 31",
+    "1979 Dec 31",
+    "1981 Jun 30",
+    "1982 Jun 30",
+    "1983 Jun 30",
+    "1985 Jun 30",
+    "1987 Dec 31",
+    "1989 Dec 31",
+    "1990 Dec 31",
+    "1992 Jun 30",
+    "1993 Jun 30",
+    "1994 Jun 30",
+    "1995 Dec 31",
+    "1997 Jun 30",
+    "1998 Dec 31",
+    "2005 Dec 31",
+    "2008 Dec 31",
+    "2012 Jun 30",
+    "2015 Jun 30",
+    "2016 Dec 31",
+]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def chronyd() -> str | None:

@@ -988,12 +988,14 @@ def witness_cosign_cmd(
 def _register_groups() -> None:
     from acdkit.cli_incident import classify_cmd, incident_app, kpi_cmd
     from acdkit.cli_keys import keys_app, policy_app  # they build on this module's helpers
+    from acdkit.cli_time import timecheck_cmd
 
     app.add_typer(keys_app, name="keys")
     app.add_typer(policy_app, name="policy")
     app.add_typer(incident_app, name="incident")
     app.command("classify")(classify_cmd)
     app.command("kpi")(kpi_cmd)
+    app.command("timecheck")(timecheck_cmd)
 
 
 _register_groups()

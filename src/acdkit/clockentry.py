@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from acdkit import logentries
 from acdkit.clocksel import (
     RESULTS,
     VERDICTS,
@@ -22,7 +23,6 @@ from acdkit.clocksel import (
     ServerSamples,
     select,
 )
-from acdkit import logentries
 from acdkit.encoding import EntryType, TlvType, parse_tlv, tlv
 from acdkit.errors import MalformedError, TamperedError
 

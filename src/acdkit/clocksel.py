@@ -10,8 +10,8 @@ measurement run:
 2. a server that is unsynchronised (stratum 0 or 16 and above, leap indicator 3), that
    sent a kiss-o'-death, or whose root distance exceeds ``MAX_DISTANCE_NS`` is no candidate;
 3. each candidate's correctness interval is its offset ± its root distance;
-4. the intersection algorithm finds the smallest interval that a majority of the intervals
-   share, allowing ever more false tickers while they stay a minority;
+4. the intersection algorithm (Marzullo's) finds the smallest interval that a majority of
+   the intervals share, allowing ever more false tickers while they stay a minority;
 5. candidates whose interval meets it are truechimers, the others false tickers;
 6. the combined offset is the mean of the truechimers' offsets weighted by 1/distance.
 """
@@ -197,39 +197,34 @@ def _as(found: ServerResult, result: str) -> ServerResult:
 def intersect(intervals: Sequence[tuple[int, int]]) -> tuple[int, int, int] | None:
     """Step 4: (low, high, false tickers allowed) of the majority's interval, or None.
 
-    For f = 0, 1, … while 2f < m: walk the endpoints upwards until m − f intervals have
-    opened (the low point), and downwards until m − f have opened from above (the high
-    point), counting the midpoints passed on the way; the interval holds when the
-    low point is not above the high point and at most f midpoints lie outside it.
+    For f = 0, 1, … while 2f < m: walk the endpoints upwards until m − f intervals are
+    open (the low point) and downwards until m − f are open from above (the high point);
+    the first f for which the low point is not above the high point gives the interval.
+    Midpoints are not counted: RFC 5905 §11.2.1 also requires at most f offsets outside
+    the interval, which rejects a server whose interval holds the true time while its
+    offset lies outside the others' overlap (ntpd dropped that test too).
     """
     m = len(intervals)
-    # at one value a low end sorts before a midpoint before a high end: touching
-    # intervals overlap
-    edges = sorted(
-        [(lo, -1) for lo, _hi in intervals]
-        + [((lo + hi) // 2, 0) for lo, hi in intervals]
-        + [(hi, 1) for _lo, hi in intervals]
-    )
+    # at one value a low end sorts before a high end: intervals that touch overlap
+    edges = sorted([(lo, -1) for lo, _hi in intervals] + [(hi, 1) for _lo, hi in intervals])
     f = 0
     while 2 * f < m:
-        low, outside = _scan(edges, m - f, ascending=True)
-        high, above = _scan(edges, m - f, ascending=False)
-        if low is not None and high is not None and low <= high and outside + above <= f:
+        low = _scan(edges, m - f, ascending=True)
+        high = _scan(edges, m - f, ascending=False)
+        if low is not None and high is not None and low <= high:
             return low, high, f
         f += 1
     return None
 
 
-def _scan(edges: list[tuple[int, int]], need: int, ascending: bool) -> tuple[int | None, int]:
-    """The value where ``need`` intervals are open, walking from one end; midpoints passed."""
-    count = midpoints = 0
+def _scan(edges: list[tuple[int, int]], need: int, ascending: bool) -> int | None:
+    """The value at which ``need`` intervals are open, walking in from one end."""
+    count = 0
     for value, kind in edges if ascending else reversed(edges):
         count += -kind if ascending else kind
         if count >= need:
-            return value, midpoints
-        if kind == 0:
-            midpoints += 1
-    return None, midpoints
+            return value
+    return None
 
 
 def select(

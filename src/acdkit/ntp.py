@@ -99,9 +99,7 @@ def _ask(address: str, port: int, timeout: float) -> Sample:
     """One request, never raising: a reply checked on receipt, or the reason for none."""
     before = time.time_ns()
     try:
-        stats = ntplib.NTPClient().request(
-            address, version=NTP_VERSION, port=port, timeout=timeout
-        )
+        stats = ntplib.NTPClient().request(address, version=NTP_VERSION, port=port, timeout=timeout)
     except ntplib.NTPException:
         after = time.time_ns()
         # ntplib says "no response" and "invalid packet" with the same exception

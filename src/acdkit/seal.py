@@ -599,10 +599,12 @@ def seal_locked(
 
 def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]) -> None:
     """Refuse, before anything is sealed, a queued entry the verifier would reject: a KEY
-    event the current key did not sign, an ANCHOR or other body that does not parse.
+    event the current key did not sign, an ANCHOR or other body that does not parse, a
+    CLOCK entry whose conclusions do not follow from its samples.
     Whoever can write pending/ must not be able to break the log by making it sign that."""
     from acdkit.anchor import AnchorRecord  # anchor builds on seal
     from acdkit.custodians import check_queued_decision
+    from acdkit.clockentry import ClockRecord
 
     probe = copy.deepcopy(chain)
     for name, data in queued:
@@ -614,6 +616,8 @@ def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]
                 AnchorRecord.from_body(parsed.body)
             elif parsed.kind == EntryType.DECISION:
                 check_queued_decision(store, parsed.body)
+            elif parsed.kind == EntryType.CLOCK:
+                ClockRecord.from_body(parsed.body).check()
             else:
                 parse_tlv(parsed.body)
         except (MalformedError, TamperedError) as exc:

@@ -29,6 +29,14 @@ from acdkit.anchorcheck import (
     policy_trust,
     store_claims,
 )
+from acdkit.clockentry import clock_records
+from acdkit.clockstate import (
+    anchor_records,
+    anchored_bounds,
+    clock_points,
+    pending_log_entries,
+    window_state,
+)
 from acdkit.cosignature import (
     COSIGNATURE_DIR,
     WitnessPolicy,
@@ -460,6 +468,7 @@ def verify_store(
     anchors: AnchorTrust | None = None,
     require_outside: bool = True,
     custodian_keys: list[Verifier] | None = None,
+    clock_window: tuple[int, int] | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -488,6 +497,10 @@ def verify_store(
         ``expect_min_size``, a verified witness cosignature or anchor; else a rollback of
         the newest segments cannot be excluded (INCOMPLETE, reported under check 6; a
         warning when ``require_outside`` is False or incompletes are allowed).
+    12. Every CLOCK entry parses strictly (MALFORMED) and its conclusions (each server's
+        result, the interval, the combined offset, the verdict) follow from its samples
+        (TAMPERED otherwise).  With ``clock_window`` (ns from, to) the report's facts say
+        what the log shows of the clock around it (acdkit.clockstate).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -632,6 +645,8 @@ def verify_store(
         committed["anchors"] = newest_anchor[0].size
     accept = allow_incomplete or not require_outside
     _require_outside(report, compact.size, committed, state, accept)
+    if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and sealed:
+        _check_clock(report, store, sealed, anchored, clock_window)
     last = checkpoints.get(compact.size) if compact.size else None
     signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
     _finish(report, compact.size, last[1] if last else None, unsealed, signed_by)
@@ -937,6 +952,58 @@ def _check_anchors(
     return result
 
 
+def _check_clock(
+    report: VerifyReport,
+    store: Store,
+    sealed: list[_Segment],
+    anchored: AnchorResult | None,
+    window: tuple[int, int] | None,
+) -> None:
+    """Check 10: the CLOCK entries recompute from their samples; the clock around a range."""
+    entries = [
+        (s.info.first_index + s.info.record_count + i, data)
+        for s in sealed
+        for i, data in enumerate(s.log_entries)
+    ]
+    try:
+        records = clock_records(entries)
+        for index, record in records:
+            try:
+                record.check()
+            except TamperedError as exc:
+                raise _Located(f"CLOCK leaf {index}: {exc.message}", {"index": index}) from None
+        waiting = len(clock_points(pending_log_entries(store)))
+    except _Located as exc:
+        report.fail("10", exc, exc.location)
+        return
+    except AcdkitError as exc:
+        report.fail("10", exc)
+        return
+    points = clock_points(list(entries))
+    off = sum(p.verdict != "OK" for p in points)
+    if records:
+        newest = points[-1]
+        report.ok(
+            "10",
+            f"{len(records)} CLOCK entries verify (recomputed from their samples); newest: "
+            f"{newest.sentence()}"
+            + (f"; {off} record a clock check that failed" if off else "")
+            + (f"; {waiting} more wait for the next seal" if waiting else ""),
+        )
+    elif waiting:
+        report.ok("10", f"no CLOCK entry sealed yet; {waiting} wait for the next seal")
+    report.facts["clock"] = {
+        "entries": len(records),
+        "failed_checks": off,
+        "waiting": waiting,
+        "newest": points[-1].to_json() if points else None,
+    }
+    if window is not None:
+        verified = None if anchored is None else {(a.tsa, a.size) for a in anchored.verified}
+        bounds = anchored_bounds(anchor_records(entries), verified)
+        report.facts["clock_window"] = window_state(points, bounds, *window).to_json()
+
+
 def report_anchor_findings(
     report: VerifyReport,
     check: str,
@@ -1073,6 +1140,7 @@ def verify_path(
     anchors: AnchorTrust | None = None,
     require_outside: bool = True,
     custodian_keys: list[Verifier] | None = None,
+    clock_window: tuple[int, int] | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     if (path / BUNDLE_MARKER).is_file():
@@ -1105,6 +1173,7 @@ def verify_path(
             anchors,
             require_outside,
             custodian_keys,
+            clock_window,
         )
     if not path.exists():
         raise UsageError(f"{path} does not exist")
