@@ -17,6 +17,8 @@ import pyarrow as pa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from acdkit import merkle, schema
+from acdkit.clockentry import ClockRecord
+from acdkit.clocksel import Reply, Sample, ServerSamples, select
 from acdkit.cosignature import add_cosignature, cosign, cosignature_message
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.keys import Signer, WitnessSigner
@@ -151,6 +153,104 @@ def build() -> dict[str, Any]:
         "checkpoint_sha256_hex": hashlib.sha256(note).hexdigest(),
         "tlog_proof_of_index_1": proof.encode().decode(),
         "cosignature": _cosignature(note),
+        "clock": _clock(),
+    }
+
+
+T0 = 1764547200_000000000  # 2025-12-01T00:00:00Z on the collector's clock
+MS = 1_000_000
+
+
+def _reply(rx: int, tx: int, stratum: int, rd: int, disp: int, prec: int, refid: bytes) -> Reply:
+    return Reply(T0 + rx, T0 + tx, stratum, 0, rd, disp, prec, refid)
+
+
+def _clock() -> dict[str, Any]:
+    """A CLOCK entry (§13): two servers that agree, one 10 s ahead, one that never answered.
+
+    The collector's clock is 1 ms behind true time; server A answered twice (the second
+    time over a slower path), B runs 10 s fast, C agrees with A, D timed out.
+    """
+    servers = (
+        ServerSamples(
+            "ntp-a.example",
+            "192.0.2.1",
+            123,
+            (
+                Sample(
+                    T0,
+                    T0 + 4_100_000,
+                    _reply(3 * MS, 3_100_000, 2, 10 * MS, 5 * MS, -20, bytes([203, 0, 113, 7])),
+                ),
+                Sample(
+                    T0 + 1000 * MS,
+                    T0 + 1_005_100_000,
+                    _reply(
+                        1_004_000_000,
+                        1_004_100_000,
+                        2,
+                        10 * MS,
+                        5 * MS,
+                        -20,
+                        bytes([203, 0, 113, 7]),
+                    ),
+                ),
+            ),
+        ),
+        ServerSamples(
+            "ntp-b.example:123",
+            "198.51.100.2",
+            123,
+            (
+                Sample(
+                    T0 + 10 * MS,
+                    T0 + 12_050_000,
+                    _reply(10_012_000_000, 10_012_050_000, 1, 0, 10_000, -23, b"GPS\0"),
+                ),
+            ),
+        ),
+        ServerSamples(
+            "[2001:db8::3]:123",
+            "2001:db8::3",
+            123,
+            (
+                Sample(
+                    T0 + 20 * MS,
+                    T0 + 30_200_000,
+                    _reply(25_800_000, 26 * MS, 3, 20 * MS, 8 * MS, -18, bytes([192, 0, 2, 99])),
+                ),
+            ),
+        ),
+        ServerSamples(
+            "ntp-d.example",
+            "192.0.2.4",
+            123,
+            (Sample(T0 + 40 * MS, T0 + 2040 * MS, None, "timeout"),),
+        ),
+    )
+    selection = select(servers, 1000, 2, 1000 * MS)
+    record = ClockRecord(
+        began_ns=T0 - MS // 2,
+        ended_ns=T0 + 2_040_100_000,
+        min_agree=2,
+        max_drift_ns=1000 * MS,
+        local_precision_ns=1000,
+        servers=servers,
+        selection=selection,
+        collector="collector-1",
+        tool="acdkit 0.1.0",
+    )
+    data = entry(EntryType.CLOCK, record.body())
+    return {
+        "results": [r.result for r in selection.servers],
+        "chosen": [r.chosen for r in selection.servers],
+        "distances_ns": [r.distance_ns for r in selection.servers],
+        "offset_ns": selection.offset_ns,
+        "interval_ns": [selection.low_ns, selection.high_ns],
+        "verdict": selection.verdict,
+        "body_hex": record.body().hex(),
+        "entry_hex": data.hex(),
+        "leaf_hash_hex": merkle.leaf_hash(data).hex(),
     }
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,14 @@ from acdkit import __version__, custodians, logentries, schema, summary
 from acdkit._files import KIB, MIB, read_bounded, read_text
 from acdkit.anchorbundle import BundleAnchors, check_bundle_anchors, select_anchors
 from acdkit.anchorcheck import AnchorResult, AnchorTrust, policy_trust
+from acdkit.clockentry import ClockRecord
+from acdkit.clockstate import (
+    anchor_records,
+    anchored_bounds,
+    clock_points,
+    store_clock_state,
+    window_state,
+)
 from acdkit.cosignature import (
     COSIGNATURE_DIR,
     MAX_COSIGNED_BYTES,
@@ -66,6 +74,7 @@ __all__ = [
     "Window",
     "independent_verifier",
     "package",
+    "time_ns",
     "verify_bundle",
 ]
 
@@ -73,6 +82,7 @@ MANIFEST = "MANIFEST.note"
 ROTATIONS = "key/rotations"  # proofs of the KEY entries that lead to the signing key
 DECISIONS = "decisions"  # proofs of the incident's DECISION entries (§13)
 CUSTODIANS = "key/custodians.vkey"  # the sender's claim of its custodian keys
+CLOCK_DIR = "clock"  # proofs of the CLOCK entries around the incident window
 TOOL = "tools/acdkit_verify.py"  # the independent verifier, shipped in every bundle
 BUNDLE_FORMAT = "acdkit-bundle/1"
 DEFAULT_MAX_RECORDS = 10_000
@@ -98,6 +108,7 @@ class PackageReport:
     disclosed: dict[str, int]
     files: int
     summary: dict[str, Any]
+    clock_flags: list[str] = field(default_factory=list)  # what the summary flags (§13.6)
 
 
 # -- building --------------------------------------------------------------------------------
@@ -210,7 +221,9 @@ def package(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o755)
     try:
-        facts = _build(tmp, store, con, disclosed, segments, size, checkpoint, incident, window)
+        facts, flags = _build(
+            tmp, store, con, disclosed, segments, size, checkpoint, incident, window
+        )
         text = _manifest_text(incident, store.origin, size, tmp)
         note = sign_note(text, signer).encode()
         if len(note) > MANIFEST_LIMIT:
@@ -228,7 +241,7 @@ def package(
         raise
     files = sum(1 for p in out.rglob("*") if p.is_file())
     return PackageReport(
-        out, incident, size, {t: d.num_rows for t, d in disclosed.items()}, files, facts
+        out, incident, size, {t: d.num_rows for t, d in disclosed.items()}, files, facts, flags
     )
 
 
@@ -251,7 +264,7 @@ def _build(
     checkpoint: bytes,
     incident: str,
     window: Window,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
     leaves = _all_leaves(segments)
     tree = TreeLevels(leaves)
     touched: set[int] = set()
@@ -285,6 +298,9 @@ def _build(
             elif kind == EntryType.DECISION and parse_decision(data[38:]).incident == incident:
                 proof = TlogProof(at + offset, tuple(tree.proof(at + offset)), checkpoint, data)
                 _write(tmp / DECISIONS / f"{at + offset:020d}.tlog-proof", proof.encode())
+    for index, data in _clock_leaves(segments, window):
+        proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
+        _write(tmp / CLOCK_DIR / f"{index:020d}.tlog-proof", proof.encode())
     _write(tmp / "checkpoint" / f"{size:020d}.checkpoint", checkpoint)
     for cosigned in read_cosigned(store.root / COSIGNATURE_DIR):
         # only those of the bundle checkpoint, as the witnesses wrote them; checked on verify
@@ -300,9 +316,34 @@ def _build(
         _write(tmp / POLICY_DIR / name, loaded.note)
         _write(tmp / "key" / "root.vkey", (loaded.root.vkey() + "\n").encode())
     _write(tmp / TOOL, independent_verifier())
-    facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size)
+    start, end = (time_ns(t) for t in (window.start, window.end))
+    clock = store_clock_state(store, start, end, size).to_json()
+    clock["sensors"] = summary.sensor_clock_flags(store, disclosed)
+    facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size, clock)
     _write(tmp / "VERIFY.txt", _verify_text(incident, size).encode())
-    return facts
+    return facts, list(clock["flags"])
+
+
+def time_ns(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def _clock_leaves(segments: list[tuple[Path, SealInfo]], window: Window) -> list[tuple[int, bytes]]:
+    """The CLOCK leaves that bracket the window (format §13.5), by when they were taken."""
+    entries: dict[int, bytes] = {}
+    for path, info in segments:
+        at = info.first_index + info.record_count
+        for offset, data in enumerate(logentries.read_segment_entries(path, info.entry_count)):
+            if logentries.parse_entry(data).kind == EntryType.CLOCK:
+                entries[at + offset] = data
+    points = clock_points(list(entries.items()))
+    start, end = time_ns(window.start), time_ns(window.end)
+    before = [p for p in points if p.at_ns < start][-1:]
+    during = [p for p in points if start <= p.at_ns < end]
+    after = [p for p in points if p.at_ns >= end][:1]
+    chosen = sorted(p.index for p in [*before, *during, *after] if p.index is not None)
+    return [(i, entries[i]) for i in chosen]
 
 
 def _write_anchors(tmp: Path, chosen: BundleAnchors, tree: TreeLevels, checkpoint: bytes) -> None:
@@ -425,6 +466,7 @@ def verify_bundle(
     now: int | None = None,
     anchors: AnchorTrust | None = None,
     custodian_keys: list[Verifier] | None = None,
+    clock_window: tuple[int, int] | None = None,
 ) -> VerifyReport:
     """Verify a bundle offline.
 
@@ -448,6 +490,8 @@ def verify_bundle(
     11. Every DECISION leaf is proven, is of the manifest's incident and is signed by its
         custodian key, a key of ``custodian_keys``, else of the policy's custodian lines,
         else of the bundle's key/custodians.vkey (acdkit.custodians).
+    12. Every CLOCK leaf (proven by check 5) parses and its conclusions follow from its
+        samples; with ``clock_window`` the facts hold the clock state around it.
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
@@ -493,10 +537,12 @@ def verify_bundle(
         seals = _check_proofs(root, manifest, cp_bytes, cp, "seals/")
         rotations = _check_proofs(root, manifest, cp_bytes, cp, ROTATIONS + "/")
         decisions = _check_proofs(root, manifest, cp_bytes, cp, DECISIONS + "/")
+        clocks = _check_proofs(root, manifest, cp_bytes, cp, CLOCK_DIR + "/")
         report.ok(
             "5",
-            f"{len(records)} record proofs, {len(seals)} SEAL proofs and {len(rotations)} "
-            "KEY proofs verify" + (f"; {len(decisions)} DECISION proofs" if decisions else ""),
+            f"{len(records)} record proofs, {len(seals)} SEAL proofs, {len(rotations)} "
+            f"KEY proofs and {len(clocks)} CLOCK proofs verify"
+            + (f"; {len(decisions)} DECISION proofs" if decisions else ""),
         )
         # 6
         current = "6"
@@ -543,6 +589,9 @@ def verify_bundle(
         decided = _check_bundle_decisions(
             root, manifest, decisions, trust, trust_root is not None, custodian_keys, report
         )
+        # 12
+        current = "12"
+        _check_bundle_clock(report, clocks, proven, result, clock_window)
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
@@ -569,6 +618,43 @@ def verify_bundle(
     except OSError as exc:
         report.fail(current, InputIOError(f"cannot read bundle file: {exc.strerror}"))
     return report
+
+
+def _check_bundle_clock(
+    report: VerifyReport,
+    clocks: dict[int, bytes],
+    anchor_leaves: dict[int, bytes],
+    anchored: AnchorResult,
+    window: tuple[int, int] | None,
+) -> None:
+    """Check 11: each CLOCK leaf is a CLOCK entry whose conclusions recompute (§13.3)."""
+    for index, data in sorted(clocks.items()):
+        rel = f"{CLOCK_DIR}/{index:020d}.tlog-proof"
+        try:
+            parsed = logentries.parse_entry(data)
+        except MalformedError as exc:
+            raise MalformedError(f"{rel}: {exc.message}") from None
+        if parsed.kind != EntryType.CLOCK:
+            raise MalformedError(f"{rel} carries no CLOCK entry")
+        try:
+            ClockRecord.from_body(parsed.body).check()
+        except (MalformedError, TamperedError) as exc:
+            raise type(exc)(f"{rel}: {exc.message}") from None
+    points = clock_points(sorted(clocks.items()))
+    if points:
+        report.ok(
+            "11",
+            f"{len(points)} CLOCK leaves verify (recomputed from their samples); "
+            + "; ".join(p.sentence() for p in points),
+        )
+    report.facts["clock"] = {
+        "entries": len(points),
+        "newest": points[-1].to_json() if points else None,
+    }
+    if window is not None:
+        verified = {(a.tsa, a.size) for a in anchored.verified}
+        bounds = anchored_bounds(anchor_records(sorted(anchor_leaves.items())), verified)
+        report.facts["clock_window"] = window_state(points, bounds, *window).to_json()
 
 
 def _check_bundle_cosignatures(
@@ -877,4 +963,5 @@ def describe(report: PackageReport) -> dict[str, Any]:
         "checkpoint_size": report.checkpoint_size,
         "disclosed": report.disclosed,
         "files": report.files,
+        "clock_flags": report.clock_flags,
     }

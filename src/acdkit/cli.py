@@ -678,6 +678,20 @@ def verify_cmd(
             show_default=False,
         ),
     ] = None,
+    clock_from: Annotated[
+        str | None,
+        typer.Option(
+            "--clock-from",
+            help="With --clock-to: report what the log shows of the collector's clock "
+            "around this range (ISO-8601 with zone): the NTP measurements (CLOCK entries) "
+            "and RFC 3161 bounds just before, inside and just after it.",
+            show_default=False,
+        ),
+    ] = None,
+    clock_to: Annotated[
+        str | None,
+        typer.Option("--clock-to", help="End of the --clock-from range.", show_default=False),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered.
@@ -688,6 +702,7 @@ def verify_cmd(
     """
     policy = _witness_policy(witness_keys, witness_quorum)
     trust = ca.anchor_trust(tsa_root, tsa_policy, tolerance)
+    window = _clock_window(clock_from, clock_to)
     with _progress(_show_progress(json_out), "verify") as progress:
         report = verify.verify_path(
             target,
@@ -703,6 +718,7 @@ def verify_cmd(
             custodian_keys=[_typed_key(c, "--custodian", keys.Verifier.parse) for c in custodian]
             if custodian
             else None,
+            clock_window=window,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})
@@ -713,6 +729,12 @@ def verify_cmd(
                 check.status, "red"
             )
             err.print(f"  [{style}]{check.status:>10}[/] {check.id}. {check.detail}")
+        state = report.facts.get("clock_window")
+        if state is not None:
+            err.print(f"clock {state['from']} .. {state['to']}: NTP: {state['ntp']['state']}")
+            err.print(f"  RFC 3161: {state['rfc3161']['state']}")
+            for flag in state["flags"]:
+                err.print(f"  [yellow]flag[/] {flag}")
         colour = "green" if report.verdict == ExitCode.OK else "red"
         err.print(f"[bold {colour}]{report.verdict_name}[/] {report.coverage}")
         if report.failure:
@@ -723,6 +745,17 @@ def verify_cmd(
                 f"first failure: {report.failure['message']}" + (f" [{where}]" if where else "")
             )
     raise typer.Exit(int(report.verdict))
+
+
+def _clock_window(start: str | None, end: str | None) -> tuple[int, int] | None:
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise UsageError("--clock-from and --clock-to go together")
+    first, last = bundle.parse_time(start), bundle.parse_time(end)
+    if last <= first:
+        raise UsageError("--clock-to must be later than --clock-from")
+    return bundle.time_ns(first), bundle.time_ns(last)
 
 
 # -- package ------------------------------------------------------------------------------------
@@ -784,6 +817,8 @@ def package_cmd(
         f"{report.files - 1} files and their signed manifest, "
         f"checkpoint {report.checkpoint_size:,}"
     )
+    for flag in report.clock_flags:
+        err.print(f"[yellow]clock[/] {flag}")
     # a recipient pins the key received out of band, not the copy inside the bundle
     err.print(
         f"check it with: acdkit verify {report.out} --root ROOT_VKEY (or --key with the "

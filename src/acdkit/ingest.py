@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acdkit import __version__, cmdsig, minimize, schema, sources
+from acdkit import __version__, cmdsig, minimize, schema, skew, sources
 from acdkit._pool import process_pool
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
@@ -84,6 +84,7 @@ class FileResult:
     exit_code: int = 0
     signatures: int = 0  # records with a command signature
     sig_key_id: str | None = None  # the key they were made with
+    clock_skew: list[dict[str, Any]] = field(default_factory=list)  # per sensor (acdkit.skew)
 
     @property
     def record_count(self) -> int:
@@ -340,6 +341,14 @@ class _Staging:
             w.close()
         if self.lines_writer is not None:
             self.lines_writer.close()
+        self.writers, self.lines_writer = {}, None
+
+    def sensor_clocks(self, result: FileResult, now_ns: int) -> None:
+        """What the staged event times show of each sensor's clock (acdkit.skew)."""
+        self.close()
+        for clock in skew.analyze_staged(self.dir, now_ns):
+            result.clock_skew.append(clock.to_json())
+            result.warnings.extend(skew.describe(clock))
 
     def commit(self, store: Store, entry: dict[str, Any]) -> None:
         self.close()
@@ -372,6 +381,7 @@ def _ingest_file(
     pool: ProcessPoolExecutor | None,
     known_sizes: set[int],
     keys: cmdsig.KeySource,
+    now_ns: int,
 ) -> FileResult:
     size = path.stat().st_size
     result = FileResult(str(path), "", "ingested")
@@ -388,7 +398,7 @@ def _ingest_file(
     fmt, result.format = _format_of(path, fmt_name)
     sig_key = keys.get() if fmt.commands else None
     if fmt.read_records is not None:
-        return _ingest_records(store, path, fmt, options, progress, result, sig_key)
+        return _ingest_records(store, path, fmt, options, progress, result, sig_key, now_ns)
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -425,6 +435,7 @@ def _ingest_file(
             result.status = "already ingested"
             return result
         _close_result(path, result, records, skips, rejects, sig_key)
+        staging.sensor_clocks(result, now_ns)
         staging.commit(store, _ledger_entry(path, size, result, options))
     except BaseException:
         staging.abort()
@@ -466,6 +477,7 @@ def _ingest_records(
     progress: ProgressFn | None,
     result: FileResult,
     sig_key: cmdsig.SigKey | None,
+    now_ns: int,
 ) -> FileResult:
     """Ingest a record format (EVTX, PCAP): the format reads the file, in chunks of records.
 
@@ -497,6 +509,7 @@ def _ingest_records(
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise InputIOError(f"{path} changed while it was being ingested")
         _close_result(path, result, records, skips, rejects, sig_key)
+        staging.sensor_clocks(result, now_ns)
         staging.commit(store, _ledger_entry(path, before.st_size, result, options))
     except BaseException:
         staging.abort()
@@ -575,6 +588,7 @@ def _ledger_entry(path: Path, size: int, result: FileResult, options: Options) -
         "ts_min_ns": result.ts_min_ns,
         "ts_max_ns": result.ts_max_ns,
         "warnings": result.warnings,
+        "clock_skew": result.clock_skew,
     }
     if result.signatures:
         # signatures made under different keys never match: say which key made these
@@ -618,6 +632,7 @@ def ingest(
     assume_tz: str | None = None,
     year: int | None = None,
     aws_fields: str | Sequence[str] | None = None,
+    now_ns: int | None = None,
 ) -> IngestReport:
     """Ingest each file; a file that fails is reported and the others still go in.
 
@@ -625,6 +640,8 @@ def ingest(
     where it is created the first time a format carries command lines).  ``assume_tz``
     and ``year`` apply to times written without a zone or a year; ``aws_fields`` is a flow
     log format string or a list of field names (`sources.aws_vpc.parse_field_list`).
+    ``now_ns`` is the collector's clock that sensor clocks are compared with (default: the
+    time the run starts), one reference time for the whole run.
     """
     if fmt is not None:
         sources.get(fmt)  # fail early on a bad --format
@@ -640,6 +657,7 @@ def ingest(
         if not path.is_file():
             raise UsageError(f"input {path} does not exist or is not a file")
     started = time.monotonic()
+    reference = time.time_ns() if now_ns is None else now_ns
     results: list[FileResult] = []
     with store.lock(), contextlib.ExitStack() as stack:
         store.clean_temporaries()
@@ -650,7 +668,9 @@ def ingest(
         for path in paths:
             try:
                 results.append(
-                    _ingest_file(store, path, fmt, options, progress, pool, known_sizes, keys)
+                    _ingest_file(
+                        store, path, fmt, options, progress, pool, known_sizes, keys, reference
+                    )
                 )
                 known_sizes.add(path.stat().st_size)
             except AcdkitError as exc:

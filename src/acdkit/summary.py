@@ -19,15 +19,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from acdkit import schema
-from acdkit.errors import UsageError
+from acdkit import schema, skew
+from acdkit.errors import AcdkitError, UsageError
 from acdkit.sealinfo import SealInfo
 from acdkit.sources._sql import sql_quote
+from acdkit.store import Store
 
 if TYPE_CHECKING:
     from acdkit.bundle import Window
 
-__all__ = ["select_records", "write_summary"]
+__all__ = ["select_records", "sensor_clock_flags", "write_summary"]
 
 SUMMARY_SCHEMA = "acdkit-summary/1"
 TOP = 20
@@ -276,6 +277,7 @@ def _markdown(doc: dict[str, Any]) -> str:
     ]
     for _key, title, text in REPORT_ITEMS:
         out += [f"## {title}", "", text, ""]
+    out += _clock_markdown(doc.get("clock"))
     tr = facts["time_range"]
     out += [
         "## Machine-information summary",
@@ -309,6 +311,61 @@ def _markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _clock_markdown(clock: dict[str, Any] | None) -> list[str]:
+    if not clock:
+        return []
+    out = [
+        "## 時刻の状態 / Clock state in the window",
+        "",
+        f"- NTP: {clock['ntp']['state']}.",
+        f"- RFC 3161 (authenticated): {clock['rfc3161']['state']}.",
+    ]
+    for sensor in clock.get("sensors", []):
+        out.append(f"- Sensor clock, file {sensor['file']}: {sensor['text']}.")
+    if clock["flags"]:
+        out += ["", "**Flagged:**", ""] + [f"- {flag}" for flag in clock["flags"]]
+    else:
+        out += ["", "Nothing flagged: the collector's clock was measured around the window."]
+    return [*out, ""]
+
+
+def sensor_clock_flags(store: Store, disclosed: dict[str, pa.Table]) -> list[dict[str, Any]]:
+    """The sensor clock findings (acdkit.skew) of every file and sensor the window discloses
+    records of, one entry per finding; read from the source ledger."""
+    pairs: set[tuple[str, str]] = set()
+    for rows in disclosed.values():
+        if rows.num_rows:
+            both = rows.select(["src_ledger_id", "sensor_id"]).group_by(
+                ["src_ledger_id", "sensor_id"]
+            )
+            for item in both.aggregate([]).to_pylist():
+                pairs.add((item["src_ledger_id"], item["sensor_id"] or skew.UNNAMED))
+    out = []
+    for ledger_id, sensor in sorted(pairs):
+        try:
+            entry = store.ledger_entry(ledger_id)
+        except AcdkitError:
+            entry = None
+        for found in (entry or {}).get("clock_skew", []):
+            if (found.get("sensor") or skew.UNNAMED) != sensor or not found.get("findings"):
+                continue
+            clock = skew.SensorClock(sensor)
+            for kind, f in found["findings"].items():
+                clock.note(kind, f["records"], f["worst_ns"], f["line"])
+                clock.bursts = int(f.get("bursts", clock.bursts))
+            for text in skew.describe(clock):
+                out.append(
+                    {
+                        "file": (entry or {}).get("name", ledger_id),
+                        "sha256": ledger_id,
+                        "sensor": sensor or None,
+                        "findings": found["findings"],
+                        "text": text,
+                    }
+                )
+    return out
+
+
 def write_summary(
     root: Path,
     con: duckdb.DuckDBPyConnection,
@@ -317,8 +374,13 @@ def write_summary(
     window: Window,
     origin: str,
     size: int,
+    clock: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     facts = _facts(con, disclosed)
+    if clock is not None:
+        clock["flags"] += [
+            f"sensor clock ({s['file']}): {s['text']}" for s in clock.get("sensors", [])
+        ]
     doc = {
         "schema_version": SUMMARY_SCHEMA,
         "incident": incident,
@@ -332,6 +394,7 @@ def write_summary(
         },
         "report_items": {k: {"title": t, "text": x} for k, t, x in REPORT_ITEMS},
         "machine_information": facts,
+        "clock": clock,
         "completeness": "Disclosed records are proven to be in the sealed log; that they are "
         "all records of the window is not proven (format v1 has no "
         "completeness proofs).",

@@ -1158,6 +1158,7 @@ def verify_path(
             now,
             anchors,
             custodian_keys,
+            clock_window,
         )
     if (path / "acdkit-store.json").is_file():
         return verify_store(
