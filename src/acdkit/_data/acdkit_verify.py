@@ -68,9 +68,10 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 DASH = "\u2014"
 ENTRY_MAGIC = b"ACDK"
 ENTRY_VERSION = 1
-RECORD, SEAL, KEY, ANCHOR, DECISION = 0x01, 0x02, 0x04, 0x06, 0x08
+RECORD, SEAL, CLOCK, KEY, ANCHOR, DECISION = 0x01, 0x02, 0x03, 0x04, 0x06, 0x08
 LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION (spec §4)
 ROTATIONS = "key/rotations/"
+CLOCK_DIR = "clock/"
 ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
 TABLES = ("net", "dns", "edr")
 
@@ -81,7 +82,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
 _INDEX_NAME = re.compile(
-    r"(proofs/|seals/|key/rotations/|anchors/|decisions/)([0-9]{20})\.tlog-proof"
+    r"(proofs/|seals/|key/rotations/|anchors/|decisions/|clock/)([0-9]{20})\.tlog-proof"
 )
 
 # TLV type codes (spec §3)
@@ -1095,6 +1096,298 @@ class Options:
     custodians: tuple[Vkey, ...] = ()
 
 
+# -- CLOCK entries (spec §13) -----------------------------------------------------------------
+
+NTP_RESULTS = {
+    "truechimer",
+    "falseticker",
+    "no-majority",
+    "unreachable",
+    "unsynchronised",
+    "kiss",
+    "too-far",
+}
+NTP_FAILURES = {"timeout", "refused", "bad-reply", "unresolved"}
+CLOCK_VERDICTS = {"OK", "POLICY", "IO"}
+MAX_ROOT_DISTANCE = 1_500_000_000
+
+
+def _clock_fields(body: bytes, what: str) -> dict[int, tuple[int, bytes]]:
+    try:
+        return {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
+    except ValueError as exc:
+        raise Finding(MALFORMED, f"{what}: {exc}") from None
+
+
+def _clock_value(fields: dict[int, tuple[int, bytes]], fid: int, want: str, what: str) -> Any:
+    """Field ``fid`` as an i64, a u64 (< 2^63), a text (1-255 bytes, no control) or 4 bytes."""
+    kind, value = fields[fid]
+    codes = {"i64": T_I64, "u64": T_U64, "text": T_UTF8, "refid": T_BYTES}
+    if kind != codes[want] or (want in ("i64", "u64") and len(value) != 8):
+        raise Finding(MALFORMED, f"{what}: field {fid} is not of type {want}")
+    if want == "i64":
+        return int.from_bytes(value, "big", signed=True)
+    if want == "u64":
+        number = int.from_bytes(value, "big")
+        if number >> 63:
+            raise Finding(MALFORMED, f"{what}: field {fid} is 2^63 or more")
+        return number
+    if want == "refid":
+        if len(value) != 4:
+            raise Finding(MALFORMED, f"{what}: field {fid} is not 4 bytes")
+        return value
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Finding(MALFORMED, f"{what}: field {fid} is not UTF-8") from None
+    if not 1 <= len(value) <= 255 or _CONTROL.search(text) or "\n" in text:
+        raise Finding(MALFORMED, f"{what}: field {fid} is empty, too long or has a control")
+    return text
+
+
+def _require(fields: dict[int, Any], need: set[int], may: set[int], what: str) -> None:
+    extra = sorted(set(fields) - need - may)
+    if extra:
+        raise Finding(MALFORMED, f"{what}: unknown field {extra[0]}")
+    gone = sorted(need - set(fields))
+    if gone:
+        raise Finding(MALFORMED, f"{what}: field {gone[0]} is missing")
+
+
+def _numbered(fields: dict[int, Any], base: int, most: int, what: str) -> list[int]:
+    ids = sorted(f for f in fields if f >= base)
+    if not ids or len(ids) > most or ids != list(range(base, base + len(ids))):
+        raise Finding(MALFORMED, f"{what}: fields from {base} on must run without gaps (1-{most})")
+    return ids
+
+
+def decode_clock(body: bytes) -> dict[str, Any]:
+    """A CLOCK body as plain data, strictly as spec §13.1 lays it out."""
+    top = _clock_fields(body, "CLOCK body")
+    servers_at = _numbered(top, 100, 64, "CLOCK body")
+    head = {f: v for f, v in top.items() if f < 100}
+    _require(head, {1, 2, 3, 4, 5, 6, 7, 8, 12, 13}, {9, 10, 11}, "CLOCK body")
+    doc: dict[str, Any] = {
+        "method": _clock_value(top, 1, "text", "CLOCK"),
+        "min_agree": _clock_value(top, 4, "u64", "CLOCK"),
+        "max_drift": _clock_value(top, 5, "u64", "CLOCK"),
+        "precision": _clock_value(top, 6, "u64", "CLOCK"),
+        "verdict": _clock_value(top, 7, "text", "CLOCK"),
+        "agreeing": _clock_value(top, 8, "u64", "CLOCK"),
+    }
+    for fid in (2, 3):
+        _clock_value(top, fid, "i64", "CLOCK")
+    for fid in (12, 13):
+        _clock_value(top, fid, "text", "CLOCK")
+    if doc["method"] != "ntp" or doc["verdict"] not in CLOCK_VERDICTS:
+        raise Finding(MALFORMED, "CLOCK body: unknown method or verdict")
+    if doc["min_agree"] < 1 or doc["precision"] < 1:
+        raise Finding(MALFORMED, "CLOCK body: fields 4 and 6 must be at least 1")
+    combined = [f in top for f in (9, 10, 11)]
+    if len(set(combined)) != 1 or combined[0] != (doc["agreeing"] != 0):
+        raise Finding(MALFORMED, "CLOCK body: fields 9-11 belong together, with field 8 > 0")
+    doc["combined"] = (
+        tuple(_clock_value(top, f, "i64", "CLOCK") for f in (9, 10, 11)) if combined[0] else None
+    )
+    doc["servers"] = [_decode_server(top[f], f) for f in servers_at]
+    return doc
+
+
+def _decode_server(field_: tuple[int, bytes], fid: int) -> dict[str, Any]:
+    what = f"CLOCK server {fid}"
+    if field_[0] != T_BYTES:
+        raise Finding(MALFORMED, f"{what} is not a bytes field")
+    fields = _clock_fields(field_[1], what)
+    samples_at = _numbered(fields, 10, 16, what)
+    _require({f: v for f, v in fields.items() if f < 10}, {1, 3, 4}, {2, 5, 6}, what)
+    _clock_value(fields, 1, "text", what)
+    if 2 in fields:
+        _clock_value(fields, 2, "text", what)
+    port, result = _clock_value(fields, 3, "u64", what), _clock_value(fields, 4, "text", what)
+    if not 0 < port < 65536 or result not in NTP_RESULTS:
+        raise Finding(MALFORMED, f"{what}: bad port or result")
+    if (5 in fields) is not (6 in fields):
+        raise Finding(MALFORMED, f"{what}: fields 5 and 6 belong together")
+    samples = []
+    for sid in samples_at:
+        kind, value = fields[sid]
+        if kind != T_BYTES:
+            raise Finding(MALFORMED, f"{what} sample {sid} is not a bytes field")
+        samples.append(_decode_sample(value, f"{what} sample {sid}"))
+    chosen = _clock_value(fields, 5, "u64", what) if 5 in fields else None
+    if chosen is not None and (chosen >= len(samples) or samples[chosen] is None):
+        raise Finding(MALFORMED, f"{what}: field 5 names no sample with a reply")
+    return {
+        "result": result,
+        "chosen": chosen,
+        "distance": _clock_value(fields, 6, "u64", what) if 6 in fields else None,
+        "samples": samples,
+    }
+
+
+def _decode_sample(body: bytes, what: str) -> dict[str, int | bytes] | None:
+    """The reply of a sample (None for a request that got no usable reply)."""
+    fields = _clock_fields(body, what)
+    if 11 in fields:
+        _require(fields, {1, 4, 11}, set(), what)
+        for fid in (1, 4):
+            _clock_value(fields, fid, "i64", what)
+        if _clock_value(fields, 11, "text", what) not in NTP_FAILURES:
+            raise Finding(MALFORMED, f"{what}: unknown failure")
+        return None
+    _require(fields, set(range(1, 11)), set(), what)
+    t1, t2, t3, t4 = (_clock_value(fields, f, "i64", what) for f in (1, 2, 3, 4))
+    stratum, leap, root_delay, root_disp = (
+        _clock_value(fields, f, "u64", what) for f in (5, 6, 7, 8)
+    )
+    precision = _clock_value(fields, 9, "i64", what)
+    refid = _clock_value(fields, 10, "refid", what)
+    if stratum > 255 or leap > 3 or not -32 <= precision <= 0:
+        raise Finding(MALFORMED, f"{what}: stratum, leap or precision out of range")
+    return {
+        "offset": ((t2 - t1) + (t3 - t4)) // 2,
+        "delay": (t4 - t1) - (t3 - t2),
+        "stratum": stratum,
+        "leap": leap,
+        "root_delay": root_delay,
+        "root_disp": root_disp,
+        "precision": precision,
+        "refid": refid,
+    }
+
+
+def _up(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
+def _judge_server(server: dict[str, Any], local_precision: int) -> tuple[str, Any, Any]:
+    """(result before the vote, chosen sample, root distance) of one server (§13.3 step 1)."""
+    replies = [(k, s) for k, s in enumerate(server["samples"]) if s is not None]
+    if not replies:
+        return "unreachable", None, None
+    best_k, best = min(replies, key=lambda ks: (ks[1]["delay"], ks[0]))
+    jitter = max(abs(s["offset"] - best["offset"]) for _k, s in replies)
+    delay = max(best["delay"], 0)
+    lam = (
+        _up(delay + best["root_delay"], 2)
+        + best["root_disp"]
+        + _up(10**9, 2 ** -best["precision"])
+        + local_precision
+        + _up(delay * 15, 10**6)
+        + jitter
+    )
+    if best["stratum"] == 0 and all(65 <= b <= 90 for b in best["refid"]):
+        return "kiss", best_k, lam
+    if best["stratum"] == 0 or best["stratum"] >= 16 or best["leap"] == 3:
+        return "unsynchronised", best_k, lam
+    if lam > MAX_ROOT_DISTANCE:
+        return "too-far", best_k, lam
+    return "candidate", best_k, lam
+
+
+def _majority_interval(spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """Marzullo's interval of the most sources, allowing false tickers while 2f < m."""
+    ends = sorted([(lo, 0) for lo, _ in spans] + [(hi, 1) for _, hi in spans])
+    m = len(spans)
+    for allowed in range(0, (m + 1) // 2):
+        want = m - allowed
+        low = high = None
+        depth = 0
+        for value, is_high in ends:
+            depth += -1 if is_high else 1
+            if depth >= want:
+                low = value
+                break
+        depth = 0
+        for value, is_high in reversed(ends):
+            depth += 1 if is_high else -1
+            if depth >= want:
+                high = value
+                break
+        if low is not None and high is not None and low <= high:
+            return low, high
+    return None
+
+
+def check_clock(doc: dict[str, Any]) -> str:
+    """Recompute a decoded CLOCK body's conclusions (§13.3); TAMPERED where they differ.
+    Returns a sentence for the report."""
+    judged = [_judge_server(s, doc["precision"]) for s in doc["servers"]]
+    spans = {}
+    for i, (result, chosen, lam) in enumerate(judged):
+        if result == "candidate":
+            theta = doc["servers"][i]["samples"][chosen]["offset"]
+            spans[i] = (theta - lam, theta + lam)
+    found = _majority_interval(list(spans.values())) if spans else None
+    results = []
+    for i, (result, _chosen, _lam) in enumerate(judged):
+        if result == "candidate":
+            if found is None:
+                result = "no-majority"
+            else:
+                lo, hi = spans[i]
+                result = "truechimer" if lo <= found[1] and hi >= found[0] else "falseticker"
+        results.append(result)
+    for i, (server, (_r, chosen, lam)) in enumerate(zip(doc["servers"], judged, strict=True)):
+        if (server["result"], server["chosen"], server["distance"]) != (results[i], chosen, lam):
+            raise Finding(
+                TAMPERED,
+                f"CLOCK server {i} is recorded as {server['result']}, its samples make it "
+                f"{results[i]} (or give other figures)",
+            )
+    true = [i for i, r in enumerate(results) if r == "truechimer"]
+    combined = None
+    if true and found is not None:
+        num = den = 0
+        # Σ θ/λ over Σ 1/λ as one fraction over the product of the distances
+        lams = [judged[i][2] for i in true]
+        product = 1
+        for lam in lams:
+            product *= lam
+        for i in true:
+            theta = (spans[i][0] + spans[i][1]) // 2
+            share = product // judged[i][2]
+            num += theta * share
+            den += share
+        combined = (num // den, found[0], found[1])
+    if len(true) != doc["agreeing"] or combined != doc["combined"]:
+        raise Finding(TAMPERED, "the CLOCK entry's combined offset or interval is not its samples'")
+    drifted = combined is not None and max(abs(combined[1]), abs(combined[2])) > doc["max_drift"]
+    if all(r == "unreachable" for r in results):
+        verdict = "IO"
+    elif len(true) < doc["min_agree"] or drifted:
+        verdict = "POLICY"
+    else:
+        verdict = "OK"
+    if verdict != doc["verdict"]:
+        raise Finding(TAMPERED, f"the CLOCK entry says {doc['verdict']}, its samples say {verdict}")
+    if combined is None:
+        return f"{verdict}, no majority of {len(results)} servers"
+    return (
+        f"{verdict}, {len(true)} of {len(results)} servers agree, offset "
+        f"{combined[0] / 1e9:+.6f} s within {combined[1] / 1e9:+.6f}..{combined[2] / 1e9:+.6f} s"
+    )
+
+
+def _check_clock_leaves(leaves: dict[int, Proven], report: Report) -> None:
+    """Check 11: the CLOCK leaves the bundle proves (check 5) are CLOCK entries whose
+    conclusions follow from their samples."""
+    said = []
+    for index in sorted(leaves):
+        proven = leaves[index]
+        entry = parse_entry(proven.entry)
+        if entry is None or entry.kind != CLOCK or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"{proven.rel} carries no CLOCK entry")
+        try:
+            said.append(f"leaf {index}: {check_clock(decode_clock(entry.body))}")
+        except Finding as exc:
+            raise Finding(exc.code, f"{proven.rel}: {exc}") from None
+    if leaves:
+        report.ok(
+            "11", f"{len(leaves)} CLOCK leaves recompute from their samples: " + "; ".join(said)
+        )
+
+
 def verify_bundle(
     root: str,
     pinned: Vkey | None = None,
@@ -1126,6 +1419,8 @@ def verify_bundle(
         the custodian key it names over the message of §13; that key is one of --custodian,
         else of the policy's custodian lines (its window covering the decision), else of
         key/custodians.vkey, when any of these is there.
+    12. Every CLOCK leaf is a CLOCK entry whose recorded conclusions (each server's result,
+        the interval, the combined offset, the verdict) are what its samples give.
     """
     opts = options or Options(key=pinned, expect_min_size=expect_min_size)
     pinned, expect_min_size = opts.key, opts.expect_min_size
@@ -1164,10 +1459,11 @@ def verify_bundle(
         seals = _check_proofs(bundle, manifest, cp_bytes, cp, "seals/")
         rotations = _check_proofs(bundle, manifest, cp_bytes, cp, ROTATIONS)
         decisions = _check_proofs(bundle, manifest, cp_bytes, cp, "decisions/")
+        clocks = _check_proofs(bundle, manifest, cp_bytes, cp, CLOCK_DIR)
         report.ok(
             "5",
-            f"{len(records)} record, {len(seals)} SEAL, {len(rotations)} KEY and "
-            f"{len(decisions)} DECISION inclusion proofs hold",
+            f"{len(records)} record, {len(seals)} SEAL, {len(rotations)} KEY, "
+            f"{len(decisions)} DECISION and {len(clocks)} CLOCK inclusion proofs hold",
         )
         # 6
         step = "6"
@@ -1198,6 +1494,9 @@ def verify_bundle(
         # 11
         step = "11"
         decided = _check_decisions(bundle, manifest, decisions, policy, opts, report)
+        # 12
+        step = "12"
+        _check_clock_leaves(clocks, report)
         report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
         if decided:
             report.coverage += f"; {decided}"

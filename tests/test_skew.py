@@ -1,0 +1,116 @@
+"""Sensor clocks at ingest (acdkit.skew) on real sample logs.
+
+Every expected value was worked out from the raw files with a few lines of Python outside
+acdkit (json for the Zeek JSON logs, a split on tabs for the Zeek TSV one; flows ordered by
+ts + duration): the count, the worst value and its line number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from acdkit import ingest, skew
+from acdkit.store import Store
+
+NS = 1_000_000_000
+
+
+def only(store: Store) -> Path:
+    (staged,) = store.staged_dirs()
+    return staged
+
+
+def test_relative_timestamps_are_before_1990(
+    store: Store, real: Callable[[str], Path]
+) -> None:
+    # Slips test9: Zeek ssl records timed from the start of a capture (95 s to 272 s)
+    report = ingest.ingest(store, [real("zeek-json/slips-test9/ssl.log")], sensor="slips")
+    result = report.files[0]
+    assert result.clock_skew == [
+        {
+            "sensor": "slips",
+            "records": 205,
+            "ts_min_ns": 95_035_658_000,
+            "ts_max_ns": 272_270_870_000,
+            "findings": {
+                "before_1990": {
+                    "records": 205,
+                    "worst_ns": 631_152_000 * NS - 95_035_658_000,
+                    "line": 2,
+                }
+            },
+        }
+    ]
+    assert (
+        "sensor slips: 205 events dated before 1990 (a relative or unset clock), the "
+        "earliest at 1970-01-01T00:01:35.035658Z (line 2)"
+    ) in result.warnings
+    ledger = json.loads((only(store) / "ledger.json").read_text())
+    assert ledger["clock_skew"] == result.clock_skew
+
+
+def test_events_from_the_future(store: Store, data: Path) -> None:
+    # the zat conn log as a collector whose clock reads 2019-12-03T22:45:00Z would see it
+    now = 1_575_413_100 * NS
+    report = ingest.ingest(store, [data / "zeek-json/zat/conn.log"], now_ns=now)
+    (clock,) = report.files[0].clock_skew
+    assert clock["findings"] == {"future": {"records": 43, "worst_ns": 67_212_049_000, "line": 42}}
+    assert report.files[0].warnings == [
+        "the unnamed sensor: 43 events later than the collector's clock, by up to 67.212 s "
+        "(line 42)"
+    ]
+
+
+def test_jumps_and_out_of_order_bursts(store: Store, data: Path) -> None:
+    # the zat TSV conn log: one flow ends 201.75 s before the flows logged before it
+    ingest.ingest(store, [data / "zeek-tsv/zat/conn.log"])
+    limits = skew.Limits(jump_ns=60 * NS, reorder_ns=60 * NS)
+    (clock,) = skew.analyze_staged(only(store), 2 * 10**18, limits)
+    assert clock.to_json()["findings"] == {
+        "jump_back": {"records": 1, "worst_ns": 201_754_703_000, "line": 298},
+        "jump_forward": {"records": 3, "worst_ns": 96_591_843_000, "line": 300},
+        "out_of_order": {"records": 2, "worst_ns": 201_754_703_000, "line": 298, "bursts": 1},
+    }
+    # within the default limits (1 h jumps, a 10 min reorder window) nothing is found
+    assert skew.analyze_staged(only(store), 2 * 10**18)[0].counts == {}
+
+
+def test_sensors_are_told_apart_and_tables_merged_by_line(
+    store: Store, real: Callable[[str], Path]
+) -> None:
+    # OTRF APT29: the SCRANTON logs name their sensor in each record (_system_name)
+    ingest.ingest(store, [real("zeek-json/otrf-apt29/SCRANTON_http.log")])
+    (clock,) = skew.analyze_staged(only(store), 2 * 10**18)
+    assert (clock.sensor, clock.records, clock.counts) == ("simplerockbuild.simplerock.lan", 62, {})
+
+
+def test_state_carries_across_batches(tmp_path: Path) -> None:
+    # two part files of one table, as a parallel ingest writes them: the step between the
+    # last row of the first and the first row of the second is a jump
+    schema = pa.schema(
+        [
+            ("src_line", pa.uint64()),
+            ("ts_utc", pa.timestamp("ns", "UTC")),
+            ("sensor_id", pa.string()),
+        ]
+    )
+    base = 1_700_000_000 * NS
+    parts = [([1, 2], [base + 10 * NS, base + 11 * NS]), ([3, 4], [base + 7200 * NS, base])]
+    for number, (lines, times) in enumerate(parts, start=1):
+        table = pa.table(
+            {"src_line": lines, "ts_utc": times, "sensor_id": ["s", "s"]}, schema=schema
+        )
+        with ipc.new_file(tmp_path / f"dns.{number:08d}.arrow", schema) as writer:
+            writer.write_table(table)
+    (clock,) = skew.analyze_staged(tmp_path, base + 8000 * NS)
+    assert clock.to_json()["findings"] == {
+        "jump_forward": {"records": 1, "worst_ns": 7189 * NS, "line": 3},
+        "jump_back": {"records": 1, "worst_ns": 7200 * NS, "line": 4},
+        "out_of_order": {"records": 1, "worst_ns": 7200 * NS, "line": 4, "bursts": 1},
+    }
+    assert clock.records == 4
