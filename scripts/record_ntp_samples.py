@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import ntpservers as ns  # noqa: E402
-
 from acdkit import ntp  # noqa: E402
 
 

@@ -71,8 +71,17 @@ def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ACDKIT_WITNESS_STATE",
         "ACDKIT_WITNESS_LOG_KEY",
         "ACDKIT_SIG_KEY",
+        "ACDKIT_NTP_SERVERS",
+        "ACDKIT_NTP_SAMPLES",
+        "ACDKIT_NTP_INTERVAL",
+        "ACDKIT_NTP_TIMEOUT",
+        "ACDKIT_NTP_MIN_AGREE",
+        "ACDKIT_MAX_DRIFT",
+        "ACDKIT_CONFIG",
     ):
         monkeypatch.delenv(var, raising=False)
+    # nor the developer's config file
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
     yield
 
 

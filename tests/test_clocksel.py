@@ -137,8 +137,7 @@ def test_drift_beyond_the_limit() -> None:
     sel = select(ahead, local, 3, SECOND)
     assert sel.agreeing == 3 and sel.verdict == "POLICY"
     assert sel.reason == (
-        "the local clock is off by +299.999769 s to +300.000187 s, beyond the limit of "
-        "±1.000000 s"
+        "the local clock is off by +299.999769 s to +300.000187 s, beyond the limit of ±1.000000 s"
     )
     assert select(ahead, local, 3, 301 * SECOND).verdict == "OK"
 

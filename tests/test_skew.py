@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from typer.testing import CliRunner
 
-from acdkit import ingest, skew
+from acdkit import ingest, seal, skew
+from acdkit.cli import app
+from acdkit.keys import Signer
 from acdkit.store import Store
 
 NS = 1_000_000_000
@@ -25,9 +28,7 @@ def only(store: Store) -> Path:
     return staged
 
 
-def test_relative_timestamps_are_before_1990(
-    store: Store, real: Callable[[str], Path]
-) -> None:
+def test_relative_timestamps_are_before_1990(store: Store, real: Callable[[str], Path]) -> None:
     # Slips test9: Zeek ssl records timed from the start of a capture (95 s to 272 s)
     report = ingest.ingest(store, [real("zeek-json/slips-test9/ssl.log")], sensor="slips")
     result = report.files[0]
@@ -114,3 +115,52 @@ def test_state_carries_across_batches(tmp_path: Path) -> None:
         "out_of_order": {"records": 1, "worst_ns": 7200 * NS, "line": 4, "bursts": 1},
     }
     assert clock.records == 4
+
+
+def test_package_flags_the_window_of_a_skewed_sensor(
+    store: Store,
+    signer: Signer,
+    key_path: Path,
+    real: Callable[[str], Path],
+    runner: CliRunner,
+    tmp_path: Path,
+) -> None:
+    ingest.ingest(store, [real("zeek-json/slips-test9/ssl.log")], sensor="slips")
+    ingest.ingest(store, [real("zeek-json/otrf-apt29/SCRANTON_ssl.log")])
+    seal.seal(store, signer)
+    result = runner.invoke(
+        app,
+        [
+            "package", str(store.root), "--incident", "INC-SKEW", "--from",
+            "1970-01-01T00:00:00Z", "--to", "1970-01-01T00:10:00Z",
+            "--out", str(tmp_path / "bundle"), "--key", str(key_path), "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    text = (
+        "sensor slips: 205 events dated before 1990 (a relative or unset clock), the "
+        "earliest at 1970-01-01T00:01:35.035658Z (line 2)"
+    )
+    flags = json.loads(result.stdout)["clock_flags"]
+    assert flags == [
+        "no NTP measurement of the collector's clock is in the log",
+        f"sensor clock (ssl.log): {text}",
+    ]
+    doc = json.loads((tmp_path / "bundle/summary/summary.json").read_text())
+    (sensor,) = doc["clock"]["sensors"]
+    assert (sensor["file"], sensor["sensor"], sensor["text"]) == ("ssl.log", "slips", text)
+    assert sensor["findings"]["before_1990"]["records"] == 205
+    md = (tmp_path / "bundle/summary/summary.md").read_text()
+    assert f"- Sensor clock, file ssl.log: {text}." in md
+    # a window of the other sensor's records is not flagged for slips
+    result = runner.invoke(
+        app,
+        [
+            "package", str(store.root), "--incident", "INC-OK", "--from",
+            "2020-04-30T00:00:00Z", "--to", "2020-05-01T00:00:00Z",
+            "--out", str(tmp_path / "other"), "--key", str(key_path), "--json",
+        ],
+    )  # fmt: skip
+    assert json.loads(result.stdout)["clock_flags"] == [
+        "no NTP measurement of the collector's clock is in the log"
+    ]

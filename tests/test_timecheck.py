@@ -21,7 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 import ntpservers as ns
-from acdkit import ingest, policy, seal, verify
+from acdkit import anchor, ingest, policy, seal, verify
+from acdkit import tsa as tsa_mod
+from acdkit.anchorcheck import AnchorTrust
 from acdkit.cli import app
 from acdkit.clockentry import ClockRecord
 from acdkit.encoding import EntryType
@@ -30,6 +32,7 @@ from acdkit.logentries import parse_entry, pending_entries
 from acdkit.ntp import parse_server
 from acdkit.store import Store
 from acdkit.timecheck import timecheck
+from tsa import LocalCa, LocalTsa
 
 WHY = ns.missing()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
@@ -298,3 +301,50 @@ def test_a_leap_second_announcement_is_reported(tmp_path: Path) -> None:
     ]
     assert done.returncode == 0
     assert "announces a leap second insertion" in done.stderr
+
+
+# -- the authenticated bound -------------------------------------------------------------------
+
+
+def test_rfc3161_anchors_bound_the_clock_beside_ntp(
+    servers: Servers, runner: CliRunner, store: Store, signer: Signer, data: Path, tmp_path: Path
+) -> None:
+    cas = [LocalCa.create(tmp_path / "pki", f"ca-{n}") for n in "ab"]
+    tsas = [LocalTsa(tmp_path / "tsas", ca, f"tsa-{n}") for ca, n in zip(cas, "ab", strict=True)]
+    try:
+        ingest.ingest(store, [data / "zeek-tsv/zat/conn.log"])
+        seal.seal(store, signer)
+        trust = {
+            t.name: tsa_mod.TsaTrust(t.name, tsa_mod.load_roots(ca.pem), None)
+            for t, ca in zip(tsas, cas, strict=True)
+        }
+        endpoints = [tsa_mod.TsaEndpoint(t.name, t.url) for t in tsas]
+        assert anchor.anchor_store(store, endpoints, trust, timeout=5).verdict == 0
+    finally:
+        for t in tsas:
+            t.close()
+    code, doc = run(runner, str(store.root), *server_args(*(s.spec for s in servers.good)))
+    assert (code, doc["verdict"]) == (0, "OK")
+    bound = doc["authenticated"]
+    assert isinstance(bound, dict)
+    assert [t["tsa"] for t in bound["tsas"]] == ["tsa-a", "tsa-b"]
+    low, high = bound["bound_ns"]
+    # openssl's genTime has whole seconds: TSA minus local lies within about a second of 0
+    assert -2 * SECOND < low <= 0 <= high < 2 * SECOND
+    assert bound["checkpoint_size"] == 361 and bound["verified"] is None
+    result = runner.invoke(
+        app, ["timecheck", str(store.root), *server_args(*(s.spec for s in servers.good)), *FAST]
+    )
+    assert "RFC 3161: at " in result.stderr and "(tsa-a, tsa-b) minus the local clock" in (
+        result.stderr
+    )
+    # the next seal covers the ANCHOR and CLOCK entries; verify reports both for a window
+    seal.seal(store, signer)
+    roots = AnchorTrust(trust)
+    report = verify.verify_store(
+        store, anchors=roots, clock_window=(doc["began_ns"], doc["began_ns"] + SECOND)
+    )
+    assert report.verdict == 0, report.failure
+    window = report.facts["clock_window"]
+    assert window["rfc3161"]["before"]["verified"] is True
+    assert window["ntp"]["during"][0]["verdict"] == "OK"

@@ -45,6 +45,8 @@ def test_every_vector_appears_in_the_document() -> None:
         VECTORS["tree"]["root_hex"],
         VECTORS["checkpoint_sha256_hex"],
         VECTORS["vkey"],
+        VECTORS["clock"]["entry_hex"],
+        VECTORS["clock"]["leaf_hash_hex"],
     ]
     for r in VECTORS["records"]:
         values += [r["canonical_body_hex"], r["salt_hex"], r["entry_hex"], r["leaf_hash_hex"]]
@@ -185,3 +187,15 @@ def test_reference_cosignature() -> None:
     assert (
         cosig["cosigned_checkpoint"] == VECTORS["checkpoint_note"] + cosig["signature_line"] + "\n"
     )
+
+
+def test_clock_vector_worked_example() -> None:
+    """The figures §13.8 spells out, against the vector the code produced."""
+    clock = VECTORS["clock"]
+    assert clock["results"] == ["truechimer", "falseticker", "truechimer", "unreachable"]
+    assert clock["distances_ns"] == [12_502_014, 1_011_150, 23_004_965, None]
+    assert clock["interval_ns"] == [-11_502_014, 13_502_014]
+    assert clock["offset_ns"] == 33_006_576_200_000 // 35_506_979 == 929_579
+    entry = bytes.fromhex(clock["entry_hex"])
+    assert entry[:6] == b"ACDK\x01\x03" and entry[6:38] == bytes(32)
+    assert sha(b"\x00" + entry).hex() == clock["leaf_hash_hex"]

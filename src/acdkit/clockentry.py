@@ -26,7 +26,7 @@ from acdkit.clocksel import (
 from acdkit.encoding import EntryType, TlvType, parse_tlv, tlv
 from acdkit.errors import MalformedError, TamperedError
 
-__all__ = ["METHOD_NTP", "ClockRecord", "clock_records", "describe"]
+__all__ = ["METHOD_NTP", "ClockRecord", "clock_records"]
 
 METHOD_NTP = "ntp"
 MAX_SERVERS, MAX_SAMPLES = 64, 16
@@ -341,25 +341,6 @@ def _parse_sample(body: bytes, what: str) -> Sample:
         refid=refid,
     )
     return Sample(_int(fields, 1, what), _int(fields, 4, what), reply)
-
-
-def describe(record: ClockRecord) -> dict[str, object]:
-    """A JSON-ready view of a CLOCK record, for reports and summaries."""
-    sel = record.selection
-    pairs = list(zip(record.servers, sel.servers, strict=True))
-    return {
-        "began_ns": record.began_ns,
-        "ended_ns": record.ended_ns,
-        "verdict": sel.verdict,
-        "agreeing": sel.agreeing,
-        "servers": len(record.servers),
-        "offset_ns": sel.offset_ns,
-        "interval_ns": [sel.low_ns, sel.high_ns] if sel.low_ns is not None else None,
-        "min_agree": record.min_agree,
-        "max_drift_ns": record.max_drift_ns,
-        "truechimers": [s.name for s, r in pairs if r.result == "truechimer"],
-        "leap_announced": sorted({s.name for s, r in pairs if r.leap in (1, 2)}),
-    }
 
 
 def clock_records(entries: Sequence[tuple[int, bytes]]) -> list[tuple[int, ClockRecord]]:
