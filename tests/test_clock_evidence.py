@@ -460,3 +460,16 @@ def test_both_verifiers_agree_on_forged_clock_leaves(
     assert (mine.verdict, theirs.verdict) == (verdict, verdict), (mine, theirs)
     if verdict != "VERIFIED":
         assert mine.code == theirs.code
+
+
+@pytest.mark.parametrize("sub", ["clock", "proofs", "seals"])
+def test_a_listed_file_that_is_no_proof_is_malformed_for_both(
+    sub: str, clocked: Clocked, tmp_path: Path
+) -> None:
+    # spec §9.4 check 5: every file under these folders is a proof named by its index
+    work = shutil.copytree(clocked.bundle, tmp_path / "bundle")
+    (work / sub / "notes.txt").write_text("not a proof\n")
+    resign(work, clocked.signer)
+    tool = shutil.copy(clocked.bundle / bundle.TOOL, tmp_path / "acdkit_verify.py")
+    mine, theirs = both(Path(tool), work, "--key", clocked.signer.verifier.vkey())
+    assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED"), (mine, theirs)

@@ -842,7 +842,9 @@ def _check_proofs(
     entries: dict[int, bytes] = {}
     for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
         if not rel.endswith(".tlog-proof"):
-            continue  # anchors/ also holds token copies
+            if prefix != "anchors/":  # which also holds token copies
+                raise MalformedError(f"{rel} is not named <index20>.tlog-proof (§9.4 check 5)")
+            continue
         proof = TlogProof.parse(read_bounded(root / rel, MAX_PROOF_BYTES, "proof"))
         if rel != f"{prefix}{proof.index:020d}.tlog-proof":
             raise MalformedError(f"{rel} holds the proof of index {proof.index}")
