@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pytest
 from typer.testing import CliRunner
 
 from acdkit import ingest, seal, skew
 from acdkit.cli import app
 from acdkit.keys import Signer
-from acdkit.store import Store
+from acdkit.store import Store, init_store
 
 NS = 1_000_000_000
 
@@ -164,3 +165,38 @@ def test_package_flags_the_window_of_a_skewed_sensor(
     assert json.loads(result.stdout)["clock_flags"] == [
         "no NTP measurement of the collector's clock is in the log"
     ]
+
+
+def _has_format(name: str) -> bool:
+    from acdkit import sources
+
+    return name in sources.names()
+
+
+@pytest.mark.skipif(
+    not _has_format("winevent-json"),
+    reason="the flat Windows event JSON format (winevent-json, issue 4) is not in this build",
+)
+@pytest.mark.parametrize(
+    ("sample", "step_ns", "line"),
+    [
+        # the last Security event (local time read as UTC) before the first Sysmon event
+        # (UtcTime): 02:36:50.703 -> 06:36:43.542 is 3 h 59 min 52.839 s
+        ("cmd_bitsadmin_download_psh_script_2020-10-2302365189.json", 14_392_839_000_000, 118),
+        ("cmd_psexec_lsa_secrets_dump_2020-10-1903305471.json", 14_399_179_000_000, 68),
+    ],
+)
+def test_a_wrong_zone_for_some_events_is_a_jump(
+    sample: str, step_ns: int, line: int, store: Store, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # OTRF exports: Sysmon events carry UtcTime, Security events only the collector's local
+    # time (EDT, UTC-4); read as UTC, they sit four hours before the Sysmon events
+    path = real(f"sysmon-json/{sample}")
+    wrong = ingest.ingest(store, [path], assume_tz="UTC")
+    (clock,) = wrong.files[0].clock_skew
+    assert clock["sensor"] == "WORKSTATION5"
+    assert clock["findings"] == {"jump_forward": {"records": 1, "worst_ns": step_ns, "line": line}}
+    other, _key = init_store(tmp_path / "other", tmp_path / "other.key", "skew-test")
+    right = ingest.ingest(other, [path], assume_tz="America/New_York")
+    (clock,) = right.files[0].clock_skew
+    assert clock["findings"] == {}

@@ -90,9 +90,9 @@ def test_three_agreeing_servers(servers: Servers, runner: CliRunner) -> None:
     code, doc = run(runner, *server_args(*(s.spec for s in servers.good)))
     assert (code, doc["verdict"], doc["agreeing"]) == (0, "OK", 3)
     assert results(doc) == ["truechimer"] * 3
-    # loopback: the servers' clock is this clock, so the bound is well below a millisecond
+    # loopback: the servers' clock is this clock, so the bound is a round trip and jitter
     bound = doc["bound_ns"]
-    assert isinstance(bound, int) and 0 < bound < 5_000_000
+    assert isinstance(bound, int) and 0 < bound < 100_000_000
     interval = doc["interval_ns"]
     assert isinstance(interval, list) and interval[0] <= 0 <= interval[1]
     assert doc["max_drift_source"] == "default" and doc["max_drift_ns"] == SECOND

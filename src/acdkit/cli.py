@@ -752,6 +752,8 @@ def _clock_window(start: str | None, end: str | None) -> tuple[int, int] | None:
         return None
     if start is None or end is None:
         raise UsageError("--clock-from and --clock-to go together")
+    from acdkit import bundle  # only when asked: it loads DuckDB
+
     first, last = bundle.parse_time(start), bundle.parse_time(end)
     if last <= first:
         raise UsageError("--clock-to must be later than --clock-from")
