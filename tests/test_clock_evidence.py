@@ -473,3 +473,17 @@ def test_a_listed_file_that_is_no_proof_is_malformed_for_both(
     tool = shutil.copy(clocked.bundle / bundle.TOOL, tmp_path / "acdkit_verify.py")
     mine, theirs = both(Path(tool), work, "--key", clocked.signer.verifier.vkey())
     assert (mine.verdict, theirs.verdict) == ("MALFORMED", "MALFORMED"), (mine, theirs)
+
+
+def test_a_queued_clock_entry_that_does_not_parse_is_only_a_warning(
+    clocked: Clocked, tmp_path: Path
+) -> None:
+    # pending/ is not evidence yet: verify says so, seal refuses to sign the entry
+    st = Store(shutil.copytree(clocked.store.root, tmp_path / "store"))
+    with st.lock():
+        logentries.add_pending(st, EntryType.CLOCK, BODY[:-3])
+    report = verify.verify_store(st)
+    assert report.verdict == 0, report.failure
+    assert any("a queued CLOCK entry in pending/ does not parse" in w for w in report.warnings)
+    with pytest.raises(MalformedError, match="would not verify"):
+        seal.seal(st, clocked.signer)

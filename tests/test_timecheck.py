@@ -212,6 +212,8 @@ def test_usage_errors(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.Mon
         ("host:0", "the port must be a number from 1 to 65535"),
         ("[::1", "expected [ADDRESS]"),
         ("fe80::1::2", "is no IPv6 address"),
+        ("ntp\x01.example", "control character"),
+        ("x" * 256, "longer than 255 bytes"),
     ]:
         result = runner.invoke(app, ["timecheck", "--server", bad])
         assert result.exit_code == 2 and message in result.stderr
@@ -348,3 +350,15 @@ def test_rfc3161_anchors_bound_the_clock_beside_ntp(
     window = report.facts["clock_window"]
     assert window["rfc3161"]["before"]["verified"] is True
     assert window["ntp"]["during"][0]["verdict"] == "OK"
+
+
+def test_a_damaged_policy_does_not_cost_the_measurement(
+    servers: Servers, store: Store, signer: Signer
+) -> None:
+    seal.seal(store, signer, heartbeat=True)
+    (store.root / "policy").mkdir()
+    (store.root / "policy" / f"{1:020d}.policy.note").write_text("not a policy\n")
+    report = timecheck([parse_server(servers.nobody)], interval=0.05, timeout=0.4, store=store)
+    assert report.selection.verdict == "IO" and report.drift_source == "default"
+    assert report.warnings[0].startswith("the store's trust policy could not be read (")
+    assert report.queued is not None and report.queued.is_file()

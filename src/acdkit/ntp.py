@@ -50,8 +50,12 @@ class ServerSpec:
 def parse_server(text: str) -> ServerSpec:
     """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
     value = text.strip()
-    if not value or any(c.isspace() for c in value) or len(value) > 255:
-        raise UsageError(f"NTP server {text[:60]!r} is empty, too long or holds a blank")
+    odd = any(c.isspace() or not c.isprintable() for c in value)
+    if not value or odd or len(value.encode()) > 255:
+        raise UsageError(
+            f"NTP server {text[:60]!r} is empty, longer than 255 bytes or holds a blank or a "
+            "control character"
+        )
     host, port = value, DEFAULT_PORT
     if value.startswith("["):
         inner, sep, rest = value[1:].partition("]")

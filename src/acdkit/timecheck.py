@@ -26,7 +26,7 @@ from acdkit.clockstate import (
     sealed_log_entries,
 )
 from acdkit.encoding import EntryType
-from acdkit.errors import ExitCode, InputIOError, UsageError
+from acdkit.errors import AcdkitError, ExitCode, InputIOError, UsageError
 from acdkit.ntp import ProgressFn, ServerSpec, local_precision_ns, query_servers
 from acdkit.policy import load_policy
 from acdkit.store import Store
@@ -77,7 +77,8 @@ def timecheck(
 ) -> TimecheckReport:
     """Ask the servers, select and combine, and (with a store) queue the CLOCK entry."""
     _check_arguments(specs, samples, min_agree)
-    drift, source = _drift_limit(max_drift_ns, store)
+    warnings: list[str] = []
+    drift, source = _drift_limit(max_drift_ns, store, warnings)
     began = time.time_ns()
     measured = query_servers(specs, samples, interval, timeout, progress)
     ended = time.time_ns()
@@ -94,7 +95,7 @@ def timecheck(
         collector=socket.gethostname() or "-",
         tool=f"acdkit {__version__}",
     )
-    report = TimecheckReport(record, selection, source)
+    report = TimecheckReport(record, selection, source, warnings=warnings)
     if min_agree > len(specs):
         report.warnings.append(
             f"--min-agree {min_agree} is more than the {len(specs)} servers given: the "
@@ -109,7 +110,11 @@ def timecheck(
             )
     if store is not None:
         report.queued = _queue(store, record)
-        report.anchored = newest_anchored_bound(store)
+        try:
+            report.anchored = newest_anchored_bound(store)
+        except AcdkitError as exc:
+            # the measurement is queued already; a damaged log is for `verify` to report
+            report.warnings.append(f"the store's anchors could not be read: {exc.message}")
     return report
 
 
@@ -132,14 +137,21 @@ def _check_arguments(specs: Sequence[ServerSpec], samples: int, min_agree: int) 
         raise UsageError("--min-agree must be at least 1")
 
 
-def _drift_limit(given: int | None, store: Store | None) -> tuple[int, str]:
+def _drift_limit(given: int | None, store: Store | None, warnings: list[str]) -> tuple[int, str]:
     """--max-drift, else the store's trust policy's drift-max-ms, else the default."""
     if given is not None:
         if given < 0:
             raise UsageError("--max-drift cannot be negative")
         return given, "--max-drift"
     if store is not None:
-        loaded = load_policy(store, None)
+        try:
+            loaded = load_policy(store, None)
+        except AcdkitError as exc:
+            warnings.append(
+                f"the store's trust policy could not be read ({exc.message}): the default "
+                "drift limit applies; `acdkit verify` tells more"
+            )
+            loaded = None
         if loaded is not None and loaded.policy.drift_max_ms is not None:
             return loaded.policy.drift_max_ms * 1_000_000, f"trust policy {loaded.policy.serial}"
     return DEFAULT_MAX_DRIFT_NS, "default"
