@@ -166,7 +166,7 @@ def _reply(rx: int, tx: int, stratum: int, rd: int, disp: int, prec: int, refid:
 
 
 def _clock() -> dict[str, Any]:
-    """A CLOCK entry (§13): two servers that agree, one 10 s ahead, one that never answered.
+    """A CLOCK entry (§15): two servers that agree, one 10 s ahead, one that never answered.
 
     The collector's clock is 1 ms behind true time; server A answered twice (the second
     time over a slower path), B runs 10 s fast, C agrees with A, D timed out.

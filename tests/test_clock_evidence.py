@@ -280,7 +280,7 @@ def test_verify_checks_clock_entries_and_reports_a_window(clocked: Clocked) -> N
     window = (WINDOW_START, WINDOW_START + DAY)
     report = verify.verify_store(clocked.store, clock_window=window, require_outside=False)
     assert report.verdict == 0, report.failure
-    (check,) = [c for c in report.checks if c.id == "11"]
+    (check,) = [c for c in report.checks if c.id == "12"]
     assert check.detail.startswith("4 CLOCK entries verify (recomputed from their samples)")
     assert "1 record a clock check that failed" in check.detail
     assert report.facts["clock"]["entries"] == 4
@@ -346,7 +346,7 @@ def test_a_forged_clock_entry_sealed_by_a_modified_sealer_is_tampered(
     seal.seal(st, clocked.signer)
     report = verify.verify_store(st, require_outside=False)
     assert report.verdict == 1
-    assert report.failure is not None and report.failure["check"] == "11"
+    assert report.failure is not None and report.failure["check"] == "12"
     assert "combined offset or interval is not its samples'" in report.failure["message"]
 
 
@@ -372,7 +372,7 @@ def test_both_verifiers_verify_the_clock_leaves(clocked: Clocked) -> None:
     mine, theirs = both(tool, clocked.bundle, "--key", clocked.signer.verifier.vkey())
     assert (mine.verdict, theirs.verdict) == ("VERIFIED", "VERIFIED"), (mine, theirs)
     report = verify.verify_path(clocked.bundle, clock_window=(WINDOW_START, WINDOW_START + DAY))
-    (check,) = [c for c in report.checks if c.id == "11"]
+    (check,) = [c for c in report.checks if c.id == "12"]
     assert check.detail.startswith("3 CLOCK leaves verify (recomputed from their samples)")
     assert report.facts["clock_window"]["ntp"]["during"][0]["verdict"] == "POLICY"
 

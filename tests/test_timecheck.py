@@ -245,7 +245,7 @@ def test_a_run_with_a_store_is_sealed_and_verified(
     assert sealed.segments[-1]["log_entries"] == 1
     report = verify.verify_store(store, require_outside=False)
     assert report.verdict == 0, report.failure
-    clock_check = [c for c in report.checks if c.id == "11"]
+    clock_check = [c for c in report.checks if c.id == "12"]
     assert clock_check and clock_check[0].status == "ok"
     assert "1 CLOCK entries verify" in clock_check[0].detail
 

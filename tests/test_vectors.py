@@ -190,7 +190,7 @@ def test_reference_cosignature() -> None:
 
 
 def test_clock_vector_worked_example() -> None:
-    """The figures §13.8 spells out, against the vector the code produced."""
+    """The figures §15.8 spells out, against the vector the code produced."""
     clock = VECTORS["clock"]
     assert clock["results"] == ["truechimer", "falseticker", "truechimer", "unreachable"]
     assert clock["distances_ns"] == [12_502_014, 1_011_150, 23_004_965, None]

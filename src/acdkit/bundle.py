@@ -108,7 +108,7 @@ class PackageReport:
     disclosed: dict[str, int]
     files: int
     summary: dict[str, Any]
-    clock_flags: list[str] = field(default_factory=list)  # what the summary flags (§13.6)
+    clock_flags: list[str] = field(default_factory=list)  # what the summary flags (§15.6)
 
 
 # -- building --------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def time_ns(moment: datetime) -> int:
 
 
 def _clock_leaves(segments: list[tuple[Path, SealInfo]], window: Window) -> list[tuple[int, bytes]]:
-    """The CLOCK leaves that bracket the window (format §13.5), by when they were taken."""
+    """The CLOCK leaves that bracket the window (format §15.5), by when they were taken."""
     entries: dict[int, bytes] = {}
     for path, info in segments:
         at = info.first_index + info.record_count
@@ -627,7 +627,7 @@ def _check_bundle_clock(
     anchored: AnchorResult,
     window: tuple[int, int] | None,
 ) -> None:
-    """Check 11: each CLOCK leaf is a CLOCK entry whose conclusions recompute (§13.3)."""
+    """Check 12: each CLOCK leaf is a CLOCK entry whose conclusions recompute (§15.3)."""
     for index, data in sorted(clocks.items()):
         rel = f"{CLOCK_DIR}/{index:020d}.tlog-proof"
         try:
@@ -643,7 +643,7 @@ def _check_bundle_clock(
     points = clock_points(sorted(clocks.items()))
     if points:
         report.ok(
-            "11",
+            "12",
             f"{len(points)} CLOCK leaves verify (recomputed from their samples); "
             + "; ".join(p.sentence() for p in points),
         )

@@ -1,4 +1,4 @@
-"""The CLOCK entry: one timecheck run, its samples and what they show (evidence-format §13).
+"""The CLOCK entry: one timecheck run, its samples and what they show (evidence-format §15).
 
 The body records every sample as it was measured and, beside it, what acdkit concluded:
 each server's result, the intersection interval, the combined offset and the verdict.  A

@@ -2,7 +2,7 @@
 
 Every value is an integer number of nanoseconds, so that a verifier recomputes exactly
 what ``acdkit timecheck`` found from the samples a CLOCK entry records (docs/evidence-format.md
-§13).  The steps follow the description of RFC 5905 §10–§11 (clock filter, correctness
+§15).  The steps follow the description of RFC 5905 §10–§11 (clock filter, correctness
 intervals, the intersection algorithm after Marzullo, the combine step), simplified to one
 measurement run:
 

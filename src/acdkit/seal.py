@@ -603,8 +603,8 @@ def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]
     CLOCK entry whose conclusions do not follow from its samples.
     Whoever can write pending/ must not be able to break the log by making it sign that."""
     from acdkit.anchor import AnchorRecord  # anchor builds on seal
-    from acdkit.custodians import check_queued_decision
     from acdkit.clockentry import ClockRecord
+    from acdkit.custodians import check_queued_decision
 
     probe = copy.deepcopy(chain)
     for name, data in queued:

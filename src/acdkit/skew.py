@@ -2,7 +2,7 @@
 
 After a file is staged and before it is committed, its staged rows are read back (four
 columns, memory-mapped) in file order, all tables merged by line, and compared per sensor
-with the collector's clock at ingest and with each other (evidence-format §13.7):
+with the collector's clock at ingest and with each other (evidence-format §15.7):
 
 - ``future``: events later than the collector's clock by more than the tolerance;
 - ``before_1990``: times before 1990, a relative or unset clock;

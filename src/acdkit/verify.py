@@ -959,7 +959,7 @@ def _check_clock(
     anchored: AnchorResult | None,
     window: tuple[int, int] | None,
 ) -> None:
-    """Check 11: the CLOCK entries recompute from their samples; the clock around a range."""
+    """Check 12: the CLOCK entries recompute from their samples; the clock around a range."""
     entries = [
         (s.info.first_index + s.info.record_count + i, data)
         for s in sealed
@@ -973,30 +973,30 @@ def _check_clock(
             except TamperedError as exc:
                 raise _Located(f"CLOCK leaf {index}: {exc.message}", {"index": index}) from None
     except _Located as exc:
-        report.fail("11", exc, exc.location)
+        report.fail("12", exc, exc.location)
         return
     except AcdkitError as exc:
-        report.fail("11", exc)
+        report.fail("12", exc)
         return
     try:
         waiting = len(clock_points(pending_log_entries(store)))
     except AcdkitError as exc:
         # queued entries are not evidence yet: seal refuses the bad one, verify only says so
-        report.warn("11", f"a queued CLOCK entry in pending/ does not parse: {exc.message}")
+        report.warn("12", f"a queued CLOCK entry in pending/ does not parse: {exc.message}")
         waiting = 0
     points = clock_points(list(entries))
     off = sum(p.verdict != "OK" for p in points)
     if records:
         newest = points[-1]
         report.ok(
-            "11",
+            "12",
             f"{len(records)} CLOCK entries verify (recomputed from their samples); newest: "
             f"{newest.sentence()}"
             + (f"; {off} record a clock check that failed" if off else "")
             + (f"; {waiting} more wait for the next seal" if waiting else ""),
         )
     elif waiting:
-        report.ok("11", f"no CLOCK entry sealed yet; {waiting} wait for the next seal")
+        report.ok("12", f"no CLOCK entry sealed yet; {waiting} wait for the next seal")
     report.facts["clock"] = {
         "entries": len(records),
         "failed_checks": off,

@@ -1096,7 +1096,7 @@ class Options:
     custodians: tuple[Vkey, ...] = ()
 
 
-# -- CLOCK entries (spec §13) -----------------------------------------------------------------
+# -- CLOCK entries (spec §15) -----------------------------------------------------------------
 
 NTP_RESULTS = {
     "truechimer",
@@ -1162,7 +1162,7 @@ def _numbered(fields: dict[int, Any], base: int, most: int, what: str) -> list[i
 
 
 def decode_clock(body: bytes) -> dict[str, Any]:
-    """A CLOCK body as plain data, strictly as spec §13.1 lays it out."""
+    """A CLOCK body as plain data, strictly as spec §15.1 lays it out."""
     top = _clock_fields(body, "CLOCK body")
     servers_at = _numbered(top, 100, 64, "CLOCK body")
     head = {f: v for f, v in top.items() if f < 100}
@@ -1261,7 +1261,7 @@ def _up(a: int, b: int) -> int:
 
 
 def _judge_server(server: dict[str, Any], local_precision: int) -> tuple[str, Any, Any]:
-    """(result before the vote, chosen sample, root distance) of one server (§13.3 step 1)."""
+    """(result before the vote, chosen sample, root distance) of one server (§15.3 step 1)."""
     replies = [(k, s) for k, s in enumerate(server["samples"]) if s is not None]
     if not replies:
         return "unreachable", None, None
@@ -1310,7 +1310,7 @@ def _majority_interval(spans: list[tuple[int, int]]) -> tuple[int, int] | None:
 
 
 def check_clock(doc: dict[str, Any]) -> str:
-    """Recompute a decoded CLOCK body's conclusions (§13.3); TAMPERED where they differ.
+    """Recompute a decoded CLOCK body's conclusions (§15.3); TAMPERED where they differ.
     Returns a sentence for the report."""
     judged = [_judge_server(s, doc["precision"]) for s in doc["servers"]]
     spans = {}
@@ -1370,7 +1370,7 @@ def check_clock(doc: dict[str, Any]) -> str:
 
 
 def _check_clock_leaves(leaves: dict[int, Proven], report: Report) -> None:
-    """Check 11: the CLOCK leaves the bundle proves (check 5) are CLOCK entries whose
+    """Check 12: the CLOCK leaves the bundle proves (check 5) are CLOCK entries whose
     conclusions follow from their samples."""
     said = []
     for index in sorted(leaves):
