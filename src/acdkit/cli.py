@@ -347,6 +347,9 @@ def ingest_cmd(
         for f in report.files:
             for warning in f.warnings:
                 err.print(f"[yellow]warning[/] {Path(f.path).name}: {warning}")
+            for found in f.clock_skew:
+                for text in _skew_sentences(found):
+                    err.print(f"[yellow]clock[/] {Path(f.path).name}: {text}")
             for reason, count in sorted(f.reject_reasons.items(), key=lambda x: -x[1])[:5]:
                 err.print(f"  rejected {count:,} lines of {Path(f.path).name}: {reason}")
         if sealed:
@@ -381,6 +384,12 @@ def _key_notice(path: str) -> None:
         "(--sig-key or ACDKIT_SIG_KEY there): signatures made under different keys never "
         "match. Keep it off every evidence store."
     )
+
+
+def _skew_sentences(found: dict[str, Any]) -> list[str]:
+    from acdkit import skew  # with ingest: not at start-up
+
+    return skew.describe_json(found)
 
 
 # -- seal ---------------------------------------------------------------------------------------

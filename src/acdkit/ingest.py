@@ -344,11 +344,10 @@ class _Staging:
         self.writers, self.lines_writer = {}, None
 
     def sensor_clocks(self, result: FileResult, now_ns: int) -> None:
-        """What the staged event times show of each sensor's clock (acdkit.skew)."""
+        """What the staged event times show of each sensor's clock (acdkit.skew): findings
+        of their own, beside the file's warnings (`acdkit.skew.describe` words them)."""
         self.close()
-        for clock in skew.analyze_staged(self.dir, now_ns):
-            result.clock_skew.append(clock.to_json())
-            result.warnings.extend(skew.describe(clock))
+        result.clock_skew = [c.to_json() for c in skew.analyze_staged(self.dir, now_ns)]
 
     def commit(self, store: Store, entry: dict[str, Any]) -> None:
         self.close()

@@ -39,6 +39,7 @@ __all__ = [
     "SensorClock",
     "analyze_staged",
     "describe",
+    "describe_json",
 ]
 
 NS = 1_000_000_000
@@ -212,16 +213,25 @@ def analyze_staged(directory: Path, now_ns: int, limits: Limits | None = None) -
     return [clocks[name] for name in sorted(clocks)]
 
 
+def describe_json(found: dict[str, Any]) -> list[str]:
+    """``describe`` of a clock as ``SensorClock.to_json`` wrote it (a ledger entry, a report)."""
+    clock = SensorClock(found.get("sensor") or UNNAMED)
+    for kind, f in found.get("findings", {}).items():
+        clock.note(kind, int(f["records"]), int(f["worst_ns"]), int(f["line"]))
+        clock.bursts = int(f.get("bursts", clock.bursts))
+    return describe(clock)
+
+
 def describe(clock: SensorClock) -> list[str]:
-    """One sentence per finding, for the ingest warnings and the summary."""
+    """One sentence per finding, for the ingest output and the summary."""
     who = f"sensor {clock.sensor}" if clock.sensor else "the unnamed sensor"
     out = []
     words = {
-        "future": "events later than the collector's clock, by up to",
-        "before_1990": "events dated before 1990 (a relative or unset clock),",
-        "jump_back": "steps back in time between consecutive events, the largest",
-        "jump_forward": "steps forward in time between consecutive events, the largest",
-        "out_of_order": "events behind earlier ones, by up to",
+        "future": ("event", "later than the collector's clock, by up to"),
+        "before_1990": ("event", "dated before 1990 (a relative or unset clock),"),
+        "jump_back": ("step", "back in time between consecutive events, the largest"),
+        "jump_forward": ("step", "forward in time between consecutive events, the largest"),
+        "out_of_order": ("event", "behind earlier ones, by up to"),
     }
     for kind in KINDS:
         if kind not in clock.counts:
@@ -231,11 +241,11 @@ def describe(clock: SensorClock) -> list[str]:
             if kind == "before_1990"
             else _span(clock.worst_ns[kind])
         )
-        text = (
-            f"{who}: {clock.counts[kind]:,} {words[kind]} {worst} (line {clock.worst_line[kind]:,})"
-        )
+        count, (noun, rest) = clock.counts[kind], words[kind]
+        plural = "" if count == 1 else "s"
+        text = f"{who}: {count:,} {noun}{plural} {rest} {worst} (line {clock.worst_line[kind]:,})"
         if kind == "out_of_order":
-            text += f", in {clock.bursts:,} bursts"
+            text += f", in {clock.bursts:,} burst{'' if clock.bursts == 1 else 's'}"
         out.append(text)
     return out
 

@@ -349,11 +349,7 @@ def sensor_clock_flags(store: Store, disclosed: dict[str, pa.Table]) -> list[dic
         for found in (entry or {}).get("clock_skew", []):
             if (found.get("sensor") or skew.UNNAMED) != sensor or not found.get("findings"):
                 continue
-            clock = skew.SensorClock(sensor)
-            for kind, f in found["findings"].items():
-                clock.note(kind, f["records"], f["worst_ns"], f["line"])
-                clock.bursts = int(f.get("bursts", clock.bursts))
-            for text in skew.describe(clock):
+            for text in skew.describe_json(found):
                 out.append(
                     {
                         "file": (entry or {}).get("name", ledger_id),
