@@ -40,7 +40,12 @@ INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co"}  # Unicode categories that end 
 
 
 def path_of(uri: str) -> str:
-    """The minimization policy for an origin-form request target (README, net.v1.yaml)."""
+    """The minimization policy for an origin-form request target (README, net.v1.yaml).
+
+    A target that starts with '//' may be scheme-relative (``//user:pass@host/...``): what
+    could be its user-info, up to the last '@' before any '?' or '#', is dropped."""
+    if uri.startswith("//"):
+        uri = re.sub("^//[^?#]*@", "//", uri)
     path = re.split("[?#;]|%3[fF]|%2[35]", uri, maxsplit=1)[0]
     cut = next((i for i, c in enumerate(path) if unicodedata.category(c) in INVISIBLE), None)
     path = path if cut is None else path[:cut]
