@@ -25,7 +25,9 @@ BUNDLE = ("bundle:sha256:" + "00" * 32,)
 
 def d(incident: str, action: str, at: str, **fields: object) -> Decision:
     moment = datetime.fromisoformat(at)
-    return Decision(incident, action, to_ns(moment), 0, "alice", "scripted", **fields)  # type: ignore[arg-type]
+    return Decision(  # type: ignore[arg-type]
+        incident, action, to_ns(moment), 0, "alice", "scripted", **fields
+    )
 
 
 def history() -> dict[str, Incident]:

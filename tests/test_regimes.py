@@ -142,7 +142,9 @@ def test_short_clocks() -> None:
 
 
 def _d(action: str, at: str, **fields: object) -> Decision:
-    return Decision("INC-T", action, to_ns(t(at)), 0, "alice", "test", **fields)  # type: ignore[arg-type]
+    return Decision(  # type: ignore[arg-type]
+        "INC-T", action, to_ns(t(at)), 0, "alice", "test", **fields
+    )
 
 
 def _incident(decisions: list[Decision]) -> Incident:

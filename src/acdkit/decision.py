@@ -210,7 +210,11 @@ def parse_decision(body: bytes) -> Decision:
     assert isinstance(custodian, Verifier)
     signature = values.pop("signature")
     assert isinstance(signature, bytes)
-    decision = Decision(**values, custodian=custodian, signature=signature)  # type: ignore[arg-type]
+    decision = Decision(
+        **values,  # type: ignore[arg-type]
+        custodian=custodian,
+        signature=signature,
+    )
     if decision.unsigned_body() + tlv(SIGNATURE_FIELD, TlvType.BYTES, signature) != body:
         raise MalformedError("DECISION body is not in canonical form")
     return decision
