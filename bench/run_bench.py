@@ -24,10 +24,16 @@ for quicker measurements of verify alone.
 ``read_csv`` of the same file to Parquet, the natural baseline for space-separated records.
 Verify does not depend on the input format, so this case does not time it.
 
+``--case evtx`` runs the EVTX case (``evtx_case.py``): ``acdkit ingest`` of the Windows
+EVTX samples, repeated to ``--evtx-events`` events in distinct files, against iterating the
+same files with the ``evtx`` package alone.
+
 Usage::
 
     .venv/bin/python bench/run_bench.py [--records N] [--repeats R] [--workdir DIR] [--json]
         [--small-records N] [--verify-only] [--case zeek-conn|aws-vpc]
+    .venv/bin/python bench/run_bench.py --case evtx [--samples DIR] [--evtx-events N]
+        [--evtx-layout copies|assembled|both] [--evtx-files N] [--repeats R] [--json]
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import evtx_case
 from gen_aws_vpc import generate as generate_aws_vpc
 from gen_zeek_conn import generate
 
@@ -424,9 +431,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--case",
-        choices=("zeek-conn", "aws-vpc"),
+        choices=("zeek-conn", "aws-vpc", "evtx"),
         default="zeek-conn",
-        help="input: Zeek conn JSON (default) or an AWS VPC flow log (no verify timed)",
+        help="input: Zeek conn JSON (default), an AWS VPC flow log (no verify timed) "
+        "or the EVTX samples (see evtx_case.py)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        default=Path(os.environ.get("ACDKIT_SAMPLES", BENCH_DIR.parents[1] / "shared" / "samples")),
+        help="the shared sample folder, for --case evtx (default $ACDKIT_SAMPLES or "
+        "../shared/samples)",
+    )
+    parser.add_argument(
+        "--evtx-events",
+        type=int,
+        default=200_000,
+        help="at least this many events for --case evtx (default %(default)s)",
+    )
+    parser.add_argument(
+        "--evtx-layout",
+        choices=("copies", "assembled", "both"),
+        default="both",
+        help="distinct copies of the sample files, or their chunks assembled into "
+        "--evtx-files larger files, or both (default %(default)s)",
+    )
+    parser.add_argument(
+        "--evtx-files",
+        type=int,
+        default=8,
+        help="files of the assembled layout (default %(default)s)",
     )
     args = parser.parse_args(argv)
     if args.case == "aws-vpc":
@@ -449,6 +483,8 @@ def log_run(i: int, repeats: int, name: str, run: Run) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.case == "evtx":
+        return evtx_case.evtx_main(sys.modules[__name__], args)
     workdir: Path = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     src = prepare_input(workdir, args.records, args.case)

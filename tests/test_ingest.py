@@ -58,10 +58,10 @@ def staged_dir(store: Store, result: ingest.FileResult) -> Path:
 
 
 def staged(store: Store, result: ingest.FileResult) -> dict[str, pa.Table]:
-    """net, dns and lines tables of one ingested file (empty tables where none was written)."""
+    """net, dns, edr and lines tables of one ingested file (empty where none was written)."""
     d = staged_dir(store, result)
     out = {}
-    for name in ("net", "dns"):
+    for name in ("net", "dns", "edr"):
         t = ingest.read_staged(d, name)
         out[name] = t if t.num_rows else pa.table({})
     f = d / "lines.parquet"

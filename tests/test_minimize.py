@@ -11,7 +11,9 @@ import copy
 import ipaddress
 import json
 import re
+import struct
 import unicodedata
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 
 import _cmdformat
 from _scan import hits
+from _winrows import Ingested
 from acdkit import bundle, ingest, keys, minimize, schema, sources
 from acdkit.errors import MalformedError
 from acdkit.seal import seal
@@ -34,6 +37,8 @@ from acdkit.sources._lines import LineChunk
 from acdkit.store import Store, init_store
 
 MARK = "CANARY"
+BITS = "sysmon-json/cmd_bitsadmin_download_psh_script_2020-10-2302365189.json"
+BEAT = "winlogbeat/winlogbeat-sysmon-security.ndjson"
 
 
 INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Co"}  # Unicode categories that end a path
@@ -188,7 +193,10 @@ def planted_fields(folder: Path) -> set[str]:
     found: set[str] = set()
     for path in folder.iterdir():
         raw = path.read_bytes()
-        for text in (raw.decode("latin-1"), raw.decode("utf-16-le", errors="ignore")):
+        # UTF-16 text inside binary records (EVTX) starts at even or odd offsets
+        texts = [raw.decode("latin-1")]
+        texts += [raw[start:].decode("utf-16-le", errors="ignore") for start in (0, 1)]
+        for text in texts:
             found.update(re.findall(f"{MARK}-(.+?)-7f3a", text))
     return found
 
@@ -509,6 +517,146 @@ def cef_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
     return CanaryCase([inputs / "events.cef"], 4, planted, check)
 
 
+# Windows events: the EventData fields the mapping reads as machine information; every other
+# field (user names, image paths, command lines, host names of reverse lookups, Message) is
+# content, and the command line must arrive only as its signature
+WIN_KEEP = {
+    "UtcTime", "ProcessGuid", "ParentProcessGuid", "ParentProcessId", "Hashes", "SourceIp",
+    "SourcePort", "DestinationIp", "DestinationPort", "Protocol", "Initiated", "QueryName",
+    "QueryStatus", "QueryResults", "SubjectUserSid", "TargetUserSid", "NewProcessId",
+    "ProcessId", "Direction", "SourceAddress", "DestAddress", "DestPort",
+}  # fmt: skip
+WIN_MAPPED = {
+    ("Microsoft-Windows-Sysmon", 1), ("Microsoft-Windows-Sysmon", 3),
+    ("Microsoft-Windows-Sysmon", 22), ("Microsoft-Windows-Security-Auditing", 4688),
+    ("Microsoft-Windows-Security-Auditing", 5156),
+}  # fmt: skip
+
+
+def _guid(text: str) -> str:
+    return text.strip("{}").lower()
+
+
+def winevent_flat_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    # Sysmon events and skipped ones: the Security 4688/5156 of this export have no UTC time
+    # and are rejected without --assume-tz (their content then reaches nothing either)
+    objs = [json.loads(t) for t in real(BITS).read_text(encoding="utf-8").splitlines()]
+    sysmon = [o for o in objs if (o["SourceName"], o["EventID"]) in WIN_MAPPED][:40]
+    sysmon = [o for o in sysmon if o["SourceName"] == "Microsoft-Windows-Sysmon"]
+    skipped = [o for o in objs if (o["SourceName"], o["EventID"]) not in WIN_MAPPED][:30]
+    lines = [plant(o, {"SourceName", "EventID", "Hostname", *WIN_KEEP}) for o in sysmon]
+    lines += [plant(o, {"SourceName", "EventID"}) for o in skipped]
+    (inputs / "winevent.json").write_text("".join(json.dumps(o) + "\n" for o in lines))
+    expected_exec = sorted(_guid(o["ProcessGuid"]) for o in sysmon if o["EventID"] == 1)
+    expected_dns = sorted(o["QueryName"] for o in sysmon if o["EventID"] == 22)
+
+    def check(store: Store, out: Path) -> None:
+        edr, dns, net = sealed(store, "edr"), sealed(store, "dns"), sealed(store, "net")
+        assert sorted(r["proc_exec_id"] for r in edr) == expected_exec
+        assert all(r["cmdline_sig"] for r in edr)
+        assert sorted(r["qname"] for r in dns) == expected_dns
+        assert {r["dst_port"] for r in net} >= {443, 5985}
+
+    planted = {
+        "CommandLine", "ParentCommandLine", "CurrentDirectory", "User", "Image", "ParentImage",
+        "Message", "SourceHostname", "DestinationHostname", "SubjectUserName",
+    }  # fmt: skip
+    return CanaryCase([inputs / "winevent.json"], len(sysmon), planted, check)
+
+
+def winlogbeat_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    objs = [json.loads(t) for t in real(BEAT).read_text().splitlines()]
+    keep = {"@timestamp", *(f"winlog.{k}" for k in ("provider_name", "event_id", "computer_name"))}
+    keep |= {f"winlog.event_data.{k}" for k in WIN_KEEP}
+    lines = [plant(o, keep) for o in objs]
+    (inputs / "winlogbeat.ndjson").write_text("".join(json.dumps(o) + "\n" for o in lines))
+
+    def check(store: Store, out: Path) -> None:
+        edr, net = sealed(store, "edr"), sealed(store, "net")
+        assert sorted(r["user_sid"] or "" for r in edr) == ["", "S-1-5-19"]
+        assert all(r["cmdline_sig"] for r in edr)
+        assert sorted(r["dst_port"] for r in net) == [443, 445, 445]
+
+    planted = {
+        "winlog.event_data.CommandLine", "winlog.event_data.User", "winlog.event_data.Image",
+        "winlog.event_data.ParentCommandLine", "winlog.event_data.TargetUserName",
+        "winlog.event_data.SubjectUserName", "winlog.event_data.Application",
+        "process.command_line", "user.name", "message", "host.name",
+    }  # fmt: skip
+    return CanaryCase([inputs / "winlogbeat.ndjson"], 6, planted, check)
+
+
+def _evtx_with_canaries(src: Path, dst: Path) -> tuple[set[str], set[str]]:
+    """``src`` with every content string of its records overwritten in place by a canary of
+    the same length, the chunks' checksums made good again; (canary labels, field names)."""
+    import evtx  # the EVTX decoder, to find the strings the records hold
+
+    data = bytearray(src.read_bytes())
+    labels: set[str] = set()
+    names: set[str] = set()
+    done: set[bytes] = set()
+    for rec in evtx.PyEvtxParser(str(src)).records_json():
+        fields = json.loads(rec["data"])["Event"].get("EventData") or {}
+        for name, value in fields.items():
+            if name in WIN_KEEP or not isinstance(value, str) or len(value) < 13:
+                continue
+            # the marker takes the value's exact length (canary() adds 12 characters), so
+            # every length field of the binary XML stays right
+            label = name.ljust(len(value) - 12, "_")[: len(value) - 12]
+            old, new = value.encode("utf-16-le"), canary(label).encode("utf-16-le")
+            assert len(old) == len(new)
+            if old in done:  # the same text in another field (a parent's command line)
+                names.add(name)
+            elif old in data:
+                data[:] = data.replace(old, new)
+                done.add(old)
+                labels.add(label)
+                names.add(name)
+    for offset in range(4096, len(data), 65536):
+        chunk = data[offset : offset + 65536]
+        if chunk[:8] != b"ElfChnk\x00":
+            continue
+        free = struct.unpack_from("<I", chunk, 48)[0]
+        struct.pack_into("<I", chunk, 52, zlib.crc32(chunk[512:free]))
+        struct.pack_into("<I", chunk, 124, zlib.crc32(chunk[:120] + chunk[128:512]))
+        data[offset : offset + 65536] = chunk
+    dst.write_bytes(bytes(data))
+    return labels, names
+
+
+def windows_evtx_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    sources_ = {
+        "sysmon-evtx/LM_impacket_docmexec_mmc_sysmon_01.evtx": 9,
+        "winsec-4688/mdecrevoisier-ID4688-4697-5140-5145-PSexec-remote-execution.evtx": 11,
+        "winsec-4688/DE_RDP_Tunnel_5156.evtx": 80,
+    }
+    labels: set[str] = set()
+    names: set[str] = set()
+    for rel in sources_:
+        got = _evtx_with_canaries(real(rel), inputs / rel.replace("/", "-"))
+        labels, names = labels | got[0], names | got[1]
+    original = Ingested(
+        init_store(inputs.parent / "plain", inputs.parent / "k", "o")[0],
+        real("sysmon-evtx/LM_impacket_docmexec_mmc_sysmon_01.evtx"),
+    )
+
+    def check(store: Store, out: Path) -> None:
+        edr, net = sealed(store, "edr"), sealed(store, "net")
+        assert len(edr) == 5 + 11 + 17 and len(net) == 4 + 63
+        guids = {r["proc_exec_id"] for r in original.rows["edr"].values()}
+        assert guids <= {r["proc_exec_id"] for r in edr}
+        assert sum(r["cmdline_sig"] is not None for r in edr) >= 5 + 11
+
+    # fields whose values are too short for a marker (IEUser, admmig) are checked with the
+    # real secrets in test_secrets_of_real_samples_reach_no_output
+    planted = {
+        "CommandLine", "ParentCommandLine", "CurrentDirectory", "Image", "ParentImage",
+        "NewProcessName", "ParentProcessName", "Application", "User",
+    }  # fmt: skip
+    assert planted <= names, planted - names
+    return CanaryCase(sorted(inputs.iterdir()), sum(sources_.values()), labels, check)
+
+
 # every registered format needs one: a format merged without it fails the canary test
 CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = {
     "zeek-json": zeek_json_case,
@@ -519,6 +667,9 @@ CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = 
     "azure-flow": azure_flow_case,
     "gcp-vpc": gcp_vpc_case,
     "cef": cef_case,
+    "winevent-json": winevent_flat_case,
+    "winlogbeat": winlogbeat_case,
+    "windows-evtx": windows_evtx_case,
 }
 
 

@@ -143,6 +143,9 @@ def test_importing_one_format_first_keeps_the_others() -> None:
         "gcp-vpc",
         "pcap",
         "suricata-eve",
+        "windows-evtx",
+        "winevent-json",
+        "winlogbeat",
         "zeek-json",
         "zeek-tsv",
     ]

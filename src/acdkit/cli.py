@@ -224,11 +224,9 @@ def init(
 
 def _ingest_table(report: ingest.IngestReport) -> Table:
     table = Table(title=f"ingest: {report.records:,} records in {report.seconds:.1f}s")
-    for col in ("file", "format", "lines", "net", "dns", "skipped", "rejected", "status"):
-        table.add_column(
-            col,
-            justify="right" if col in ("lines", "net", "dns", "skipped", "rejected") else "left",
-        )
+    numbers = ("lines", "net", "dns", "edr", "skipped", "rejected")
+    for col in ("file", "format", *numbers, "status"):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for f in report.files:
         table.add_row(
             Path(f.path).name,
@@ -236,6 +234,7 @@ def _ingest_table(report: ingest.IngestReport) -> Table:
             f"{f.lines:,}",
             f"{f.records.get('net', 0):,}",
             f"{f.records.get('dns', 0):,}",
+            f"{f.records.get('edr', 0):,}",
             f"{f.skipped:,}",
             f"{f.rejected:,}",
             f.status if not f.error else f"failed: {f.error}",

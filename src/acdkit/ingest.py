@@ -137,6 +137,26 @@ def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+class _LazyConnection:
+    """One DuckDB connection for every record-format file of a run, opened on first use.
+
+    Opening a connection costs about as much as reading a small EVTX file; a collector
+    that ingests many small files pays it once.
+    """
+
+    def __init__(self) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = _connect()
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+
+
 @dataclass
 class _Staged:
     """One chunk, parsed and minimized: staged rows per table, reject and skip lines.
@@ -378,17 +398,18 @@ def _ingest_file(
     options: Options,
     progress: ProgressFn | None,
     pool: ProcessPoolExecutor | None,
-    known_sizes: set[int],
+    known: _Known,
     keys: cmdsig.KeySource,
     now_ns: int,
+    records_con: _LazyConnection,
 ) -> FileResult:
     size = path.stat().st_size
     result = FileResult(str(path), "", "ingested")
     hasher = None
-    if size in known_sizes:
+    if size in known.sizes:
         # maybe a file seen before: hash it first, so that a repeat costs one read only
         result.sha256, size = sha256_file(path)
-        if store.ledger_entry(result.sha256) is not None:
+        if result.sha256 in known.digests:
             result.status = "already ingested"
             return result
     else:
@@ -397,7 +418,10 @@ def _ingest_file(
     fmt, result.format = _format_of(path, fmt_name)
     sig_key = keys.get() if fmt.commands else None
     if fmt.read_records is not None:
-        return _ingest_records(store, path, fmt, options, progress, result, sig_key, now_ns)
+        ctx = options.context(records_con.get())
+        return _ingest_records(
+            store, path, fmt, ctx, options, progress, result, sig_key, now_ns, known
+        )
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -428,7 +452,7 @@ def _ingest_file(
                 if plain is None:
                     raw.drain()
                 result.sha256, size = raw.hasher.hexdigest(), raw.size
-        if hasher is not None and store.ledger_entry(result.sha256) is not None:
+        if hasher is not None and result.sha256 in known.digests:
             # the same bytes under a size that changed since the check: nothing to add
             staging.abort()
             result.status = "already ingested"
@@ -472,11 +496,13 @@ def _ingest_records(
     store: Store,
     path: Path,
     fmt: sources.SourceFormat,
+    ctx: sources.Context,
     options: Options,
     progress: ProgressFn | None,
     result: FileResult,
     sig_key: cmdsig.SigKey | None,
     now_ns: int,
+    known: _Known,
 ) -> FileResult:
     """Ingest a record format (EVTX, PCAP): the format reads the file, in chunks of records.
 
@@ -488,14 +514,13 @@ def _ingest_records(
     before = path.stat()
     if not result.sha256:
         result.sha256, _ = sha256_file(path)
-        if store.ledger_entry(result.sha256) is not None:
+        if result.sha256 in known.digests:
             result.status = "already ingested"
             return result
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
     records: Counter[str] = Counter()
-    ctx = options.context(_connect())
     try:
         for chunk in fmt.read_records(path, ctx):
             result.lines = max(result.lines, chunk.last)
@@ -513,12 +538,32 @@ def _ingest_records(
     except BaseException:
         staging.abort()
         raise
-    finally:
-        ctx.con.close()
     return result
 
 
 HEAD_BYTES = 1 << 16
+
+
+@dataclass
+class _Known:
+    """The sizes and SHA-256s of the files in the ledger, read once per run, under the lock.
+
+    Asking the store per file lists its staging directory each time: quadratic in the
+    number of files, which a collector of many small EVTX files feels.
+    """
+
+    sizes: set[int]
+    digests: set[str]
+
+    @classmethod
+    def of(cls, store: Store) -> _Known:
+        entries = store.ledger()
+        return cls({int(e["size"]) for e in entries}, {str(e["sha256"]) for e in entries})
+
+    def add(self, result: FileResult, size: int) -> None:
+        self.sizes.add(size)
+        if result.status == "ingested":
+            self.digests.add(result.sha256)
 
 
 def _format_of(path: Path, forced: str | None) -> tuple[sources.SourceFormat, str]:
@@ -663,15 +708,26 @@ def ingest(
         pool = _make_pool(paths)
         if pool is not None:
             stack.enter_context(pool)
-        known_sizes = {int(entry["size"]) for entry in store.ledger()}
+        records_con = _LazyConnection()
+        stack.callback(records_con.close)
+        known = _Known.of(store)
         for path in paths:
             try:
                 results.append(
                     _ingest_file(
-                        store, path, fmt, options, progress, pool, known_sizes, keys, reference
+                        store,
+                        path,
+                        fmt,
+                        options,
+                        progress,
+                        pool,
+                        known,
+                        keys,
+                        reference,
+                        records_con,
                     )
                 )
-                known_sizes.add(path.stat().st_size)
+                known.add(results[-1], path.stat().st_size)
             except AcdkitError as exc:
                 log.info("%s: %s", path, exc)  # the report carries it; not said twice
                 results.append(

@@ -147,6 +147,8 @@ def _load_builtin() -> None:
         gcp_vpc,
         pcap,
         suricata_eve,
+        windows_evtx,
+        winlog_json,
         zeek_json,
         zeek_tsv,
     )

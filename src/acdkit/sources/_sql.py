@@ -1,16 +1,18 @@
 """SQL shared by every source: typed, validated projections into the net and dns tables.
 
-A source produces a relation of text columns with generic names (see NET_INPUTS and
-DNS_INPUTS); these projections turn them into schema types in bulk, cut content (query
+A source produces a relation of text columns with generic names (see NET_INPUTS, DNS_INPUTS
+and EDR_INPUTS); these projections turn them into schema types in bulk, cut content (query
 strings, URL user-info, user names in paths) and give each invalid row a reject reason
-instead of a value.  A command line (net input ``cmdline``, optional) leaves the query as
-the transient column ``_cmdline``, which `minimize.finalize` replaces by its signature.
+instead of a value.  A command line (net input ``cmdline``, optional; edr input ``cmdline``)
+leaves the query as the transient column ``_cmdline``, which `minimize.finalize` replaces by
+its signature.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "DNS_INPUTS",
+    "EDR_INPUTS",
     "NET_INPUTS",
     "OPTIONAL_NET_INPUTS",
     "routed_query",
@@ -60,6 +62,21 @@ DNS_INPUTS = (
     "client_port",
     "proto",
     "trans_id",
+    "ts",
+    "sensor",
+)
+
+# ``cmdline`` becomes the transient ``_cmdline`` column: minimize.finalize keeps schema fields
+# only, so the text never reaches a staged file (a keyed signature step may read it first)
+EDR_INPUTS = (
+    "line",
+    "kind",
+    "proc_exec_id",
+    "parent_pid",
+    "parent_exec_id",
+    "image_sha256",
+    "cmdline",
+    "user_sid",
     "ts",
     "sensor",
 )
@@ -221,6 +238,29 @@ def _dns_columns(sensor: str) -> list[str]:
     ]
 
 
+def _edr_columns(sensor: str) -> list[str]:
+    """The edr table's columns over inputs ``e_<name>`` (EDR_INPUTS) and ``e_ts_ns``."""
+    return [
+        """CASE
+        WHEN e_ts_ns IS NULL THEN 'missing or invalid timestamp'
+        WHEN NOT regexp_full_match(e_parent_pid, '[0-9]{1,19}') THEN 'invalid parent process ID'
+        WHEN NOT regexp_full_match(e_image_sha256, '[0-9a-fA-F]{64}') THEN 'invalid SHA-256 hash'
+        WHEN NOT regexp_full_match(e_user_sid, 'S-1(-[0-9]{1,10}){1,15}')
+          THEN 'invalid user SID'
+        END AS reject_reason""",
+        "e_kind AS event_kind",
+        "e_proc_exec_id AS proc_exec_id",
+        "TRY_CAST(e_parent_pid AS UBIGINT) AS parent_pid",
+        "e_parent_exec_id AS parent_exec_id",
+        "lower(e_image_sha256) AS image_sha256",
+        "CAST(NULL AS VARCHAR) AS cmdline_sig",
+        "e_cmdline AS _cmdline",
+        "e_user_sid AS user_sid",
+        "e_ts_ns AS ts_utc",
+        f"COALESCE(e_sensor, {sensor}) AS sensor_id",
+    ]
+
+
 def _prefixed(columns: list[str], table: str) -> list[str]:
     out = []
     for column in columns:
@@ -236,18 +276,21 @@ def routed_query(
     net: dict[str, str],
     dns: dict[str, str],
     sensor_default: str | None,
+    edr: dict[str, str] | None = None,
 ) -> str:
     """One query that parses, routes and projects a chunk in a single pass.
 
     ``base`` is a relation with ``line`` and ``problem`` (NULL for a line that parsed);
-    ``route`` says per row 'net', 'dns' or NULL (skipped, with ``skip_reason``); ``net`` and
-    ``dns`` give an expression over ``base`` for each of NET_INPUTS / DNS_INPUTS but
-    ``line``.  Output: line, problem, route, skip_reason, then "net.<column>" and
-    "dns.<column>" for every column of the two tables (and ``src_line``).  Each layer is
-    computed once per row, so nothing is parsed or materialized twice.
+    ``route`` says per row 'net', 'dns', 'edr' or NULL (skipped, with ``skip_reason``);
+    ``net``, ``dns`` and (for endpoint sources) ``edr`` give an expression over ``base`` for
+    each of NET_INPUTS / DNS_INPUTS / EDR_INPUTS but ``line``.  Output: line, problem, route,
+    skip_reason, then "<table>.<column>" for every column of each table (and ``src_line``).
+    Each layer is computed once per row, so nothing is parsed or materialized twice.
     """
     net = {**OPTIONAL_NET_INPUTS, **net}
     missing = (set(NET_INPUTS) - {"line"}) ^ set(net) | (set(DNS_INPUTS) - {"line"}) ^ set(dns)
+    if edr is not None:
+        missing |= (set(EDR_INPUTS) - {"line"}) ^ set(edr)
     if missing:
         raise ValueError(f"routed_query: inputs do not match: {sorted(missing)}")
     sensor = "NULL" if sensor_default is None else "$sensor"
@@ -256,9 +299,14 @@ def routed_query(
     inputs += [f"CASE WHEN route = 'dns' THEN {expr} END AS d_{name}" for name, expr in dns.items()]
     outputs = _prefixed(["line AS src_line", *_net_columns(sensor)], "net")
     outputs += _prefixed(["line AS src_line", *_dns_columns(sensor)], "dns")
+    edr_ts = ""
+    if edr is not None:
+        inputs += [f"CASE WHEN route = 'edr' THEN {e} END AS e_{name}" for name, e in edr.items()]
+        outputs += _prefixed(["line AS src_line", *_edr_columns(sensor)], "edr")
+        edr_ts = f", {ts_ns('e_ts')} AS e_ts_ns"
     return f"""
     SELECT line, problem, route, skip_reason, {", ".join(outputs)}
-    FROM (SELECT *, {ts_ns("n_ts")} AS n_ts_ns, {ts_ns("d_ts")} AS d_ts_ns,
+    FROM (SELECT *, {ts_ns("n_ts")} AS n_ts_ns, {ts_ns("d_ts")} AS d_ts_ns{edr_ts},
                  {_dur_ns("n_duration")} AS n_duration_ns
           FROM (SELECT line, problem, route, skip_reason, {", ".join(inputs)}
                 FROM (SELECT *, {route} AS route, {skip_reason} AS skip_reason
