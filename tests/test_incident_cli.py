@@ -351,6 +351,28 @@ def _opened(env: Env) -> None:
     )
 
 
+def test_decisions_cannot_predate_the_detection(env: Env) -> None:
+    # they would make MTTD, MTTC and MTTR negative
+    _opened(env)
+    early = env.run(
+        "incident", "log", str(env.store), "--incident", "INC-2", "--action", "isolate",
+        "--at", "2026-10-05T13:59:59+09:00", "--why", "too early", code=2,
+    )  # fmt: skip
+    assert "--at is before incident INC-2 was detected (2026-10-05T05:00:00+00:00)" in (
+        early.stderr
+    )
+    env.run(
+        "incident", "log", str(env.store), "--incident", "INC-2", "--action", "isolate",
+        "--at", "2026-10-05T14:00:00+09:00", "--why", "at detection",
+    )  # fmt: skip
+    late_trace = env.run(
+        "incident", "open", str(env.store), "--incident", "INC-3",
+        "--detected", "2026-10-05T14:00:00+09:00", "--first-observed",
+        "2026-10-05T14:00:01+09:00", "--reason", "CNI-INCIDENT", "--why", "x", code=2,
+    )  # fmt: skip
+    assert "--first-observed is after --detected" in late_trace.stderr
+
+
 def test_a_failed_delivery_is_logged_and_exits_io(
     env: Env, webhook: tuple[str, list[Received]]
 ) -> None:

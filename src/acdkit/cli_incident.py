@@ -212,6 +212,8 @@ def incident_open_cmd(
     if rec < det:
         raise UsageError("--recognized is before --detected")
     obs = _parse(first_observed) if first_observed else None
+    if obs is not None and obs > det:
+        raise UsageError("--first-observed is after --detected")
     who = actor or signer.name
     scope = _split(regime) or book.default_scope
     opening = Decision(

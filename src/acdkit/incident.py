@@ -227,6 +227,13 @@ def record(
             f"incident {decision.incident} was never opened",
             hint="`acdkit incident open STORE --incident ID` first",
         )
+    opened = existing.opened if existing is not None else None
+    if decision.action != "open" and opened is not None and decision.at_ns < opened.at_ns:
+        # a decision before the detection would make MTTD, MTTC and MTTR negative
+        raise UsageError(
+            f"--at is before incident {decision.incident} was detected "
+            f"({from_ns(opened.at_ns).isoformat()})"
+        )
     if decision.action == "close" and existing is not None and existing.closed is not None:
         raise UsageError(f"incident {decision.incident} is closed already")
     signed = replace(decision, recorded_ns=time.time_ns())
