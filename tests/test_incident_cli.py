@@ -373,6 +373,26 @@ def test_decisions_cannot_predate_the_detection(env: Env) -> None:
     assert "--first-observed is after --detected" in late_trace.stderr
 
 
+def test_a_custodian_key_inside_the_store_and_an_unknown_recipient_are_refused(
+    env: Env, tmp_path: Path
+) -> None:
+    _opened(env)
+    inside = env.store / "custodian.key"
+    shutil.copy(env.custodian, inside)
+    doc = env.run(
+        "incident", "log", str(env.store), "--incident", "INC-2", "--action", "note",
+        "--why", "x", "--custodian-key", str(inside), code=2,
+    )  # fmt: skip
+    assert "lies inside the evidence store" in doc.stderr
+    typo = env.run(
+        "incident", "ticket", str(env.store), "--incident", "INC-2",
+        "--webhook", "nosuchrecipient=http://127.0.0.1:9/", code=2,
+    )  # fmt: skip
+    assert "--webhook names no recipient of this incident's tickets: nosuchrecipient" in (
+        typo.stderr
+    )
+
+
 def test_a_failed_delivery_is_logged_and_exits_io(
     env: Env, webhook: tuple[str, list[Received]]
 ) -> None:

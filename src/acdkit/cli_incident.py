@@ -110,8 +110,16 @@ def _time(value: str | None) -> datetime:
     return _parse(value) if value else _now()
 
 
-def _custodian(path: Path | None) -> keys.Signer:
-    return custodians.load_custodian(path or keys.default_key_dir() / "custodian.key")
+def _custodian(path: Path | None, st: store.Store) -> keys.Signer:
+    """The responder's key; never one inside the store, where its insider could use it."""
+    path = path or keys.default_key_dir() / "custodian.key"
+    inside, root = path.resolve(), st.root.resolve()
+    if inside == root or root in inside.parents:
+        raise UsageError(
+            f"the custodian key {path} lies inside the evidence store",
+            hint="keep private keys outside every store (the default is the user key directory)",
+        )
+    return custodians.load_custodian(path)
 
 
 def _data() -> tuple[regimes.RegimeBook, reasons.ReasonCodes]:
@@ -205,7 +213,7 @@ def incident_open_cmd(
 ) -> None:
     """Open an incident: a detection decision, then a recognition decision with the reasons."""
     st = store.Store.open(store_dir)
-    signer = _custodian(custodian_key)
+    signer = _custodian(custodian_key, st)
     book, _codes = _data()
     det = _time(detected)
     rec = _parse(recognized) if recognized else det
@@ -307,7 +315,7 @@ def incident_log_cmd(
     if action == "severity" and severity is None:
         raise UsageError("--action severity needs --severity")
     st = store.Store.open(store_dir)
-    signer = _custodian(custodian_key)
+    signer = _custodian(custodian_key, st)
     refs = list(_split(ref))
     if bundle_dir is not None:
         if action not in _BUNDLE_ACTIONS:
@@ -351,7 +359,7 @@ def incident_close_cmd(
 ) -> None:
     """Close an incident. Statutory stages still due keep running after it."""
     st = store.Store.open(store_dir)
-    signer = _custodian(custodian_key)
+    signer = _custodian(custodian_key, st)
     decision = Decision(
         incident_id, "close", incident.to_ns(_time(at)), 0, actor or signer.name, why
     )
@@ -584,13 +592,19 @@ def incident_ticket_cmd(
     """
     st = store.Store.open(store_dir)
     default, per = _webhooks(webhook)
-    signer = _custodian(custodian_key) if (default or per) else None
+    signer = _custodian(custodian_key, st) if (default or per) else None
     now = _time(at)
     book, codes = _data()
     found = incident.incidents(incident.read_logged(st))
     if incident_id not in found:
         raise UsageError(f"no incident {incident_id} in this store")
     rendered = tickets.render(found[incident_id], book, codes, now, _log_head(st))
+    unknown = sorted(set(per) - {t.recipient for t in rendered})
+    if unknown:  # a typo must not leave a recipient silently without its ticket
+        raise UsageError(
+            f"--webhook names no recipient of this incident's tickets: {', '.join(unknown)}",
+            hint=f"recipients: {', '.join(t.recipient for t in rendered) or 'none'}",
+        )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for t in rendered:
