@@ -216,7 +216,8 @@ def test_an_incident_from_open_to_close_on_the_examples(
         assert (out / f"{ticket['recipient']}.json").read_bytes() == received.body
     text = (out / "competent_minister.txt").read_text()
     assert "宛先 / To: 事業所管大臣 / Competent minister" in text
-    written = "jp-acd/written  書面による報告（30日以内） / Written report within 30 days: "
+    title_ja = "jp-acd/written  書面による報告（30日以内） / "
+    written = title_ja + "Written report within 30 days: "
     assert written in text
     assert "2026-11-05 00:00 JST (running)" in text
 
