@@ -267,15 +267,20 @@ def ingest_cmd(
         typer.Option(
             "--assume-tz",
             envvar="ACDKIT_ASSUME_TZ",
-            help="IANA time zone (Asia/Tokyo) of times the input writes without a zone; "
-            "without it such times are rejected.",
+            metavar="ZONE",
+            help="IANA time zone (Asia/Tokyo, UTC) of times the input writes without a zone. "
+            "Without it CEF rejects such times and the DNS server logs (BIND, Unbound, dnsmasq, "
+            "Windows DNS) are refused.",
         ),
     ] = None,
     year: Annotated[
         int | None,
         typer.Option(
             envvar="ACDKIT_YEAR",
-            help="Year of times the input writes without one (syslog 'Jan 17 08:52:09').",
+            metavar="YYYY",
+            help="Year of times the input writes without one (syslog 'Jan 17 08:52:09'). In DNS "
+            "server logs it is the year of the file's first time, later ones follow across New "
+            "Year \\[default there: guessed from the file's modification time, with a warning].",
         ),
     ] = None,
     aws_fields: Annotated[
@@ -285,6 +290,16 @@ def ingest_cmd(
             envvar="ACDKIT_AWS_FIELDS",
             help="Field order of AWS VPC flow log lines without a header line, as in the "
             "flow log's format ('version account-id ...' or '${version} ${account-id} ...').",
+        ),
+    ] = None,
+    date_order: Annotated[
+        str | None,
+        typer.Option(
+            "--date-order",
+            envvar="ACDKIT_DATE_ORDER",
+            metavar="mdy|dmy|ymd",
+            help="How the Windows DNS debug log's locale writes dates \\[default: read from "
+            "the file where a day above 12 shows it; refused where it cannot be told].",
         ),
     ] = None,
     do_seal: Annotated[bool, typer.Option("--seal", help="Seal right after ingesting.")] = False,
@@ -322,6 +337,7 @@ def ingest_cmd(
             assume_tz=assume_tz,
             year=year,
             aws_fields=aws_fields,
+            date_order=date_order,
         )
     if report.sig_key_created:
         _key_notice(report.sig_key_created)

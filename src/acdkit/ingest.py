@@ -124,9 +124,20 @@ class Options:
     assume_tz: str | None = None
     year: int | None = None
     aws_fields: tuple[str, ...] | None = None
+    date_order: str | None = None
 
-    def context(self, con: duckdb.DuckDBPyConnection) -> sources.Context:
-        return sources.Context(con, self.sensor, self.assume_tz, self.year, self.aws_fields)
+    def context(
+        self, con: duckdb.DuckDBPyConnection, mtime_ns: int | None = None
+    ) -> sources.Context:
+        return sources.Context(
+            con,
+            self.sensor,
+            self.assume_tz,
+            self.year,
+            self.aws_fields,
+            date_order=self.date_order,
+            mtime_ns=mtime_ns,
+        )
 
 
 def _connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -197,6 +208,7 @@ def _write_part(path: Path, rows: pa.Table) -> None:
 class _Task:
     fmt: str
     options: Options
+    mtime_ns: int | None  # of the file: the parser is kept across files, this is not
     state: object
     chunk: LineChunk | None
     out_dir: str  # the temporary staging directory of this file
@@ -233,16 +245,17 @@ def _finalize(parsed: sources.Parsed, sig_key: cmdsig.SigKey | None) -> _Staged:
     return staged
 
 
-_WORKER_PARSERS: dict[tuple[str, Options], sources.Parser] = {}
+_WORKER_PARSERS: dict[tuple[str, Options], tuple[sources.Context, sources.Parser]] = {}
 
 
 def _parse_in_worker(task: _Task) -> _Staged:
     """Runs in a pool process: one DuckDB connection and parser per format, kept warm."""
     key = (task.fmt, task.options)
     if key not in _WORKER_PARSERS:
-        ctx = task.options.context(_connect(threads=1))
-        _WORKER_PARSERS[key] = sources.get(task.fmt).make_parser(ctx)
-    parser = _WORKER_PARSERS[key]
+        ctx = task.options.context(_connect(threads=1), task.mtime_ns)
+        _WORKER_PARSERS[key] = (ctx, sources.get(task.fmt).make_parser(ctx))
+    ctx, parser = _WORKER_PARSERS[key]
+    ctx.mtime_ns = task.mtime_ns
     parser.restore(task.state)
     staged = _finalize(parser.parse(task.lines()), task.sig_key)
     for table, rows in staged.tables.items():
@@ -279,6 +292,7 @@ def _staged_chunks(
     items: Iterator[RawChunk | FileSpan | LineChunk],
     fmt: sources.SourceFormat,
     options: Options,
+    mtime_ns: int | None,
     pool: ProcessPoolExecutor | None,
     plain_path: Path | None,
     out_dir: Path,
@@ -290,22 +304,16 @@ def _staged_chunks(
     the text is not copied between processes; gzip input is sent along as bytes.
     """
     if pool is None:
-        ctx = options.context(_connect())
-        try:
-            parser = fmt.make_parser(ctx)
-            for item in items:
-                assert not isinstance(item, FileSpan)
-                chunk = item.chunk() if isinstance(item, RawChunk) else item
-                yield _last_line(item), _finalize(parser.parse(chunk), sig_key)
-        finally:
-            ctx.con.close()
+        yield from _parse_here(items, fmt, options, mtime_ns, sig_key)
         return
-    reader = fmt.make_parser(options.context(None))  # type: ignore[arg-type]
+    reader = fmt.make_parser(options.context(None, mtime_ns))  # type: ignore[arg-type]
     pending: deque[tuple[int, Future[_Staged]]] = deque()
     try:
         for part, item in enumerate(items, start=1):
             state = reader.snapshot()
-            task = _Task(fmt.name, options, state, None, str(out_dir), part, sig_key=sig_key)
+            task = _Task(
+                fmt.name, options, mtime_ns, state, None, str(out_dir), part, sig_key=sig_key
+            )
             if isinstance(item, FileSpan):
                 reader.advance(item.view)
                 assert plain_path is not None
@@ -330,6 +338,36 @@ def _staged_chunks(
     finally:
         for _, future in pending:
             future.cancel()
+
+
+def _parse_here(
+    items: Iterator[RawChunk | FileSpan | LineChunk],
+    fmt: sources.SourceFormat,
+    options: Options,
+    mtime_ns: int | None,
+    sig_key: cmdsig.SigKey | None,
+) -> Iterator[tuple[int, _Staged]]:
+    """Parse chunks in order in this process; then what the parser held back to the end.
+
+    A compressed file that ends early still hands over what was held back before the
+    truncation is reported, so every line read is accounted for.
+    """
+    ctx = options.context(_connect(), mtime_ns)
+    last = 0
+    try:
+        parser = fmt.make_parser(ctx)
+        try:
+            for item in items:
+                assert not isinstance(item, FileSpan)
+                chunk = item.chunk() if isinstance(item, RawChunk) else item
+                last = _last_line(item)
+                yield last, _finalize(parser.parse(chunk), sig_key)
+        except TruncatedInput:
+            yield last, _finalize(parser.finish(), sig_key)
+            raise
+        yield last, _finalize(parser.finish(), sig_key)
+    finally:
+        ctx.con.close()
 
 
 class _Staging:
@@ -403,7 +441,8 @@ def _ingest_file(
     now_ns: int,
     records_con: _LazyConnection,
 ) -> FileResult:
-    size = path.stat().st_size
+    stat = path.stat()
+    size = stat.st_size
     result = FileResult(str(path), "", "ingested")
     hasher = None
     if size in known.sizes:
@@ -418,10 +457,12 @@ def _ingest_file(
     fmt, result.format = _format_of(path, fmt_name)
     sig_key = keys.get() if fmt.commands else None
     if fmt.read_records is not None:
-        ctx = options.context(records_con.get())
+        ctx = options.context(records_con.get(), stat.st_mtime_ns)
         return _ingest_records(
             store, path, fmt, ctx, options, progress, result, sig_key, now_ns, known
         )
+    if fmt.sequential:
+        pool = None  # its parser carries lines from chunk to chunk: one process reads all
     staging = _Staging(store)
     skips: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
@@ -438,7 +479,7 @@ def _ingest_file(
                 else:
                     items = read_raw(fh)
                 for last_line, staged in _staged_chunks(
-                    items, fmt, options, pool, plain, staging.dir, sig_key
+                    items, fmt, options, stat.st_mtime_ns, pool, plain, staging.dir, sig_key
                 ):
                     result.lines = last_line
                     _stage_chunk(staged, staging, records, skips, rejects, result)
@@ -621,6 +662,10 @@ def _ledger_entry(path: Path, size: int, result: FileResult, options: Options) -
         "name": path.name,
         "format": result.format,
         "sensor": options.sensor,
+        # what the user said about local times; the rule a parser applied is in the warnings
+        "assume_tz": options.assume_tz,
+        "year": options.year,
+        "date_order": options.date_order,
         "ingested_utc": datetime.now(UTC).isoformat(timespec="microseconds"),
         "tool_version": __version__,
         "lines": result.lines,
@@ -665,6 +710,15 @@ def _check_year(year: int | None) -> int | None:
     return year
 
 
+def _check_order(order: str | None) -> str | None:
+    """One of `sources.DATE_ORDERS`, or a usage error."""
+    if order is not None and order not in sources.DATE_ORDERS:
+        raise UsageError(
+            f"--date-order {order!r} is not known", hint=f"use {', '.join(sources.DATE_ORDERS)}"
+        )
+    return order
+
+
 def ingest(
     store: Store,
     paths: Sequence[Path],
@@ -676,6 +730,7 @@ def ingest(
     assume_tz: str | None = None,
     year: int | None = None,
     aws_fields: str | Sequence[str] | None = None,
+    date_order: str | None = None,
     now_ns: int | None = None,
 ) -> IngestReport:
     """Ingest each file; a file that fails is reported and the others still go in.
@@ -683,7 +738,8 @@ def ingest(
     ``sig_key`` says where the command-signature key is (default: the user key directory,
     where it is created the first time a format carries command lines).  ``assume_tz``
     and ``year`` apply to times written without a zone or a year; ``aws_fields`` is a flow
-    log format string or a list of field names (`sources.aws_vpc.parse_field_list`).
+    log format string or a list of field names (`sources.aws_vpc.parse_field_list`);
+    ``date_order`` (``mdy``, ``dmy``, ``ymd``) how a Windows DNS log writes its dates.
     ``now_ns`` is the collector's clock that sensor clocks are compared with (default: the
     time the run starts), one reference time for the whole run.
     """
@@ -694,6 +750,7 @@ def ingest(
         _check_zone(assume_tz),
         _check_year(year),
         None if aws_fields is None else parse_field_list(aws_fields),
+        _check_order(date_order),
     )
     keys = sig_key or cmdsig.KeySource.default()
     keys.check()

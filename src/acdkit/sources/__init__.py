@@ -22,6 +22,7 @@ from acdkit.errors import MalformedError, UsageError
 from acdkit.sources._lines import LineChunk
 
 __all__ = [
+    "DATE_ORDERS",
     "Context",
     "Parsed",
     "Parser",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
+DATE_ORDERS = ("mdy", "dmy", "ymd")
 
 
 @dataclass
@@ -41,7 +43,9 @@ class Context:
 
     ``assume_tz`` (an IANA zone) and ``year`` are applied only to times that lack a zone or
     a year, and only where the user gave them; ``aws_fields`` is the field order of AWS VPC
-    flow log lines that come without a header line.
+    flow log lines that come without a header line; ``date_order`` says how a locale wrote
+    its dates (``mdy``, ``dmy`` or ``ymd``); ``mtime_ns`` is the file's modification time,
+    from which the DNS server formats guess a missing year (and say so in a warning).
     """
 
     con: duckdb.DuckDBPyConnection
@@ -49,6 +53,8 @@ class Context:
     assume_tz: str | None = None
     year: int | None = None
     aws_fields: tuple[str, ...] | None = None
+    date_order: str | None = None
+    mtime_ns: int | None = None
 
     def params(self) -> dict[str, str]:
         return {"sensor": self.sensor} if self.sensor is not None else {}
@@ -80,6 +86,10 @@ class Parser(ABC):
 
     @abstractmethod
     def parse(self, chunk: LineChunk) -> Parsed: ...
+
+    def finish(self) -> Parsed:
+        """What the parser still holds at the end of the file (a sequential format only)."""
+        return Parsed()
 
     def snapshot(self) -> object:
         return None
@@ -127,6 +137,10 @@ class SourceFormat:
     # rows may carry a command line (column ``_cmdline``): ingest fetches the signature key
     # before parsing, and `minimize.finalize` turns the text into cmd_sig / cmdline_sig
     commands: bool = False
+    # one parser sees every chunk in file order and may hold lines back for a later chunk
+    # (answers folded into their query, a year carried over New Year): never parsed by the
+    # pool, and `Parser.finish` is called at the end of the file
+    sequential: bool = False
 
 
 _REGISTRY: dict[str, SourceFormat] = {}
@@ -143,10 +157,14 @@ def _load_builtin() -> None:
     from acdkit.sources import (  # noqa: F401
         aws_vpc,
         azure_flow,
+        bind_query,
         cef,
+        dnsmasq,
         gcp_vpc,
         pcap,
         suricata_eve,
+        unbound,
+        windns,
         windows_evtx,
         winlog_json,
         zeek_json,
