@@ -122,8 +122,8 @@ def test_format_is_detected_from_content(
 
 def test_unidentifiable_content_names_every_format_tried() -> None:
     with pytest.raises(MalformedError) as err:
-        sources.detect(b"Aug 15 16:19:02 host named[1]: client 10.0.0.1#53 query\n")
-    for name in ("suricata-eve", "zeek-json", "zeek-tsv"):
+        sources.detect(b"Aug 15 16:19:02 host sshd[1]: Connection closed by 10.0.0.1\n")
+    for name in ("bind", "dnsmasq", "suricata-eve", "unbound", "windns", "zeek-json", "zeek-tsv"):
         assert name in str(err.value)
     assert err.value.exit_code == 4
 
@@ -139,10 +139,14 @@ def test_importing_one_format_first_keeps_the_others() -> None:
     assert done.stdout.split() == [
         "aws-vpc",
         "azure-flow",
+        "bind",
         "cef",
+        "dnsmasq",
         "gcp-vpc",
         "pcap",
         "suricata-eve",
+        "unbound",
+        "windns",
         "windows-evtx",
         "winevent-json",
         "winlogbeat",

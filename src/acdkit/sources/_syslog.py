@@ -188,7 +188,9 @@ class Clock:
         years = self.year + np.cumsum(steps)
         for i in np.flatnonzero(steps)[: max(0, _MAX_YEAR_NOTES - self.notes)]:
             parsed.warnings.append(
-                f"syslog times step into year {years[i]} at line {lines[i]} (New Year)"
+                f"syslog times enter year {years[i]} at line {lines[i]} (New Year)"
+                if steps[i] > 0
+                else f"line {lines[i]} is read as a late line of year {years[i]}"
             )
             self.notes += 1
         self.year, self.last = int(years[-1]), int(secs[-1])
@@ -198,7 +200,7 @@ class Clock:
         if self.ctx.year is not None:
             parsed.warnings.append(
                 f"syslog times carry no year: the first is read in {self.ctx.year} (--year), "
-                "later ones in order, a new year starting where the date steps back"
+                "the next year starting where the date steps back more than half a year"
             )
             return self.ctx.year
         if self.ctx.mtime_ns is None:

@@ -124,6 +124,10 @@ def _time() -> str:
     return time_select(columns)
 
 
+# BIND's own "Feb 25 11:09:43.651 queries: ..." would read as a syslog header whose tag is
+# the category: a real header names a host, a process id or a priority
+_SYSLOG_ONLY = "CASE WHEN h.pid <> '' OR h.host <> '' OR h.pri <> '' THEN h END"
+
 _SKIP = """CASE
     WHEN tag IS NOT NULL AND NOT starts_with(tag, 'named') THEN 'syslog message of another program'
     WHEN starts_with(body, 'CEF:') THEN 'CEF event inside a BIND log'
@@ -170,7 +174,8 @@ def _stage(lines: str) -> str:
         FROM (SELECT *, {query} AS q, {response} AS r
           FROM (SELECT *, {prefix} AS p
             FROM (SELECT *, CASE WHEN h.tag <> '' THEN h.msg ELSE raw END AS message
-              FROM (SELECT *, {header} AS h FROM {lines}))))))
+              FROM (SELECT * REPLACE ({_SYSLOG_ONLY} AS h)
+                FROM (SELECT *, {header} AS h FROM {lines})))))))
     ORDER BY line
     """
 

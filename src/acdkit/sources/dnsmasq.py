@@ -24,7 +24,7 @@ import ipaddress
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from acdkit.sources import Parsed, SourceFormat, register
+from acdkit.sources import Context, Parsed, SourceFormat, register
 from acdkit.sources._dnstext import StagedParser, dns_name, name_problem, server_program
 from acdkit.sources._sql import sql_quote, ts_ns
 from acdkit.sources._syslog import (
@@ -55,10 +55,10 @@ _DNSSEC = (
     r"^(?:dnssec-query\[[^\]]+\] \S+ to \S+|validation \S+ is .*"
     r"|\S+ \S+ is (?:DNSKEY|DS) keytag .*)$"
 )
-# answer sources: dnsmasq's, a hosts file path, Pi-hole's blocking lists
+# an answer: "SOURCE NAME is VALUE", the source one of dnsmasq's (reply, cached, config,
+# DHCP, auth), a hosts file path or a Pi-hole phrase ("gravity blocked", "special domain")
 _ANSWER = (
-    r"^(?P<src>reply|cached|cached-stale|config|DHCP|auth|/\S*|special domain"
-    r"|[A-Za-z][A-Za-z -]*(?:blocked|blacklisted|denied)) (?P<name>\S+) is "
+    r"^(?P<src>[A-Za-z/][A-Za-z0-9 ./_-]*?) (?P<name>\S+) is "
     r"(?P<value>not implemented|\S+)(?: .*)?$"
 )
 
@@ -111,6 +111,8 @@ def _stage(lines: str) -> str:
         FROM (SELECT *,
             CASE WHEN h.tag <> 'dnsmasq' THEN NULL WHEN q.name <> '' THEN 'query'
                  WHEN fwd <> '' THEN 'forward' WHEN dnssec THEN 'dnssec'
+                 -- an upstream error dnsmasq could not tie to a name
+                 WHEN a.name = 'error' AND a.src = 'reply' THEN 'other'
                  WHEN a.name <> '' THEN 'answer' ELSE 'other' END AS form,
             CASE WHEN q.qtype <> '' THEN regexp_replace(q.qtype, '^type=', '') END AS qtype,
             coalesce(nullif(q.name, ''), nullif(fwd, ''), nullif(a.name, '')) AS name,
@@ -121,62 +123,74 @@ def _stage(lines: str) -> str:
     """
 
 
-# one group per query (or per answer whose query is gone): its head line and its members
+# One group per query: its head line and the answer and forwarding lines tied to it.
+#  * by serial (log-queries=extra), else by process and name: the latest query before the
+#    line with the line's name (or, for a PTR answer naming an address, its reverse name);
+#  * a CNAME chain's next line follows the line before it (same process, within WINDOW_S);
+#  * a line is tied to a head at most MAX_LAG lines and WINDOW_S seconds (by the latest time
+#    seen so far, ``t_run``) after it; an answer tied to nothing is a head of its own.
+# These rules do not depend on where chunks end.  Between chunks, a group is closed once no
+# later line can be tied to its head, and only a run of closed heads from the file's start:
+# then the latest query of a name is never dropped while an older one is kept.
 _GROUP = """
 WITH u AS (SELECT * FROM dm_u),
-queries AS (SELECT pid, key, serial, line AS qline FROM u WHERE form = 'query' AND NOT ghost),
+queries AS (SELECT pid, key, serial, line AS qline, ts_ns AS qts FROM u
+            WHERE form = 'query' AND NOT ghost),
 by_name AS (
-  SELECT u.line, greatest(n.qline, r.qline) AS dhead FROM u
+  SELECT u.line,
+    CASE WHEN coalesce(n.qline, 0) >= coalesce(r.qline, 0) THEN n.qline ELSE r.qline END
+      AS cand,
+    CASE WHEN coalesce(n.qline, 0) >= coalesce(r.qline, 0) THEN n.qts ELSE r.qts END
+      AS cand_ts
+  FROM u
   ASOF LEFT JOIN (SELECT * FROM queries WHERE serial IS NULL) n
     ON u.pid = n.pid AND u.key = n.key AND u.line >= n.qline
   ASOF LEFT JOIN (SELECT * FROM queries WHERE serial IS NULL) r
     ON u.pid = r.pid AND u.rkey = r.key AND u.line >= r.qline
   WHERE u.serial IS NULL AND u.form <> 'query' AND NOT u.ghost),
 by_serial AS (
-  SELECT u.line, s.qline AS shead FROM u
+  SELECT u.line, s.qline AS cand, s.qts AS cand_ts FROM u
   ASOF LEFT JOIN (SELECT * FROM queries WHERE serial IS NOT NULL) s
     ON u.pid = s.pid AND u.serial = s.serial AND u.line >= s.qline
   WHERE u.serial IS NOT NULL AND u.form <> 'query' AND NOT u.ghost),
-chained AS (
-  SELECT *, sum(CASE WHEN cont THEN 0 ELSE 1 END) OVER (PARTITION BY pid ORDER BY line) AS run
-  FROM (SELECT u.*, b.dhead, s.shead,
-      coalesce(u.form = 'answer' AND u.serial IS NULL
-        AND lag(u.form) OVER w = 'answer' AND lag(u.vkind) OVER w = 'cname'
-        AND lag(u.serial) OVER w IS NULL, false) AS cont
-    FROM u LEFT JOIN by_name b USING (line) LEFT JOIN by_serial s USING (line)
-    WINDOW w AS (PARTITION BY u.pid ORDER BY u.line))),
+linked AS (
+  SELECT u.*, c.cand, c.cand_ts,
+    coalesce(u.form = 'answer' AND u.serial IS NULL AND lag(u.form) OVER w = 'answer'
+      AND lag(u.vkind) OVER w = 'cname' AND lag(u.serial) OVER w IS NULL
+      AND u.t_run - lag(u.ts_ns) OVER w <= $window, false) AS cont
+  FROM u LEFT JOIN (SELECT * FROM by_name UNION ALL SELECT * FROM by_serial) c USING (line)
+  WINDOW w AS (PARTITION BY u.pid ORDER BY u.line)),
+based AS (
+  SELECT *, sum(CASE WHEN cont THEN 0 ELSE 1 END) OVER (PARTITION BY pid ORDER BY line) AS run,
+    CASE WHEN ghost OR cont THEN NULL WHEN form = 'query' THEN line
+         WHEN cand IS NOT NULL AND line - cand <= $lag AND t_run - cand_ts <= $window THEN cand
+         WHEN form = 'answer' THEN line END AS base_head
+  FROM linked),
+runs AS (
+  SELECT *, first_value(base_head) OVER r AS run_head, first_value(ghost) OVER r AS run_ghost
+  FROM based WINDOW r AS (PARTITION BY pid, run ORDER BY line)),
 headed AS (
-  SELECT *, CASE
-      WHEN ghost THEN NULL
-      WHEN form = 'query' THEN line
-      WHEN serial IS NOT NULL THEN coalesce(shead, CASE WHEN form = 'answer' THEN
-        min(CASE WHEN form = 'answer' AND shead IS NULL AND NOT ghost THEN line END)
-          OVER (PARTITION BY pid, serial) END)
-      WHEN cont THEN coalesce(
-        first_value(dhead) OVER (PARTITION BY pid, run ORDER BY line),
-        min(CASE WHEN NOT ghost THEN line END) OVER (PARTITION BY pid, run))
-      WHEN form = 'answer' THEN coalesce(dhead, line)
-      ELSE dhead END AS head
-  FROM chained),
+  SELECT r.*, CASE WHEN r.ghost THEN NULL WHEN NOT r.cont THEN r.base_head
+      WHEN NOT r.run_ghost AND r.line - r.run_head <= $lag AND r.t_run - h.ts_ns <= $window
+        THEN r.run_head
+      ELSE r.line END AS head
+  FROM runs r LEFT JOIN (SELECT line, ts_ns FROM u) h ON h.line = r.run_head),
 answers AS (
-  SELECT head, line,
-    CASE WHEN vkind = 'cname' THEN NEXT_NAME ELSE item END AS value, rcode
+  SELECT head, line, CASE WHEN vkind = 'cname' THEN NEXT_NAME ELSE item END AS value, rcode
   FROM headed WHERE form = 'answer' AND head IS NOT NULL),
 groups AS (
-  SELECT head, list(CASE WHEN value IS NOT NULL THEN value END ORDER BY line)
-      FILTER (WHERE value IS NOT NULL) AS g_rrdata,
+  SELECT head, list(value ORDER BY line) FILTER (WHERE value IS NOT NULL) AS g_rrdata,
     count(*) AS g_answers, arg_min(rcode, line) AS g_rcode
   FROM answers GROUP BY head),
 cutoff AS (
-  SELECT CASE WHEN $final THEN 18446744073709551615::UBIGINT
-    ELSE greatest(coalesce(min(line) FILTER (WHERE ts_ns >= (SELECT max(ts_ns) FROM u)
-                                                - $window), 0)::UBIGINT,
-                  CASE WHEN $last > $lag THEN ($last - $lag)::UBIGINT ELSE 0 END) END AS cut
-  FROM u)
+  SELECT CASE WHEN $final THEN NULL ELSE min(line) FILTER (
+      WHERE line = head AND $last - line < $lag AND $now - ts_ns <= $window) END AS cut,
+    $final AS everything
+  FROM headed)
 SELECT h.*, g.g_answers, g.g_rcode,
   CASE WHEN g.g_answers > 0 THEN coalesce(g.g_rrdata, []::VARCHAR[]) END AS g_rrdata,
-  (h.head IS NULL OR h.head < (SELECT cut FROM cutoff)) AS closed,
-  (h.line >= (SELECT cut FROM cutoff)
+  (h.head IS NULL OR c.everything OR c.cut IS NULL OR h.head < c.cut) AS closed,
+  (NOT c.everything AND h.ts_ns >= $now - $window
    AND row_number() OVER (PARTITION BY h.pid ORDER BY h.line DESC) = 1) AS last_of_pid,
   CASE WHEN h.line = h.head THEN NULL
        WHEN h.form = 'forward' AND h.head IS NULL
@@ -184,13 +198,11 @@ SELECT h.*, g.g_answers, g.g_rcode,
        WHEN h.form = 'forward' THEN 'forwarding step folded into the record of its query'
        WHEN hh.form = 'query' THEN 'answer folded into the record of its query'
        ELSE 'answer folded into the record of an earlier answer' END AS member
-FROM headed h LEFT JOIN groups g ON g.head = h.line
+FROM headed h CROSS JOIN cutoff c LEFT JOIN groups g ON g.head = h.line
   LEFT JOIN (SELECT line, form FROM u) hh ON hh.line = h.head
 ORDER BY h.line
 """
-
 _GROUP = _GROUP.replace("NEXT_NAME", dns_name("lead(name) OVER (PARTITION BY head ORDER BY line)"))
-
 _SKIP = """CASE WHEN member IS NOT NULL THEN member
     WHEN form = 'dnssec' THEN 'DNSSEC step of dnsmasq itself'
     WHEN starts_with(tag, 'dnsmasq-') THEN 'dnsmasq DHCP or TFTP message'
@@ -225,9 +237,10 @@ def _reverse_pointer(text: str | None) -> str | None:
 class DnsmasqParser(StagedParser):
     """Holds the lines of queries still open (`WINDOW_S`, `MAX_LAG`) between chunks."""
 
-    def __init__(self, *args: object, **kw: object) -> None:
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
         self.carry: pa.Table | None = None
+        self.seen: int | None = None  # the latest time of the file so far, ns
 
     def stage_query(self, lines: str) -> str:
         return _stage(lines)
@@ -246,76 +259,81 @@ class DnsmasqParser(StagedParser):
     def finish(self) -> Parsed:
         parsed = Parsed()
         if self.carry is not None and self.carry.num_rows:
-            self.project(
-                self._group(self.carry.slice(0, 0).drop_columns(["ghost"]), final=True), parsed
-            )
+            nothing = self.carry.slice(0, 0).drop_columns(["ghost"])
+            self.project(self._group(nothing, final=True), parsed)
         self.carry = None
         return parsed
 
     def _with_keys(self, stage: pa.Table) -> pa.Table:
-        """Add ``ts_ns``, and the reverse names of IPv6 addresses that PTR answers name."""
+        """Add ``ts_ns``, ``t_run`` (the latest time so far) and the reverse names of the
+        IPv6 addresses that PTR answers name."""
         self.ctx.con.register("dm_keys", stage)
         try:
             stage = self.ctx.con.sql(
-                f"SELECT *, {ts_ns(ts_input(self.ctx.assume_tz))} AS ts_ns FROM dm_keys"
+                f"""SELECT *, greatest($seen, max(ts_ns) OVER (ORDER BY line
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS t_run
+                    FROM (SELECT *, {ts_ns(ts_input(self.ctx.assume_tz))} AS ts_ns
+                          FROM dm_keys) ORDER BY line""",
+                params={"seen": self.seen},
             ).to_arrow_table()
         finally:
             self.ctx.con.unregister("dm_keys")
-        six = pc.and_(
-            pc.equal(stage.column("form"), "answer"), pc.match_substring(stage.column("name"), ":")
-        )
-        six = pc.fill_null(six, False)
-        if pc.any(six).as_py():
-            names = pc.if_else(six, stage.column("name"), pa.scalar(None, pa.string()))
-            encoded = pc.dictionary_encode(names.combine_chunks())
-            mapped = pa.array(
-                [_reverse_pointer(v) for v in encoded.dictionary.to_pylist()], pa.string()
-            )
-            rkey = pc.coalesce(stage.column("rkey"), pc.take(mapped, encoded.indices))
-            stage = stage.set_column(stage.schema.get_field_index("rkey"), "rkey", rkey)
-        return stage
-
-    def _group(self, stage: pa.Table, final: bool) -> pa.Table:
-        con = self.ctx.con
-        dns_row = pc.fill_null(
+        latest = pc.max(stage.column("t_run")).as_py()
+        self.seen = latest if latest is not None else self.seen
+        six = pc.fill_null(
             pc.and_(
-                pc.is_in(stage.column("form"), _DNS_FORMS),
-                pc.and_(pc.is_null(stage.column("problem")), pc.is_valid(stage.column("ts_ns"))),
+                pc.equal(stage.column("form"), "answer"),
+                pc.match_substring(stage.column("name"), ":"),
             ),
             False,
         )
-        fresh = stage.filter(dns_row).append_column(
-            "ghost", pa.repeat(pa.scalar(False), int(pc.sum(dns_row).as_py() or 0))
-        )
-        united = (
-            fresh
-            if self.carry is None
-            else pa.concat_tables([self.carry, fresh], promote_options="permissive")
-        )
-        rest = stage.filter(pc.invert(dns_row))
-        last = int(pc.max(stage.column("line")).as_py() or 0) if stage.num_rows else 0
-        con.register("dm_u", united)
+        if not pc.any(six).as_py():
+            return stage
+        names = pc.if_else(six, stage.column("name"), pa.scalar(None, pa.string()))
+        encoded = pc.dictionary_encode(names.combine_chunks())
+        mapped = pa.array([_reverse_pointer(v) for v in encoded.dictionary.to_pylist()])
+        rkey = pc.coalesce(stage.column("rkey"), pc.take(mapped, encoded.indices))
+        return stage.set_column(stage.schema.get_field_index("rkey"), "rkey", rkey)
+
+    def _group(self, stage: pa.Table, final: bool) -> pa.Table:
+        """Tie this chunk's query lines to the open groups; return what is done with."""
+        fresh, rest = _split(stage)
+        united = fresh if self.carry is None else _concat([self.carry, fresh])
+        last = pc.max(stage.column("line")).as_py() if stage.num_rows else 0
+        params = {"final": final, "window": WINDOW_S * 10**9, "lag": MAX_LAG, "last": last,
+                  "now": self.seen}  # fmt: skip
+        self.ctx.con.register("dm_u", united)
         try:
-            grouped = con.sql(
-                _GROUP,
-                params={"final": final, "window": WINDOW_S * 10**9, "last": last, "lag": MAX_LAG},
-            ).to_arrow_table()
+            grouped = self.ctx.con.sql(_GROUP, params=params).to_arrow_table()
         finally:
-            con.unregister("dm_u")
+            self.ctx.con.unregister("dm_u")
         closed = pc.fill_null(grouped.column("closed"), True)
-        # open groups wait for more answers; the last line of each process stays too, as a
-        # ghost, so that the next chunk sees which line came before its first one
+        # open groups wait for more lines; the last line of each process stays too, as a
+        # ghost, so that the next chunk knows which line came before its first one
         keep = pc.fill_null(pc.or_(pc.invert(closed), grouped.column("last_of_pid")), False)
         carry = grouped.filter(keep)
         ghost = pc.fill_null(carry.column("closed"), True)
         carry = carry.select(united.column_names)
         self.carry = carry.set_column(carry.schema.get_field_index("ghost"), "ghost", ghost)
-        ghost = grouped.column("ghost")
-        emitted = grouped.filter(pc.and_(closed, pc.invert(ghost)))
-        return pa.concat_tables(
-            [emitted.drop_columns(["ghost", "closed", "last_of_pid"]), rest],
-            promote_options="permissive",
-        )
+        emitted = grouped.filter(pc.and_(closed, pc.invert(grouped.column("ghost"))))
+        emitted = emitted.drop_columns(["ghost", "closed", "last_of_pid"])
+        return _concat([emitted, rest])
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _split(stage: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(query lines, marked as not ghosts; every other line) of a stage."""
+    tied = pc.and_(
+        pc.is_in(stage.column("form"), _DNS_FORMS),
+        pc.and_(pc.is_null(stage.column("problem")), pc.is_valid(stage.column("ts_ns"))),
+    )
+    tied = pc.fill_null(tied, False)
+    fresh = stage.filter(tied)
+    fresh = fresh.append_column("ghost", pa.repeat(pa.scalar(False), fresh.num_rows))
+    return fresh, stage.filter(pc.invert(tied))
 
 
 def _sniff(head: bytes) -> bool:

@@ -36,8 +36,9 @@ _LINE = (
 _LINE_FIELDS = ("a", "b", "c", "hh", "mi", "ss", "ampm", "thread", "what", "rest")
 _PACKET = (
     r"^(?P<ctx>[0-9A-Fa-f]+) (?P<proto>UDP|TCP) (?P<dir>Snd|Rcv) (?P<ip>[0-9A-Fa-f:.]+) +"
-    r"(?P<xid>[0-9A-Fa-f]{1,4}) +(?P<qr>R )?(?P<op>[QNU?]) \[(?P<fhex>[0-9A-Fa-f]{4}) +"
-    r"(?P<fchars>[ATDR]*) +(?P<rcode>[A-Z]+)\] (?P<qtype>\S+) +(?P<qname>\S*)$"
+    r"(?P<xid>[0-9A-Fa-f]{1,4}) +(?P<qr>R )?(?P<op>[QNU?]) \[(?P<fhex>[0-9A-Fa-f]{4}) "
+    # the flag letters are a fixed-width field, one place each for A, T, D and R
+    r"(?P<fchars>[A ][T ][D ][R ]) +(?P<rcode>[A-Z]+)\] (?P<qtype>\S+) +(?P<qname>\S*)$"
 )
 _PACKET_FIELDS = ("ctx", "proto", "dir", "ip", "xid", "qr", "op", "fhex", "fchars", "rcode",
                   "qtype", "qname")  # fmt: skip
@@ -93,9 +94,9 @@ def _stage(lines: str) -> str:
              WHEN w.ampm <> '' AND TRY_CAST(w.hh AS INTEGER) NOT BETWEEN 1 AND 12
                THEN 'invalid 12-hour time'
              WHEN w.what = 'PACKET' AND p.op = '' THEN 'malformed Windows DNS packet line'
+             {name_problem("p.qname")}
              WHEN p.op <> '' AND NOT {fits}
                THEN 'query name labels do not match their lengths'
-             {name_problem("p.qname")}
         END AS problem
       FROM (SELECT *, CASE WHEN w.what = 'PACKET' THEN {packet} END AS p
         FROM (SELECT *, {line} AS w FROM {lines})))
