@@ -81,18 +81,22 @@ def header_head(line: str) -> dict[str, str] | None:
 def register_lines(ctx: Context, chunk: LineChunk, parsed: Parsed, name: str) -> str:
     """Register the chunk's lines as table ``name``; return a relation over them.
 
-    The relation has ``line``, ``raw`` (the line without its CR/LF) and ``problem``: the
-    reader's own rejects (their reasons are added here), blank lines, else NULL.
+    The relation has ``line``, ``raw`` (the line without its CR/LF, and the first line
+    without a UTF-8 BOM) and ``problem``: the reader's own rejects (their reasons are added
+    here), blank lines, else NULL.  Trimming is done in Arrow, several times faster than
+    DuckDB's ``rtrim`` on long lines.
     """
-    ctx.con.register(name, pa.table({"line": chunk.line_numbers(), "raw": chunk.lines}))
+    raw = pc.utf8_rtrim(chunk.lines, characters="\r\n").cast(pa.string())
+    if chunk.first_line == 1 and len(raw) and (raw[0].as_py() or "").startswith("\ufeff"):
+        first = pc.utf8_ltrim(raw.slice(0, 1), characters="\ufeff")
+        raw = pa.concat_arrays([first, raw.slice(1)])
+    ctx.con.register(name, pa.table({"line": chunk.line_numbers(), "raw": raw}))
     for line, reason in chunk.rejects:
         parsed.add_lines(parsed.rejects, pa.array([line], pa.uint64()), pa.array([reason]))
     return f"""(SELECT line, raw, CASE
           WHEN raw IS NULL THEN '{READER_REJECT}'
-          WHEN trim(raw, chr(9) || chr(11) || chr(12) || ' ') = '' THEN 'blank line'
-        END AS problem
-      FROM (SELECT line, rtrim(CASE WHEN line = 1 THEN ltrim(raw, chr(65279)) ELSE raw END,
-                               chr(10) || chr(13)) AS raw FROM {name}))"""
+          WHEN regexp_matches(raw, '^[\t\v\f ]*$') THEN 'blank line'
+        END AS problem FROM {name})"""
 
 
 def syslog_time(h: str) -> dict[str, str]:

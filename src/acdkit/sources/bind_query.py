@@ -26,9 +26,7 @@ from acdkit.sources._sql import sql_quote
 from acdkit.sources._syslog import (
     HEADER,
     HEADER_FIELDS,
-    MONTHS_SQL,
     TIME_COLUMNS,
-    frac_ns,
     syslog_time,
     time_select,
 )
@@ -36,23 +34,15 @@ from acdkit.sources._syslog import (
 __all__ = ["FORMAT"]
 
 _ADDR = r"[0-9A-Fa-f:.]+"
+# print-time: dd-Mon-YYYY hh:mm:ss.mmm, ISO 8601 (local, or UTC with Z), or BIND 9.2's
+# Mmm dd hh:mm:ss.mmm; the prefix is matched without captures (fast), the time read from it
 _TIME = (
-    r"(?:(?P<bd>[0-9]{2})-(?P<bmon>[A-Z][a-z]{2})-(?P<by>[0-9]{4}) (?P<bh>[0-9]{2}):"
-    r"(?P<bmi>[0-9]{2}):(?P<bs>[0-9]{2})\.(?P<bms>[0-9]{3})"
-    r"|(?P<iy>[0-9]{4})-(?P<imo>[0-9]{2})-(?P<id>[0-9]{2})T(?P<ih>[0-9]{2}):(?P<imi>[0-9]{2}):"
-    r"(?P<is>[0-9]{2})(?:\.(?P<ims>[0-9]{3}))?(?P<iz>Z)?"
-    r"|(?P<omon>[A-Z][a-z]{2}) +(?P<od>[0-9]{1,2}) (?P<oh>[0-9]{2}):(?P<omi>[0-9]{2}):"
-    r"(?P<os>[0-9]{2})\.(?P<oms>[0-9]{3}))"
+    r"(?:[0-9]{2}-[A-Z][a-z]{2}-[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3})?Z?"
+    r"|[A-Z][a-z]{2} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3})"
 )
 # a category before the time (Infoblox writes one), the time, then category and severity
-_PREFIX = (
-    rf"^(?:[a-z][a-z0-9_-]*: )?(?:{_TIME} )?(?:(?:[a-z][a-z0-9_-]*|debug [0-9]+): ){{0,2}}"
-    r"(?P<body>.*)$"
-)
-_PREFIX_FIELDS = (
-    "bd", "bmon", "by", "bh", "bmi", "bs", "bms", "iy", "imo", "id", "ih", "imi", "is", "ims",
-    "iz", "omon", "od", "oh", "omi", "os", "oms", "body",
-)  # fmt: skip
+_PREFIX = rf"^(?:[a-z][a-z0-9_-]*: )?(?:{_TIME} )?(?:(?:[a-z][a-z0-9_-]*|debug [0-9]+): ){{0,2}}"
 _CLIENT = rf"^client (?:@0x[0-9a-fA-F]+ )?(?P<cip>{_ADDR})#(?P<cport>[0-9]+)(?:/key \S+)?"
 _QUERY = (
     _CLIENT + r"(?: \((?:\\.|[^)\\])*\))?:(?: view [^:]*:)? query: (?P<qname>\S+) "
@@ -91,37 +81,30 @@ def _records(rrs: str) -> str:
     return f"list_transform({parts}, lambda p: {_struct('p', _RR, _RR_FIELDS)})"
 
 
+_STAMP = """CASE WHEN tt = '' THEN NULL
+    WHEN contains(tt, 'T') THEN TRY_CAST(rtrim(tt, 'Z') AS TIMESTAMP)
+    WHEN contains(tt, '-') THEN try_strptime(tt, '%d-%b-%Y %H:%M:%S.%g')
+    ELSE try_strptime('2000 ' || regexp_replace(tt, ' +', ' '), '%Y %b %d %H:%M:%S.%g') END"""
+
+
 def _time() -> str:
-    """TIME_COLUMNS: BIND's own print-time where there is one, else the syslog header's."""
-    bmon, omon = f"list_position({MONTHS_SQL}, p.bmon)", f"list_position({MONTHS_SQL}, p.omon)"
-    iso = (
-        "p.iy || '-' || p.imo || '-' || p.id || 'T' || p.ih || ':' || p.imi || ':' || p.is"
-        " || coalesce('.' || nullif(p.ims, ''), '') || 'Z'"
-    )
-    forms = {  # (print-time dd-Mon-YYYY, ISO 8601, old Mmm dd)
-        "t_kind": ("'local'", "CASE WHEN p.iz = 'Z' THEN 'zoned' ELSE 'local' END", "'syslog'"),
-        "t_text": ("NULL", f"CASE WHEN p.iz = 'Z' THEN {iso} END", "NULL"),
-        "t_y": ("TRY_CAST(p.by AS INTEGER)", "TRY_CAST(p.iy AS INTEGER)", "NULL"),
-        "t_mo": (bmon, "TRY_CAST(p.imo AS INTEGER)", omon),
-        "t_d": ("TRY_CAST(p.bd AS INTEGER)", "TRY_CAST(p.id AS INTEGER)",
-                "TRY_CAST(p.od AS INTEGER)"),
-        "t_h": ("TRY_CAST(p.bh AS INTEGER)", "TRY_CAST(p.ih AS INTEGER)",
-                "TRY_CAST(p.oh AS INTEGER)"),
-        "t_mi": ("TRY_CAST(p.bmi AS INTEGER)", "TRY_CAST(p.imi AS INTEGER)",
-                 "TRY_CAST(p.omi AS INTEGER)"),
-        "t_s": ("TRY_CAST(p.bs AS INTEGER)", "TRY_CAST(p.is AS INTEGER)",
-                "TRY_CAST(p.os AS INTEGER)"),
-        "t_frac": (frac_ns("p.bms"), frac_ns("p.ims"), frac_ns("p.oms")),
-    }  # fmt: skip
+    """TIME_COLUMNS: BIND's own print-time (text ``tt``, read as ``ts``), else the header's."""
+    own = {
+        "t_kind": """CASE WHEN ends_with(tt, 'Z') THEN 'zoned'
+            WHEN contains(tt, 'T') OR contains(tt, '-') THEN 'local' ELSE 'syslog' END""",
+        "t_text": "CASE WHEN ends_with(tt, 'Z') THEN tt END",
+        "t_y": "CASE WHEN contains(tt, '-') THEN year(ts) END",
+        "t_mo": "month(ts)",
+        "t_d": "day(ts)",
+        "t_h": "hour(ts)",
+        "t_mi": "minute(ts)",
+        "t_s": "second(ts)",
+        "t_frac": "(epoch_us(ts) % 1000000) * 1000",
+    }
     header = syslog_time("h")
-    columns = {}
-    for name in TIME_COLUMNS:
-        own, iso_form, old = forms[name]
-        columns[name] = (
-            f"CASE WHEN {bmon} IS NOT NULL THEN {own} WHEN p.iy <> '' THEN {iso_form} "
-            f"WHEN {omon} IS NOT NULL THEN {old} ELSE {header[name]} END"
-        )
-    return time_select(columns)
+    return time_select(
+        {n: f"CASE WHEN tt <> '' THEN {own[n]} ELSE {header[n]} END" for n in TIME_COLUMNS}
+    )
 
 
 # BIND's own "Feb 25 11:09:43.651 queries: ..." would read as a syslog header whose tag is
@@ -144,9 +127,8 @@ _SKIP = """CASE
 
 def _stage(lines: str) -> str:
     header = _struct("raw", HEADER, HEADER_FIELDS)
-    prefix = _struct("message", _PREFIX, _PREFIX_FIELDS)
-    query = _struct("p.body", _QUERY, _QUERY_FIELDS)
-    response = _struct("p.body", _RESPONSE, _RESPONSE_FIELDS)
+    query = _struct("body", _QUERY, _QUERY_FIELDS)
+    response = _struct("body", _RESPONSE, _RESPONSE_FIELDS)
     qname = "coalesce(nullif(q.qname, ''), nullif(r.qname, ''))"
     return f"""
     SELECT line, {time_select({n: n for n in TIME_COLUMNS})}, sensor, tag, body, kind, cip,
@@ -159,7 +141,7 @@ def _stage(lines: str) -> str:
              THEN 'malformed answer record'
       END AS problem
     FROM (SELECT line, problem, {_time()}, nullif(split_part(h.host, ' ', 1), '') AS sensor,
-        nullif(h.tag, '') AS tag, p.body AS body,
+        nullif(h.tag, '') AS tag, body,
         CASE WHEN q.qname <> '' THEN 'query' WHEN r.qname <> '' THEN 'transaction' END AS kind,
         coalesce(nullif(q.cip, ''), nullif(r.cip, '')) AS cip,
         coalesce(nullif(q.cport, ''), nullif(r.cport, '')) AS cport,
@@ -171,12 +153,15 @@ def _stage(lines: str) -> str:
              WHEN contains(q.flags, 'T') THEN 'tcp' ELSE 'udp' END AS proto,
         nullif(q.dst, '') AS dst
       FROM (SELECT *, CASE WHEN r.rrs <> '' THEN {_records("r.rrs")} ELSE [] END AS records
-        FROM (SELECT *, {query} AS q, {response} AS r
-          FROM (SELECT *, {prefix} AS p
-            FROM (SELECT *, CASE WHEN h.tag <> '' THEN h.msg ELSE raw END AS message
-              FROM (SELECT * REPLACE ({_SYSLOG_ONLY} AS h)
-                FROM (SELECT *, {header} AS h FROM {lines})))))))
-    ORDER BY line
+        FROM (SELECT *, CASE WHEN contains(body, ' query: ') THEN {query} END AS q,
+                 CASE WHEN contains(body, ' response: ') THEN {response} END AS r,
+                 {_STAMP} AS ts
+          FROM (SELECT *, substr(message, length(pre) + 1) AS body,
+                       regexp_extract(pre, {sql_quote(_TIME)}, 0) AS tt
+            FROM (SELECT *, regexp_extract(message, {sql_quote(_PREFIX)}, 0) AS pre
+              FROM (SELECT *, CASE WHEN h.tag <> '' THEN h.msg ELSE raw END AS message
+                FROM (SELECT * REPLACE ({_SYSLOG_ONLY} AS h)
+                  FROM (SELECT *, {header} AS h FROM {lines}))))))))
     """
 
 
@@ -209,7 +194,7 @@ def _sniff(head: bytes) -> bool:
     return server_program(head) == "named" or _plain_query_log(head)
 
 
-_PLAIN_QUERY = re.compile(_PREFIX.removesuffix("(?P<body>.*)$") + _QUERY.removeprefix("^"))
+_PLAIN_QUERY = re.compile(_PREFIX + _QUERY.removeprefix("^"))
 
 
 def _plain_query_log(head: bytes) -> bool:

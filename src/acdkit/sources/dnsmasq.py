@@ -119,7 +119,6 @@ def _stage(lines: str) -> str:
             nullif(q.client, '') AS client, nullif(a.value, '') AS v
           FROM (SELECT *, {query} AS q, {answer} AS a, {forward} AS fwd, {dnssec} AS dnssec
             FROM (SELECT *, {message} AS m FROM (SELECT *, {header} AS h FROM {lines}))))))
-    ORDER BY line
     """
 
 

@@ -114,7 +114,6 @@ def _stage(lines: str) -> str:
                               ELSE {inner} END AS i
             FROM (SELECT *, CASE WHEN o.ident = '' THEN {header} END AS h
               FROM (SELECT *, {own} AS o FROM {lines}))))))
-    ORDER BY line
     """
 
 

@@ -100,7 +100,6 @@ def _stage(lines: str) -> str:
         END AS problem
       FROM (SELECT *, CASE WHEN w.what = 'PACKET' THEN {packet} END AS p
         FROM (SELECT *, {line} AS w FROM {lines})))
-    ORDER BY line
     """
 
 
