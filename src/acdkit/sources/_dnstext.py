@@ -108,8 +108,6 @@ def in_line_order(stage: pa.Table) -> pa.Table:
 class StagedParser(Parser):
     """A DNS server's text log: stage query, years and zone, then one routed query."""
 
-    table = "dns"
-
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.clock = Clock(ctx)
