@@ -164,12 +164,15 @@ class Clock:
         needs_zone = pc.fill_null(pc.is_in(kind, pa.array(["local", "syslog"])), False)
         if pc.any(needs_zone).as_py():
             self._zone_rule(parsed)
-        is_syslog = pc.fill_null(pc.equal(kind, "syslog"), False).to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(is_syslog)
+        # a syslog time whose parts did not all parse gets no year, so it stays invalid
+        is_syslog = pc.fill_null(pc.equal(kind, "syslog"), False)
+        for name in ("t_mo", "t_d", "t_h", "t_mi", "t_s"):
+            is_syslog = pc.and_(is_syslog, pc.is_valid(stage.column(name)))
+        rows = np.flatnonzero(is_syslog.to_numpy(zero_copy_only=False))
         if not len(rows):
             return stage
         parts = [
-            stage.column(c).to_numpy(zero_copy_only=False)[rows].astype(np.int64)
+            pc.fill_null(stage.column(c), 0).to_numpy()[rows].astype(np.int64)
             for c in ("t_mo", "t_d", "t_h", "t_mi", "t_s")
         ]
         secs = _seconds_into_year(parts)
