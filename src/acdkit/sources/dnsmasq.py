@@ -12,9 +12,9 @@ Each query becomes one dns record: its answers fill ``rrdata`` (the CNAME target
 are skips that say they were folded into it.  Lines are matched to their query by serial
 number where there is one, else by process and name (the latest query for that name before
 the answer; a PTR answer names the address, which is turned back into its reverse name).
-An answer whose query is not in the file, or came more than `WINDOW_S` seconds or
-`MAX_LAG` lines before it, is a record of its own (``event_kind`` ``answer``).  Lines wait
-across chunks for their query's answers in a bounded carry (`DnsmasqParser`).
+An answer whose query is not in the file, or came more than `MAX_LAG` lines before it, is a
+record of its own (``event_kind`` ``answer``).  Lines wait across chunks for their query's
+answers in a bounded carry (`DnsmasqParser`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ from acdkit.sources._syslog import (
     ts_input,
 )
 
-__all__ = ["FORMAT", "MAX_LAG", "WINDOW_S"]
+__all__ = ["FORMAT", "MAX_LAG"]
 
-WINDOW_S = 120  # dnsmasq gives up on an upstream long before this
-MAX_LAG = 500_000  # lines a query waits for its answers, whatever the clock says
+# lines after its query that an answer may come and still be tied to it: at 1,000 queries a
+# second (three lines each) a minute, far longer than dnsmasq waits for an upstream; it
+# bounds the lines held from one chunk to the next
+MAX_LAG = 200_000
 
 _ADDR = r"[0-9A-Fa-f:.]+"
 _IPV4 = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
@@ -125,22 +127,18 @@ def _stage(lines: str) -> str:
 # One group per query: its head line and the answer and forwarding lines tied to it.
 #  * by serial (log-queries=extra), else by process and name: the latest query before the
 #    line with the line's name (or, for a PTR answer naming an address, its reverse name);
-#  * a CNAME chain's next line follows the line before it (same process, within WINDOW_S);
-#  * a line is tied to a head at most MAX_LAG lines and WINDOW_S seconds (by the latest time
-#    seen so far, ``t_run``) after it; an answer tied to nothing is a head of its own.
-# These rules do not depend on where chunks end.  Between chunks, a group is closed once no
-# later line can be tied to its head, and only a run of closed heads from the file's start:
-# then the latest query of a name is never dropped while an older one is kept.
+#  * a CNAME chain's next line follows the line before it of the same process;
+#  * a line is tied to a head at most MAX_LAG lines after it; an answer tied to nothing is a
+#    head of its own.
+# Times play no part: clocks step back (daylight saving time, corrections) and a query's
+# answer must still find it.  These rules do not depend on where chunks end.  Between
+# chunks a group is closed once no later line can be tied to it: MAX_LAG lines on, or at
+# once when a later query of the same name and process exists (its answers go there).
 _GROUP = """
 WITH u AS (SELECT * FROM dm_u),
-queries AS (SELECT pid, key, serial, line AS qline, ts_ns AS qts FROM u
-            WHERE form = 'query' AND NOT ghost),
+queries AS (SELECT pid, key, serial, line AS qline FROM u WHERE form = 'query' AND NOT ghost),
 by_name AS (
-  SELECT u.line,
-    CASE WHEN coalesce(n.qline, 0) >= coalesce(r.qline, 0) THEN n.qline ELSE r.qline END
-      AS cand,
-    CASE WHEN coalesce(n.qline, 0) >= coalesce(r.qline, 0) THEN n.qts ELSE r.qts END
-      AS cand_ts
+  SELECT u.line, greatest(n.qline, r.qline) AS cand
   FROM u
   ASOF LEFT JOIN (SELECT * FROM queries WHERE serial IS NULL) n
     ON u.pid = n.pid AND u.key = n.key AND u.line >= n.qline
@@ -148,48 +146,45 @@ by_name AS (
     ON u.pid = r.pid AND u.rkey = r.key AND u.line >= r.qline
   WHERE u.serial IS NULL AND u.form <> 'query' AND NOT u.ghost),
 by_serial AS (
-  SELECT u.line, s.qline AS cand, s.qts AS cand_ts FROM u
+  SELECT u.line, s.qline AS cand FROM u
   ASOF LEFT JOIN (SELECT * FROM queries WHERE serial IS NOT NULL) s
     ON u.pid = s.pid AND u.serial = s.serial AND u.line >= s.qline
   WHERE u.serial IS NOT NULL AND u.form <> 'query' AND NOT u.ghost),
+superseded AS (
+  SELECT qline AS line, lead(qline) OVER (PARTITION BY pid, key ORDER BY qline) IS NOT NULL
+    AS superseded
+  FROM queries WHERE serial IS NULL),
 linked AS (
-  SELECT u.*, c.cand, c.cand_ts,
+  SELECT u.*, c.cand,
     coalesce(u.form = 'answer' AND u.serial IS NULL AND lag(u.form) OVER w = 'answer'
-      AND lag(u.vkind) OVER w = 'cname' AND lag(u.serial) OVER w IS NULL
-      AND u.t_run - lag(u.ts_ns) OVER w <= $window, false) AS cont
+      AND lag(u.vkind) OVER w = 'cname' AND lag(u.serial) OVER w IS NULL, false) AS cont
   FROM u LEFT JOIN (SELECT * FROM by_name UNION ALL SELECT * FROM by_serial) c USING (line)
   WINDOW w AS (PARTITION BY u.pid ORDER BY u.line)),
 based AS (
   SELECT *, sum(CASE WHEN cont THEN 0 ELSE 1 END) OVER (PARTITION BY pid ORDER BY line) AS run,
     CASE WHEN ghost OR cont THEN NULL WHEN form = 'query' THEN line
-         WHEN cand IS NOT NULL AND line - cand <= $lag AND t_run - cand_ts <= $window THEN cand
+         WHEN cand IS NOT NULL AND line - cand <= $lag THEN cand
          WHEN form = 'answer' THEN line END AS base_head
   FROM linked),
-runs AS (
-  SELECT *, first_value(base_head) OVER r AS run_head, first_value(ghost) OVER r AS run_ghost
-  FROM based WINDOW r AS (PARTITION BY pid, run ORDER BY line)),
 headed AS (
-  SELECT r.*, CASE WHEN r.ghost THEN NULL WHEN NOT r.cont THEN r.base_head
-      WHEN NOT r.run_ghost AND r.line - r.run_head <= $lag AND r.t_run - h.ts_ns <= $window
-        THEN r.run_head
-      ELSE r.line END AS head
-  FROM runs r LEFT JOIN (SELECT line, ts_ns FROM u) h ON h.line = r.run_head),
+  SELECT *, CASE WHEN ghost THEN NULL WHEN NOT cont THEN base_head
+      WHEN NOT run_ghost AND line - run_head <= $lag THEN run_head
+      ELSE line END AS head
+  FROM (SELECT *, first_value(base_head) OVER r AS run_head,
+               first_value(ghost) OVER r AS run_ghost
+        FROM based WINDOW r AS (PARTITION BY pid, run ORDER BY line))),
 answers AS (
   SELECT head, line, CASE WHEN vkind = 'cname' THEN NEXT_NAME ELSE item END AS value, rcode
   FROM headed WHERE form = 'answer' AND head IS NOT NULL),
 groups AS (
   SELECT head, list(value ORDER BY line) FILTER (WHERE value IS NOT NULL) AS g_rrdata,
     count(*) AS g_answers, arg_min(rcode, line) AS g_rcode
-  FROM answers GROUP BY head),
-cutoff AS (
-  SELECT CASE WHEN $final THEN NULL ELSE min(line) FILTER (
-      WHERE line = head AND $last - line < $lag AND $now - ts_ns <= $window) END AS cut,
-    $final AS everything
-  FROM headed)
+  FROM answers GROUP BY head)
 SELECT h.*, g.g_answers, g.g_rcode,
   CASE WHEN g.g_answers > 0 THEN coalesce(g.g_rrdata, []::VARCHAR[]) END AS g_rrdata,
-  (h.head IS NULL OR c.everything OR c.cut IS NULL OR h.head < c.cut) AS closed,
-  (NOT c.everything AND h.ts_ns >= $now - $window
+  (h.head IS NULL OR $final OR $last - h.head >= $lag OR coalesce(s.superseded, false))
+    AS closed,
+  (NOT $final AND $last - h.line < $lag
    AND row_number() OVER (PARTITION BY h.pid ORDER BY h.line DESC) = 1) AS last_of_pid,
   CASE WHEN h.line = h.head THEN NULL
        WHEN h.form = 'forward' AND h.head IS NULL
@@ -197,8 +192,9 @@ SELECT h.*, g.g_answers, g.g_rcode,
        WHEN h.form = 'forward' THEN 'forwarding step folded into the record of its query'
        WHEN hh.form = 'query' THEN 'answer folded into the record of its query'
        ELSE 'answer folded into the record of an earlier answer' END AS member
-FROM headed h CROSS JOIN cutoff c LEFT JOIN groups g ON g.head = h.line
+FROM headed h LEFT JOIN groups g ON g.head = h.line
   LEFT JOIN (SELECT line, form FROM u) hh ON hh.line = h.head
+  LEFT JOIN superseded s ON s.line = h.head
 ORDER BY h.line
 """
 _GROUP = _GROUP.replace("NEXT_NAME", dns_name("lead(name) OVER (PARTITION BY head ORDER BY line)"))
@@ -234,12 +230,11 @@ def _reverse_pointer(text: str | None) -> str | None:
 
 
 class DnsmasqParser(StagedParser):
-    """Holds the lines of queries still open (`WINDOW_S`, `MAX_LAG`) between chunks."""
+    """Holds the lines of queries still open (`MAX_LAG`) between chunks."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.carry: pa.Table | None = None
-        self.seen: int | None = None  # the latest time of the file so far, ns
 
     def stage_query(self, lines: str) -> str:
         return _stage(lines)
@@ -264,21 +259,14 @@ class DnsmasqParser(StagedParser):
         return parsed
 
     def _with_keys(self, stage: pa.Table) -> pa.Table:
-        """Add ``ts_ns``, ``t_run`` (the latest time so far) and the reverse names of the
-        IPv6 addresses that PTR answers name."""
+        """Add ``ts_ns``, and the reverse names of the IPv6 addresses that PTR answers name."""
         self.ctx.con.register("dm_keys", stage)
         try:
             stage = self.ctx.con.sql(
-                f"""SELECT *, greatest($seen, max(ts_ns) OVER (ORDER BY line
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS t_run
-                    FROM (SELECT *, {ts_ns(ts_input(self.ctx.assume_tz))} AS ts_ns
-                          FROM dm_keys) ORDER BY line""",
-                params={"seen": self.seen},
+                f"SELECT *, {ts_ns(ts_input(self.ctx.assume_tz))} AS ts_ns FROM dm_keys"
             ).to_arrow_table()
         finally:
             self.ctx.con.unregister("dm_keys")
-        latest = pc.max(stage.column("t_run")).as_py()
-        self.seen = latest if latest is not None else self.seen
         six = pc.fill_null(
             pc.and_(
                 pc.equal(stage.column("form"), "answer"),
@@ -299,8 +287,7 @@ class DnsmasqParser(StagedParser):
         fresh, rest = _split(stage)
         united = fresh if self.carry is None else _concat([self.carry, fresh])
         last = pc.max(stage.column("line")).as_py() if stage.num_rows else 0
-        params = {"final": final, "window": WINDOW_S * 10**9, "lag": MAX_LAG, "last": last,
-                  "now": self.seen}  # fmt: skip
+        params = {"final": final, "lag": MAX_LAG, "last": last}
         self.ctx.con.register("dm_u", united)
         try:
             grouped = self.ctx.con.sql(_GROUP, params=params).to_arrow_table()
