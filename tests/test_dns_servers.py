@@ -1,5 +1,6 @@
 """DNS server logs (BIND, Unbound, dnsmasq, Windows DNS): detection, every line accounted for,
 hand-checked records, the rules for times without a zone or a year, and hostile lines.
+Their canary inputs are in test_minimize.py, their damaged samples in test_hostile.py.
 
 Expected times are computed here from the raw text with datetime and zoneinfo, not with the
 parsers; the fixtures' provenance is in tests/data/{bind,unbound,dnsmasq,windns}/SOURCES.md.
@@ -18,13 +19,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from acdkit import ingest, keys, sources
+from acdkit import ingest, sources
 from acdkit.cli import app
 from acdkit.errors import UsageError
 from acdkit.sources import _lines, dnsmasq
 from acdkit.sources._lines import content_head
 from acdkit.store import Store
-from test_minimize import MARK, canary_hits, seal_and_package, sealed
 from test_sources import by_line, ingest_one
 
 TOKYO = "Asia/Tokyo"
@@ -728,66 +728,7 @@ def test_hostile_lines_are_rejects_with_reasons(store: Store, tmp_path: Path, fm
     assert (result.rejected, result.record_count) == (4, 0)
     assert result.reject_reasons == HOSTILE_REASONS[fmt]
     for reason in result.reject_reasons:  # a reason never carries the input
-        assert "aaaa" not in reason and MARK not in reason and "example" not in reason
-
-
-# -- content never reaches the store ----------------------------------------------------------
-
-
-def test_dns_server_canaries_reach_no_output(
-    store: Store, signer: keys.Signer, data: Path, tmp_path: Path
-) -> None:
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    planted = {
-        # view names, TSIG key names, other BIND messages, another program's text
-        "bind.log": [
-            "04-Jun-2018 14:48:17.330 queries: info: client @0x7f 10.0.0.8#41234 (m.example):"
-            " view CANARYview: query: m.example IN A +E(0)K (10.0.0.53)",
-            "04-Jun-2018 14:48:19.750 queries: info: client @0x7f 10.0.0.9#5300/key CANARYkey"
-            " (s.example): query: s.example IN SRV +SE(0) (10.0.0.53)",
-            "04-Jun-2018 14:48:20.000 general: notice: CANARY running",
-        ],
-        # TXT text with a ';' inside quotes: answer data that is content
-        "infoblox.log": [
-            "<30>May 9 11:54:36 h named[1]: 09-May-2023 11:54:36.185 client 192.0.2.8#59605:"
-            " UDP: query: t.example IN TXT response: NOERROR + t.example. 3600 IN TXT"
-            ' "k=CANARY; p=CANARY" "CANARY";',
-        ],
-        "dnsmasq.log": [
-            "Jun  2 06:03:08 dnsmasq[9]: query[A] node05 from 192.168.1.20",
-            "Jun  2 06:03:08 dnsmasq[9]: /etc/CANARY/hosts node05 is 192.168.0.25",
-            "Jun  2 06:03:17 dnsmasq-dhcp[9]: DHCPACK(eth0) 192.168.1.30 00:00:5e:00:53:01 CANARY",
-            "Jun  2 06:03:18 dnsmasq[9]: started, version CANARY cachesize 150",
-        ],
-        "unbound.log": [
-            "[1599849602] unbound[1:0] error: SERVFAIL <broken.example. A IN>: CANARY failed",
-            "[1599849603] unbound[1:0] info: 172.30.0.4 u.example. A IN",
-        ],
-        "dns.log": [
-            "DNS Server log file creation at 6/5/2013 9:58:01 AM CANARY",
-            "6/13/2013 1:07:45 PM 06B0 PACKET  0 UDP Rcv 192.0.2.1 0d4e   Q [0001   D   NOERROR]"
-            " A (3)www(7)example(3)org(0)",
-            "  Remote addr 192.0.2.1, port 53937 CANARY",
-            "6/13/2013 1:07:49 PM 06B0 EVENT   The DNS server CANARY.",
-        ],
-    }
-    for name, lines in planted.items():
-        (inputs / name).write_text("\n".join(lines) + "\n")
-    report = ingest.ingest(store, sorted(inputs.iterdir()), assume_tz="UTC", year=2023)
-    assert all(f.status == "ingested" and f.rejected == 0 for f in report.files), report.files
-    assert {f.format for f in report.files} == set(MINE)
-    assert report.records == 2 + 1 + 1 + 1 + 1
-
-    out = tmp_path / "bundle"
-    seal_and_package(store, signer, out)
-    assert canary_hits(store.root) == []
-    assert canary_hits(out) == []
-    got = sorted((r["qname"], r["rrdata"]) for r in sealed(store, "dns"))
-    assert got == sorted([
-        ("m.example", None), ("s.example", None), ("t.example", []), ("node05", ["192.168.0.25"]),
-        ("u.example", None), ("www.example.org", None),
-    ])  # fmt: skip
+        assert "aaaa" not in reason and "CANARY" not in reason and "example" not in reason
 
 
 def test_sequential_formats_bypass_the_pool(

@@ -16,7 +16,7 @@ import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -228,6 +228,7 @@ class CanaryCase:
     records: int  # records of all files together
     planted: set[str]  # fields that must carry a marker in the inputs
     check: Callable[[Store, Path], None]  # machine information arrived (store, bundle)
+    options: dict[str, Any] = field(default_factory=dict)  # ingest options the files need
 
 
 def zeek_json_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
@@ -657,6 +658,132 @@ def windows_evtx_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
     return CanaryCase(sorted(inputs.iterdir()), sum(sources_.values()), labels, check)
 
 
+def _planted_lines(
+    real: Callable[[str], Path], rel: str, swaps: dict[int, list[tuple[str, str]]]
+) -> list[str]:
+    """A sample's lines, with text replaced (canaries) in the lines given (1-based)."""
+    lines = real(rel).read_text().splitlines()
+    for number, changes in swaps.items():
+        for old, new in changes:
+            assert old in lines[number - 1], (rel, number, old)
+            lines[number - 1] = lines[number - 1].replace(old, new)
+    return lines
+
+
+def _write(path: Path, lines: list[str], end: str = "\n") -> Path:
+    path.write_text(end.join(lines) + end)
+    return path
+
+
+def _dns_check(
+    expected: list[tuple[str | None, list[str] | None]],
+) -> Callable[[Store, Path], None]:
+    def check(store: Store, out: Path) -> None:
+        got = sorted(((r["qname"], r["rrdata"]) for r in sealed(store, "dns")), key=repr)
+        assert got == sorted(expected, key=repr)
+
+    return check
+
+
+def bind_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    # RPZ, update and CEF messages, TXT answer text, view and TSIG key names, other messages
+    c = canary
+    infoblox = _planted_lines(real, "bind/elastic-infoblox-nios-test-dns.log", {
+        9: [("query123-10-120-20-93", c("rpz_rewrite"))],
+        10: [("a6.test1.com", c("update_name"))],
+        11: [("rpz QNAME NXDOMAIN rewrite", c("cef_msg"))],
+        26: [("k=rsa; p=abc", c("txt_data")), ('"jkl"', f'"{c("txt_more")}"')],
+    })  # fmt: skip
+    querylog = _planted_lines(real, "bind/querylog-9.16-print-all.log", {
+        5: [("view internal", f"view {c('view')}")],
+        7: [("lame server resolving", c("lame_message"))],
+        9: [("ddns-key", c("tsig_key"))],
+        10: [("running", c("general_message"))],
+    })  # fmt: skip
+    files = [_write(inputs / "infoblox.log", infoblox), _write(inputs / "querylog.log", querylog)]
+    expected = [
+        ("a1.foo.com", ["foo.com", "0.0.0.0"]), ("test.com", []), ("a2.foo.com", ["192.168.0.3"]),
+        ("non-exist.foo.com", []), ("a1.foo.com", ["192.168.0.2", "192.168.0.3"]),
+        ("config.nos-avg.cz", None), ("settings-win.data.microsoft.com", []),
+        ("ocsp.digicert.com", None), ("89.160.20.128.a1.foo.com", ["089.160.20.112.a1.foo.com"]),
+        ("settings-win.data.microsoft.com", []), ("abugtera.tun.p2.42", None),
+        ("version.bind", None),
+        ("www.example.com", None), ("www.example.com", None), ("www.example.net", None),
+        ("example.com", None), ("mail.example.com", None), ("_ldap._tcp.example.com", None),
+    ]  # fmt: skip
+    planted = {"rpz_rewrite", "update_name", "cef_msg", "txt_data", "txt_more", "view",
+               "lame_message", "tsig_key", "general_message"}  # fmt: skip
+    options = {"assume_tz": "UTC", "year": 2022}
+    return CanaryCase(files, len(expected), planted, _dns_check(expected), options)
+
+
+def unbound_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    lines = _planted_lines(real, "unbound/unbound-logfile.log", {
+        1: [("validator", canary("module_name"))],
+        2: [("unbound 1.13.1", canary("version"))],
+        10: [("all the configured stub or forward servers failed", canary("servfail_reason"))],
+    })  # fmt: skip
+    expected = [
+        ("example.com", None), ("example.com", None), ("www.example.org", None),
+        ("www.example.org", None), (".", None), (".", None), (None, None),
+        ("odd?name.example", None),
+    ]  # fmt: skip
+    planted = {"module_name", "version", "servfail_reason"}
+    files = [_write(inputs / "unbound.log", lines)]
+    return CanaryCase(files, len(expected), planted, _dns_check(expected))
+
+
+def dnsmasq_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    # start-up text, hosts file and list paths, DHCP host names and MAC addresses
+    c = canary
+    facility = _planted_lines(real, "dnsmasq/dnsmasq-log-facility.log", {
+        1: [("version 2.89", f"version {c('version')}")],
+        2: [("IPv6 GNU-getopt", c("compile_options"))],
+        4: [("read /etc/hosts", f"read /etc/{c('hosts_read')}")],
+        13: [("/etc/hosts", f"/etc/{c('hosts_path')}")],
+        37: [("00:00:5e:00:53:01", c("mac"))],
+        38: [("laptop", c("dhcp_host"))],
+    })  # fmt: skip
+    pihole = _planted_lines(real, "dnsmasq/pihole.log", {
+        10: [("/etc/pihole/custom.list", f"/etc/pihole/{c('list_path')}")],
+        11: [("custom.list", c("list_read"))],
+    })  # fmt: skip
+    files = [_write(inputs / "dnsmasq.log", facility), _write(inputs / "pihole.log", pihole)]
+    reverse6 = "a.6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.0.c.0.4.0.0.4.8.b.d.0.1.0.0.2.ip6.arpa"
+    expected = [
+        ("www.example.com", ["2001:db8:4004:c07::6a"]),
+        ("cdn.example.net",
+         ["cdn.example.net.edgekey.example", "e1.a.akamaiedge.example", "198.51.100.23"]),
+        ("25.0.168.192.in-addr.arpa", ["node05"]), ("node05", []),
+        ("lost.example.org", ["203.0.113.9"]), ("nx.example.org", []),
+        ("www.example.com", ["203.0.113.80"]), (reverse6, ["www.example.com"]),
+        ("big.example.com", []), ("fail.example.org", []), ("example.org", None),
+        ("svc.example.org", []), ("laptop.lan", ["192.168.1.30"]),
+        ("ads.example.net", ["0.0.0.0"]), ("ads.example.net", ["::"]),
+        ("pi.hole", ["192.168.1.2"]), ("mask.icloud.example", []), ("nas.lan", ["192.168.1.5"]),
+    ]  # fmt: skip
+    planted = {"version", "compile_options", "hosts_read", "hosts_path", "mac", "dhcp_host",
+               "list_path", "list_read"}  # fmt: skip
+    options = {"assume_tz": "UTC", "year": 2023}
+    return CanaryCase(files, len(expected), planted, _dns_check(expected), options)
+
+
+def windns_case(real: Callable[[str], Path], inputs: Path) -> CanaryCase:
+    # the header, a details block (anything may be there), EVENT text
+    lines = _planted_lines(real, "windns/dns-en-US.log", {
+        1: [("9:58:01 AM", f"9:58:01 AM {canary('header')}")],
+        42: [("Remote addr", f"Remote {canary('details')}")],
+        56: [("background loading", canary("event_text"))],
+    })  # fmt: skip
+    expected: list[tuple[str | None, list[str] | None]] = [
+        *[("somecomputer.domain.com", None)] * 4, *[("www.example.org", None)] * 2,
+        (".", None), (".", None),
+    ]  # fmt: skip
+    planted = {"header", "details", "event_text"}
+    files = [_write(inputs / "dns.log", lines, "\r\n")]
+    return CanaryCase(files, len(expected), planted, _dns_check(expected), {"assume_tz": "UTC"})
+
+
 # every registered format needs one: a format merged without it fails the canary test
 CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = {
     "zeek-json": zeek_json_case,
@@ -670,6 +797,10 @@ CANARY_INPUTS: dict[str, Callable[[Callable[[str], Path], Path], CanaryCase]] = 
     "winevent-json": winevent_flat_case,
     "winlogbeat": winlogbeat_case,
     "windows-evtx": windows_evtx_case,
+    "bind": bind_case,
+    "unbound": unbound_case,
+    "dnsmasq": dnsmasq_case,
+    "windns": windns_case,
 }
 
 
@@ -693,7 +824,7 @@ def test_canaries_reach_no_output(
     case = builder(real, inputs)
     assert case.planted <= planted_fields(inputs)
 
-    report = ingest.ingest(store, case.files)
+    report = ingest.ingest(store, case.files, **case.options)
     for f in report.files:
         assert (f.status, f.format, f.rejected) == ("ingested", fmt, 0), f
     assert report.records == case.records
