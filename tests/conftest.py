@@ -62,6 +62,7 @@ def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ACDKIT_ASSUME_TZ",
         "ACDKIT_YEAR",
         "ACDKIT_AWS_FIELDS",
+        "ACDKIT_DATE_ORDER",
         "ACDKIT_STORE",
         "ACDKIT_ORG",
         "ACDKIT_WITNESS",

@@ -633,7 +633,7 @@ def test_missing_year_is_guessed_from_mtime_with_a_warning(
 def test_bad_zone_year_and_order_are_usage_errors(store: Store, data: Path) -> None:
     path = data / "dnsmasq/pihole.log"
     for kw, word in (
-        ({"assume_tz": "Mars/Olympus"}, "--assume-tz"),
+        ({"assume_tz": "Mars/Olympus"}, "time zone"),
         ({"assume_tz": "UTC", "year": 1900}, "--year"),
         ({"assume_tz": "UTC", "date_order": "myd"}, "--date-order"),
     ):
