@@ -38,7 +38,7 @@ def test_cli_defaults_agree_with_the_library() -> None:
     assert verify.BUNDLE_MARKER == bundle.MANIFEST
 
 
-def test_verify_starts_without_duckdb_or_the_input_formats(
+def test_verify_starts_without_duckdb_the_input_formats_or_calendars(
     runner: CliRunner, tmp_path: Path, data: Path
 ) -> None:
     store, key = _init(runner, tmp_path)
@@ -50,7 +50,7 @@ def test_verify_starts_without_duckdb_or_the_input_formats(
         "import sys; from pathlib import Path; from acdkit import cli, verify; "
         f"verify.verify_path(Path({str(store)!r}), require_outside=False); "
         "print(sorted(m for m in ('duckdb', 'acdkit.ingest', 'acdkit.sources', "
-        "'rfc3161_client') if m in sys.modules))"
+        "'rfc3161_client', 'holidays', 'cryptography.x509') if m in sys.modules))"
     )
     import subprocess
     import sys

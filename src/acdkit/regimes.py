@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 import yaml
 
 from acdkit.errors import MalformedError
+
+if TYPE_CHECKING:
+    import holidays  # ~50 ms to import: loaded by the first calendar that needs it
 
 __all__ = [
     "Calendar",
@@ -82,6 +84,8 @@ class Calendar:
 
 @cache
 def _holidays(country: str, year: int) -> holidays.HolidayBase:
+    import holidays
+
     return holidays.country_holidays(country, years=year)
 
 
@@ -279,7 +283,7 @@ def _calendar_of(name: str, value: Any) -> Calendar:
         closed = tuple(
             (int(m), int(d)) for m, d in (str(c).split("-") for c in value.get("closed", []))
         )
-        holidays.country_holidays(value["country"], years=2026)
+        _holidays(value["country"], 2026)
     except (KeyError, ValueError, NotImplementedError) as exc:
         raise MalformedError(f"calendar {name} is not valid: {exc}") from None
     return Calendar(name, value["country"], weekend, closed)
