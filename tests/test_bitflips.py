@@ -44,8 +44,9 @@ Not authenticated, found by this suite (each asserted, so that a change is notic
 - in a bundle, summaries, aggregates, CSV copies, VERIFY.txt and tools/acdkit_verify.py:
   the manifest's signature only;
 - Parquet representation: footer metadata and statistics, and values that encode alike
-  (upper-case or spaced hex, `::ffff:a.b.c.d` for a dotted quad, IPv6 zone ids, integer
-  columns of another width that hold the same values).
+  (`::ffff:a.b.c.d` for a dotted quad, integer columns of another width that hold the same
+  values); other spellings (upper-case or spaced hex, IPv6 zone IDs, uncompressed IPv6) do
+  not encode at all, so a changed one is TAMPERED.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ import pytest
 from _evidence import TINY_SEGMENTS, build_store, copy_store, flip, resign_manifest
 from acdkit import bundle, keys, policy, rotation, schema, seal, verify
 from acdkit.encoding import canonical_bodies, record_leaf_hashes, record_salts
-from acdkit.errors import ExitCode
+from acdkit.errors import ExitCode, MalformedError
 from acdkit.note import sign_note
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
@@ -1110,12 +1111,20 @@ def test_parquet_representations_that_encode_alike(tiny: tuple[Store, keys.Signe
         return bytes(canonical_bodies(changed, sealed.ts)[0].as_py())
 
     ip, ledger = row.column("dst_ip")[0].as_py(), row.column("src_ledger_id")[0].as_py()
-    same = body("dst_ip", ip)
-    assert body("dst_ip", "::ffff:" + ip) == same
-    assert body("src_ledger_id", ledger.upper()) == body("src_ledger_id", ledger)
+    # an IPv4 address and its IPv4-mapped IPv6 form are one address, and one ip16 value
+    assert body("dst_ip", "::ffff:" + ip) == body("dst_ip", ip)
+    # other spellings that would decode alike are refused: only the canonical text encodes
     spaced = " ".join(ledger[i : i + 2] for i in range(0, 64, 2))
-    assert body("src_ledger_id", spaced) == body("src_ledger_id", ledger)
-    assert body("dst_ip", "fe80::1%eth0") == body("dst_ip", "fe80::1%other")
+    respelled = [
+        ("src_ledger_id", ledger.upper()),
+        ("src_ledger_id", spaced),
+        ("dst_ip", "fe80::1%eth0"),
+        ("dst_ip", "FE80::1"),
+        ("dst_ip", f" {ip}"),
+    ]
+    for name, value in respelled:
+        with pytest.raises(MalformedError, match="cannot be encoded"):
+            body(name, value)
 
 
 # -- found by this suite -----------------------------------------------------------------------

@@ -128,6 +128,31 @@ def test_4_1_01_changed_field_is_tampered_at_its_index(st: Store) -> None:
     assert doc["failure"]["expected"] != doc["failure"]["actual"]
 
 
+@pytest.mark.parametrize(
+    "name,respell",
+    [
+        ("dst_ip", lambda v: v + "%eth0"),
+        ("dst_ip", lambda v: v.upper() if ":" in v else f" {v}"),
+        ("src_ledger_id", str.upper),
+        ("src_ledger_id", lambda v: " ".join(v[i : i + 2] for i in range(0, len(v), 2))),
+    ],
+    ids=["ip-zone-id", "ip-spelling", "hex-upper-case", "hex-spaced"],
+)
+def test_4_1_01_value_respelled_in_a_form_that_would_encode_alike_is_not_verified(
+    st: Store, name: str, respell: Callable[[str], str]
+) -> None:
+    # each spelling decodes to the same bytes, so only the canonical text is accepted: a
+    # zone ID is free text, and a changed spelling is a changed sealed file
+    seg = segment(st, 1)
+    table = pq.read_table(seg / "net.parquet")
+    row = next(i for i, v in enumerate(table.column(name).to_pylist()) if v and i >= 17)
+    rewrite(seg / "net.parquet", lambda t: set_value(t, name, row, respell(t[name][row].as_py())))
+    doc = expect(st.root, "TAMPERED", check="4", segment=seg.name, table="net", row=row)
+    assert doc["failure"]["index"] == 415 + row
+    assert f"net.{name}" in message(doc) and "cannot be encoded" in message(doc)
+    assert message(doc).endswith("a sealed value was changed")
+
+
 def test_4_1_01_changed_field_with_its_leaf_recomputed_breaks_the_root(st: Store) -> None:
     # an insider with write access can read segment.key and recompute integrity_hash; the
     # signed checkpoint still holds the old root

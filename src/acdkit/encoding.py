@@ -29,6 +29,7 @@ __all__ = [
     "EntryType",
     "TlvType",
     "canonical_bodies",
+    "canonical_ip",
     "entry",
     "ip16",
     "leaf_hashes",
@@ -86,6 +87,29 @@ def entry(kind: EntryType, body: bytes, salt: bytes = ZERO_SALT) -> bytes:
 
 def tlv(field_id: int, kind: TlvType, value: bytes) -> bytes:
     return field_id.to_bytes(2, "big") + bytes([kind]) + len(value).to_bytes(4, "big") + value
+
+
+def canonical_ip(text: str) -> str | None:
+    """Canonical text of an address, or None if it is not one (zone IDs are not accepted)."""
+    if "%" in text:
+        # Python >= 3.9 accepts "fe80::1%<zone>" and keeps the zone, which is free text
+        return None
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        # RFC 5952 §5 form; str() gives "::ffff:102:304" before Python 3.13, this after
+        return f"::ffff:{addr.ipv4_mapped}"
+    return str(addr)
+
+
+def _canonical_ip16(text: str) -> bytes:
+    """16-byte form of an address written in its canonical text, which ingest produced;
+    any other spelling would encode alike, so a changed sealed text would go unnoticed."""
+    if canonical_ip(text) != text:
+        raise ValueError("not the canonical text of an address")
+    return ip16(text)
 
 
 def ip16(text: str) -> bytes:
@@ -287,7 +311,7 @@ def _ip16_matrix(col: pa.Array, what: str) -> np.ndarray:
     matrix[v4_rows, 12:] = quads
     other_rows = ~v4_rows & col.is_valid().to_numpy(zero_copy_only=False)
     if other_rows.any():
-        others = _by_unique(col.filter(pa.array(other_rows)), ip16, what)
+        others = _by_unique(col.filter(pa.array(other_rows)), _canonical_ip16, what)
         flat = np.frombuffer(b"".join(others.to_pylist()), dtype=np.uint8)
         matrix[other_rows] = flat.reshape(-1, 16)
     return matrix
@@ -298,6 +322,8 @@ def _hex_bytes(width: int) -> Callable[[str], bytes]:
         raw = bytes.fromhex(value)
         if len(raw) != width:
             raise ValueError(f"expected {width} bytes")
+        if raw.hex() != value:  # fromhex also takes capitals and blanks, which encode alike
+            raise ValueError(f"expected {2 * width} lower-case hex digits")
         return raw
 
     return convert

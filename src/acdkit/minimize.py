@@ -20,12 +20,11 @@ docs/minimization.md states the whole policy, table by table.
 
 from __future__ import annotations
 
-import ipaddress
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from acdkit.cmdsig import SigKey, sign_column
+from acdkit.encoding import canonical_ip
 from acdkit.schema import TableSchema
 
 __all__ = ["CMDLINE", "SIGNATURE_FIELDS", "KeyRequired", "canonical_ip", "finalize"]
@@ -40,21 +39,6 @@ class KeyRequired(RuntimeError):
 
 
 LINE_REASON = pa.schema([("line", pa.uint64()), ("reason", pa.string())])
-
-
-def canonical_ip(text: str) -> str | None:
-    """Canonical text of an address, or None if it is not one (zone IDs are not accepted)."""
-    if "%" in text:
-        # Python >= 3.9 accepts "fe80::1%<zone>" and keeps the zone, which is free text
-        return None
-    try:
-        addr = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if addr.version == 6 and addr.ipv4_mapped is not None:
-        # RFC 5952 §5 form; str() gives "::ffff:102:304" before Python 3.13, this after
-        return f"::ffff:{addr.ipv4_mapped}"
-    return str(addr)
 
 
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"

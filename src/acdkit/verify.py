@@ -418,7 +418,16 @@ def _check_batch(
             f"{table}: more rows than the SEAL declares ({declared})",
             {**loc, "index": first + declared},
         )
-    leaves = record_leaf_hashes(batch, ts, record_salts(key, at - seg.info.first_index, n))
+    try:
+        leaves = record_leaf_hashes(batch, ts, record_salts(key, at - seg.info.first_index, n))
+    except MalformedError as exc:
+        # seal wrote only values that encode, each in its one canonical spelling
+        bad = _first_unencodable(batch, ts)
+        raise _Located(
+            f"{table} record at index {at + bad} (row {at - first + bad}): {exc.message}: "
+            "a sealed value was changed",
+            {**loc, "row": at - first + bad, "index": at + bad},
+        ) from None
     stored = batch.column("integrity_hash").cast(pa.binary(32))
     recomputed = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(32), n, [None, pa.py_buffer(leaves)]
@@ -437,6 +446,20 @@ def _check_batch(
                 "actual": leaves[32 * bad : 32 * bad + 32].hex(),
             },
         )
+
+
+def _first_unencodable(batch: pa.RecordBatch, ts: schema.TableSchema) -> int:
+    """The first row of a batch whose record cannot be encoded, found by halving."""
+    lo, hi = 0, batch.num_rows  # a row in [lo, hi) fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            record_leaf_hashes(batch.slice(lo, mid - lo), ts, bytes(32 * (mid - lo)))
+        except MalformedError:
+            hi = mid
+        else:
+            lo = mid
+    return lo
 
 
 def _first_true(mask: pa.Array) -> int:
