@@ -155,6 +155,13 @@ def _load_checkpoints(store: Store) -> dict[int, tuple[bytes, Checkpoint]]:
         try:
             cp = Checkpoint.from_text(SignedNote.parse(data).text)
         except MalformedError as exc:
+            if _unsigned_checkpoint(data):
+                # sealing downgraded: the tree head kept, its signatures removed (4.1-11)
+                raise _Located(
+                    f"checkpoint {path.name} carries no signature: its signature lines "
+                    "were removed",
+                    {"checkpoint": path.name},
+                ) from None
             raise MalformedError(f"checkpoint {path.name}: {exc.message}") from exc
         if cp.origin != store.origin:
             raise _Located(
@@ -446,6 +453,15 @@ def _check_batch(
                 "actual": leaves[32 * bad : 32 * bad + 32].hex(),
             },
         )
+
+
+def _unsigned_checkpoint(data: bytes) -> bool:
+    """Whether a note that did not parse is a checkpoint's text with nothing after it."""
+    try:
+        Checkpoint.from_text(data.rstrip(b"\n").decode() + "\n")
+    except (MalformedError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _first_unencodable(batch: pa.RecordBatch, ts: schema.TableSchema) -> int:
