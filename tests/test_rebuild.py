@@ -165,8 +165,10 @@ def test_a_record_that_cannot_be_encoded(sealed: Store, monkeypatch: pytest.Monk
     path = sealed.segment_dirs()[0] / "net.parquet"
     _regroup(path, lambda t: _set(t, "src_ip", 222, "not-an-address"))
     alone, pooled = _both(sealed, monkeypatch)
-    assert alone["verdict"] == pooled["verdict"] == "MALFORMED"
+    # seal writes only values that encode: one that does not was changed after sealing
+    assert alone["verdict"] == pooled["verdict"] == "TAMPERED"
     assert alone["failure"] == pooled["failure"]
+    assert (pooled["failure"]["row"], pooled["failure"]["index"]) == (222, 222)
     assert "not-an-address" in pooled["failure"]["message"]
 
 
