@@ -219,7 +219,7 @@ def test_an_incident_from_open_to_close_on_the_examples(
     title_ja = "jp-acd/written  書面による報告（30日以内） / "
     written = title_ja + "Written report within 30 days: "
     assert written in text
-    assert "2026-11-05 00:00 JST (running)" in text
+    assert "2026-11-04 24:00 JST (running)" in text  # the end of the 30th day
 
     doc = env.run("incident", "status", s, "--at", "2026-10-05T14:31:00+09:00", "--json")
     assert clocks_of(doc)["acd-internal/tickets"]["state"] == "met"

@@ -230,6 +230,86 @@ def test_status_as_of_a_moment_ignores_later_decisions() -> None:
     assert _clock(inc, key, "2026-10-05T14:02:00+09:00").state == clocks.MET
 
 
+# -- one scripted incident in every regime, its deadlines worked out by hand ----------------
+
+ALL = tuple(r for r in BOOK.regimes)
+# the review's timeline (Thursday 22 October 2026): a Japanese holiday (Labour Thanksgiving,
+# Monday 23 November) behind a weekend, Europe's DST end (25 October), America's (1 November)
+SCRIPT = [
+    _d("open", "2026-10-22T09:00:00+09:00", regimes=ALL),
+    _d("recognize", "2026-10-22T10:00:00+09:00", reasons=("CNI-INCIDENT",)),
+    _d("aware", "2026-10-22T11:00:00+09:00", events=("personal_data_breach",)),
+    _d(
+        "aware", "2026-10-22T12:00:00+09:00", events=("availability_significant", "relevant_impact")
+    ),
+    _d("aware", "2026-10-23T18:00:00+02:00", events=("ict_incident_aware",)),
+    _d("aware", "2026-10-24T20:00:00+02:00", events=("major_ict_classified",)),
+    _d("aware", "2026-10-24T10:00:00-04:00", events=("ransom_payment",)),
+    _d("submit", "2026-10-25T09:00:00+01:00", stages=("eu-dora/initial",)),
+    _d("submit", "2026-10-26T15:00:00+01:00", stages=("eu-nis2/notification",)),
+    _d("aware", "2026-10-29T12:00:00-04:00", events=("materiality_determination",)),
+]
+BY_HAND = {
+    "acd-internal/severity-isolate": "2026-10-22T00:03Z",  # detection + 3 min
+    "acd-internal/tickets": "2026-10-22T00:30Z",
+    "acd-internal/summary": "2026-10-22T03:00Z",
+    "jp-acd/prompt": "2026-10-23T01:00Z",  # recognition + 24 h (the target)
+    # day 1 is 23 Oct; day 30 is Saturday 21 Nov; Sun 22, Mon 23 (a holiday): end of Tue 24
+    "jp-acd/written": "2026-11-24T15:00Z",
+    "jp-appi/preliminary": "2026-10-27T15:00Z",  # day 5 is 27 Oct, no roll
+    "jp-appi/final": "2026-11-24T15:00Z",  # as the written report: no `malicious` flag
+    "eu-nis2/early-warning": "2026-10-23T01:00Z",
+    "eu-nis2/notification": "2026-10-25T01:00Z",  # 72 h straight through the DST end
+    "eu-nis2/final": "2026-11-26T14:00Z",  # a wall-clock month after 26 Oct 15:00 CET
+    "eu-dora/initial": "2026-10-24T16:00Z",  # 24 h after awareness beats 4 h after Sat 20:00
+    "eu-dora/intermediate": "2026-10-28T08:00Z",  # 72 h after the initial was submitted
+    "eu-gdpr/authority": "2026-10-25T02:00Z",
+    "us-circia/covered-incident": "2026-10-25T01:00Z",
+    "us-circia/ransom-payment": "2026-10-25T14:00Z",
+    # Thu 29 Oct 12:00 EDT: Fri 30, Mon 2, Tue 3, Wed 4 Nov, 17:30 EST (after the DST end)
+    "us-sec-8k/form-8k": "2026-11-04T22:30Z",
+    "in-certin/report": "2026-10-22T07:00Z",  # 12:30 IST
+    "au-soci/critical": "2026-10-22T15:00Z",
+    "au-soci/other": "2026-10-25T03:00Z",
+    "us-nydfs/incident": "2026-10-25T01:00Z",
+    "us-nydfs/extortion-payment": "2026-10-25T14:00Z",
+    "us-nydfs/extortion-justification": "2026-11-23T15:00Z",  # 10:00 EST, a wall-clock 30 days
+}
+
+
+def test_a_scripted_incident_in_every_regime_meets_the_deadlines_worked_out_by_hand() -> None:
+    found = clocks.evaluate(_incident(SCRIPT), BOOK, CODES, t("2026-10-30T00:00:00Z"))
+    deadlines = {c.key: c.deadline for c in found if c.deadline is not None}
+    assert deadlines == {k: t(v) for k, v in BY_HAND.items()}
+    waiting = {c.key for c in found if c.state == clocks.WAITING}
+    assert waiting == {"eu-dora/final", "au-soci/critical-written", "au-soci/other-written"}
+
+
+def test_a_whole_day_deadline_reads_as_24_00_of_its_last_day() -> None:
+    found = clocks.evaluate(_incident(SCRIPT), BOOK, CODES, t("2026-10-30T00:00:00Z"))
+    by = {c.key: c for c in found}
+    written = by["jp-acd/written"]
+    assert written.deadline == t("2026-11-25T00:00:00+09:00")  # the instant is unchanged
+    assert (written.deadline_text(), str(written.last_day)) == (
+        "2026-11-24 24:00 JST",
+        "2026-11-24",
+    )
+    assert written.to_json(t("2026-10-30T00:00:00Z"))["last_day"] == "2026-11-24"
+    # a deadline at a set hour stays that hour
+    sec = by["us-sec-8k/form-8k"]
+    assert (sec.deadline_text(), sec.last_day) == ("2026-11-04 17:30 EST", None)
+    # a clock of hours that happens to end at midnight is a moment, not the end of a day
+    midnight = _incident(
+        [
+            _d("open", "2026-10-22T00:00:00+09:00", regimes=("jp-acd",)),
+            _d("recognize", "2026-10-22T00:00:00+09:00", reasons=("CNI-INCIDENT",)),
+        ]
+    )
+    prompt = _clock(midnight, "jp-acd/prompt", "2026-10-22T01:00:00+09:00")
+    assert (prompt.deadline_text(), prompt.last_day) == ("2026-10-23 00:00 JST", None)
+    assert by["acd-internal/tickets"].deadline_text() == "2026-10-22 09:30 JST"
+
+
 # -- the data files ----------------------------------------------------------------------------
 
 

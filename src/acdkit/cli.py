@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -101,9 +102,10 @@ def _command_path(func: Callable[..., None]) -> str:
 
 def _fail(exc: AcdkitError, json_command: str | None = None) -> NoReturn:
     """Report an error on stderr and, under --json, as the one document on stdout."""
-    err.print(f"[red]error:[/] {exc.message}")
+    # messages carry what was typed or read (a file name, a code): never markup to Rich
+    err.print(f"[red]error:[/] {escape(exc.message)}")
     if exc.hint:
-        err.print(f"  hint: {exc.hint}")
+        err.print(f"  hint: {escape(exc.hint)}")
     if json_command is not None:
         error = {"verdict": exc.verdict, "message": exc.message, "hint": exc.hint}
         _emit({"command": json_command, "exit_code": int(exc.exit_code), "error": error})
@@ -1071,7 +1073,7 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:
         # no traceback locals, no arguments: a key path or key bytes must not reach CI logs
-        err.print(f"[red]internal error:[/] {type(exc).__name__}: {exc}")
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}")
         err.print("  please report this with the command you ran (-vv shows more)")
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             traceback.print_exc()  # -vv: the developer asked for it; still exit 70

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from acdkit import (
     clocks,
@@ -136,12 +138,12 @@ def _record(
     json_out: bool,
 ) -> dict[str, Any]:
     book, codes = _data()
-    sealer = _signer_for(st, key) if do_seal else None  # fail before anything is queued
-    known = incident.incidents(incident.read_logged(st))
-    queued = []
-    for decision in decisions:
-        queued.append(incident.record(st, signer, decision, book, codes, known).name)
-        known = incident.incidents(incident.read_logged(st))
+    sealer = _signer_for(st, key) if do_seal else None
+    if sealer is not None:
+        from acdkit.seal import check_sealer
+
+        check_sealer(st, sealer)  # a wrong --key fails before anything is queued
+    queued = [p.name for p in incident.record(st, signer, decisions, book, codes)]
     doc: dict[str, Any] = {"queued": queued, "custodian_key_id": signer.verifier.key_id.hex()}
     if sealer is not None:
         report = _run_seal(st, sealer, json_out)
@@ -154,7 +156,7 @@ def _record(
 def _say(decisions: list[Decision], doc: dict[str, Any]) -> None:
     for d in decisions:
         at = incident.from_ns(d.at_ns).isoformat().replace("+00:00", "Z")
-        err.print(f"[green]logged[/] {d.incident}: {d.action} at {at} by {d.actor}")
+        err.print(f"[green]logged[/] {d.incident}: {d.action} at {at} by {escape(d.actor)}")
     if "seal" not in doc:
         err.print("queued for the next seal (`acdkit seal STORE`, or pass --seal)")
 
@@ -373,15 +375,6 @@ def incident_close_cmd(
 # -- status -------------------------------------------------------------------------------------
 
 
-def _left(clock: clocks.Clock, now: datetime) -> str:
-    left = clock.left(now)
-    if left is None or clock.state not in (clocks.RUNNING, clocks.OVERDUE):
-        return "-"
-    seconds = int(abs(left.total_seconds()))
-    text = _duration(seconds)
-    return f"{text} left" if left >= timedelta(0) else f"{text} OVERDUE"
-
-
 def _duration(seconds: int) -> str:
     days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3600)
@@ -402,41 +395,84 @@ _STYLE = {
 }
 
 
-def _local(moment: datetime | None, clock: clocks.Clock) -> str:
-    if moment is None:
-        return "-"
-    local = moment.astimezone(clock.zone)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+def _state(clock: clocks.Clock, now: datetime) -> str:
+    """The state with the time that matters for it: left, overdue by, or late by."""
+    left = clock.left(now)
+    if clock.state == clocks.RUNNING and left is not None:
+        text = f"{_duration(int(left.total_seconds()))} left"
+    elif clock.state == clocks.OVERDUE and left is not None:
+        text = f"OVERDUE {_duration(int(-left.total_seconds()))}"
+    elif clock.state == clocks.LATE and clock.done_at and clock.deadline:
+        text = f"late {_duration(int((clock.done_at - clock.deadline).total_seconds()))}"
+    else:
+        text = clock.state.replace("-", " ")
+    return f"[{_STYLE.get(clock.state, '')}]{text}[/]"
 
 
-def _status_table(inc: incident.Incident, found: list[clocks.Clock], now: datetime) -> Table:
+def _missing(clock: clocks.Clock) -> str:
+    if clock.state == clocks.WAITING:
+        return f"waits for {clock.starts_at}"
+    tickets_to = [m.removeprefix("ticket to ") for m in clock.missing if m.startswith("ticket to ")]
+    others = [m for m in clock.missing if not m.startswith("ticket to ")]
+    if len(tickets_to) > 1:
+        others.append("tickets to " + ", ".join(tickets_to))
+    elif tickets_to:
+        others.append(f"ticket to {tickets_to[0]}")
+    return "; ".join(others)
+
+
+def _status_table(
+    inc: incident.Incident, found: list[clocks.Clock], now: datetime, width: int
+) -> Table:
+    """Four narrow columns that fit 80 columns; what is missing goes below (_missing_grid)."""
     queued = sum(1 for x in inc.logged if not x.sealed)
     title = f"incident {inc.id}" + (" (closed)" if inc.closed else "")
     if queued:
         title += f" — {queued} decisions queued, not sealed yet"
-    table = Table(title=title)
-    width = max((len(c.key) for c in found), default=12)
-    table.add_column("regime/stage", no_wrap=True, min_width=width)
-    table.add_column("basis")
-    table.add_column("deadline", min_width=16)
-    table.add_column("time left", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("still missing")
+    rows = []
     for c in found:
-        style = _STYLE.get(c.state, "")
-        basis = c.stage.basis.replace("internal_policy", "internal") + (
-            "" if c.regime.verified else "*"
-        )
-        waits = f"waits for {c.starts_at}" if c.state == clocks.WAITING else ""
-        table.add_row(
-            c.key,
-            basis,
-            _local(c.deadline, c),
-            _left(c, now),
-            f"[{style}]{c.state}[/]",
-            "; ".join(c.missing) if c.state not in (clocks.WAITING,) else waits,
-        )
+        basis = c.stage.basis.replace("internal_policy", "internal")
+        mark = "" if c.regime.verified or c.deadline is None else "*"
+        rows.append((c.key, basis, c.deadline_text() + mark, _state(c, now)))
+    # two blanks between columns, one where the longest names would not fit otherwise
+    needed = sum(max((len(Text.from_markup(r[i])) for r in rows), default=8) for i in range(4))
+    gap = 2 if needed + 6 <= width else 1
+    table = Table(
+        title=title, title_justify="left", box=None, padding=(0, gap, 0, 0), pad_edge=False
+    )
+    table.add_column("regime/stage", no_wrap=True)  # as --stage takes it: never broken
+    table.add_column("basis", no_wrap=True)
+    table.add_column("deadline")
+    table.add_column("state", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _missing_grid(found: list[clocks.Clock]) -> Table | None:
+    rows = [(c.key, _missing(c)) for c in found if _missing(c)]
+    if not rows:
+        return None
+    grid = Table.grid(padding=(0, 2, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for key, text in rows:
+        grid.add_row(f"  {key}", escape(text))
+    return grid
+
+
+def _not_open_line(inc: incident.Incident, now: datetime) -> str:
+    opened = inc.opened
+    when = (
+        f"it was detected at {incident.from_ns(opened.at_ns).isoformat().replace('+00:00', 'Z')}"
+        if opened is not None
+        else "it has no open decision"
+    )
+    return f"incident {inc.id}: not open yet at {_iso(now)} ({when}): no clock runs"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @incident_app.command("status")
@@ -470,21 +506,32 @@ def incident_status_cmd(
         if incident_id not in found:
             raise UsageError(f"no incident {incident_id} in this store")
         found = {incident_id: found[incident_id]}
-    docs, overdue = [], 0
+    docs, overdue, starred = [], 0, False
+    if found and not json_out:
+        err.print(f"status as of {_iso(now)}")
     for inc in found.values():
         all_clocks = clocks.evaluate(inc, book, codes, now)
         overdue += sum(c.state == clocks.OVERDUE for c in all_clocks)
         shown = [c for c in all_clocks if waiting or c.state != clocks.WAITING]
         docs.append(_incident_doc(inc, all_clocks, now, codes))
-        if not json_out:
-            err.print(_status_table(inc, shown, now))
-    if found and not json_out:
+        if json_out:
+            continue
+        if inc.until(now).opened is None:  # --at before the detection: say so, no empty table
+            err.print(_not_open_line(inc, now))
+            continue
+        err.print(_status_table(inc, shown, now, err.width))
+        grid = _missing_grid(shown)
+        if grid is not None:
+            err.print("still missing:")
+            err.print(grid)
+        starred = starred or any(not c.regime.verified and c.deadline for c in shown)
+    if starred:
         err.print("* not checked against the primary text (regimes.yaml `verified: false`)")
     if json_out:
         _emit(
             {
                 "command": "incident status",
-                "at": now.isoformat().replace("+00:00", "Z"),
+                "at": _iso(now),
                 "regimes_sha256": book.digest,
                 "incidents": docs,
                 "overdue": overdue,
@@ -502,9 +549,11 @@ def _incident_doc(
 ) -> dict[str, Any]:
     state = inc.until(now)
     events = state.events(codes)
+    opened = inc.opened
     return {
         "incident": inc.id,
         "opened": state.opened is not None,
+        "detected_at": _iso(incident.from_ns(opened.at_ns)) if opened else None,
         "closed": state.closed is not None,
         "severity": state.severity(),
         "reason_codes": state.reasons(),
@@ -519,20 +568,27 @@ def _incident_doc(
 
 # -- tickets ------------------------------------------------------------------------------------
 
-_WEBHOOK = re.compile(r"([a-z0-9_]+)=(https?://.+)")
+_WEBHOOK = re.compile(r"([A-Za-z0-9_.-]+)=([A-Za-z][A-Za-z0-9+.-]*://.*)", re.DOTALL)
+_RECIPIENT = re.compile(r"[a-z0-9_]+")
 
 
 def _webhooks(values: list[str] | None) -> tuple[str | None, dict[str, str]]:
+    """The default webhook and the per-recipient ones; each URL checked, none echoed."""
     default, per = None, {}
-    for value in values or []:
+    for n, value in enumerate(values or [], 1):
         named = _WEBHOOK.fullmatch(value)
-        if named:
-            per[named.group(1)] = named.group(2)
-        else:
-            tickets.webhook_host(value)
+        if named is None:
+            tickets.parse_webhook(value, f"--webhook value {n}")
             default = value
-    for url in per.values():
-        tickets.webhook_host(url)
+            continue
+        name = named.group(1)
+        if not _RECIPIENT.fullmatch(name):
+            raise UsageError(
+                f"--webhook value {n}: a recipient is written in lower case, as regimes.yaml "
+                "names it (e.g. police=https://…)"
+            )
+        tickets.parse_webhook(named.group(2), f"--webhook value {n} (for {name})")
+        per[name] = named.group(2)
     return default, per
 
 
@@ -615,34 +671,37 @@ def incident_ticket_cmd(
         url = per.get(t.recipient, default)
         entry: dict[str, Any] = {"recipient": t.recipient, "sha256": t.sha256}
         if url is not None and signer is not None:
-            sent = tickets.deliver(t, url)
+            with err.status(f"posting the ticket for {t.recipient} to {tickets.webhook_host(url)}"):
+                sent = tickets.deliver(t, url)
             entry.update(delivered=sent.ok, status=sent.status, reason=sent.reason)
             when = now if at else _now()
             decisions.append(
                 _delivery_decision(incident_id, t, sent, url, actor or signer.name, when)
             )
         results.append(entry)
+        if not json_out:  # one line as each delivery ends: a slow webhook shows
+            err.print(_ticket_line(t, entry, url))
     doc: dict[str, Any] = {}
     if decisions and signer is not None:
         doc = _record(st, signer, decisions, do_seal, key, json_out)
     if json_out:
         _emit({"command": "incident ticket", "incident": incident_id, "tickets": results, **doc})
-    else:
-        for t, r in zip(rendered, results, strict=True):
-            sent_word = (
-                "not sent (no webhook)"
-                if "delivered" not in r
-                else "delivered"
-                if r["delivered"]
-                else f"FAILED: {r['reason']}"
-            )
-            err.print(f"ticket for {t.recipient} (sha256 {t.sha256[:16]}…): {sent_word}")
-        if decisions:
-            _say(decisions, doc)
+    elif decisions:
+        _say(decisions, doc)
     if any(r.get("delivered") is False for r in results):
         # the document above already says which; one JSON document per run
         err.print("[red]error:[/] a ticket was not delivered (logged as ticket-failed)")
         raise typer.Exit(int(ExitCode.IO))
+
+
+def _ticket_line(t: tickets.Ticket, entry: dict[str, Any], url: str | None) -> str:
+    head = f"ticket for {t.recipient} (sha256 {t.sha256[:16]}…)"
+    if "delivered" not in entry:
+        return f"{head}: not sent (no webhook)"
+    to = tickets.parse_webhook(url).origin if url else "?"
+    if entry["delivered"]:
+        return f"{head}: delivered to {to} ({entry['reason']})"
+    return f"{head}: [red]FAILED[/] to {to}: {entry['reason']}"
 
 
 def _delivery_decision(
@@ -746,12 +805,12 @@ def classify_cmd(
         mark = " (already recorded)" if s.code in report.already else ""
         title = codes.codes[s.code].title if s.code in codes.codes else {"ja": "", "en": ""}
         err.print(f"[bold]suggest {s.code}[/]{mark}: {title['ja']} / {title['en']}")
-        for k, v in s.evidence.items():
-            err.print(f"    {k}: {v}")
+        for k, v in s.evidence.items():  # asset IDs and names come from the user's files
+            err.print(escape(f"    {k}: {v}"))
         for ex in s.examples[:3]:
-            err.print(f"    e.g. {ex}")
+            err.print(escape(f"    e.g. {ex}"))
         for note in s.notes:
-            err.print(f"    note: {note}")
+            err.print(escape(f"    note: {note}"))
     if not report.suggestions:
         err.print("no reason code suggested from these records")
     err.print("nothing applied: `acdkit incident log --action classify --reason CODE --why …`")

@@ -10,7 +10,7 @@ the decisions that had taken effect by then.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,7 @@ class Clock:
     deadline: datetime | None = None
     done_at: datetime | None = None
     missing: list[str] = field(default_factory=list)
+    whole_days: bool = False  # the deadline is the end of a local day (24:00)
 
     @property
     def key(self) -> str:
@@ -46,6 +47,24 @@ class Clock:
     @property
     def zone(self) -> ZoneInfo:
         return self.regime.zone
+
+    @property
+    def last_day(self) -> date | None:
+        """The last local day a whole-day deadline counts (its 24:00 is the deadline)."""
+        if self.deadline is None or not self.whole_days:
+            return None
+        return (self.deadline.astimezone(self.zone) - timedelta(microseconds=1)).date()
+
+    def deadline_text(self) -> str:
+        """The deadline in the regime's zone, for people: a whole-day deadline is shown as
+        24:00 of its last day (2026-11-04 24:00 JST), the instant it is."""
+        if self.deadline is None:
+            return "-"
+        local = self.deadline.astimezone(self.zone)
+        last = self.last_day
+        if last is not None and local.time() == time(0):
+            return f"{last:%Y-%m-%d} 24:00 {local.tzname()}"
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
     def left(self, now: datetime) -> timedelta | None:
         return None if self.deadline is None else self.deadline - now
@@ -67,6 +86,7 @@ class Clock:
             "deadline_local": self.deadline.astimezone(self.zone).isoformat()
             if self.deadline
             else None,
+            "last_day": self.last_day.isoformat() if self.last_day else None,
             "seconds_left": int(left.total_seconds())
             if left is not None and self.state in (RUNNING, OVERDUE)
             else None,
@@ -131,8 +151,11 @@ def _stage(
     due = stage.due_for(flags)
     clock.done_at, clock.missing = _done(inc, book, codes, regime, stage)
     na = _not_applicable(inc, clock.key)
-    start, deadline, waits = _deadline(inc, book, codes, regime, due, events, flags, now, memo)
+    start, deadline, waits, whole = _deadline(
+        inc, book, codes, regime, due, events, flags, now, memo
+    )
     clock.start, clock.deadline, clock.starts_at = start, deadline, waits
+    clock.whole_days = whole
     if "tickets" in stage.done_by and not _external_scope(inc, book):
         na = True  # only internal regimes in scope: nobody outside to send a ticket to
     if clock.done_at is not None:
@@ -157,10 +180,11 @@ def _deadline(
     flags: set[str],
     now: datetime,
     memo: dict[str, Clock],
-) -> tuple[datetime | None, datetime | None, str]:
-    """(start, deadline, what it runs from); a composite deadline is its earliest option."""
+) -> tuple[datetime | None, datetime | None, str, bool]:
+    """(start, deadline, what it runs from, whether it ends a whole day); a composite
+    deadline is its earliest option."""
     options = due.earliest_of or (due,)
-    found: list[tuple[datetime, datetime, str]] = []
+    found: list[tuple[datetime, datetime, str, bool]] = []
     waits: list[str] = []
     for option in options:
         assert option.after is not None
@@ -170,7 +194,7 @@ def _deadline(
             assert before is not None
             prior = _stage(inc, book, codes, regime, before, events, flags, now, memo)
             if prior.state == NOT_APPLICABLE:
-                return None, None, NOT_APPLICABLE
+                return None, None, NOT_APPLICABLE, False
             start = prior.done_at
             label = f"{regime.id}/{ref} done"
         else:
@@ -179,9 +203,10 @@ def _deadline(
         if start is None:
             waits.append(label)
             continue
-        found.append((start, book.deadline(option, regime.zone, start, flags), label))
+        deadline = book.deadline(option, regime.zone, start, flags)
+        found.append((start, deadline, label, option.whole_days))
     if not found:
-        return None, None, " or ".join(waits)
+        return None, None, " or ".join(waits), False
     return min(found, key=lambda f: f[1])
 
 

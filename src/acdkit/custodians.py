@@ -26,6 +26,7 @@ __all__ = [
     "CustodianTrust",
     "DecisionFindings",
     "check_decisions",
+    "check_trusted",
     "choose_trust",
     "load_custodian",
     "parse_registry",
@@ -181,7 +182,7 @@ def check_decisions(
             )
         # 4
         if trust is not None:
-            _check_trusted(index, decision, trust)
+            check_trusted(index, decision, trust)
         # 5
         if sealed_at is not None and decision.recorded_ns > sealed_at + SEAL_TOLERANCE_NS:
             late = (decision.recorded_ns - sealed_at) / 1e9
@@ -199,7 +200,7 @@ def _where(index: int) -> str:
     return f"at index {index}" if index >= 0 else "(queued)"
 
 
-def _check_trusted(index: int, decision: Decision, trust: CustodianTrust) -> None:
+def check_trusted(index: int, decision: Decision, trust: CustodianTrust) -> None:
     assert decision.custodian is not None
     window = trust.keys.get(decision.custodian)
     kid = decision.custodian.key_id.hex()

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from acdkit.encoding import TlvType, parse_tlv, tlv
-from acdkit.errors import MalformedError
+from acdkit.errors import MalformedError, UsageError
 from acdkit.keys import Signer, Verifier
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_WHY_BYTES",
     "Decision",
+    "check_input",
     "decision_message",
     "parse_decision",
 ]
@@ -64,8 +65,17 @@ _REASON = re.compile(r"[A-Z][A-Z0-9-]{0,47}")
 _WORD = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # awareness events, regimes, flags
 _STAGE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}(/[a-z0-9][a-z0-9_.-]{0,63})?")
 _REF = re.compile(r"[!-~]{1,256}")  # printable ASCII, no blank
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LF = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# Characters that change how text reads without showing themselves: bidirectional
+# embeddings, overrides and isolates (U+202E turns "approved" around), zero-width and other
+# invisible format characters, line and paragraph separators, tag characters.  A decision is
+# read by people; what they read must be what was signed.
+FORMAT_CHARS = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+    "\U000e0000-\U000e007f"
+)
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f{FORMAT_CHARS}]")
+_CONTROL_BUT_LF = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{FORMAT_CHARS}]")
+_INVISIBLE = re.compile(f"[{FORMAT_CHARS}]")
 
 # field id -> (name, TLV type)
 _TEXT = {2: "incident", 3: "action", 6: "actor", 7: "severity", 13: "object", 16: "why"}
@@ -188,7 +198,8 @@ def _check_text(fid: int, text: str) -> None:
         16: 0 < size <= MAX_WHY_BYTES and not _CONTROL_BUT_LF.search(text),
     }
     if not rules[fid]:
-        raise MalformedError(f"DECISION {name} {text[:40]!r} is not valid (§13)")
+        # the text itself is not echoed: it may be anyone's, and may hold what it must not
+        raise MalformedError(f"DECISION {name} is not valid (§13: {_RULES[name]})")
 
 
 def parse_decision(body: bytes) -> Decision:
@@ -251,7 +262,10 @@ def _field_value(fid: int, kind: TlvType, value: bytes) -> dict[str, object]:
         rule = _LIST_RULES[fid]
         bad = next((i for i in items if not rule.fullmatch(i)), None)
         if bad is not None:
-            raise MalformedError(f"DECISION {_LISTS[fid]} item {bad[:40]!r} is not valid (§13)")
+            where = items.index(bad) + 1
+            raise MalformedError(
+                f"DECISION {_LISTS[fid]} item {where} is not valid (§13: {_RULES[_LISTS[fid]]})"
+            )
         return {_LISTS[fid]: items}
     if fid == SIGNATURE_FIELD:
         if len(value) != 64:
@@ -265,3 +279,91 @@ def _field_value(fid: int, kind: TlvType, value: bytes) -> dict[str, object]:
         return {"custodian": key}
     _check_text(fid, text)
     return {_TEXT[fid]: text}
+
+
+# -- checking what a responder typed, before anything is signed --------------------------------
+
+_NO_CONTROL = "no control character and no bidirectional or invisible formatting character"
+_WORD_RULE = "lower-case letters, digits and _ . -, starting with a letter, at most 64"
+_RULES = {
+    "incident": "1 to 64 letters, digits and . _ -, starting with a letter or digit",
+    "action": "lower-case letters, digits and -, starting with a letter",
+    "actor": f"1 to 128 bytes of UTF-8, {_NO_CONTROL}",
+    "severity": "1 to 32 letters, digits and . _ -, starting with a letter or digit (e.g. high)",
+    "object": f"1 to {MAX_OBJECT_BYTES} bytes of UTF-8, {_NO_CONTROL}",
+    "why": f"1 to {MAX_WHY_BYTES} bytes of UTF-8, {_NO_CONTROL} (line feeds are allowed)",
+    "reasons": "upper-case letters, digits and -, starting with a letter (e.g. CNI-INCIDENT)",
+    "events": _WORD_RULE,
+    "regimes": _WORD_RULE,
+    "flags": _WORD_RULE,
+    "stages": "REGIME/STAGE as `acdkit incident status` shows it, or one word",
+    "refs": f"1 to {MAX_REF_BYTES} printable ASCII characters, no blank",
+}
+_OPTIONS = {
+    "incident": "--incident",
+    "action": "--action",
+    "actor": "--actor",
+    "severity": "--severity",
+    "object": "--object",
+    "why": "--why",
+    "reasons": "--reason",
+    "events": "--event",
+    "regimes": "--regime",
+    "flags": "--flag",
+    "stages": "--stage",
+    "refs": "--ref",
+}
+
+
+def check_input(decision: Decision) -> None:
+    """Refuse, as a usage error naming the rule, what §13 would not let a verifier accept.
+
+    The offending value is never echoed; a character is named by its code point.
+    """
+    for fid, name in _TEXT.items():
+        value: str | None = getattr(decision, name)
+        if value is not None:
+            _check_input_text(fid, name, value)
+    for fid, name in _LISTS.items():
+        items: tuple[str, ...] = getattr(decision, name)
+        if len(items) > MAX_ITEMS:
+            raise UsageError(f"{_OPTIONS[name]} is given {len(items)} times: at most {MAX_ITEMS}")
+        for n, item in enumerate(items, 1):
+            if not _LIST_RULES[fid].fullmatch(item):
+                raise UsageError(
+                    f"{_OPTIONS[name]} value {n} is not valid: {_RULES[name]}" + _named_char(item)
+                )
+
+
+def _check_input_text(fid: int, name: str, text: str) -> None:
+    option = _OPTIONS[name]
+    size = len(text.encode())
+    limit = {6: 128, 13: MAX_OBJECT_BYTES, 16: MAX_WHY_BYTES}.get(fid)
+    if limit is not None and not 0 < size <= limit:
+        raise UsageError(
+            f"{option} is {size:,} bytes: it must be 1 to {limit:,} bytes of UTF-8",
+            hint="keep long material in a file and name it with --ref (e.g. sha256:…)"
+            if fid == 16 and size
+            else None,
+        )
+    try:
+        _check_text(fid, text)
+    except MalformedError:
+        found = _INVISIBLE.search(text)
+        why = (
+            " (such characters make a decision read differently from what is signed)"
+            if found
+            else ""
+        )
+        allowed_lf = _CONTROL_BUT_LF if fid == 16 else _CONTROL
+        raise UsageError(
+            f"{option} is not valid: {_RULES[name]}" + _named_char(text, allowed_lf) + why
+        ) from None
+
+
+def _named_char(text: str, pattern: re.Pattern[str] = _CONTROL) -> str:
+    """Where the first character that breaks the rules is, by code point, never the text."""
+    bad = pattern.search(text)
+    if bad is None:
+        return ""
+    return f"; found U+{ord(bad.group()):04X} at character {bad.start() + 1}"

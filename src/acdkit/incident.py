@@ -16,7 +16,7 @@ from pathlib import Path
 
 from acdkit import custodians, logentries
 from acdkit._files import MIB, read_bounded
-from acdkit.decision import Decision, parse_decision
+from acdkit.decision import Decision, check_input, parse_decision
 from acdkit.encoding import EntryType
 from acdkit.errors import MalformedError, TamperedError, UsageError
 from acdkit.keys import Signer
@@ -31,6 +31,7 @@ __all__ = [
     "Logged",
     "from_ns",
     "incidents",
+    "prepare",
     "read_logged",
     "record",
     "to_ns",
@@ -79,9 +80,12 @@ class Logged:
 def read_logged(store: Store) -> list[Logged]:
     """Every decision of the store in log order; the queued ones last, in queue order.
 
-    Each signature is checked against the key the decision carries (TAMPERED otherwise);
-    whether that key is trusted is `acdkit verify`'s check 10.
+    Each signature is checked against the key the decision carries, and that key against
+    the custodian keys the store trusts (its policy, else its list), as `acdkit verify`'s
+    check 10 does without --custodian: a decision queued by someone whose key nobody
+    registered must not mark a stage done or silence an overdue alert (TAMPERED).
     """
+    trust = custodians.store_trust(store)
     out: list[Logged] = []
     for seg in store.segment_dirs():
         info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
@@ -90,22 +94,37 @@ def read_logged(store: Store) -> list[Logged]:
         first = info.first_index + info.record_count
         for offset, data in enumerate(logentries.read_segment_entries(seg, info.entry_count)):
             if data[5] == EntryType.DECISION:
-                out.append(
-                    Logged(_parsed(store, data[38:], f"index {first + offset}"), first + offset)
-                )
+                where = first + offset
+                out.append(Logged(_parsed(store, data[38:], where, trust), where))
     for name, data in logentries.pending_entries(store):
         if data[5] == EntryType.DECISION:
-            out.append(Logged(_parsed(store, data[38:], f"pending/{name}"), pending=name))
+            out.append(Logged(_parsed(store, data[38:], -1, trust, name), pending=name))
     return out
 
 
-def _parsed(store: Store, body: bytes, where: str) -> Decision:
+def _parsed(
+    store: Store,
+    body: bytes,
+    index: int,
+    trust: custodians.CustodianTrust | None,
+    pending: str | None = None,
+) -> Decision:
+    where = f"pending/{pending}" if pending is not None else f"index {index}"
     try:
         decision = parse_decision(body)
     except MalformedError as exc:
         raise MalformedError(f"DECISION at {where}: {exc.message}") from None
     if not decision.verifies(store.origin):
         raise TamperedError(f"DECISION at {where} does not verify with the key it names")
+    if trust is not None:
+        try:
+            custodians.check_trusted(index, decision, trust)
+        except TamperedError as exc:
+            raise TamperedError(
+                exc.message.replace("(queued)", f"at {where}"),
+                hint="a decision by a key the store does not trust counts for nothing; "
+                "examine the entry (and `acdkit verify` the store)",
+            ) from None
     return decision
 
 
@@ -207,19 +226,43 @@ def validate(decision: Decision, book: RegimeBook, codes: ReasonCodes) -> None:
             )
 
 
-def record(
+# a decision records what has happened: an act dated after the custodian's clock by more
+# than this is a typo (a year, a zone) that would hold a clock open or close it in advance
+FUTURE_TOLERANCE_NS = 300 * 1_000_000_000
+
+
+def prepare(
     store: Store,
     signer: Signer,
-    decision: Decision,
+    decisions: list[Decision],
     book: RegimeBook,
     codes: ReasonCodes,
     known: dict[str, Incident] | None = None,
-) -> Path:
-    """Sign ``decision`` with the custodian key and queue it for the next seal."""
-    validate(decision, book, codes)
-    existing = (known if known is not None else incidents(read_logged(store))).get(
-        decision.incident
-    )
+) -> list[bytes]:
+    """Check and sign ``decisions`` in order, as if each earlier one were logged already;
+    the signed entry bodies.  Nothing is written: a refusal leaves the store as it was."""
+    known = dict(known if known is not None else incidents(read_logged(store)))
+    bodies = []
+    for decision in decisions:
+        validate(decision, book, codes)  # unknown words first: their hint lists the known
+        check_input(decision)
+        existing = known.get(decision.incident)
+        _check_order(decision, existing)
+        signed = replace(decision, recorded_ns=time.time_ns())
+        _check_future(signed)
+        parsed, body = signed.sign(signer, store.origin)
+        try:
+            custodians.check_queued_decision(store, body)  # what the next seal would refuse
+        except TamperedError as exc:
+            raise UsageError(exc.message, hint=_trust_hint(exc.message)) from None
+        inc = existing or Incident(decision.incident)
+        known[decision.incident] = replace(inc, logged=[*inc.logged, Logged(parsed, pending="")])
+        bodies.append(body)
+    return bodies
+
+
+def _check_order(decision: Decision, existing: Incident | None) -> None:
+    """Open once, before anything else; nothing before the detection; close once."""
     if decision.action == "open" and existing is not None and existing.opened is not None:
         raise UsageError(f"incident {decision.incident} is open already")
     if decision.action != "open" and (existing is None or existing.opened is None):
@@ -236,14 +279,49 @@ def record(
         )
     if decision.action == "close" and existing is not None and existing.closed is not None:
         raise UsageError(f"incident {decision.incident} is closed already")
-    signed = replace(decision, recorded_ns=time.time_ns())
-    _decision, body = signed.sign(signer, store.origin)
+
+
+def _check_future(decision: Decision) -> None:
+    limit = decision.recorded_ns + FUTURE_TOLERANCE_NS
+    for what, at_ns in (("--at", decision.at_ns), ("--first-observed", decision.observed_ns)):
+        if at_ns is not None and at_ns > limit:
+            raise UsageError(
+                f"{what} {from_ns(at_ns).isoformat()} is later than now "
+                f"({from_ns(decision.recorded_ns).isoformat(timespec='seconds')}, this "
+                "machine's clock): a decision records what has happened",
+                hint="check the year and the zone; replay a drill with times in the past",
+            )
+
+
+def _trust_hint(message: str) -> str:
+    if "outside its window" in message:
+        return (
+            "the trust policy no longer lets this key sign (revoked or expired): use a key "
+            "that the newest policy names, or ask for a policy with a window for this one"
+        )
+    return (
+        "register the key: `acdkit keys add-custodian STORE VKEY` (and in the trust policy, "
+        "when it names custodians)"
+    )
+
+
+def record(
+    store: Store,
+    signer: Signer,
+    decisions: list[Decision],
+    book: RegimeBook,
+    codes: ReasonCodes,
+    known: dict[str, Incident] | None = None,
+) -> list[Path]:
+    """Sign ``decisions`` with the custodian key and queue them for the next seal: all of
+    them, or (when one is refused) none."""
+    bodies = prepare(store, signer, decisions, book, codes, known)
+    written: list[Path] = []
     try:
-        custodians.check_queued_decision(store, body)  # what the next seal would refuse
-    except TamperedError as exc:
-        raise UsageError(
-            exc.message,
-            hint="register the key: `acdkit keys add-custodian STORE VKEY` (and in the trust "
-            "policy, when it names custodians)",
-        ) from None
-    return logentries.add_pending(store, EntryType.DECISION, body)
+        for body in bodies:
+            written.append(logentries.add_pending(store, EntryType.DECISION, body))
+    except BaseException:
+        for path in written:  # a half-logged open would be an incident without recognition
+            path.unlink(missing_ok=True)
+        raise
+    return written

@@ -112,6 +112,13 @@ class Due:
             return self.after[len(STAGE_REF) :].removesuffix(".submitted")
         return None
 
+    @property
+    def whole_days(self) -> bool:
+        """The deadline is the end (24:00 local) of a last day, not a moment of one."""
+        if self.end_at is not None or self.unit not in ("days", "months", "business_days"):
+            return False
+        return self.unit == "business_days" or self.first_day_excluded or self.roll
+
     def starts(self) -> list[str]:
         """Every start this deadline can run from (events and stage references)."""
         if self.earliest_of:

@@ -47,7 +47,7 @@ from acdkit.store import (
     write_json,
 )
 
-__all__ = ["SealReport", "recover", "seal", "unsigned_segment_problem"]
+__all__ = ["SealReport", "check_sealer", "recover", "seal", "unsigned_segment_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -551,16 +551,8 @@ def seal(
         return seal_locked(store, signer, max_records, progress, heartbeat)
 
 
-def seal_locked(
-    store: Store,
-    signer: Signer,
-    max_records: int = DEFAULT_MAX_RECORDS,
-    progress: ProgressFn | None = None,
-    heartbeat: bool = False,
-) -> SealReport:
-    """`seal`, for a caller that holds the store's lock already (`keys rotate`)."""
-    started = time.monotonic()
-    store.clean_temporaries()
+def check_sealer(store: Store, signer: Signer) -> KeyChain:
+    """The log's key chain, when ``signer`` is its current sealer key (USAGE otherwise)."""
     chain = read_chain(store)
     if signer.verifier != chain.current:
         rotated = len(chain.keys) > 1
@@ -571,6 +563,20 @@ def seal_locked(
             if rotated
             else "pass the key that `acdkit init` created for this store",
         )
+    return chain
+
+
+def seal_locked(
+    store: Store,
+    signer: Signer,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    progress: ProgressFn | None = None,
+    heartbeat: bool = False,
+) -> SealReport:
+    """`seal`, for a caller that holds the store's lock already (`keys rotate`)."""
+    started = time.monotonic()
+    store.clean_temporaries()
+    chain = check_sealer(store, signer)
     state = SealerState.load(store)
     recovered = recover(store, signer, state, chain.keys[:-1])
     staged = store.staged_dirs()

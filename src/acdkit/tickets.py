@@ -5,16 +5,22 @@ was detected and recognised, the clocks that concern the recipient, and the head
 evidence log (origin, size and root of the newest checkpoint), so that the ticket itself
 anchors the log as it stood.  It is rendered from sealed and queued decisions only and never
 carries log content.  Delivery is an HTTP POST to the webhook the operator configured, with
-no redirect followed; acdkit contacts nothing else.
+no redirect followed and no proxy; acdkit contacts nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import http.client
+import ipaddress
 import json
-import urllib.error
+import re
+import socket
+import ssl
+import threading
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +35,9 @@ __all__ = [
     "TICKET_SCHEMA",
     "Delivery",
     "Ticket",
+    "Webhook",
     "deliver",
+    "parse_webhook",
     "render",
     "webhook_host",
 ]
@@ -64,11 +72,8 @@ class Delivery:
     reason: str
 
 
-def _local(moment: datetime | None, clock: Clock | None = None, zone: Any = None) -> str:
-    if moment is None:
-        return "-"
-    tz = zone if zone is not None else clock.zone if clock else None
-    local = moment.astimezone(tz) if tz is not None else moment
+def _local(moment: datetime, zone: Any = None) -> str:
+    local = moment.astimezone(zone) if zone is not None else moment
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
@@ -155,7 +160,7 @@ def _text(
     for c in clocks:
         lines.append(
             f"  {c.key}  {c.stage.name.get('ja', '')} / {c.stage.name['en']}: "
-            f"{_local(c.deadline, c)} ({c.state})"
+            f"{c.deadline_text()} ({c.state})"
         )
     lines.append(
         f"ログ / Evidence log: {log_head.get('origin')} size {log_head.get('tree_size')} "
@@ -164,48 +169,156 @@ def _text(
     return "\n".join(lines) + "\n"
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is answered as the 3xx it is, never followed
+MAX_URL = 2048
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook URL taken apart: where to connect and what to ask for."""
+
+    scheme: str
+    host: str  # a name or an address (IPv6 without brackets)
+    port: int
+    target: str  # path and query: may hold a token, so never recorded
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port]: all that a decision or a message may say about it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = {"http": 80, "https": 443}[self.scheme]
+        return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
+
+
+def parse_webhook(url: str, label: str = "a webhook URL") -> Webhook:
+    """A webhook URL, strictly; USAGE naming the rule otherwise, never echoing the URL (its
+    path, query or user-info may hold a secret)."""
+    if len(url) > MAX_URL:
+        raise UsageError(f"{label} is over {MAX_URL:,} characters")
+    if any(not "!" <= c <= "~" for c in url):
+        raise UsageError(
+            f"{label} holds a blank, a control or a non-ASCII character",
+            hint="percent-encode them (%20, …)",
+        )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UsageError(
+            f"{label} is not valid: a port outside 0-65535 or a broken [IPv6] host"
+        ) from None
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"{label} is not an http:// or https:// URL")
+    if "@" in parts.netloc:
+        raise UsageError(
+            f"{label} carries a user name or password (user:password@host): acdkit sends "
+            "no credentials from a URL (they would sit in shell history and process lists)",
+            hint="use the token your ticketing system puts in the URL's path or query "
+            "(acdkit never records a path or a query)",
+        )
+    host = parts.hostname or ""
+    if not _valid_host(host) or port == 0:
+        raise UsageError(f"{label} names no valid host and port")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    default = 443 if parts.scheme == "https" else 80
+    return Webhook(parts.scheme, host, port or default, target)
+
+
+def _valid_host(host: str) -> bool:
+    if _HOST.fullmatch(host) and len(host) <= 253:
+        return True
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def webhook_host(url: str) -> str:
     """scheme://host[:port] of a webhook: what a decision may record (a path or query can
     hold a token, so it is never logged)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"webhook {url[:60]!r} is not an http:// or https:// URL")
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
+    return parse_webhook(url).origin
 
 
 def deliver(ticket: Ticket, url: str, timeout: float = TIMEOUT_S) -> Delivery:
-    """POST the ticket's JSON to ``url``; any 2xx is delivered, anything else is not."""
-    webhook_host(url)
-    request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
-        url,
-        data=ticket.body(),
-        method="POST",
+    """POST the ticket's JSON to ``url``, within ``timeout`` seconds in all; any 2xx is
+    delivered, anything else is not.
+
+    ``http.client`` follows no redirect and reads no proxy settings: acdkit talks to the
+    configured webhook only.  A watchdog cuts the connection at the deadline, so a server
+    that answers one byte at a time cannot hold the run; at most 64 KiB of the answer is read.
+    """
+    hook = parse_webhook(url)
+    conn: http.client.HTTPConnection
+    if hook.scheme == "https":
+        context = ssl.create_default_context()
+        conn = http.client.HTTPSConnection(hook.host, hook.port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(hook.host, hook.port, timeout=timeout)
+    cut = threading.Event()
+
+    def watchdog() -> None:
+        cut.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(timeout, watchdog)
+    timer.daemon = True
+    timer.start()
+    late = f"not delivered: no complete answer within {timeout:g} s"
+    try:
+        reply = _post(conn, hook, ticket)
+        if cut.is_set():  # the cut ended the headers early: what came is no answer
+            return Delivery(ticket.recipient, False, None, None, late)
+        try:
+            data = reply.read(RESPONSE_LIMIT)
+        except http.client.IncompleteRead as exc:  # the status came; the body was cut short
+            data = exc.partial
+    except (OSError, http.client.HTTPException) as exc:
+        reason = late if cut.is_set() else f"not delivered: {_why(exc)}"
+        return Delivery(ticket.recipient, False, None, None, reason)
+    finally:
+        timer.cancel()
+        conn.close()
+    status = int(reply.status)
+    ok = 200 <= status < 300
+    reason = f"HTTP {status}" + (": a redirect, not followed" if 300 <= status < 400 else "")
+    return Delivery(ticket.recipient, ok, status, hashlib.sha256(data).hexdigest(), reason)
+
+
+def _post(
+    conn: http.client.HTTPConnection, hook: Webhook, ticket: Ticket
+) -> http.client.HTTPResponse:
+    conn.request(
+        "POST",
+        hook.target,
+        body=ticket.body(),
         headers={
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "acdkit-ticket/1",
             "X-Acdkit-Ticket-Sha256": ticket.sha256,
         },
     )
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        with opener.open(request, timeout=timeout) as reply:
-            data = reply.read(RESPONSE_LIMIT)
-            status = int(reply.status)
-    except urllib.error.HTTPError as exc:
-        data = exc.read(RESPONSE_LIMIT) if exc.fp is not None else b""
-        return Delivery(
-            ticket.recipient, False, exc.code, hashlib.sha256(data).hexdigest(), f"HTTP {exc.code}"
-        )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Delivery(ticket.recipient, False, None, None, f"not delivered: {reason}")
-    ok = 200 <= status < 300
-    return Delivery(
-        ticket.recipient, ok, status, hashlib.sha256(data).hexdigest(), f"HTTP {status}"
-    )
+    return conn.getresponse()
+
+
+def _why(exc: BaseException) -> str:
+    """A failure in acdkit's own words: nothing the server sent is repeated."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "the TLS certificate does not verify"
+    if isinstance(exc, ssl.SSLError):
+        return "the TLS handshake failed"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the webhook closed the connection without an answer"
+    if isinstance(exc, http.client.HTTPException):
+        return "the answer is not valid HTTP"
+    name = errno.errorcode.get(exc.errno or 0) if isinstance(exc, OSError) else None
+    return f"network error ({name})" if name else "network error"

@@ -637,7 +637,14 @@ _D_TYPES = {
     **{fid: T_UTF8LIST for fid in _D_LIST},
 }  # fmt: skip
 _D_REQUIRED = (1, 2, 3, 4, 5, 6, 16, 30, 31)
-_CC_ALL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# decision texts (spec §13): no control character (LF allowed in field 16) and none of the
+# bidirectional or invisible formatting characters that make text read otherwise than signed
+_FORMAT = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+    "\U000e0000-\U000e007f"
+)
+_D_BAD_TEXT = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMAT}]")
+_D_BAD_WHY = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_FORMAT}]")
 
 
 @dataclass(frozen=True)
@@ -670,11 +677,14 @@ def decode_decision(body: bytes) -> Decision:
     for fid, rule in _D_TEXT.items():
         if fid in seen and not rule.fullmatch(seen[fid][1].decode("utf-8")):
             raise ValueError(f"field {fid} does not match its grammar")
-    for fid, limit, pattern in ((6, 128, _CC_ALL), (13, 1024, _CC_ALL), (16, 4096, _CONTROL)):
+    texts = ((6, 128, _D_BAD_TEXT), (13, 1024, _D_BAD_TEXT), (16, 4096, _D_BAD_WHY))
+    for fid, limit, pattern in texts:
         if fid in seen:
             raw = seen[fid][1]
             if not 0 < len(raw) <= limit or pattern.search(raw.decode("utf-8")):
-                raise ValueError(f"field {fid} is empty, too long or holds control characters")
+                raise ValueError(
+                    f"field {fid} is empty, too long or holds a control or formatting character"
+                )
     for fid, rule in _D_LIST.items():
         if fid in seen:
             items = utf8_list(seen[fid][1])
