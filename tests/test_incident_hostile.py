@@ -330,3 +330,71 @@ def test_a_webhook_that_does_not_speak_http_is_a_logged_failure(env: Env, not_ht
     assert f"webhook:http://127.0.0.1:{port}" in failed[0].refs
     assert not any("s3cret" in r or CANARY in r for r in failed[0].refs)
     custodians.check_queued_decision(st, bodies[-1])  # and it would seal
+
+
+def test_a_custodian_key_revoked_in_between(env: Env, tmp_path: Path) -> None:
+    _open(env)
+    env.run("seal", str(env.store))
+    root = tmp_path / "root.key"
+    env.run("keys", "new", "--role", "root", "--name", "example.org/root", "--out", str(root))
+    # the responder's key is withdrawn now: its window ends at this moment
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    until = end.isoformat().replace("+00:00", "Z")
+    env.run(
+        "policy", "sign", str(env.store), "--root-key", str(root), "--grace", "0",
+        "--custodian", f"{env.vkey}@..{until}",
+    )  # fmt: skip
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
+    refused = _log(env, "--action", "note", "--why", "after the revocation", code=2)
+    assert "signed it outside its window in trust policy 1" in refused.stderr
+    assert "no longer lets this key sign (revoked or expired)" in refused.stderr
+    assert "keys add-custodian" not in refused.stderr  # registering again would not help
+    assert _queued(env) == []
+    # what it signed while its window was open still counts
+    doc = _status(env, "2026-10-05T14:01:00+09:00", "--json")
+    assert doc["incidents"][0]["decisions"] == 2
+    root_vkey = keys.load_signer(root).verifier.vkey()
+    verified = env.run("verify", str(env.store), "--local-only", "--root", root_vkey, "--json")
+    assert verified["verdict"] == "VERIFIED"
+
+
+def test_a_decision_edited_after_sealing_is_tampered_at_the_tree_check(env: Env) -> None:
+    _open(env)
+    env.run("seal", str(env.store))
+    entries = next(env.store.glob("segments/*/entries.bin"))
+    data = entries.read_bytes()
+    assert data.count(b"opened") == 2  # the open and the recognition say why
+    entries.write_bytes(data.replace(b"opened", b"OPENED", 1))
+    doc = env.run("verify", str(env.store), "--local-only", "--json", code=1)
+    assert (doc["verdict"], doc["failure"]["check"]) == ("TAMPERED", "4")
+    assert "does not match its checkpoint" in doc["failure"]["message"]
+    status = _status(env, "2026-10-05T14:10:00+09:00", code=1)  # not a silent "met"
+    assert "does not verify with the key it names" in status.stderr
+
+
+def test_two_interleaved_incidents_run_their_own_clocks(env: Env) -> None:
+    s = str(env.store)
+    for inc, detected in (
+        ("A-1", "2026-10-05T14:00:00+09:00"),
+        ("B-1", "2026-10-05T14:01:00+09:00"),
+    ):
+        env.run(
+            "incident", "open", s, "--incident", inc, "--regime", "acd-internal",
+            "--detected", detected, "--why", "opened",
+        )  # fmt: skip
+    env.run(
+        "incident", "log", s, "--incident", "B-1", "--action", "isolate",
+        "--at", "2026-10-05T14:02:00+09:00", "--why", "B isolated", "--severity", "low",
+    )  # fmt: skip
+    env.run(
+        "incident", "log", s, "--incident", "A-1", "--action", "severity", "--severity", "high",
+        "--at", "2026-10-05T14:02:30+09:00", "--why", "A assessed",
+    )  # fmt: skip
+    doc = _status(env, "2026-10-05T14:05:00+09:00", "--json", code=5)
+    states = {
+        i["incident"]: {c["stage"]: c["state"] for c in i["clocks"]} for i in doc["incidents"]
+    }
+    assert states["A-1"]["severity-isolate"] == "overdue"  # A's severity, no isolation
+    assert states["B-1"]["severity-isolate"] == "met"  # B's isolation carried its severity
+    assert {i["incident"]: i["severity"] for i in doc["incidents"]} == {"A-1": "high", "B-1": "low"}
+    assert doc["overdue"] == 1

@@ -806,14 +806,23 @@ def classify_cmd(
         title = codes.codes[s.code].title if s.code in codes.codes else {"ja": "", "en": ""}
         err.print(f"[bold]suggest {s.code}[/]{mark}: {title['ja']} / {title['en']}")
         for k, v in s.evidence.items():  # asset IDs and names come from the user's files
-            err.print(escape(f"    {k}: {v}"))
+            err.print(escape(f"    {k}: {_plain(v)}"))
         for ex in s.examples[:3]:
-            err.print(escape(f"    e.g. {ex}"))
+            err.print(escape(f"    e.g. {_plain(ex)}"))
         for note in s.notes:
             err.print(escape(f"    note: {note}"))
     if not report.suggestions:
         err.print("no reason code suggested from these records")
     err.print("nothing applied: `acdkit incident log --action classify --reason CODE --why …`")
+
+
+def _plain(value: Any) -> str:
+    """Evidence for people: key=value words and comma lists, not Python's reprs."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_plain(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "-"
+    return str(value)
 
 
 @_handles_errors
