@@ -173,6 +173,18 @@ def test_a_webhook_that_hangs_or_trickles_is_cut_at_the_deadline(
             conn.sendall(b"X-Slow: 1\r\n")
             time.sleep(0.3)
 
+    def slow_body(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(40):
+            conn.sendall(b"x")
+            time.sleep(0.3)
+
+    started = time.monotonic()
+    sent = tickets.deliver(TICKET, raw_server(slow_body), timeout=1.5)
+    assert time.monotonic() - started < 3
+    assert (sent.ok, sent.status) == (True, 201)  # the webhook took it: its status says so
+    assert sent.reason == "HTTP 201 (the answer's body cut at 1.5 s)"
+
     for reply in (hang, trickle):
         started = time.monotonic()
         sent = tickets.deliver(TICKET, raw_server(reply), timeout=1.5)

@@ -285,6 +285,8 @@ def deliver(ticket: Ticket, url: str, timeout: float = TIMEOUT_S) -> Delivery:
     status = int(reply.status)
     ok = 200 <= status < 300
     reason = f"HTTP {status}" + (": a redirect, not followed" if 300 <= status < 400 else "")
+    if cut.is_set():  # the status came in time; the body did not (its hash is of a part)
+        reason += f" (the answer's body cut at {timeout:g} s)"
     return Delivery(ticket.recipient, ok, status, hashlib.sha256(data).hexdigest(), reason)
 
 
