@@ -138,9 +138,38 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def http_post(url: str, query: bytes, timeout: float) -> bytes:
-    """POST a time-stamp query; the reply body, read up to MAX_REPLY_BYTES."""
+    """POST a time-stamp query; the reply body, read up to MAX_REPLY_BYTES.
+
+    ``timeout`` bounds the whole exchange, not each socket read: a TSA that answers a byte
+    at a time would otherwise hold a cron run for hours.  The request runs in a daemon
+    thread that is abandoned at the deadline (its socket times out on its own).
+    """
     if urlsplit(url).scheme not in ("http", "https"):
         raise TsaError("unreachable", f"{url[:80]!r} is not an http(s) URL")
+    import threading
+
+    outcome: list[bytes | TsaError] = []
+
+    def run() -> None:
+        try:
+            outcome.append(_http_post(url, query, timeout))
+        except TsaError as exc:
+            outcome.append(exc)
+        except Exception as exc:  # urllib's own refusals (a port out of range, ...)
+            outcome.append(TsaError("unreachable", f"cannot reach {url}: {type(exc).__name__}"))
+
+    worker = threading.Thread(target=run, name="tsa-request", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise TsaError("unreachable", f"no complete reply from {url} within {timeout:g} s")
+    result = outcome[0]
+    if isinstance(result, TsaError):
+        raise result
+    return result
+
+
+def _http_post(url: str, query: bytes, timeout: float) -> bytes:
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url,
         data=query,
