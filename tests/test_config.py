@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,15 +54,34 @@ def test_bad_files_are_usage_errors(text: str, message: str, tmp_path: Path) -> 
 def test_the_cron_and_systemd_examples_run_timecheck_then_seal() -> None:
     service = (EXAMPLES / "acdkit-timecheck.service").read_text()
     assert "ExecStart=/usr/local/bin/acdkit timecheck --json" in service
-    assert "ExecStartPost=/usr/local/bin/acdkit seal --heartbeat --json" in service
+    # the seal runs whatever timecheck's exit code: ExecStartPost would be skipped on 5 or 6
+    assert "ExecStopPost=/usr/local/bin/acdkit seal --heartbeat --json" in service
+    assert "ExecStartPost=" not in service
     timer = (EXAMPLES / "acdkit-timecheck.timer").read_text()
     assert "OnUnitActiveSec=15min" in timer and "WantedBy=timers.target" in timer
+    lines = (EXAMPLES / "crontab").read_text().splitlines()
+    # cron runs jobs with PATH=/usr/bin:/bin, where a pip-installed acdkit is not
+    assert "PATH=/usr/local/bin:/usr/bin:/bin" in lines
     cron = [
-        line
-        for line in (EXAMPLES / "crontab").read_text().splitlines()
-        if line and not line.startswith("#") and "=" not in line.split()[0]
+        line for line in lines if line and not line.startswith("#") and "=" not in line.split()[0]
     ]
     assert [line.split()[:6] for line in cron] == [
         ["*/15", "*", "*", "*", "*", "acdkit"],
         ["1-59/15", "*", "*", "*", "*", "acdkit"],
     ]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is absent")
+def test_the_systemd_units_verify(tmp_path: Path) -> None:
+    # systemd-analyze also checks that ExecStart names an executable: /bin/true stands in
+    # for /usr/local/bin/acdkit, which the test machine need not have
+    service = (EXAMPLES / "acdkit-timecheck.service").read_text()
+    (tmp_path / "acdkit-timecheck.service").write_text(
+        service.replace("/usr/local/bin/acdkit", shutil.which("true") or "/bin/true")
+    )
+    shutil.copy(EXAMPLES / "acdkit-timecheck.timer", tmp_path)
+    units = [str(tmp_path / "acdkit-timecheck.service"), str(tmp_path / "acdkit-timecheck.timer")]
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
