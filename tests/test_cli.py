@@ -148,6 +148,12 @@ def test_exit_1_tampered(runner: CliRunner, tmp_path: Path, data: Path) -> None:
     assert code == 1
     doc = json.loads(out)
     assert doc["verdict"] == "TAMPERED" and doc["failure"]["index"] == 0
+    # people see where: Rich took "[index=0, …]" for a markup tag and printed nothing of it
+    code, _, err = run(runner, "verify", store)
+    where = ", ".join(
+        f"{k}={v}" for k, v in doc["failure"].items() if k not in ("message", "check")
+    )
+    assert code == 1 and f"first failure: {doc['failure']['message']} [{where}]" in err
 
 
 def test_exit_2_usage(runner: CliRunner, tmp_path: Path, data: Path) -> None:

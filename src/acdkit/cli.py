@@ -754,21 +754,26 @@ def verify_cmd(
             style = {"ok": "green", "warn": "yellow", "incomplete": "yellow"}.get(
                 check.status, "red"
             )
-            err.print(f"  [{style}]{check.status:>10}[/] {check.id}. {check.detail}")
+            # details quote what the evidence holds (names, messages): never markup
+            err.print(f"  [{style}]{check.status:>10}[/] {check.id}. {escape(check.detail)}")
         state = report.facts.get("clock_window")
         if state is not None:
-            err.print(f"clock {state['from']} .. {state['to']}: NTP: {state['ntp']['state']}")
-            err.print(f"  RFC 3161: {state['rfc3161']['state']}")
+            ntp = f"clock {state['from']} .. {state['to']}: NTP: {state['ntp']['state']}"
+            err.print(escape(ntp))
+            err.print(escape(f"  RFC 3161: {state['rfc3161']['state']}"))
             for flag in state["flags"]:
-                err.print(f"  [yellow]flag[/] {flag}")
+                err.print(f"  [yellow]flag[/] {escape(flag)}")
         colour = "green" if report.verdict == ExitCode.OK else "red"
-        err.print(f"[bold {colour}]{report.verdict_name}[/] {report.coverage}")
+        err.print(f"[bold {colour}]{report.verdict_name}[/] {escape(report.coverage)}")
         if report.failure:
             where = ", ".join(
                 f"{k}={v}" for k, v in report.failure.items() if k not in ("message", "check")
             )
+            # escaped whole: Rich took the [where] part for a markup tag and dropped it
             err.print(
-                f"first failure: {report.failure['message']}" + (f" [{where}]" if where else "")
+                escape(
+                    f"first failure: {report.failure['message']}" + (f" [{where}]" if where else "")
+                )
             )
     raise typer.Exit(int(report.verdict))
 
@@ -846,7 +851,7 @@ def package_cmd(
         f"checkpoint {report.checkpoint_size:,}"
     )
     for flag in report.clock_flags:
-        err.print(f"[yellow]clock[/] {flag}")
+        err.print(f"[yellow]clock[/] {escape(flag)}")
     # a recipient pins the key received out of band, not the copy inside the bundle
     err.print(
         f"check it with: acdkit verify {report.out} --root ROOT_VKEY (or --key with the "
