@@ -23,8 +23,10 @@ from acdkit.clocksel import (
     distance,
     evaluate,
     intersect,
+    lag,
     precision_ns,
     select,
+    span,
 )
 
 MATRIX = Path(__file__).parent / "data" / "ntp" / "matrix.json"
@@ -136,10 +138,39 @@ def test_drift_beyond_the_limit() -> None:
     ahead = [servers["ahead300"]] * 3
     sel = select(ahead, local, 3, SECOND)
     assert sel.agreeing == 3 and sel.verdict == "POLICY"
+    # true time minus the local clock is +300 s: the local clock is behind, and says so
     assert sel.reason == (
-        "the local clock is off by +299.999769 s to +300.000187 s, beyond the limit of ±1.000000 s"
+        "the local clock is 299.999769 s to 300.000187 s behind true time, beyond the limit "
+        "of ±1.000000 s"
     )
     assert select(ahead, local, 3, 301 * SECOND).verdict == "OK"
+
+
+def test_offsets_in_words_say_behind_or_ahead() -> None:
+    assert lag(300 * SECOND) == "the local clock is 300.000000 s behind true time"
+    assert lag(-72_000, "the consensus", was=True) == (
+        "the local clock was 0.000072 s ahead of the consensus"
+    )
+    assert lag(0) == "the local clock is in step with true time"
+    assert span(-3 * SECOND, -2 * SECOND) == (
+        "the local clock is 2.000000 s to 3.000000 s ahead of true time"
+    )
+    assert span(-SECOND // 2, 2 * SECOND) == (
+        "the local clock is between 2.000000 s behind and 0.500000 s ahead of true time"
+    )
+
+
+def test_no_answer_says_what_became_of_the_requests() -> None:
+    servers, local = recorded()
+    unresolved = ServerSamples("x.invalid", None, 123, (Sample(1, 1, None, "unresolved"),))
+    garbage = ServerSamples(
+        "g", "192.0.2.9", 123, tuple(Sample(1, 2, None, f) for f in ("bad-reply",) * 3)
+    )
+    sel = select([servers["nobody"], unresolved, garbage], local, 1, SECOND)
+    assert (sel.verdict, sel.agreeing) == ("IO", 0)
+    assert sel.reason == (
+        "no server answered (1 sent no usable reply, 1 timed out, 1 did not resolve)"
+    )
 
 
 def _reply(**change: object) -> Reply:

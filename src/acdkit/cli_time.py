@@ -11,13 +11,14 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from acdkit import config, store, timecheck
 from acdkit.anchor import iso
 from acdkit.cli import JsonOpt, _emit, _handles_errors, _progress, _show_progress, err
-from acdkit.clocksel import Reply, ServerResult, ServerSamples
-from acdkit.errors import ExitCode
+from acdkit.clocksel import Reply, ServerResult, ServerSamples, lag
+from acdkit.errors import AcdkitError
 from acdkit.ntp import parse_server
 
 __all__ = ["timecheck_cmd", "timecheck_doc"]
@@ -121,15 +122,15 @@ def timecheck_cmd(
     settings = _settings(config_file)
     names = servers or list(settings.get("servers", []))
     st = store.Store.open(store_dir) if store_dir is not None else None
-    drift = max_drift if max_drift is not None else settings.get("max_drift")
+    drift = _pick(max_drift, settings, "max_drift", None)
     with _progress(_show_progress(json_out), "timecheck") as progress:
         report = timecheck.timecheck(
             [parse_server(n) for n in names],
-            samples=samples or int(settings.get("samples", timecheck.DEFAULT_SAMPLES)),
-            interval=_pick(interval, settings, "interval", timecheck.DEFAULT_INTERVAL_S),
-            timeout=_pick(timeout, settings, "timeout", timecheck.DEFAULT_TIMEOUT_S),
-            min_agree=min_agree or int(settings.get("min_agree", timecheck.DEFAULT_MIN_AGREE)),
-            max_drift_ns=None if drift is None else round(float(drift) * NS),
+            samples=int(_pick(samples, settings, "samples", timecheck.DEFAULT_SAMPLES)),
+            interval=float(_pick(interval, settings, "interval", timecheck.DEFAULT_INTERVAL_S)),
+            timeout=float(_pick(timeout, settings, "timeout", timecheck.DEFAULT_TIMEOUT_S)),
+            min_agree=int(_pick(min_agree, settings, "min_agree", timecheck.DEFAULT_MIN_AGREE)),
+            max_drift_ns=None if drift is None else timecheck.drift_ns(float(drift)),
             store=st,
             progress=(lambda d, t: progress("requests", d, t)) if progress else None,
         )
@@ -142,10 +143,11 @@ def timecheck_cmd(
     raise typer.Exit(int(report.exit_code))
 
 
-def _pick(given: float | None, settings: dict[str, Any], key: str, default: float) -> float:
+def _pick(given: float | None, settings: dict[str, Any], key: str, default: Any) -> Any:
+    """The option, else the config file's value, else the default (0 is a value too)."""
     if given is not None:
         return given
-    return float(settings.get(key, default))
+    return settings.get(key, default)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -219,19 +221,46 @@ def timecheck_doc(report: timecheck.TimecheckReport) -> dict[str, Any]:
         "authenticated": report.anchored.to_json() if report.anchored else None,
         "clock_entry": f"pending/{report.queued.name}" if report.queued else None,
         "warnings": report.warnings,
+        **({"error": _error_doc(report.not_queued)} if report.not_queued else {}),
     }
 
 
-def _ms(ns: int | None) -> str:
-    return "-" if ns is None else f"{ns / 1e6:,.3f}"
+def _error_doc(exc: AcdkitError) -> dict[str, Any]:
+    message = f"the CLOCK entry could not be queued: {exc.message}"
+    return {"verdict": exc.verdict, "message": message, "hint": exc.hint}
+
+
+def _failure(server: ServerSamples) -> str:
+    """Why an unreachable server gave nothing: its samples' most frequent reason."""
+    reasons = [s.failure or "timeout" for s in server.samples]
+    worst = max(dict.fromkeys(reasons), key=reasons.count)
+    return FAILURE_WORDS.get(worst, worst)
+
+
+FAILURE_WORDS = {"bad-reply": "bad reply"}
+
+
+def _amount(ns: int | None, sign: str = "") -> str:
+    """Milliseconds below 10 s, then seconds, hours, days or years: a server years off must
+    still fit its column."""
+    if ns is None:
+        return "-"
+    size = abs(ns) / NS
+    for limit, unit, per in ((10, "ms", 1e-3), (36_000, "s", 1), (864_000, "h", 3600)):
+        if size < limit:
+            return f"{ns / NS / per:{sign},.3f} {unit}"
+    if size < 2 * 365 * 86_400:
+        return f"{ns / NS / 86_400:{sign},.1f} d"
+    return f"{ns / NS / (86_400 * 365.25):{sign},.1f} y"
 
 
 def _table(report: timecheck.TimecheckReport) -> Table:
     table = Table(title="timecheck: NTP servers", box=box.SIMPLE_HEAD)
-    table.add_column("server", no_wrap=True)
+    # long names fold; the figures never do
+    table.add_column("server", overflow="fold", min_width=15)
     table.add_column("result", no_wrap=True)
-    for col in ("st", "LI", "offset ms", "delay ms", "± ms"):
-        table.add_column(col, justify="right")
+    for col in ("st", "LI", "offset", "delay", "±"):
+        table.add_column(col, justify="right", no_wrap=True)
     colours = {"truechimer": "green", "falseticker": "red", "unreachable": "red"}
     for server, result in zip(report.record.servers, report.selection.servers, strict=True):
         reply = server.samples[result.chosen].reply if result.chosen is not None else None
@@ -239,14 +268,19 @@ def _table(report: timecheck.TimecheckReport) -> Table:
         name = server.name
         if server.address and not name.startswith(server.address):
             name += f" ({server.address})"
+        shown = result.result
+        if result.result == "unreachable":
+            shown = _failure(server)  # timeout, bad reply, unresolved, refused
+        elif result.result == "kiss" and reply is not None:
+            shown += f" {_refid(reply)}"
         table.add_row(
-            name,
-            f"[{colour}]{result.result}[/]",
+            escape(name),  # as configured: never read as Rich markup
+            f"[{colour}]{shown}[/]",
             str(reply.stratum) if reply else "-",
             str(reply.leap) if reply else "-",
-            _ms(result.offset_ns),
-            _ms(result.delay_ns),
-            _ms(result.distance_ns),
+            _amount(result.offset_ns, "+"),
+            _amount(result.delay_ns),
+            _amount(result.distance_ns),
         )
     return table
 
@@ -255,11 +289,11 @@ def _print(report: timecheck.TimecheckReport) -> None:
     err.print(_table(report))
     sel, rec = report.selection, report.record
     for warning in report.warnings:
-        err.print(f"[yellow]warning[/] {warning}")
+        err.print(f"[yellow]warning[/] {escape(warning)}")
     if sel.offset_ns is not None and sel.low_ns is not None and sel.high_ns is not None:
         err.print(
             f"NTP: true time minus the local clock {sel.offset_ns / NS:+.6f} s, within "
-            f"{sel.low_ns / NS:+.6f} .. {sel.high_ns / NS:+.6f} s "
+            f"{sel.low_ns / NS:+.6f} .. {sel.high_ns / NS:+.6f} s: {escape(lag(sel.offset_ns))} "
             f"(limit ±{rec.max_drift_ns / NS:g} s, {report.drift_source})"
         )
     if report.anchored is not None:
@@ -267,7 +301,12 @@ def _print(report: timecheck.TimecheckReport) -> None:
             f"RFC 3161: {report.anchored.sentence()} (checkpoint "
             f"{report.anchored.checkpoint_size:,}; authenticated, checked on receipt)"
         )
-    colour = "green" if report.exit_code == ExitCode.OK else "red"
-    err.print(f"[bold {colour}]{sel.verdict}[/] {sel.reason}")
+    colour = "green" if sel.verdict == "OK" else "red"
+    err.print(f"[bold {colour}]{sel.verdict}[/] {escape(sel.reason)}")
     if report.queued is not None:
         err.print(f"CLOCK entry queued as pending/{report.queued.name}: the next seal covers it")
+    if report.not_queued is not None:
+        doc = _error_doc(report.not_queued)
+        err.print(f"[red]error:[/] {escape(doc['message'])}")
+        if doc["hint"]:
+            err.print(f"  hint: {escape(doc['hint'])}")

@@ -31,7 +31,10 @@ __all__ = [
     "ServerSamples",
     "distance",
     "intersect",
+    "is_kiss",
+    "lag",
     "select",
+    "span",
 ]
 
 NS = 1_000_000_000
@@ -159,7 +162,8 @@ def distance(sample: Sample, jitter_ns: int, local_precision_ns: int) -> int:
     return _ceil_div(delay + r.root_delay_ns, 2) + r.root_dispersion_ns + epsilon
 
 
-def _is_kiss(refid: bytes) -> bool:
+def is_kiss(refid: bytes) -> bool:
+    """A kiss-o'-death code (with stratum 0): four ASCII capitals, RFC 5905 §7.4."""
     return len(refid) == 4 and all(0x41 <= b <= 0x5A for b in refid)
 
 
@@ -179,7 +183,7 @@ def evaluate(server: ServerSamples, local_precision_ns: int) -> ServerResult:
         "truechimer", chosen, best.offset_ns, best.delay_ns, lam, reply.leap
     )  # the result is settled by the intersection
     # 2
-    if reply.stratum == 0 and _is_kiss(reply.refid):
+    if reply.stratum == 0 and is_kiss(reply.refid):
         return _as(found, "kiss")
     if reply.stratum == 0 or reply.stratum >= 16 or reply.leap == 3:
         return _as(found, "unsynchronised")
@@ -239,6 +243,8 @@ def select(
     intersection interval that reaches beyond ±``max_drift_ns``, is POLICY.
     """
     results = [evaluate(s, local_precision_ns) for s in servers]
+    if all(r.result == "unreachable" for r in results):
+        return Selection(tuple(results), 0, None, None, None, "IO", _silence(servers))
     candidates = [i for i, r in enumerate(results) if r.result == "truechimer"]
     intervals = [results[i].interval for i in candidates]
     found = intersect([iv for iv in intervals if iv is not None]) if candidates else None
@@ -269,18 +275,12 @@ def _verdict(
     max_drift_ns: int,
 ) -> Selection:
     agreeing = sum(r.result == "truechimer" for r in results)
-    reached = sum(r.result != "unreachable" for r in results)
-    if not reached:
-        verdict, reason = "IO", "no server answered"
-    elif agreeing < min_agree:
+    if agreeing < min_agree:
         verdict = "POLICY"
         reason = f"{agreeing} of {len(results)} servers agree; at least {min_agree} required"
     elif low is not None and high is not None and max(abs(low), abs(high)) > max_drift_ns:
         verdict = "POLICY"
-        reason = (
-            f"the local clock is off by {_secs(low)} to {_secs(high)}, beyond the "
-            f"limit of ±{_secs(max_drift_ns, sign=False)}"
-        )
+        reason = f"{span(low, high)}, beyond the limit of ±{_secs(max_drift_ns, sign=False)}"
     else:
         verdict = "OK"
         reason = f"{agreeing} of {len(results)} servers agree"
@@ -289,3 +289,43 @@ def _verdict(
 
 def _secs(ns: int, sign: bool = True) -> str:
     return f"{ns / NS:+.6f} s" if sign else f"{ns / NS:.6f} s"
+
+
+def _silence(servers: Sequence[ServerSamples]) -> str:
+    """The IO reason with what became of the requests: one reason per server, its most
+    frequent (the first of equals)."""
+    counts: dict[str, int] = {}
+    for server in servers:
+        failures = [s.failure or "timeout" for s in server.samples]
+        worst = max(dict.fromkeys(failures), key=failures.count)
+        counts[worst] = counts.get(worst, 0) + 1
+    words = {
+        "timeout": "timed out",
+        "refused": "refused",
+        "bad-reply": "sent no usable reply",
+        "unresolved": "did not resolve",
+    }
+    parts = [f"{n} {words.get(kind, kind)}" for kind, n in sorted(counts.items())]
+    return f"no server answered ({', '.join(parts)})"
+
+
+def lag(offset_ns: int, than: str = "true time", was: bool = False) -> str:
+    """An offset (true time minus the local clock) in words: behind, ahead of or in step."""
+    verb = "was" if was else "is"
+    if offset_ns > 0:
+        return f"the local clock {verb} {_secs(offset_ns, sign=False)} behind {than}"
+    if offset_ns < 0:
+        return f"the local clock {verb} {_secs(-offset_ns, sign=False)} ahead of {than}"
+    return f"the local clock {verb} in step with {than}"
+
+
+def span(low_ns: int, high_ns: int, was: bool = False) -> str:
+    """An interval of true time minus the local clock in words."""
+    verb = "was" if was else "is"
+    if low_ns > 0:
+        how = f"{_secs(low_ns, False)} to {_secs(high_ns, False)} behind"
+    elif high_ns < 0:
+        how = f"{_secs(-high_ns, False)} to {_secs(-low_ns, False)} ahead of"
+    else:
+        how = f"between {_secs(high_ns, False)} behind and {_secs(-low_ns, False)} ahead of"
+    return f"the local clock {verb} {how} true time"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import ntplib
 
-from acdkit.clocksel import Reply, Sample, ServerSamples
+from acdkit.clocksel import Reply, Sample, ServerSamples, is_kiss
 from acdkit.errors import UsageError
 
 __all__ = [
@@ -37,6 +37,9 @@ NTP_VERSION = 4
 MODE_SERVER = 4
 # ntplib carries times as floats of seconds: near 2^31 s a double resolves about 0.24 µs
 FLOAT_SLACK_NS = 1_000
+NS = 1_000_000_000
+ERA_NS = (1 << 32) * NS  # an NTP era: 2^32 seconds, about 136 years
+MAX_PARALLEL = 64
 ProgressFn = Callable[[int, int], None]  # (requests done, requests in all)
 
 
@@ -45,6 +48,14 @@ class ServerSpec:
     name: str  # as the user wrote it
     host: str
     port: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The server whatever the spelling: ``ntp.example``, ``NTP.example.:123``."""
+        try:
+            return ipaddress.ip_address(self.host).compressed, self.port
+        except ValueError:
+            return self.host.lower().rstrip("."), self.port
 
 
 def parse_server(text: str) -> ServerSpec:
@@ -67,16 +78,39 @@ def parse_server(text: str) -> ServerSpec:
         port = _port(raw, value)
     if not host:
         raise UsageError(f"NTP server {value!r} names no host")
+    _check_host(host, value)
+    return ServerSpec(value, host, port)
+
+
+def _check_host(host: str, whole: str) -> None:
+    """An IP address or a DNS name: a list joined by commas is the usual slip here."""
     if ":" in host:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise UsageError(f"NTP server {value!r}: {host!r} is no IPv6 address") from None
-    return ServerSpec(value, host, port)
+            raise UsageError(
+                f"NTP server {whole!r}: {host!r} is no IPv6 address",
+                hint=_LIST_HINT
+                if any(c in host for c in ",;")
+                else "a port after an IPv6 address needs brackets: [ADDRESS]:PORT",
+            ) from None
+        return
+    if not all(c.isalnum() or c in "-._" for c in host):
+        raise UsageError(
+            f"NTP server {whole!r}: {host!r} is neither an IP address nor a host name",
+            hint=_LIST_HINT,
+        )
+
+
+_LIST_HINT = (
+    "give one server per --server; ACDKIT_NTP_SERVERS separates servers with blanks, "
+    "without quotes or commas"
+)
 
 
 def _port(raw: str, whole: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+    # str.isdigit also takes other scripts' digits, which int() reads
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
         raise UsageError(f"NTP server {whole!r}: the port must be a number from 1 to 65535")
     return int(raw)
 
@@ -88,7 +122,16 @@ def local_precision_ns() -> int:
 
 
 def _ns(seconds: float) -> int:
-    return round(seconds * 1e9)
+    whole = math.floor(seconds)
+    return whole * NS + round((seconds - whole) * 1e9)
+
+
+def _server_ns(ntp_seconds: float, near_ns: int) -> int:
+    """An NTP timestamp (seconds since 1900, modulo 2^32: the era is not sent) in ns since
+    1970, in the era nearest the local clock (RFC 5905 §6): ntplib assumes era 0, which a
+    server beyond 2036-02-07, or more than 68 years off, is not in."""
+    era0 = _ns(ntp_seconds - ntplib.NTP.NTP_DELTA)
+    return era0 + round((near_ns - era0) / ERA_NS) * ERA_NS
 
 
 def _resolve(spec: ServerSpec) -> str | None:
@@ -112,15 +155,15 @@ def _ask(address: str, port: int, timeout: float) -> Sample:
     except OSError:
         return Sample(before, time.time_ns(), None, "refused")
     after = time.time_ns()
-    sent, received = _ns(stats.orig_time), _ns(stats.dest_time)
+    sent, received = _server_ns(stats.orig_timestamp, before), _ns(stats.dest_time)
     echoed = before - FLOAT_SLACK_NS <= sent <= after + FLOAT_SLACK_NS
     if stats.mode != MODE_SERVER or not echoed or stats.tx_timestamp == 0:
         return Sample(before, after, None, "bad-reply")
     if not -32 <= stats.precision <= 0:
         return Sample(before, after, None, "bad-reply")
     reply = Reply(
-        server_rx_ns=_ns(stats.recv_time),
-        server_tx_ns=_ns(stats.tx_time),
+        server_rx_ns=_server_ns(stats.recv_timestamp, sent),
+        server_tx_ns=_server_ns(stats.tx_timestamp, sent),
         stratum=int(stats.stratum),
         leap=int(stats.leap),
         root_delay_ns=_ns(stats.root_delay),
@@ -140,13 +183,21 @@ def _query_one(
         for _ in range(samples):
             tick()
         return ServerSamples(spec.name, None, spec.port, (Sample(now, now, None, "unresolved"),))
-    taken = []
+    taken: list[Sample] = []
     for k in range(samples):
+        if taken and _kissed(taken[-1]):
+            # RFC 5905 §7.4: a kiss-o'-death (RATE, DENY, RSTR…) means stop asking
+            tick()
+            continue
         if k:
             time.sleep(interval)
         taken.append(_ask(address, spec.port, timeout))
         tick()
     return ServerSamples(spec.name, address, spec.port, tuple(taken))
+
+
+def _kissed(sample: Sample) -> bool:
+    return sample.reply is not None and sample.reply.stratum == 0 and is_kiss(sample.reply.refid)
 
 
 def query_servers(
@@ -165,7 +216,8 @@ def query_servers(
             if progress is not None:
                 progress(done[0], total)
 
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(specs)))) as pool:
+    # one thread per server (at most MAX_PARALLEL): each mostly waits on its socket
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(specs)))) as pool:
         futures = [
             pool.submit(_query_one, spec, samples, interval, timeout, tick) for spec in specs
         ]

@@ -9,6 +9,9 @@ replies are not signed, a TSA's genTime is.
 
 from __future__ import annotations
 
+import logging
+import math
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from acdkit import __version__, logentries
 from acdkit.clockentry import ClockRecord
-from acdkit.clocksel import Selection, select
+from acdkit.clocksel import Selection, ServerSamples, select
 from acdkit.clockstate import (
     AnchoredBound,
     anchor_records,
@@ -37,9 +40,14 @@ __all__ = [
     "DEFAULT_MIN_AGREE",
     "DEFAULT_SAMPLES",
     "DEFAULT_TIMEOUT_S",
+    "MAX_DRIFT_S",
+    "MAX_WAIT_S",
     "TimecheckReport",
+    "drift_ns",
     "timecheck",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 4
 DEFAULT_INTERVAL_S = 1.0  # between two requests to one server: public servers rate-limit
@@ -47,7 +55,11 @@ DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_MIN_AGREE = 3  # a false ticker can only be outvoted by two others
 DEFAULT_MAX_DRIFT_NS = 1_000_000_000
 MAX_SERVERS, MAX_SAMPLES = 64, 16
-LOCK_WAIT_S = 30.0
+# a cron job must end: no request waits, and no pause lasts, longer than this
+MAX_WAIT_S = 60.0
+MAX_DRIFT_S = 86_400  # a limit beyond a day proves nothing about the clock
+# the measurement is taken already when the lock is wanted: wait out a long seal
+LOCK_WAIT_S = 120.0
 
 
 @dataclass
@@ -58,9 +70,13 @@ class TimecheckReport:
     queued: Path | None = None  # the CLOCK entry waiting in pending/
     anchored: AnchoredBound | None = None  # the newest authenticated bound, if any
     warnings: list[str] = field(default_factory=list)
+    not_queued: AcdkitError | None = None  # why the CLOCK entry could not be queued
 
     @property
     def exit_code(self) -> ExitCode:
+        """The measurement's verdict, or IO when its CLOCK entry could not be written."""
+        if self.not_queued is not None:
+            return ExitCode.IO
         return ExitCode[self.selection.verdict]
 
 
@@ -75,10 +91,17 @@ def timecheck(
     store: Store | None = None,
     progress: ProgressFn | None = None,
 ) -> TimecheckReport:
-    """Ask the servers, select and combine, and (with a store) queue the CLOCK entry."""
-    _check_arguments(specs, samples, min_agree)
+    """Ask the servers, select and combine, and (with a store) queue the CLOCK entry.
+
+    A CLOCK entry that cannot be queued once measured is reported (``not_queued``), not
+    raised, so that the measurement is still shown; a store that cannot be written at all
+    is refused before any server is asked.
+    """
+    _check_arguments(specs, samples, min_agree, interval, timeout)
     warnings: list[str] = []
     drift, source = _drift_limit(max_drift_ns, store, warnings)
+    if store is not None:
+        _check_writable(store)
     began = time.time_ns()
     measured = query_servers(specs, samples, interval, timeout, progress)
     ended = time.time_ns()
@@ -108,8 +131,14 @@ def timecheck(
                 f"{server.name} announces a leap second {kind} at the end of the day "
                 f"({result.result})"
             )
+    report.warnings += _same_servers(measured)
     if store is not None:
-        report.queued = _queue(store, record)
+        try:
+            report.queued = _queue(store, record)
+        except AcdkitError as exc:
+            report.not_queued = exc
+        except OSError as exc:
+            report.not_queued = InputIOError(f"{exc.strerror or exc}: {exc.filename or ''}")
         try:
             report.anchored = newest_anchored_bound(store)
         except AcdkitError as exc:
@@ -118,7 +147,16 @@ def timecheck(
     return report
 
 
-def _check_arguments(specs: Sequence[ServerSpec], samples: int, min_agree: int) -> None:
+def drift_ns(seconds: float) -> int:
+    """--max-drift in ns, refused unless a finite number of seconds within 0..MAX_DRIFT_S."""
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_DRIFT_S):
+        raise UsageError(f"--max-drift must be a number of seconds from 0 to {MAX_DRIFT_S:,}")
+    return round(seconds * 1_000_000_000)
+
+
+def _check_arguments(
+    specs: Sequence[ServerSpec], samples: int, min_agree: int, interval: float, timeout: float
+) -> None:
     if not specs:
         raise UsageError(
             "no NTP server is configured",
@@ -127,14 +165,59 @@ def _check_arguments(specs: Sequence[ServerSpec], samples: int, min_agree: int) 
         )
     if len(specs) > MAX_SERVERS:
         raise UsageError(f"at most {MAX_SERVERS} NTP servers can be asked in one run")
-    names = [s.name for s in specs]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise UsageError(f"NTP server {twice[0]} is given twice")
+    first: dict[tuple[str, int], str] = {}
+    for spec in specs:
+        if spec.key in first:
+            # one server twice would cast two votes in the intersection
+            same = "" if first[spec.key] == spec.name else f" (as {first[spec.key]})"
+            raise UsageError(f"NTP server {spec.name} is given twice{same}")
+        first[spec.key] = spec.name
     if not 1 <= samples <= MAX_SAMPLES:
         raise UsageError(f"--samples must be 1 to {MAX_SAMPLES}")
-    if min_agree < 1:
-        raise UsageError("--min-agree must be at least 1")
+    if not 1 <= min_agree <= MAX_SERVERS:
+        raise UsageError(f"--min-agree must be 1 to {MAX_SERVERS}")
+    if not (math.isfinite(interval) and 0 <= interval <= MAX_WAIT_S):
+        raise UsageError(f"--interval must be a number of seconds from 0 to {MAX_WAIT_S:g}")
+    if not (math.isfinite(timeout) and 0.01 <= timeout <= MAX_WAIT_S):
+        raise UsageError(f"--timeout must be a number of seconds from 0.01 to {MAX_WAIT_S:g}")
+
+
+def _same_servers(measured: Sequence[ServerSamples]) -> list[str]:
+    """Two names that resolved to one address and port: that server votes twice."""
+    seen: dict[tuple[str, int], str] = {}
+    out = []
+    for server in measured:
+        if server.address is None:
+            continue
+        where = (server.address, server.port)
+        if where in seen:
+            out.append(
+                f"{seen[where]} and {server.name} are one server ({server.address} port "
+                f"{server.port}): its answer counts twice in the vote"
+            )
+        else:
+            seen[where] = server.name
+    return out
+
+
+def _check_writable(store: Store) -> None:
+    """Refuse a store that cannot take the CLOCK entry before the servers are asked."""
+    try:
+        with store.lock():
+            pass
+    except InputIOError:
+        pass  # another writer: _queue waits for it once the measurement is taken
+    except OSError as exc:
+        raise InputIOError(
+            f"cannot write to the store {store.root} ({exc.strerror or exc}); nothing was measured",
+            hint="run timecheck as the store's owner, or without STORE to measure only",
+        ) from None
+    pending = store.pending if store.pending.is_dir() else store.root
+    if not os.access(pending, os.W_OK):
+        raise InputIOError(
+            f"cannot write to {pending} (where the CLOCK entry goes); nothing was measured",
+            hint="run timecheck as the store's owner, or without STORE to measure only",
+        )
 
 
 def _drift_limit(given: int | None, store: Store | None, warnings: list[str]) -> tuple[int, str]:
@@ -161,6 +244,7 @@ def _queue(store: Store, record: ClockRecord) -> Path:
     """Queue the CLOCK entry under the store lock, waiting a while for another writer
     (a seal from the same cron minute) rather than losing the measurement."""
     deadline = time.monotonic() + LOCK_WAIT_S
+    told = False
     while True:
         try:
             with store.lock():
@@ -168,6 +252,14 @@ def _queue(store: Store, record: ClockRecord) -> Path:
         except InputIOError:
             if time.monotonic() > deadline:
                 raise
+            if not told:
+                log.warning(
+                    "another acdkit process is writing to %s: waiting up to %g s to queue "
+                    "the CLOCK entry",
+                    store.root,
+                    LOCK_WAIT_S,
+                )
+                told = True
             time.sleep(0.5)
 
 
