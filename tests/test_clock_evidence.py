@@ -25,6 +25,7 @@ from acdkit import bundle, ingest, keys, logentries, seal, verify
 from acdkit.cli import app
 from acdkit.clockentry import ClockRecord
 from acdkit.clocksel import Sample, ServerSamples, select
+from acdkit.clockstate import ClockPoint, window_state
 from acdkit.encoding import EntryType, TlvType, entry, parse_tlv, tlv
 from acdkit.errors import MalformedError, TamperedError
 from acdkit.store import Store, init_store
@@ -292,9 +293,11 @@ def test_verify_checks_clock_entries_and_reports_a_window(clocked: Clocked) -> N
     assert (ntp["before"]["verdict"], ntp["during"][0]["verdict"]) == ("OK", "POLICY")
     assert ntp["before"]["interval_ns"] == [-88184, 89976]
     assert ntp["before"]["measured_at"] == "2013-09-14T12:00:00Z"
+    # a negative offset (true time minus the local clock) is a local clock ahead
     assert state["flags"] == [
-        "NTP POLICY: at 2013-09-15T12:00:00Z the clock was -0.000072 s from the consensus of 2 "
-        "of 3 NTP servers (true time within -0.000352 s to +0.000120 s): too few servers agreed"
+        "NTP POLICY: at 2013-09-15T12:00:00Z the local clock was 0.000072 s ahead of the "
+        "consensus of 2 of 3 NTP servers (true time minus the local clock within -0.000352 s "
+        "to +0.000120 s): too few servers agreed"
     ]
     assert state["rfc3161"]["state"] == "no RFC 3161 anchor in the log"
 
@@ -364,7 +367,30 @@ def test_the_bundle_carries_the_clock_leaves_around_its_window(clocked: Clocked)
     assert len(clock["flags"]) == 1 and clock["flags"][0].startswith("NTP POLICY: at 2013-09-15")
     md = (clocked.bundle / "summary/summary.md").read_text()
     assert "## 時刻の状態 / Clock state in the window" in md
-    assert "- NTP: at 2013-09-14T12:00:00Z the clock was" in md
+    assert "- NTP: at 2013-09-14T12:00:00Z the local clock was 0.000027 s ahead of the" in md
+
+
+def _point(at_ns: int) -> ClockPoint:
+    return ClockPoint(None, at_ns, "OK", 3, 3, 0, -1000, 1000, NS)
+
+
+def test_a_window_measured_on_one_side_only_is_flagged() -> None:
+    start, end = WINDOW_START, WINDOW_START + DAY
+    # the package of an old incident in a store whose clock was first measured years later
+    later = window_state([_point(end + 6 * 365 * DAY)], [], start, end)
+    assert later.flags == [
+        "no NTP measurement before the window: the clock at its start is not known",
+        "the nearest NTP measurement after the window is 6.0 years from its end (more than 24 h)",
+    ]
+    assert window_state([_point(start - DAY // 2)], [], start, end).flags == [
+        "no NTP measurement after the window: the clock at its end is not known"
+    ]
+    stale = window_state([_point(start - 3 * DAY), _point(end + DAY // 4)], [], start, end)
+    assert stale.flags == [
+        "the nearest NTP measurement before the window is 3.0 days from its start (more than 24 h)"
+    ]
+    near = [_point(start - DAY // 2), _point(start + 1), _point(end + DAY // 4)]
+    assert window_state(near, [], start, end).flags == []
 
 
 def test_both_verifiers_verify_the_clock_leaves(clocked: Clocked) -> None:

@@ -7,6 +7,7 @@ ts + duration): the count, the worst value and its line number.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -147,17 +148,21 @@ def test_package_flags_the_window_of_a_skewed_sensor(
         "sensor slips: 205 events dated before 1990 (a relative or unset clock), the "
         "earliest at 1970-01-01T00:01:35.035658Z (line 2)"
     )
+    # several sensors write ssl.log: the file is named with its hash
+    digest = hashlib.sha256(real("zeek-json/slips-test9/ssl.log").read_bytes()).hexdigest()
+    named = f"ssl.log (SHA-256 {digest[:12]}…)"
     flags = json.loads(result.stdout)["clock_flags"]
     assert flags == [
         "no NTP measurement of the collector's clock is in the log",
-        f"sensor clock (ssl.log): {text}",
+        f"sensor clock, file {named}: {text}",
     ]
     doc = json.loads((tmp_path / "bundle/summary/summary.json").read_text())
     (sensor,) = doc["clock"]["sensors"]
     assert (sensor["file"], sensor["sensor"], sensor["text"]) == ("ssl.log", "slips", text)
+    assert sensor["sha256"] == digest
     assert sensor["findings"]["before_1990"]["records"] == 205
     md = (tmp_path / "bundle/summary/summary.md").read_text()
-    assert f"- Sensor clock, file ssl.log: {text}." in md
+    assert f"- Sensor clock, file {named}: {text}." in md
     # a window of the other sensor's records is not flagged for slips
     result = runner.invoke(
         app,

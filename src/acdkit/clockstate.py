@@ -17,6 +17,7 @@ from acdkit import logentries
 from acdkit._files import MIB, read_bounded
 from acdkit.anchor import AnchorRecord, clock_offset, iso
 from acdkit.clockentry import ClockRecord, clock_records
+from acdkit.clocksel import lag
 from acdkit.encoding import EntryType
 from acdkit.errors import MalformedError
 from acdkit.sealinfo import SealInfo
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 NS = 1_000_000_000
+# cron measures every few minutes: a neighbour more than a day from the window says little
+# about the clock inside it
+STALE_NS = 24 * 3600 * NS
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,12 @@ class ClockPoint:
             return f"at {when} no NTP server answered"
         if self.low_ns is None or self.high_ns is None or self.offset_ns is None:
             return f"at {when} no majority of the {self.servers} NTP servers agreed"
+        # offsets are true time minus the local clock: "+300 s" is a clock 300 s behind
         text = (
-            f"at {when} the clock was {_s(self.offset_ns)} from the consensus of "
-            f"{self.agreeing} of {self.servers} NTP servers (true time within "
-            f"{_s(self.low_ns)} to {_s(self.high_ns)})"
+            f"at {when} "
+            + lag(self.offset_ns, f"the consensus of {self.agreeing} of {self.servers}", True)
+            + f" NTP servers (true time minus the local clock within {_s(self.low_ns)} to "
+            f"{_s(self.high_ns)})"
         )
         if self.verdict == "POLICY":
             text += f": {_policy_reason(self)}"
@@ -277,6 +283,8 @@ def window_state(
             )
     if not chosen:
         state.flags.append("no NTP measurement of the collector's clock is in the log")
+    else:
+        state.flags += _bracket_flags(before, after, start_ns, end_ns)
     b_before, b_during, b_after = _around(bounds, start_ns, end_ns)
     picked: list[AnchoredBound] = [b for b in (b_before, *b_during, b_after) if b is not None]
     state.rfc3161 = {
@@ -289,6 +297,37 @@ def window_state(
         if b.low_ns is None:
             state.flags.append(f"RFC 3161: {b.sentence()}")
     return state
+
+
+def _bracket_flags(
+    before: ClockPoint | None, after: ClockPoint | None, start_ns: int, end_ns: int
+) -> list[str]:
+    """What the window lacks on each side: a measurement, or one near enough (§15.6)."""
+    out = []
+    for side, point, gap in (
+        ("before", before, start_ns - before.at_ns if before else 0),
+        ("after", after, after.at_ns - end_ns if after else 0),
+    ):
+        edge = "start" if side == "before" else "end"
+        if point is None:
+            out.append(
+                f"no NTP measurement {side} the window: the clock at its {edge} is not known"
+            )
+        elif gap > STALE_NS:
+            out.append(
+                f"the nearest NTP measurement {side} the window is {_duration(gap)} from its "
+                f"{edge} (more than {STALE_NS // (3600 * NS)} h)"
+            )
+    return out
+
+
+def _duration(ns: int) -> str:
+    seconds = ns / NS
+    if seconds >= 2 * 365 * 86_400:
+        return f"{seconds / (365.25 * 86_400):,.1f} years"
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:,.1f} days"
+    return f"{seconds / 3600:,.1f} h"
 
 
 def _ntp_sentence(
