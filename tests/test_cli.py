@@ -340,3 +340,15 @@ def test_errors_under_json_are_one_json_document(runner: CliRunner, tmp_path: Pa
     # a subcommand's failure names it as typed, like its success document does
     code, out, _ = run(runner, "keys", "show", tmp_path / "no-such-store", "--json")
     assert code == 2 and json.loads(out)["command"] == "keys show"
+
+
+def test_help_paragraphs_wrap_at_the_terminal(runner: CliRunner) -> None:
+    # Typer kept the docstring's line breaks: "... within --max-drift of them, 5" ended a
+    # line and "(POLICY) when too few agree" began the next, whatever the terminal's width
+    result = runner.invoke(app, ["timecheck", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "of them, 5 (POLICY) when too few agree or the clock is off by more, 6 (IO)" in (
+        result.stdout
+    )
+    result = runner.invoke(app, ["incident", "status", "--help"], env={"COLUMNS": "200"})
+    assert "1 a decision's signature fails" in result.stdout

@@ -6,6 +6,7 @@ stdout carries data (``--json`` documents); people read stderr: progress, tables
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
@@ -1064,6 +1065,21 @@ def _register_groups() -> None:
     app.command("classify")(classify_cmd)
     app.command("kpi")(kpi_cmd)
     app.command("timecheck")(timecheck_cmd)
+    _unwrap_help(app)
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Join the single line breaks of each command's docstring: Typer 0.29 keeps them in
+    the paragraphs after the first, so --help broke lines at the source's 100 columns and
+    again at the terminal's ("... of them, 5" / "(POLICY) when ...")."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            paragraphs = inspect.cleandoc(doc).split("\n\n")
+            info.help = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
 
 
 _register_groups()

@@ -55,7 +55,8 @@ def timecheck_cmd(
         int | None,
         typer.Option(
             envvar="ACDKIT_NTP_SAMPLES",
-            help=f"Requests per server \\[default: {timecheck.DEFAULT_SAMPLES}].",
+            help=f"Requests per server, 1 to {timecheck.MAX_SAMPLES} "
+            f"\\[default: {timecheck.DEFAULT_SAMPLES}].",
             show_default=False,
         ),
     ] = None,
@@ -64,8 +65,8 @@ def timecheck_cmd(
         typer.Option(
             envvar="ACDKIT_NTP_INTERVAL",
             min=0,
-            help="Seconds between two requests to one server "
-            f"\\[default: {timecheck.DEFAULT_INTERVAL_S:g}].",
+            help="Seconds between two requests to one server, at most "
+            f"{timecheck.MAX_WAIT_S:g} \\[default: {timecheck.DEFAULT_INTERVAL_S:g}].",
             show_default=False,
         ),
     ] = None,
@@ -74,7 +75,8 @@ def timecheck_cmd(
         typer.Option(
             envvar="ACDKIT_NTP_TIMEOUT",
             min=0.01,
-            help=f"Seconds to wait for each reply \\[default: {timecheck.DEFAULT_TIMEOUT_S:g}].",
+            help=f"Seconds to wait for each reply, at most {timecheck.MAX_WAIT_S:g} "
+            f"\\[default: {timecheck.DEFAULT_TIMEOUT_S:g}].",
             show_default=False,
         ),
     ] = None,
@@ -95,8 +97,8 @@ def timecheck_cmd(
             envvar="ACDKIT_MAX_DRIFT",
             min=0,
             help="Seconds the local clock may be off (the whole error interval must lie "
-            "within ±this); beyond it is POLICY \\[default: the store's trust policy "
-            "drift-max-ms, else 1].",
+            f"within ±this), at most {timecheck.MAX_DRIFT_S:,}; beyond it is POLICY "
+            "\\[default: the store's trust policy drift-max-ms, else 1].",
             show_default=False,
         ),
     ] = None,
@@ -117,7 +119,8 @@ def timecheck_cmd(
     (POLICY) when too few agree or the clock is off by more, 6 (IO) when no server
     answers. With STORE, the run (every sample, the result) is queued as a CLOCK entry
     that the next `acdkit seal` covers, and the newest RFC 3161 anchors are shown beside
-    the NTP result as an authenticated bound.
+    the NTP result as an authenticated bound; a CLOCK entry that cannot be queued is exit
+    6, with the measurement still shown.
     """
     settings = _settings(config_file)
     names = servers or list(settings.get("servers", []))
