@@ -1,4 +1,4 @@
-"""The mapped span reader against the streaming reader: same lines, same rejects, one hash."""
+"""The streaming line reader: every byte once, in chunks of bounded size and line count."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ import hashlib
 import io
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acdkit.sources._lines import (
-    FileSpan,
-    HashingReader,
-    LineChunk,
-    RawChunk,
-    read_raw,
-    read_spans,
-)
+from acdkit.sources import _lines
+from acdkit.sources._lines import HashingReader, LineChunk, RawChunk, read_raw
 
 
 def _raw_view(data: bytes, block: int, max_line: int) -> list[tuple[str, int, bytes]]:
@@ -29,24 +24,6 @@ def _raw_view(data: bytes, block: int, max_line: int) -> list[tuple[str, int, by
             assert isinstance(item, LineChunk)
             out.append(("reject", item.first_line, item.rejects[0][1].encode()))
     return out
-
-
-def _span_view(path: Path, block: int, max_line: int) -> tuple[list[tuple[str, int, bytes]], str]:
-    data = path.read_bytes()
-    out: list[tuple[str, int, bytes]] = []
-    with path.open("rb") as fh:
-        reader = HashingReader(fh, hashlib.sha256())
-        for item in read_spans(fh, reader, block=block, max_line=max_line):
-            if isinstance(item, FileSpan):
-                chunk = data[item.offset : item.offset + item.length]
-                assert bytes(item.view) == chunk
-                lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-                assert item.line_count == lines
-                out.append(("lines", item.first_line, chunk))
-            else:
-                out.append(("reject", item.first_line, item.rejects[0][1].encode()))
-        assert reader.size == len(data)
-        return out, reader.hasher.hexdigest()
 
 
 def _merge(items: list[tuple[str, int, bytes]]) -> list[tuple[str, int, bytes]]:
@@ -63,39 +40,32 @@ def _merge(items: list[tuple[str, int, bytes]]) -> list[tuple[str, int, bytes]]:
 line = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))
 
 
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=200, deadline=None)
 @given(
     lines=st.lists(line, max_size=30),
     trailing=st.booleans(),
     block=st.integers(min_value=1, max_value=24),
 )
-def test_spans_give_the_lines_rejects_and_digest_of_the_stream(
-    tmp_path: Path, lines: list[bytes], trailing: bool, block: int
+def test_chunks_hold_every_line_once_in_order(
+    lines: list[bytes], trailing: bool, block: int
 ) -> None:
     data = b"\n".join(lines) + (b"\n" if trailing and lines else b"")
-    path = tmp_path / "f.log"
-    path.write_bytes(data)
-    # some generated lines are longer than the limit: both readers reject exactly those
-    # (a block no larger than the limit, as in use: 16 MiB blocks, 64 MiB lines)
     max_line = 24
+    items = _raw_view(data, block, max_line)
 
-    spans, digest = _span_view(path, block, max_line)
-    assert digest == hashlib.sha256(data).hexdigest()
-    assert _merge(spans) == _merge(_raw_view(data, block, max_line))
+    expected: list[tuple[str, int, bytes]] = []
+    pieces = [p + b"\n" for p in data.split(b"\n")]
+    pieces[-1] = pieces[-1][:-1]  # the last piece has no line end
+    for number, text in enumerate([p for p in pieces if p], start=1):
+        if len(text.removesuffix(b"\n")) > max_line:
+            expected.append(("reject", number, f"line longer than {max_line} bytes".encode()))
+        else:
+            expected.append(("lines", number, text))
+    assert _merge(items) == _merge(expected)
 
 
-def test_empty_file_has_no_spans(tmp_path: Path) -> None:
-    path = tmp_path / "empty.log"
-    path.write_bytes(b"")
-    assert _span_view(path, 16, 64) == ([], hashlib.sha256(b"").hexdigest())
-
-
-def test_a_line_over_the_limit_is_rejected_by_both_readers(tmp_path: Path) -> None:
+def test_a_line_over_the_limit_is_rejected() -> None:
     data = b"short\n" + b"L" * 30 + b"\nnext\n" + b"M" * 25
-    path = tmp_path / "long.log"
-    path.write_bytes(data)
     expected = [
         ("lines", 1, b"short\n"),
         ("reject", 2, b"line longer than 24 bytes"),
@@ -103,17 +73,31 @@ def test_a_line_over_the_limit_is_rejected_by_both_readers(tmp_path: Path) -> No
         ("reject", 4, b"line longer than 24 bytes"),
     ]
     for block in (4, 16, 24):
-        assert _merge(_span_view(path, block, 24)[0]) == expected
         assert _merge(_raw_view(data, block, 24)) == expected
 
 
-def test_closing_the_reader_while_a_span_is_held_does_not_raise(tmp_path: Path) -> None:
-    # Ctrl-C lands while the consumer still holds a span: closing must not fail with
-    # "cannot close exported pointers exist" (it turned an interrupt into exit 70)
+def test_a_block_of_short_lines_is_cut_into_chunks_of_bounded_line_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a gzip bomb of newlines: 16 MiB of them made one chunk of 16 million rows, which took
+    # 14 GB to parse; chunks now hold at most MAX_CHUNK_LINES lines, whatever the block
+    monkeypatch.setattr(_lines, "MAX_CHUNK_LINES", 1000)
+    data = b"a\n" + b"\n" * 4500 + b"tail"
+    items = list(read_raw(io.BytesIO(data), block=1 << 20))
+    assert all(isinstance(i, RawChunk) for i in items)
+    counts = [i.line_count for i in items if isinstance(i, RawChunk)]
+    firsts = [i.first_line for i in items]
+    assert counts == [1000, 1000, 1000, 1000, 501, 1]
+    assert firsts == [1, 1001, 2001, 3001, 4001, 4502]
+    assert b"".join(i.data for i in items if isinstance(i, RawChunk)) == data
+
+
+def test_the_hashing_reader_digests_the_whole_file(tmp_path: Path) -> None:
+    data = b"x" * 100 + b"\n" + b"y\n" * 50
     path = tmp_path / "f.log"
-    path.write_bytes(b"a\n" * 1000)
+    path.write_bytes(data)
     with path.open("rb") as fh:
-        spans = read_spans(fh, block=64)
-        held = next(spans)
-        assert isinstance(held, FileSpan) and bytes(held.view[:2]) == b"a\n"
-        spans.close()
+        reader = HashingReader(fh, hashlib.sha256())
+        got = b"".join(i.data for i in read_raw(reader, block=16) if isinstance(i, RawChunk))
+    assert got == data
+    assert (reader.size, reader.hasher.hexdigest()) == (len(data), hashlib.sha256(data).hexdigest())

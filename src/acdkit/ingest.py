@@ -33,7 +33,6 @@ from acdkit import __version__, cmdsig, minimize, schema, skew, sources
 from acdkit._pool import process_pool
 from acdkit.errors import AcdkitError, InputIOError, UsageError
 from acdkit.sources._lines import (
-    FileSpan,
     HashingReader,
     LineChunk,
     RawChunk,
@@ -283,13 +282,13 @@ def _make_pool(paths: Sequence[Path]) -> ProcessPoolExecutor | None:
     return process_pool(workers)
 
 
-def _last_line(item: RawChunk | FileSpan | LineChunk) -> int:
+def _last_line(item: RawChunk | LineChunk) -> int:
     count = len(item.lines) if isinstance(item, LineChunk) else item.line_count
     return item.first_line + count - 1
 
 
 def _staged_chunks(
-    items: Iterator[RawChunk | FileSpan | LineChunk],
+    items: Iterator[RawChunk | LineChunk],
     fmt: sources.SourceFormat,
     options: Options,
     mtime_ns: int | None,
@@ -314,14 +313,9 @@ def _staged_chunks(
             task = _Task(
                 fmt.name, options, mtime_ns, state, None, str(out_dir), part, sig_key=sig_key
             )
-            if isinstance(item, FileSpan):
-                reader.advance(item.view)
-                assert plain_path is not None
-                span = (str(plain_path), item.offset, item.length, item.first_line)
-                task = replace(task, span=span)
-            elif isinstance(item, RawChunk):
+            if isinstance(item, RawChunk):
                 reader.advance(item.data)
-                if plain_path is not None:  # a file hashed before reading: still a range
+                if plain_path is not None:  # a plain file: the worker reads the range itself
                     span = (str(plain_path), item.offset, len(item.data), item.first_line)
                     task = replace(task, span=span)
                 else:
@@ -341,7 +335,7 @@ def _staged_chunks(
 
 
 def _parse_here(
-    items: Iterator[RawChunk | FileSpan | LineChunk],
+    items: Iterator[RawChunk | LineChunk],
     fmt: sources.SourceFormat,
     options: Options,
     mtime_ns: int | None,
@@ -358,7 +352,6 @@ def _parse_here(
         parser = fmt.make_parser(ctx)
         try:
             for item in items:
-                assert not isinstance(item, FileSpan)
                 chunk = item.chunk() if isinstance(item, RawChunk) else item
                 last = _last_line(item)
                 yield last, _finalize(parser.parse(chunk), sig_key)
@@ -472,12 +465,10 @@ def _ingest_file(
             raw = getattr(fh, "fileobj", None) or fh
             plain = None if isinstance(fh, gzip.GzipFile) else path
             try:
-                items: Iterator[RawChunk | FileSpan | LineChunk]
-                if pool is not None and isinstance(raw, HashingReader) and plain is not None:
-                    # the workers read their own spans; this process only maps the file
-                    items = raw.spans()
-                else:
-                    items = read_raw(fh)
+                # read, not memory-mapped: a file truncated while it is read (logrotate's
+                # copytruncate) then reads short instead of killing the process (SIGBUS);
+                # with a pool, workers read their own byte ranges of a plain file again
+                items: Iterator[RawChunk | LineChunk] = read_raw(fh)
                 for last_line, staged in _staged_chunks(
                     items, fmt, options, stat.st_mtime_ns, pool, plain, staging.dir, sig_key
                 ):

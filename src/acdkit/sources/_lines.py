@@ -7,11 +7,8 @@ back as rejects with their line number, and the rest of the file still flows.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gzip
-import mmap
-import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +20,6 @@ import pyarrow as pa
 
 __all__ = [
     "GZIP_MAGIC",
-    "FileSpan",
     "HashingReader",
     "LineChunk",
     "RawChunk",
@@ -31,12 +27,14 @@ __all__ = [
     "open_source",
     "read_chunks",
     "read_raw",
-    "read_spans",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 16 << 20
 MAX_LINE = 64 << 20
+# lines per chunk at most: a block of very short lines (a gzip bomb of newlines) would
+# otherwise make one chunk of 16 million rows, and parsing costs memory per row
+MAX_CHUNK_LINES = 1 << 16
 
 
 @dataclass
@@ -74,10 +72,6 @@ class HashingReader:
     def update(self, data: bytes | memoryview) -> None:
         self.hasher.update(data)
         self.size += len(data)
-
-    def spans(self) -> Iterator[FileSpan | LineChunk]:
-        """The file as `read_spans` gives it, every byte of it hashed and counted here."""
-        return read_spans(self._raw, self)
 
     def read(self, n: int = -1) -> bytes:
         return self._seen(self._raw.read(n))
@@ -332,91 +326,28 @@ def read_raw(
             if cut < 0:
                 continue
         complete, carry = carry[: cut + 1], carry[cut + 1 :]
-        raw = RawChunk(line_no, complete, consumed)
-        consumed += len(complete)
-        line_no += raw.line_count
-        yield raw
+        for piece in _by_lines(complete, MAX_CHUNK_LINES):
+            raw = RawChunk(line_no, piece, consumed)
+            consumed += len(piece)
+            line_no += raw.line_count
+            yield raw
     if carry and not skipping_long:
         yield RawChunk(line_no, carry, consumed)
 
 
-@dataclass
-class FileSpan:
-    """Complete lines of an uncompressed file, by position only: a worker reads them itself."""
-
-    first_line: int
-    offset: int
-    length: int
-    line_count: int
-    view: memoryview  # the bytes, mapped: for a parser whose state follows header lines
-
-
-def _newlines(view: memoryview) -> int:
-    return int(np.count_nonzero(np.frombuffer(view, dtype=np.uint8) == 10))
-
-
-def read_spans(
-    fh: BinaryIO, hasher: Any = None, block: int | None = None, max_line: int | None = None
-) -> Iterator[FileSpan | LineChunk]:
-    """An uncompressed file as spans of complete lines (about ``block`` bytes each).
-
-    The file is memory-mapped, so finding line ends, counting lines and hashing (with
-    ``hasher``) copy nothing; every byte is hashed once, in order.  A line longer than
-    ``max_line`` comes back as a reject-only LineChunk, as from `read_raw`.
-    """
-    block, max_line = block or BLOCK, max_line or MAX_LINE
-    size = os.fstat(fh.fileno()).st_size
-    if size == 0:
+def _by_lines(data: bytes, most: int) -> Iterator[bytes]:
+    """``data`` (complete lines) in pieces of at most ``most`` lines."""
+    if len(data) <= most or data.count(b"\n") <= most:
+        yield data  # the common case: lines of more than a few dozen bytes
         return
-    mapped = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
-    if hasattr(mmap, "MADV_SEQUENTIAL"):
-        mapped.madvise(mmap.MADV_SEQUENTIAL)
-    whole = memoryview(mapped)
-    try:
-        yield from _spans(mapped, whole, hasher, block, max_line)
-    finally:
-        # interrupted (Ctrl-C) while a span's view is still held: then the mapping cannot
-        # be closed here, and goes when the last view does
-        with contextlib.suppress(BufferError):
-            whole.release()
-            mapped.close()
-
-
-def _spans(
-    mapped: mmap.mmap, whole: memoryview, hasher: Any, block: int, max_line: int
-) -> Iterator[FileSpan | LineChunk]:
-    size, pos, line_no = len(mapped), 0, 1
-    while pos < size:
-        end = min(pos + block, size)
-        cut = mapped.rfind(b"\n", pos, end) if end < size else end - 1
-        if cut < pos:  # no line end in this block: one line longer than the block
-            nl = mapped.find(b"\n", pos, min(pos + max_line + 1, size))
-            if nl < 0 and pos + max_line < size:
-                stop = mapped.find(b"\n", pos + max_line)
-                stop = size if stop < 0 else stop + 1
-                if hasher is not None:
-                    hasher.update(whole[pos:stop])
-                reason = f"line longer than {max_line} bytes"
-                yield LineChunk(line_no, pa.nulls(1, pa.large_string()), [(line_no, reason)])
-                pos, line_no = stop, line_no + 1
-                continue
-            cut = size - 1 if nl < 0 else nl
-        view = whole[pos : cut + 1]
-        if hasher is not None:
-            hasher.update(view)
-        count = _newlines(view) + (0 if mapped[cut] == 10 else 1)
-        yield FileSpan(line_no, pos, cut + 1 - pos, count, view)
-        view.release()  # the consumer is done with it once it asks for the next span
-        pos, line_no = cut + 1, line_no + count
-        _forget(mapped, pos)
-
-
-def _forget(mapped: mmap.mmap, upto: int) -> None:
-    """Unmap the pages before ``upto`` (they stay in the page cache), so that this
-    process's resident memory stays flat however large the file."""
-    aligned = upto - upto % mmap.PAGESIZE
-    if aligned and hasattr(mmap, "MADV_DONTNEED"):
-        mapped.madvise(mmap.MADV_DONTNEED, 0, aligned)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    start = 0
+    for k in range(most - 1, len(ends), most):
+        stop = int(ends[k]) + 1
+        yield data[start:stop]
+        start = stop
+    if start < len(data):
+        yield data[start:]
 
 
 def read_chunks(
