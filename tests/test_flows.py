@@ -9,12 +9,15 @@ documentation (see their SOURCES.md).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import ijson
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
@@ -26,6 +29,7 @@ from acdkit.sources import _lines, azure_flow
 from acdkit.sources._lines import content_head
 from acdkit.sources.aws_vpc import parse_field_list
 from acdkit.store import Store, init_store
+from test_hostile import _peaks
 
 S = 1_000_000_000  # ns per second
 NSG_ID = (
@@ -589,6 +593,73 @@ def test_azure_chunks_do_not_change_the_result(
     copy.write_bytes(real("azure-vnet/docs-vnet.json").read_bytes() + b"\n")
     _, rows = ingest_file(store, copy)
     assert [(r["src_line"], flow(r)) for r in rows] == [(r["src_line"], flow(r)) for r in expected]
+
+
+def test_azure_events_are_ijson_events_down_to_the_depth_followed() -> None:
+    docs = [
+        b'{"": {"x": [1, {"": [[], {}]}]}, "a": {"b": []}} [] 3 "s" {"records": [{"k": [1]}]}',
+        json.dumps({"records": [_nsg(2, ["t1", "t2"]), _nsg(1, [])]}).encode(),
+    ]
+    for doc in docs:
+        expected = list(ijson.parse(io.BytesIO(doc), multiple_values=True))
+        assert list(azure_flow._events(azure_flow._Pieces(io.BytesIO(doc)))) == expected
+    # below MAX_DEPTH, events are only counted: their prefix matches no path
+    deep = b'{"records": ' + b"[" * 40 + b"]" * 40 + b"}"
+    events = list(azure_flow._events(azure_flow._Pieces(io.BytesIO(deep))))
+    assert len(events) == len(list(ijson.parse(io.BytesIO(deep))))
+    assert {p for p, _, _ in events[34:-34]} == {azure_flow._DEEP}
+    assert events[-1] == ("", "end_map", None)
+
+
+def test_azure_json_nested_deep_needs_bounded_memory(tmp_path: Path) -> None:
+    # ijson.parse keeps the prefix of every open level: a 40 KB value nested 20,000 deep
+    # took about 1 GB (quadratic in the depth), 100,000 deep about 25 GB
+    good = "1542110379,10.5.16.4,13.67.143.117,59932,443,T,O,A,E,1,66,1,66"
+    record = json.dumps({"records": [_nsg(2, [good])]})
+    files = []
+    for depth in (10, 20_000):
+        path = tmp_path / f"deep-{depth}.json"
+        nested = "[" * depth + "]" * depth
+        path.write_text(f'{record}\n{{"records": {nested}}}\n{record}\n')
+        files.append(path)
+    (shallow, *counts_shallow), (deep, *counts_deep) = _peaks(tmp_path / "child", files)
+    # lines are units here: 2 tuples and the records element that is not an object
+    assert counts_shallow == counts_deep == [3, 2, 1]
+    assert deep - shallow < 32 << 10, (shallow, deep)  # KiB
+
+
+def test_azure_truncated_gzip_keeps_what_came_before(store: Store, tmp_path: Path) -> None:
+    good = "1542110379,10.5.16.4,13.67.143.117,59932,443,T,O,A,E,1,66,1,66"
+    tuples = [good.replace("59932", str(1000 + i)) for i in range(3000)]
+    text = json.dumps({"records": [_nsg(2, tuples[i : i + 3]) for i in range(0, 3000, 3)]})
+    packed = gzip.compress(text.encode())
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(packed[: len(packed) // 2])  # a stream cut short raised EOFError: exit 1
+    result, rows = ingest_file(store, path, fmt="azure-flow")
+    kept = len(rows)
+    assert 100 < kept < 3000 and [r["src_line"] for r in rows] == list(range(1, kept + 1))
+    reason = "compressed input truncated or corrupt: the rest of the file was not read"
+    assert lines_log(store, result) == {kept + 1: ("reject", reason)}
+    assert result.warnings == [
+        f"compressed input truncated or corrupt after unit {kept}: the rest of the file was not"
+        " read"
+    ]
+
+
+def test_azure_tuples_of_a_large_record_go_before_the_record_ends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # one NSG record per minute can hold millions of tuples: they were all held until the
+    # record ended (2 GB for 1.2 million); once the record's values are known they go in
+    # chunks
+    good = "1542110379,10.5.16.4,13.67.143.117,59932,443,T,O,A,E,1,66,1,66"
+    monkeypatch.setattr(azure_flow, "CHUNK_UNITS", 4)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"records": [_nsg(2, [good] * 10)]}))
+    con = duckdb.connect()
+    chunks = list(azure_flow.read_records(path, sources.Context(con)))
+    assert [c.last for c in chunks] == [4, 8, 10]
+    assert sum(c.parsed.tables["net"].num_rows for c in chunks) == 10
 
 
 # -- GCP --------------------------------------------------------------------------------------

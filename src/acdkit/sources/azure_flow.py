@@ -80,6 +80,16 @@ class _Record:
     looks_like_record: bool = False
     groups: list[_Group] = field(default_factory=list)
     group: _Group | None = None
+    flushed: bool = False  # some of its tuples were numbered before the record ended
+
+    def context_known(self) -> bool:
+        """Whether every value that its tuples' rows take from the record is known."""
+        if self.category == NSG_CATEGORY:
+            return None not in (self.nsg_version, self.resource_id, self.group and self.group.mac)
+        if self.category == VNET_CATEGORY:
+            resource = self.target_id or self.resource_id
+            return None not in (self.vnet_version, resource, self.mac)
+        return False
 
 
 class _Units:
@@ -106,9 +116,13 @@ class _Units:
             else:
                 self.other("not a flow log record (category is not ingested)", skip=True)
             return
-        if not any(g.tuples for g in rec.groups):
+        if not rec.flushed and not any(g.tuples for g in rec.groups):
             self.other("flow log record without flow tuples", skip=True)
             return
+        self.flush(rec)
+
+    def flush(self, rec: _Record) -> None:
+        """Number the tuples of ``rec`` read so far (file order), and let them go."""
         for g in rec.groups:
             if not g.tuples:
                 continue
@@ -118,6 +132,8 @@ class _Units:
             self.groups.append((self.number + 1, len(g.tuples), g.kind, version, resource, mac))
             self.tuples.extend(g.tuples)
             self.number += len(g.tuples)
+            g.tuples = []
+            rec.flushed = True
 
     def __len__(self) -> int:
         return len(self.tuples) + len(self.others)
@@ -175,6 +191,11 @@ class _Reader:
                 rec = self.wrapped if prefix.startswith(_WRAPPED) else self.bare
                 if rec is not None and rec.group is not None:
                     rec.group.tuples.append(value)
+                    # a record can hold millions of tuples: once the values its rows take
+                    # from the record are known, they go in chunks before it ends
+                    if len(rec.group.tuples) >= CHUNK_UNITS and rec.context_known():
+                        self.units.flush(rec)
+                        yield None
                     continue
             if prefix == "":
                 self._top(event, value)
@@ -245,30 +266,95 @@ def _field(rec: _Record, rel: str, event: str, value: Any) -> None:
             rec.vnet_version = _number(value)
 
 
+class _Pieces:
+    """A stream whose ``read`` returns one decompressed piece at a time (``read1``).
+
+    ``GzipFile.read(n)`` on a stream cut short raises and drops all it decompressed in that
+    call (all of a small file); piece by piece, only the failing call is lost.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._read1 = getattr(fh, "read1", fh.read)
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._read1(n)
+        return data
+
+
 def _open(path: Path) -> BinaryIO:
     fh = open_source(path)
-    if fh.peek(3)[:3] == b"\xef\xbb\xbf":  # type: ignore[attr-defined]
+    try:
+        bom = fh.peek(3)[:3] == b"\xef\xbb\xbf"  # type: ignore[attr-defined]
+    except (EOFError, OSError, zlib.error):
+        bom = False  # a stream broken from its start: reading says so
+    if bom:
         fh.read(3)  # ijson does not accept a BOM
     return fh
+
+
+# below this depth no path that acdkit reads lies, so deeper values are not followed
+MAX_DEPTH = 32
+_DEEP = "\x00deep"  # the prefix of every event deeper than MAX_DEPTH: matches no path
+_STARTS = ("start_map", "start_array")
+_ENDS = ("end_map", "end_array")
+
+
+def _events(fh: _Pieces) -> Iterator[tuple[str, str, Any]]:
+    """(prefix, event, value) as ``ijson.parse`` gives them, in memory bounded by depth.
+
+    ``ijson.parse`` keeps the dotted prefix of every open level, so a value nested N deep
+    holds strings of O(N^2) bytes: 250 MB for a 20 KB line nested 10,000 deep, 25 GB for
+    100,000.  Here the prefixes of MAX_DEPTH levels are kept; deeper levels are counted,
+    and their events carry a prefix that matches no path.
+    """
+    joined = [""]  # joined[k]: the prefix of a value k levels deep
+    deep = 0  # open containers below the deepest level followed
+    for event, value in ijson.basic_parse(fh, multiple_values=True):
+        if deep:
+            deep += (event in _STARTS) - (event in _ENDS)
+            yield (joined[-1] if deep == 0 else _DEEP), event, value
+        elif event == "map_key":
+            parent = joined[-2]
+            yield parent, event, value
+            joined[-1] = f"{parent}.{value}" if len(joined) > 2 else value
+        elif event in _STARTS:
+            yield joined[-1], event, value
+            if len(joined) > MAX_DEPTH:
+                deep = 1
+            elif event == "start_array":
+                joined.append(f"{joined[-1]}.item" if len(joined) > 1 else "item")
+            else:
+                joined.append("")  # named by the map's first key
+        elif event in _ENDS:
+            joined.pop()
+            yield joined[-1], event, value
+        else:
+            yield joined[-1], event, value
 
 
 def read_records(path: Path, ctx: Context) -> Iterator[RecordChunk]:
     """The file's flow tuples as record chunks (see the module docstring)."""
     reader = _Reader()
     with _open(path) as fh:
-        events = ijson.parse(fh, multiple_values=True)
         try:
-            for _ in reader.feed(events):
+            for _ in reader.feed(_events(_Pieces(fh))):
                 yield _chunk(reader.units, ctx, fh)
         except (ijson.JSONError, UnicodeDecodeError):
-            reader.units.other("invalid JSON: the rest of the file was not read")
-            done = _chunk(reader.units, ctx, fh)
-            done.warnings.append(
-                f"invalid JSON after unit {done.last - 1}: the rest of the file was not read"
-            )
-            yield done
+            yield _stop(reader, ctx, fh, "invalid JSON")
+            return
+        except (EOFError, OSError, zlib.error):
+            # a gzip stream cut short or corrupt: what came before is kept
+            yield _stop(reader, ctx, fh, "compressed input truncated or corrupt")
             return
         yield _chunk(reader.units, ctx, fh)
+
+
+def _stop(reader: _Reader, ctx: Context, fh: BinaryIO, what: str) -> RecordChunk:
+    """The last chunk of a file that cannot be read on: one reject unit stands for the rest."""
+    reader.units.other(f"{what}: the rest of the file was not read")
+    done = _chunk(reader.units, ctx, fh)
+    done.warnings.append(f"{what} after unit {done.last - 1}: the rest of the file was not read")
+    return done
 
 
 def _chunk(units: _Units, ctx: Context, fh: BinaryIO) -> RecordChunk:
