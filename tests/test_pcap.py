@@ -447,6 +447,23 @@ def test_capture_cut_inside_a_record_header(store: Store, real: Sample, tmp_path
                                "and were not read"]  # fmt: skip
 
 
+def test_gzip_capture_cut_short_keeps_its_whole_packets(
+    store: Store, real: Sample, tmp_path: Path
+) -> None:
+    # the EOFError of the cut stream escaped the reader: ingest printed "Aborted." and exited
+    # 1, the code of TAMPERED
+    packed = gzip.compress(real("pcap/tls13-ech.pcap").read_bytes())
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(packed[:3000])
+    result, rows = ingest_one(store, cut)
+    assert (result.lines, result.records["net"], result.skipped) == (9, 2, 7)
+    assert result.warnings == [
+        "compressed input is truncated or corrupt after packet 9: every whole packet before it "
+        "was kept"
+    ]
+    assert {r["src_port"] for r in rows["net"]} == {51053, 51066}
+
+
 def test_garbage_after_a_valid_header_is_a_clear_error(
     store: Store, real: Sample, tmp_path: Path
 ) -> None:

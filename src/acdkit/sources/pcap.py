@@ -67,6 +67,8 @@ class _Capture:
         self.flows = FlowTable(dissectors, MAX_FLOWS, MAX_STREAMS)
         self.num = 0
         self.warnings: list[str] = []
+        with path.open("rb") as fh:
+            self.gzip = fh.read(2) == GZIP_MAGIC
 
     def chunks(self) -> Iterator[RecordChunk]:
         try:
@@ -92,8 +94,8 @@ class _Capture:
                 data, meta = next(it)
             except StopIteration:
                 break
-            except (self.sc.error, EOFError, ValueError, OverflowError):
-                self.warnings.append(f"the block after packet {self.num} is damaged")
+            except (self.sc.error, EOFError, OSError, zlib.error, ValueError, OverflowError) as exc:
+                self.warnings.append(self._stopped(exc))
                 break
             if not self._packet(data, meta, nano, linktype, start):
                 break
@@ -150,12 +152,27 @@ class _Capture:
             out.skips.append((self.num, outcome[1]))
         return True
 
+    def _stopped(self, exc: BaseException) -> str:
+        """Why reading stopped after packet ``self.num``, in words of ours."""
+        if self.gzip and isinstance(exc, EOFError | OSError | zlib.error):
+            # the library's text can quote input bytes; a gzip stream cut short ends in
+            # EOFError, a damaged one in BadGzipFile (an OSError) or zlib.error
+            return (
+                f"compressed input is truncated or corrupt after packet {self.num}: "
+                "every whole packet before it was kept"
+            )
+        return f"the block after packet {self.num} is damaged"
+
     def _trailing(self, fh: Any, start: int) -> None:
         """Warn about bytes after the last whole record (a capture cut inside a header)."""
         end = fh.tell()
-        while block := fh.read(1 << 20):
-            end += len(block)
-        if end > start and not any("damaged" in w for w in self.warnings):
+        try:
+            while block := fh.read(1 << 20):
+                end += len(block)
+        except (EOFError, OSError, zlib.error) as exc:
+            self.warnings.append(self._stopped(exc))
+            return
+        if end > start and not any("damaged" in w or "truncated" in w for w in self.warnings):
             self.warnings.append(
                 f"{end - start} bytes after packet {self.num} do not form a whole record "
                 "(cut short?) and were not read"
