@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,53 @@ def test_unidentifiable_file_fails_alone(
 def test_missing_input_is_a_usage_error(store: Store, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         ingest.ingest(store, [tmp_path / "nope.log"])
+
+
+def test_an_input_that_is_no_regular_file_is_named_for_what_it_is(
+    store: Store, tmp_path: Path
+) -> None:
+    # each was "does not exist or is not a file", though the directory and the pipe exist
+    (tmp_path / "logs").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for name, problem, hint in (
+        ("logs", "is a directory", "give the log files in it (DIR/*.log)"),
+        ("pipe", "is a named pipe (FIFO)", "save the stream to a file first"),
+        ("loop-a", "is a symbolic link loop", None),
+        ("dangling", "is a broken symbolic link", None),
+    ):
+        with pytest.raises(UsageError) as caught:
+            ingest.ingest(store, [tmp_path / name])
+        assert caught.value.message == f"input {tmp_path / name} {problem}"
+        assert (caught.value.hint or "").endswith(hint or "")
+        assert bool(caught.value.hint) == bool(hint)
+    assert store.ledger() == []
+
+
+def test_a_compressed_stream_no_reader_expected_to_break_fails_that_file(
+    store: Store, real: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an EOFError that escaped a reader reached Typer, which printed "Aborted." and exited
+    # 1, the code of TAMPERED; it is a MALFORMED file now, and the other files still go in
+    lines = real("zeek-json/zat/conn.log").read_bytes().splitlines(keepends=True)
+    good = tmp_path / "good.log"
+    good.write_bytes(b"".join(lines[:3]))
+    broken = tmp_path / "broken.log"
+    broken.write_bytes(b"".join(lines[3:6]))
+    real_read = ingest.read_raw
+
+    def read(fh: Any) -> Any:
+        if getattr(fh, "name", "").endswith("broken.log"):
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        return real_read(fh)
+
+    monkeypatch.setattr(ingest, "read_raw", read)
+    first, second = ingest.ingest(store, [broken, good]).files
+    assert (first.status, first.exit_code) == ("failed", 4)
+    assert first.error == f"{broken}: compressed input is truncated or corrupt"
+    assert (second.status, second.record_count) == ("ingested", 3)
 
 
 # -- bad lines --------------------------------------------------------------------------------

@@ -9,18 +9,21 @@ a run killed half way leaves only a temporary directory that the next run remove
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import logging
 import os
 import shutil
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISDIR, S_ISFIFO, S_ISREG
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,7 +34,7 @@ import pyarrow.parquet as pq
 
 from acdkit import __version__, cmdsig, minimize, schema, skew, sources
 from acdkit._pool import process_pool
-from acdkit.errors import AcdkitError, InputIOError, UsageError
+from acdkit.errors import AcdkitError, InputIOError, MalformedError, UsageError
 from acdkit.sources._lines import (
     HashingReader,
     LineChunk,
@@ -710,6 +713,32 @@ def _check_order(order: str | None) -> str | None:
     return order
 
 
+_INPUT_HINTS = {
+    "is a directory": "give the log files in it (DIR/*.log)",
+    "is a named pipe (FIFO)": "ingest reads a file twice (its hash, then its lines): save "
+    "the stream to a file first",
+}
+
+
+def _input_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be ingested (a fixed phrase), or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist" if not path.is_symlink() else "is a broken symbolic link"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return f"cannot be read ({exc.strerror})"
+    if S_ISREG(mode):
+        return None
+    if S_ISDIR(mode):
+        return "is a directory"
+    if S_ISFIFO(mode):
+        return "is a named pipe (FIFO)"
+    return "is not a regular file (a device or socket)"
+
+
 def ingest(
     store: Store,
     paths: Sequence[Path],
@@ -746,8 +775,9 @@ def ingest(
     keys = sig_key or cmdsig.KeySource.default()
     keys.check()
     for path in paths:
-        if not path.is_file():
-            raise UsageError(f"input {path} does not exist or is not a file")
+        problem = _input_problem(path)
+        if problem:
+            raise UsageError(f"input {path} {problem}", hint=_INPUT_HINTS.get(problem))
     started = time.monotonic()
     reference = time.time_ns() if now_ns is None else now_ns
     results: list[FileResult] = []
@@ -781,6 +811,16 @@ def ingest(
                 results.append(
                     FileResult(
                         str(path), "", "failed", error=str(exc), exit_code=int(exc.exit_code)
+                    )
+                )
+            except (EOFError, zlib.error):
+                # a compressed stream damaged where no reader expected it: this file fails,
+                # in words of ours (the library's can quote input); Typer would turn an
+                # EOFError into "Aborted." and exit code 1, the code of TAMPERED
+                bad = MalformedError(f"{path}: compressed input is truncated or corrupt")
+                results.append(
+                    FileResult(
+                        str(path), "", "failed", error=str(bad), exit_code=int(bad.exit_code)
                     )
                 )
             except OSError as exc:
