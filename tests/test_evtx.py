@@ -8,6 +8,7 @@ checked against sysmon-evtx/SOURCES.md and winsec-4688/SOURCES.md), not from acd
 
 from __future__ import annotations
 
+import gzip
 import random
 import struct
 import tracemalloc
@@ -17,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from _winrows import Ingested, utc_ns
-from acdkit import cmdsig, keys, minimize, schema, seal, sources
+from acdkit import cmdsig, ingest, keys, minimize, schema, seal, sources
 from acdkit.ingest import _connect
 from acdkit.sources import _evtxfile, windows_evtx
 from acdkit.store import Store
 
 UACME = "sysmon-evtx/Sysmon_UACME_64.evtx"
+RDP = "sysmon-evtx/DE_sysmon-3-rdp-tun.evtx"
 PSEXEC = "winsec-4688/mdecrevoisier-ID4688-4697-5140-5145-PSexec-remote-execution.evtx"
 CHUNK3 = 4096 + 3 * 65536  # Sysmon_UACME_64.evtx: 12 chunks; chunk 3 holds records 143-191
 
@@ -456,6 +458,44 @@ def test_file_cut_at_a_chunk_boundary(
     got = Ingested(store, damaged(tmp_path, real(UACME), lambda d: bytes(d[: 4096 + 5 * 65536])))
     assert (got.result.lines, got.result.rejected) == (530, 290)
     assert got.every_line_once()
+
+
+def test_file_of_its_header_alone_loses_every_record_it_counts(
+    store: Store, tmp_path: Path, real: Callable[[str], Path]
+) -> None:
+    # the header counts 1 chunk and next record id 74: the file said nothing of them before
+    got = Ingested(store, damaged(tmp_path, real(RDP), lambda d: bytes(d[:4096])))
+    assert (got.result.lines, got.result.rejected) == (73, 73)
+    assert set(got.log.values()) == {
+        ("reject", "EVTX record missing: the file ends before it (its header counts it)")
+    }
+    assert got.result.warnings == [
+        "the EVTX file header counts 73 records after the last one in the file (file cut short?)"
+    ]
+
+
+def test_file_header_with_a_damaged_magic_is_still_detected(
+    tmp_path: Path, real: Callable[[str], Path]
+) -> None:
+    # detection looked at the magic only; the first chunk behind the header tells too
+    path = damaged(tmp_path, real(RDP), lambda d: b"XXXXXXXX" + bytes(d[8:]))
+    assert sources.detect(b"", path.read_bytes()[:65536]).name == "windows-evtx"
+
+
+def test_gzip_evtx_is_refused_with_the_remedy(
+    store: Store, tmp_path: Path, real: Callable[[str], Path]
+) -> None:
+    # read as it was, a compressed file gave one unreadable chunk and a "damaged header"
+    path = tmp_path / "sysmon.evtx.gz"
+    path.write_bytes(gzip.compress(real(RDP).read_bytes()))
+    for fmt in (None, "windows-evtx"):
+        (result,) = ingest.ingest(store, [path], fmt=fmt).files
+        assert (result.status, result.exit_code) == ("failed", 4)
+        assert result.error == (
+            "sysmon.evtx.gz is gzip-compressed: EVTX files are read uncompressed only "
+            "(decompress it (gunzip -k FILE) and ingest the .evtx file)"
+        )
+    assert store.ledger() == []
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, cast
 
 import evtx
 
-__all__ = ["MAGIC", "ChunkRecords", "read_chunks"]
+__all__ = ["CHUNK_MAGIC", "FILE_HEADER", "MAGIC", "ChunkRecords", "read_chunks"]
 
 MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -284,10 +284,24 @@ def _missing_tail(
     """Records the file header counts but no chunk holds: the file was cut at a chunk."""
     out = ChunkRecords()
     used = [b for b in blocks if b.state != "empty"]
-    if header is None or not used or used[-1].state != "ok":
+    if header is None or (used and used[-1].state != "ok"):
         return out  # a damaged last run has had its loss counted already
-    newest = max(b.last_id for b in used if b.state == "ok")
-    missing = header.bound(newest) or 0
+    if used:
+        missing = header.bound(max(b.last_id for b in used if b.state == "ok")) or 0
+    elif header.chunks == 0 or header.next_id <= 1:
+        return out  # a log that was never written to
+    else:
+        # the file ends after its header, which counts chunks and records: all are lost
+        counted = header.bound(0)
+        if counted is None:  # a wrapped log: how many its chunks held is not known
+            (n,) = num.take(1)
+            out.rejects.append((n, _LOST_UNKNOWN))
+            out.warnings.append(
+                f"the EVTX file header counts {header.chunks} chunks, but the file ends "
+                "after the header (file cut short?)"
+            )
+            return out
+        missing = counted
     if missing:
         reason = "EVTX record missing: the file ends before it (its header counts it)"
         out.rejects += [(n, reason) for n in num.take(missing)]
@@ -296,6 +310,9 @@ def _missing_tail(
             "(file cut short?)"
         )
     return out
+
+
+_LOST_UNKNOWN = "EVTX records missing, count unknown: the file ends after its header"
 
 
 def read_chunks(path: Path) -> Iterator[ChunkRecords]:

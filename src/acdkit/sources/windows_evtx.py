@@ -10,14 +10,17 @@ that number.  Times are the events' own: Sysmon ``UtcTime``, else ``TimeCreated/
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from acdkit.errors import MalformedError
 from acdkit.sources import Context, Parsed, RecordChunk, SourceFormat, register
-from acdkit.sources._evtxfile import MAGIC, ChunkRecords, read_chunks
+from acdkit.sources._evtxfile import CHUNK_MAGIC, FILE_HEADER, MAGIC, ChunkRecords, read_chunks
+from acdkit.sources._lines import GZIP_MAGIC
 from acdkit.sources._sql import sql_quote
 from acdkit.sources._winlog import DATA_FIELDS, mapped, project
 
@@ -44,7 +47,14 @@ _STRUCTURE = json.dumps(
 
 
 def _sniff(raw: bytes) -> bool:
-    return raw.startswith(MAGIC)
+    """An EVTX file header, or a first chunk where a damaged header should have been; a
+    gzip-compressed EVTX file too (its reader then says that it must be decompressed)."""
+    if raw.startswith(GZIP_MAGIC):
+        try:
+            raw = zlib.decompressobj(wbits=31).decompress(raw, FILE_HEADER + 8)
+        except zlib.error:
+            return False
+    return raw.startswith(MAGIC) or raw[FILE_HEADER : FILE_HEADER + 8] == CHUNK_MAGIC
 
 
 _HEAD = (
@@ -130,6 +140,14 @@ class _Batch:
 
 def read_records(path: Path, ctx: Context) -> Iterator[RecordChunk]:
     """The file's records in batches; damaged chunks give warnings and rejects."""
+    with path.open("rb") as fh:
+        if fh.read(2) == GZIP_MAGIC:
+            # read as it is, a compressed file looked like one damaged chunk, with a
+            # "damaged file header" warning
+            raise MalformedError(
+                f"{path.name} is gzip-compressed: EVTX files are read uncompressed only",
+                hint="decompress it (gunzip -k FILE) and ingest the .evtx file",
+            )
     batch = _Batch()
     last = done = 0
     for chunk in read_chunks(path):
