@@ -189,7 +189,7 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
         tmp_path,
         head + r"msg=a\=b src\=9.9.9.9 src=10.0.0.1 dst=10.0.0.2 rt=1614834367123",
         r"CEF:0|V\|src=1.1.1.1|P\\|1|1|n|1|src=10.0.0.3 dst=10.0.0.4 rt=1614834367123",
-        head + r"src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 dvchost=a\\b\=c\nd",
+        head + r"src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 dvchost=a\\b\=c",
         head + "src=10.0.0.1 dst=10.0.0.2 src=10.0.0.9 rt=1614834367123",
         head + "src=10.0.0.1 sourceAddress=10.0.0.9 dst=10.0.0.2 rt=1614834367123",
         head + "src=10.0.0.1 dst=10.0.0.2 rt=1614834367",
@@ -203,6 +203,11 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
         "<13>Mar  4 05:06:07 host just a syslog line",
         head + "src=10.0.0.1 dst=10.0.0.2 rt=Mar 04 2021 05:06:07 America/New_York",
         head + "src=10.0.0.1 dst=10.0.0.2 rt=Mar 04 2021 05:06:07.5 GMT-03:30",
+        head + r"src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 dvchost=a\nb",
+        head + "src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 dvchost=fw\x1b[31m1",
+        head + "src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 proto=tcp or a secret",
+        head + "app=DNS src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 destinationDnsDomain=a.example"
+        " InfobloxDNSQType=A or any text",
     )
     _, got = ingest_file(store, path)
     rows = {r["src_line"]: r for r in got["net"]}
@@ -210,8 +215,11 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
     assert (rows[1]["src_ip"], rows[1]["dst_ip"]) == ("10.0.0.1", "10.0.0.2")
     # 2: the header's "\|" does not end the vendor; its text never becomes a key
     assert rows[2]["src_ip"] == "10.0.0.3"
-    # 3: "\\", "\=" and "\n" undone in a value that is kept
-    assert rows[3]["sensor_id"] == "a\\b=c\nd"
+    # 3: "\\" and "\=" undone in a value that is kept; "\n" too, but a sensor name with
+    # a line break or an escape sequence (17, 18) would act on the operator's terminal
+    # when ingest prints it, a protocol is a name (19) and a query type a code (20): all
+    # four are rejects
+    assert rows[3]["sensor_id"] == "a\\b=c"
     assert rows[15]["ts_utc"] == ns(datetime(2021, 3, 4, 10, 6, 7, tzinfo=UTC))
     assert rows[16]["ts_utc"] == ns(datetime(2021, 3, 4, 8, 36, 7, 500000, tzinfo=UTC))
     assert sorted(got["lines"]) == [
@@ -226,6 +234,10 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
         (12, "reject", "unsupported CEF version"),
         (13, "reject", "CEF header has fewer than 8 fields"),
         (14, "reject", "no CEF header in the line"),
+        (17, "reject", "invalid sensor name"),
+        (18, "reject", "invalid sensor name"),
+        (19, "reject", "invalid protocol name"),
+        (20, "reject", "invalid DNS query type"),
     ]
 
 

@@ -8,6 +8,7 @@ documentation (see their SOURCES.md).
 
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import json
@@ -663,6 +664,39 @@ def test_azure_tuples_of_a_large_record_go_before_the_record_ends(
 
 
 # -- GCP --------------------------------------------------------------------------------------
+
+
+def test_flows_that_end_before_they_start_or_name_no_protocol_are_rejects(
+    store: Store, real: Callable[[str], Path], tmp_path: Path
+) -> None:
+    # a negative duration_ns was stored as it came (-60 s here), and any text, spaces and
+    # all, went to proto; both are rejects now, with reasons that repeat nothing
+    aws = real("aws-vpc/elastic-test-extra-samples.log").read_text().splitlines()[0].split()
+    backwards = [*aws[:10], aws[11], aws[10], *aws[12:]]  # start and end swapped
+    path = tmp_path / "aws.log"
+    path.write_text(" ".join(aws) + "\n" + " ".join(backwards) + "\n")
+    result, rows = ingest_file(store, path)
+    assert [r["src_line"] for r in rows] == [1]
+    assert lines_log(store, result) == {
+        2: ("reject", "negative duration (it ends before it starts)")
+    }
+
+    entry = json.loads(
+        next(x for x in real("gcp-vpc/foxsec-exfiltration1.txt").read_text().splitlines()
+             if x.startswith("{"))
+    )  # fmt: skip
+    late = copy.deepcopy(entry)
+    late["jsonPayload"]["end_time"] = "2019-12-31T23:59:00Z"
+    named = copy.deepcopy(entry)
+    named["jsonPayload"]["connection"]["protocol"] = "6 then a password"
+    path = tmp_path / "gcp.json"
+    path.write_text("\n".join(json.dumps(e) for e in (entry, late, named)) + "\n")
+    result, rows = ingest_file(store, path)
+    assert [r["src_line"] for r in rows] == [1]
+    assert lines_log(store, result) == {
+        2: ("reject", "negative duration (it ends before it starts)"),
+        3: ("reject", "invalid protocol name"),
+    }
 
 
 def test_gcp_values_and_skips(store: Store, real: Callable[[str], Path]) -> None:

@@ -1094,6 +1094,22 @@ def _dns_rows(resolver: list[str | None], rrdata: list[list[str] | None]) -> pa.
     )
 
 
+def test_an_address_column_of_nulls_without_a_type_is_no_internal_error() -> None:
+    # a projection that writes a bare NULL gives DuckDB's NULL type, Arrow's null: the
+    # per-value mapping got None and raised TypeError, which ingest reports as exit 70
+    con = duckdb.connect()
+    rows = con.sql(
+        "SELECT 7::UBIGINT AS src_line, NULL::VARCHAR AS reject_reason, 'query' AS event_kind,"
+        " 'example.com' AS qname, NULL AS resolver_ip, NULL AS client_ip,"
+        " 1600000000000000000::BIGINT AS ts_utc"
+    ).to_arrow_table()
+    assert rows.schema.field("resolver_ip").type == pa.null()
+    staged, rejects = minimize.finalize(rows, schema.load("dns"))
+    assert staged.column("resolver_ip").to_pylist() == [None]
+    assert staged.column("client_ip").to_pylist() == [None]
+    assert (staged.column("src_line").to_pylist(), rejects.num_rows) == ([7], 0)
+
+
 def test_finalize_keeps_schema_fields_only_and_normalizes() -> None:
     rows = _dns_rows(
         [

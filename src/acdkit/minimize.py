@@ -49,8 +49,11 @@ def _map_unique(col: pa.Array, fn: object) -> tuple[pa.Array, pa.Array]:
     """Apply ``fn`` once per distinct value; return (mapped values, ok mask for non-nulls).
 
     Values already in canonical IPv4 form, by far the most common, pass unchanged without
-    reaching Python.
+    reaching Python.  A column of NULLs only (a source that never sets it: DuckDB then
+    gives it no type) passes as strings.
     """
+    if col.null_count == len(col):
+        return pa.nulls(len(col), pa.string()), pa.repeat(pa.scalar(True), len(col))
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         canonical = pc.fill_null(pc.match_substring_regex(col, CANONICAL_IPV4), False)
         if pc.all(pc.or_(canonical, pc.is_null(col))).as_py():

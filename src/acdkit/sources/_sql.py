@@ -128,6 +128,29 @@ def _bad(col: str, cast: str, label: str) -> str:
     return f"WHEN {col} IS NOT NULL AND TRY_CAST({col} AS {cast}) IS NULL THEN 'invalid {label}'"
 
 
+# a protocol, DNS type or DNS code is a short token (a name or a number: "tcp", "ipv6-icmp",
+# "AAAA", "TYPE65", "type=65", "*"); anything else is text that a source let through (a CEF
+# "proto=my secret" value, a garbled field) and has no place in a column of codes
+_CODE = "[A-Za-z0-9_.+*=-]{1,32}"
+
+
+def _bad_token(col: str, label: str) -> str:
+    return f"WHEN {col} IS NOT NULL AND NOT regexp_full_match({col}, '{_CODE}') THEN '{label}'"
+
+
+# a sensor name comes from the record (a CEF dvchost, an EVTX Computer, a syslog host) and is
+# printed on the operator's terminal: control and format characters (escape sequences,
+# bidirectional overrides) would act there, and a name longer than a host name is not one
+_BAD_NAME = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+
+
+def _bad_sensor(col: str) -> str:
+    return (
+        f"WHEN {col} IS NOT NULL AND (length({col}) > 255"
+        f" OR regexp_matches({col}, '{_BAD_NAME}')) THEN 'invalid sensor name'"
+    )
+
+
 # blanks and invisible characters: ASCII and Unicode spaces and separators, controls,
 # format characters (zero-width, bidi marks) and private-use code points
 _INVISIBLE = r"[\p{Zs}\p{Zl}\p{Zp}\p{Cc}\p{Cf}\p{Co}]"
@@ -177,6 +200,9 @@ def _net_columns(sensor: str) -> list[str]:
         {_bad("n_dst_port", "USMALLINT", "destination port")}
         {_bad("n_http_status", "USMALLINT", "HTTP status")}
         WHEN n_duration IS NOT NULL AND n_duration_ns IS NULL THEN 'invalid duration'
+        WHEN n_duration_ns < 0 THEN 'negative duration (it ends before it starts)'
+        {_bad_token("n_proto", "invalid protocol name")}
+        {_bad_sensor("n_sensor")}
         {_bad("n_orig_bytes", "UBIGINT", "originator byte count")}
         {_bad("n_resp_bytes", "UBIGINT", "responder byte count")}
         {_bad("n_orig_pkts", "UBIGINT", "originator packet count")}
@@ -220,6 +246,10 @@ def _dns_columns(sensor: str) -> list[str]:
         {_bad("d_resolver_port", "USMALLINT", "resolver port")}
         {_bad("d_client_port", "USMALLINT", "client port")}
         {_bad("d_trans_id", "USMALLINT", "DNS transaction id")}
+        {_bad_token("d_proto", "invalid protocol name")}
+        {_bad_token("d_qtype", "invalid DNS query type")}
+        {_bad_token("d_rcode", "invalid DNS response code")}
+        {_bad_sensor("d_sensor")}
         END AS reject_reason""",
         "d_kind AS event_kind",
         "d_session_id AS session_id",
@@ -247,6 +277,9 @@ def _edr_columns(sensor: str) -> list[str]:
         WHEN NOT regexp_full_match(e_image_sha256, '[0-9a-fA-F]{64}') THEN 'invalid SHA-256 hash'
         WHEN NOT regexp_full_match(e_user_sid, 'S-1(-[0-9]{1,10}){1,15}')
           THEN 'invalid user SID'
+        """
+        + _bad_sensor("e_sensor")
+        + """
         END AS reject_reason""",
         "e_kind AS event_kind",
         "e_proc_exec_id AS proc_exec_id",
