@@ -74,15 +74,18 @@ def test_elastic_lines_without_time_are_rejects(store: Store, real: Callable[[st
 
 
 def test_forcepoint_needs_a_zone(store: Store, real: Callable[[str], Path]) -> None:
-    result, _ = ingest_file(store, real(FORCEPOINT))
-    assert result.lines == 13 and result.records["net"] == 0
-    # rt=Jan 17 2020 08:52:09 has no zone: never guessed
-    assert result.reject_reasons == {"CEF rt has no time zone (use --assume-tz)": 3}
-    assert result.skip_reasons == {
-        "CEF event without a source and destination": 7,
-        "blank line": 3,
-    }
-    assert result.warnings == []
+    # rt=Jan 17 2020 08:52:09 has no zone: never guessed. The file is refused, as a DNS
+    # server log is: its three events used to be rejects, and once the file was in the
+    # ledger, ingesting it again with --assume-tz added nothing
+    (result,) = ingest.ingest(store, [real(FORCEPOINT)]).files
+    assert (result.status, result.exit_code) == ("failed", 2)
+    assert result.error == (
+        "this file's times carry no time zone (the first at line 3) "
+        "(give --assume-tz ZONE (an IANA name such as Asia/Tokyo, or UTC))"
+    )
+    assert store.ledger() == []
+    (again,) = ingest.ingest(store, [real(FORCEPOINT)], assume_tz="UTC").files
+    assert (again.status, again.records["net"]) == ("ingested", 3)
 
 
 def test_forcepoint_with_assumed_zone(store: Store, real: Callable[[str], Path]) -> None:
@@ -167,17 +170,30 @@ def test_spec_examples(store: Store, real: Callable[[str], Path]) -> None:
 
 
 def test_spec_examples_without_year_or_zone(store: Store, real: Callable[[str], Path]) -> None:
-    result, _ = ingest_file(store, real(SPEC))
-    assert result.reject_reasons == {"syslog time has no year (use --year)": 4}
-    assert result.records == {"net": 3, "dns": 1, "edr": 0}
+    (result,) = ingest.ingest(store, [real(SPEC)]).files
+    assert (result.status, result.exit_code) == ("failed", 2)
+    assert result.error == (
+        "this file's times carry no year and no time zone (the first at line 1) "
+        "(give --year YYYY and --assume-tz ZONE (an IANA name such as Asia/Tokyo, or UTC))"
+    )
+    (result,) = ingest.ingest(store, [real(SPEC)], assume_tz="UTC").files
+    assert (
+        result.error == "this file's times carry no year (the first at line 1) (give --year YYYY)"
+    )
+    (result,) = ingest.ingest(store, [real(SPEC)], year=2021).files
+    assert (result.error or "").startswith("this file's times carry no time zone (the first at")
+    assert store.ledger() == []  # refused files can simply be ingested again with the options
     (again,) = ingest.ingest(store, [real(SPEC)], year=2021, assume_tz="UTC").files
-    assert again.status == "already ingested"  # the same bytes: new options add nothing
+    assert (again.status, again.records) == ("ingested", {"net": 7, "dns": 1, "edr": 0})
 
 
 def test_syslog_time_needs_a_zone(store: Store, tmp_path: Path) -> None:
     path = lines_file(tmp_path, "Sep 19 08:26:10 host CEF:0|V|P|1|1|n|1|src=10.0.0.1 dst=10.0.0.2")
-    result, _ = ingest_file(store, path, year=2021)
-    assert result.reject_reasons == {"syslog time has no time zone (use --assume-tz)": 1}
+    (result,) = ingest.ingest(store, [path], year=2021).files
+    assert (result.status, result.exit_code) == ("failed", 2)
+    assert (result.error or "").startswith(
+        "this file's times carry no time zone (the first at line 1)"
+    )
 
 
 # -- escapes and shapes -----------------------------------------------------------------------

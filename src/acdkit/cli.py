@@ -272,8 +272,9 @@ def ingest_cmd(
             envvar="ACDKIT_ASSUME_TZ",
             metavar="ZONE",
             help="IANA time zone (Asia/Tokyo, UTC) of times the input writes without a zone. "
-            "Without it CEF rejects such times and the DNS server logs (BIND, Unbound, dnsmasq, "
-            "Windows DNS) are refused.",
+            "Without it a file that holds such times (DNS server logs, CEF, syslog headers, "
+            "the Security events of flat Windows JSON exports) is refused with exit code 2 "
+            "and nothing of it is staged; ingest it again with the option.",
         ),
     ] = None,
     year: Annotated[
@@ -283,7 +284,8 @@ def ingest_cmd(
             metavar="YYYY",
             help="Year of times the input writes without one (syslog 'Jan 17 08:52:09'). In DNS "
             "server logs it is the year of the file's first time, later ones follow across New "
-            "Year \\[default there: guessed from the file's modification time, with a warning].",
+            "Year \\[default there: guessed from the file's modification time, with a warning]; "
+            "a CEF file that needs it and lacks it is refused (exit code 2).",
         ),
     ] = None,
     aws_fields: Annotated[

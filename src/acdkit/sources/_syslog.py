@@ -36,9 +36,12 @@ __all__ = [
     "HEADER_FIELDS",
     "MONTHS_SQL",
     "TIME_COLUMNS",
+    "ZONE_HINT",
     "Clock",
     "frac_ns",
     "header_head",
+    "no_year",
+    "no_zone",
     "register_lines",
     "syslog_time",
     "time_select",
@@ -228,8 +231,33 @@ class Clock:
 
     def _zone_rule(self, parsed: Parsed) -> None:
         if self.ctx.assume_tz is None:
-            raise UsageError(
-                "this file's times carry no time zone",
-                hint="give --assume-tz ZONE (an IANA name such as Asia/Tokyo, or UTC)",
-            )
+            raise no_zone()
         parsed.warnings.append(f"times without a zone were read in {self.ctx.assume_tz}")
+
+
+_ZONE = "ZONE (an IANA name such as Asia/Tokyo, or UTC)"
+ZONE_HINT = f"give --assume-tz {_ZONE}"
+
+
+def no_zone(first_line: int | None = None, year_too: bool = False) -> UsageError:
+    """The refusal of a file that holds local times when no ``--assume-tz`` was given.
+
+    One rule for every format: the file fails (exit 2) and nothing of it is staged, so it
+    can be ingested again with the option.  Rejecting the lines instead would lose them
+    for good: the file would be in the ledger, and ingesting it again adds nothing.
+    """
+    where = "" if first_line is None else f" (the first at line {first_line})"
+    if year_too:
+        return UsageError(
+            f"this file's times carry no year and no time zone{where}",
+            hint=f"give --year YYYY and --assume-tz {_ZONE}",
+        )
+    return UsageError(f"this file's times carry no time zone{where}", hint=ZONE_HINT)
+
+
+def no_year(first_line: int) -> UsageError:
+    """The refusal of a file whose times have no year when no ``--year`` was given."""
+    return UsageError(
+        f"this file's times carry no year (the first at line {first_line})",
+        hint="give --year YYYY",
+    )

@@ -17,9 +17,12 @@ or another provider) and its event id, a number; no text of the event reaches a 
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
+
 from acdkit.sources import Context, Parsed
 from acdkit.sources._route import collect
 from acdkit.sources._sql import routed_query, sql_quote
+from acdkit.sources._syslog import no_zone
 
 __all__ = ["DATA_FIELDS", "SECURITY", "SYSMON", "assume_tz_warning", "mapped", "project"]
 
@@ -132,6 +135,11 @@ def assume_tz_warning(assume_tz: str) -> str:
     )
 
 
+# the problem of a Security event with only the collector's local time and no --assume-tz;
+# it refuses the file (`_refuse_local_times`), it is never a reject
+NO_ZONE = "local time without a zone (give --assume-tz)"
+
+
 def _classified(rel: str, assume_tz: str | None) -> str:
     """``rel`` with the provider class, event id, route, event time and problem per row."""
     local_ok = "FALSE" if assume_tz is None else "TRUE"
@@ -157,7 +165,7 @@ def _classified(rel: str, assume_tz: str | None) -> str:
             THEN 'missing or invalid UtcTime'
           WHEN w_class = 'security' AND sys_time IS NULL AND local_time IS NOT NULL
                AND NOT {local_ok}
-            THEN 'local time without a zone (give --assume-tz)'
+            THEN '{NO_ZONE}'
         END) AS problem,
         CASE WHEN w_class = 'sysmon' THEN replace(UtcTime, ' ', 'T') || 'Z'
              ELSE coalesce(sys_time, {_local_time(assume_tz)}) END AS w_ts
@@ -285,3 +293,17 @@ def project(ctx: Context, parsed: Parsed, rel: str) -> None:
     base = _classified(rel, ctx.assume_tz)
     query = routed_query(base, "w_route", _SKIP_REASON, _NET, _DNS, ctx.sensor, edr=_EDR)
     collect(ctx, query, parsed)
+    _refuse_local_times(parsed)
+
+
+def _refuse_local_times(parsed: Parsed) -> None:
+    """Fail the file if a Security event has only local time and no --assume-tz was given:
+    the rule of every format (`_syslog.no_zone`), where rejects would lose those events."""
+    first = None
+    for rows in parsed.rejects:
+        hits = rows.filter(pc.equal(rows.column("reason"), NO_ZONE))
+        if hits.num_rows:
+            line = pc.min(hits.column("line")).as_py()
+            first = line if first is None else min(first, line)
+    if first is not None:
+        raise no_zone(first)

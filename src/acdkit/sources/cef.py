@@ -34,6 +34,7 @@ from acdkit.sources._flowlog import (
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._route import READER_REJECT, collect
 from acdkit.sources._sql import routed_query, sql_quote
+from acdkit.sources._syslog import no_year, no_zone
 
 __all__ = ["FORMAT", "ZONE_ABBREVIATIONS"]
 
@@ -166,6 +167,7 @@ class CefParser(Parser):
         finally:
             con.unregister("cef_raw")
         try:
+            self._refuse_local_times()
             self._warn(parsed)
             base = "(SELECT * FROM cef_rows)"
             query = routed_query(base, _ROUTE, _SKIP, _NET, _DNS, self.ctx.sensor)
@@ -173,6 +175,28 @@ class CefParser(Parser):
         finally:
             con.execute("DROP TABLE IF EXISTS cef_rows")
         return parsed
+
+    def _refuse_local_times(self) -> None:
+        """Fail the file where a time needs --assume-tz or --year and it was not given.
+
+        The same rule as for the DNS server logs (`_syslog.no_zone`): a reject per line
+        would lose those events for good once the file is in the ledger.
+        """
+        needs = {**dict.fromkeys(_NO_ZONE, "zone"), **dict.fromkeys(_NO_YEAR, "year")}
+        needs.update(dict.fromkeys(_NO_BOTH, "both"))
+        rows = self.ctx.con.sql(
+            f"SELECT problem, min(line) FROM cef_rows WHERE problem IN ({_quoted(tuple(needs))})"
+            " GROUP BY problem"
+        ).fetchall()
+        if not rows:
+            return
+        found: dict[str, int] = {}
+        for problem, line in rows:
+            found[needs[problem]] = min(int(line), found.get(needs[problem], int(line)))
+        first = min(found.values())
+        if "both" in found or {"zone", "year"} <= set(found):
+            raise no_zone(first, year_too=True)
+        raise no_zone(first) if "zone" in found else no_year(first)
 
     def _warn(self, parsed: Parsed) -> None:
         ((used_tz, used_year),) = self.ctx.con.sql(
@@ -242,6 +266,25 @@ class CefParser(Parser):
                                                            ELSE raw END, chr(10) || chr(13)) AS t
                                                   FROM cef_raw)))))))))
         """
+
+
+# the problems that stand for a time needing an option; they refuse the file, never reject
+_NO_ZONE = (
+    *(f"CEF {n} has no time zone (use --assume-tz)" for n in ("rt", "start", "end")),
+    "syslog time has no time zone (use --assume-tz)",
+)
+_NO_YEAR = (
+    *(f"CEF {n} has no year (use --year)" for n in ("rt", "start", "end")),
+    "syslog time has no year (use --year)",
+)
+_NO_BOTH = (
+    *(f"CEF {n} has no year and no time zone" for n in ("rt", "start", "end")),
+    "syslog time has no year and no time zone",
+)
+
+
+def _quoted(texts: tuple[str, ...]) -> str:
+    return ", ".join(sql_quote(t) for t in texts)
 
 
 def _time_parts(col: str) -> str:
@@ -316,6 +359,9 @@ def _time(col: str, tz: str | None, year: int | None) -> tuple[str, str, str]:
         WHEN regexp_full_match({col}, '[0-9]+')
           THEN 'CEF {name} is a number but not epoch milliseconds'
         WHEN {p}.hms = '' THEN 'CEF {name} is not in a CEF time format'
+        WHEN {p}.year = '' AND {year or "NULL"} IS NULL AND {zone} IS NULL
+             AND {sql_quote(tz) if tz else "NULL"} IS NULL
+          THEN 'CEF {name} has no year and no time zone'
         WHEN {p}.year = '' AND {year or "NULL"} IS NULL THEN 'CEF {name} has no year (use --year)'
         WHEN {zone} IS NULL AND {sql_quote(tz) if tz else "NULL"} IS NULL
           THEN 'CEF {name} has no time zone (use --assume-tz)'
@@ -357,6 +403,9 @@ def _syslog_time(tz: str | None, year: int | None) -> str:
     )
     ns = f"CASE WHEN {iso} IS NOT NULL THEN {iso_ns} WHEN {b} IS NOT NULL THEN {assumed} END"
     problem = f"""CASE WHEN {iso} IS NOT NULL AND {iso_ns} IS NULL THEN 'syslog time is not valid'
+        WHEN {iso} IS NULL AND {b} IS NOT NULL AND {yr} IS NULL
+             AND {sql_quote(tz) if tz else "NULL"} IS NULL
+          THEN 'syslog time has no year and no time zone'
         WHEN {iso} IS NULL AND {b} IS NOT NULL AND {yr} IS NULL
           THEN 'syslog time has no year (use --year)'
         WHEN {iso} IS NULL AND {b} IS NOT NULL AND {sql_quote(tz) if tz else "NULL"} IS NULL
