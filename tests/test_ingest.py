@@ -509,7 +509,8 @@ def test_suricata_times_outside_int64_ns(
     }
     (row,) = records(store, result, "net")
     assert row["ts_utc"] == -2_208_988_800 * 10**9
-    assert any("before 1990" in w for w in result.warnings)
+    assert [c["findings"]["before_1990"]["records"] for c in result.clock_skew] == [1]
+    assert not any("1990" in w for w in result.warnings)
 
 
 def test_skip_reasons_never_echo_input(

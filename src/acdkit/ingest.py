@@ -62,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TS_1990_NS = 631_152_000 * 1_000_000_000
 ProgressFn = Callable[[str, int, int], None]  # (file name, bytes done, bytes total)
 
 
@@ -82,7 +81,6 @@ class FileResult:
     ts_max_ns: int | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
-    early: dict[str, int] = field(default_factory=dict)  # records timed before 1990
     exit_code: int = 0
     signatures: int = 0  # records with a command signature
     sig_key_id: str | None = None  # the key they were made with
@@ -93,7 +91,7 @@ class FileResult:
         return sum(self.records.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "early"}
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -175,24 +173,22 @@ class _Staged:
     """One chunk, parsed and minimized: staged rows per table, reject and skip lines.
 
     A pool worker writes its rows itself and sends back only ``written``: per table the
-    record count, the time range, how many times lie before 1990 and how many records
-    carry a command signature.
+    record count, the time range and how many records carry a command signature.
     """
 
     tables: dict[str, pa.Table]
     rejects: list[pa.Table]
     skips: list[pa.Table]
-    written: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
+    written: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
-def _summarize(table: str, rows: pa.Table) -> tuple[int, int, int, int, int]:
+def _summarize(table: str, rows: pa.Table) -> tuple[int, int, int, int]:
     ts = rows.column("ts_utc").cast(pa.int64())
     lo, hi = pc.min_max(ts).values()
-    early = pc.sum(pc.less(ts, TS_1990_NS)).as_py() or 0
     sig = minimize.SIGNATURE_FIELDS.get(table)
     signed = rows.num_rows - rows.column(sig).null_count if sig else 0
-    return rows.num_rows, lo.as_py(), hi.as_py(), early, signed
+    return rows.num_rows, lo.as_py(), hi.as_py(), signed
 
 
 def _part_path(directory: Path, table: str, part: int) -> Path:
@@ -514,12 +510,7 @@ def _close_result(
     if result.signatures:
         assert sig_key is not None
         result.sig_key_id = sig_key.key_id
-    for table, early in result.early.items():
-        if early:
-            result.warnings.append(
-                f"{early} {table} records have times before 1990 "
-                "(relative clock or unset sensor clock?)"
-            )
+    # times before 1990 are no warning here: the sensor clock findings (`skew`) say it
     result.skipped, result.rejected = sum(skips.values()), sum(rejects.values())
     result.skip_reasons, result.reject_reasons = dict(skips), dict(rejects)
     accounted = result.record_count + result.skipped + result.rejected
@@ -640,12 +631,11 @@ def _stage_chunk(
         if staged.num_rows:
             staging.write(table, staged)
             written[table] = _summarize(table, staged)
-    for table, (count, lo, hi, early, signed) in written.items():
+    for table, (count, lo, hi, signed) in written.items():
         records[table] += count
         result.signatures += signed
         result.ts_min_ns = lo if result.ts_min_ns is None else min(result.ts_min_ns, lo)
         result.ts_max_ns = hi if result.ts_max_ns is None else max(result.ts_max_ns, hi)
-        result.early[table] = result.early.get(table, 0) + early
 
 
 def _ledger_entry(path: Path, size: int, result: FileResult, options: Options) -> dict[str, Any]:
