@@ -196,6 +196,43 @@ def test_exit_2_usage(runner: CliRunner, tmp_path: Path, data: Path) -> None:
         assert code == 2 and f"error: {option} " in err and "verifier key" in err, (args, err)
 
 
+def test_names_and_records_with_brackets_are_printed_as_text(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # Rich read them as markup: "[/]" in a file name or in a CEF dvchost (a sensor name
+    # printed in clock lines) raised MarkupError, and main's own report of it raised again:
+    # a traceback and exit code 1, the code of TAMPERED
+    store, _key = _init(runner, tmp_path)
+    code, _, err = run(runner, "ingest", store, tmp_path / "logs[/]x.log")
+    assert code == 2 and f"error: input {tmp_path / 'logs[/]x.log'} does not exist" in err
+
+    head = "CEF:0|V|P|1|100|n|5|src=10.0.0.1 spt=1 dst=10.0.0.2 dpt=80"
+    sensor = "fw[/]x[link=http://evil.example]y"
+    lines = [f"{head} rt={1600000000000 + i * 7_200_000} dvchost={sensor}" for i in (0, 1, 2, 0)]
+    path = tmp_path / "fw[bold].cef"
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run(runner, "ingest", store, path)
+    assert code == 0, err
+    assert f"clock fw[bold].cef: sensor {sensor}: 1 step back in time" in err.replace("\n", " ")
+
+
+def test_an_internal_error_with_brackets_in_its_text_exits_70(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acdkit import cli
+
+    def boom() -> None:
+        raise RuntimeError("closing tag '[/]' has nothing to close")
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 70
+    assert "internal error: RuntimeError: closing tag '[/]' has nothing to close" in (
+        capsys.readouterr().err
+    )
+
+
 def test_exit_3_incomplete(runner: CliRunner, tmp_path: Path, data: Path) -> None:
     store, _key = _init(runner, tmp_path)
     run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log")

@@ -232,7 +232,7 @@ def _ingest_table(report: ingest.IngestReport) -> Table:
         table.add_column(col, justify="right" if col in numbers else "left")
     for f in report.files:
         table.add_row(
-            Path(f.path).name,
+            escape(Path(f.path).name),
             f.format or "-",
             f"{f.lines:,}",
             f"{f.records.get('net', 0):,}",
@@ -240,7 +240,7 @@ def _ingest_table(report: ingest.IngestReport) -> Table:
             f"{f.records.get('edr', 0):,}",
             f"{f.skipped:,}",
             f"{f.rejected:,}",
-            f.status if not f.error else f"failed: {f.error}",
+            f.status if not f.error else f"failed: {escape(f.error)}",
         )
     return table
 
@@ -365,13 +365,15 @@ def ingest_cmd(
     else:
         err.print(_ingest_table(report))
         for f in report.files:
+            # a sensor name in a clock line comes from the records: text, never markup
+            name = escape(Path(f.path).name)
             for warning in f.warnings:
-                err.print(f"[yellow]warning[/] {Path(f.path).name}: {warning}")
+                err.print(f"[yellow]warning[/] {name}: {escape(warning)}")
             for found in f.clock_skew:
                 for text in _skew_sentences(found):
-                    err.print(f"[yellow]clock[/] {Path(f.path).name}: {text}")
+                    err.print(f"[yellow]clock[/] {name}: {escape(text)}")
             for reason, count in sorted(f.reject_reasons.items(), key=lambda x: -x[1])[:5]:
-                err.print(f"  rejected {count:,} lines of {Path(f.path).name}: {reason}")
+                err.print(f"  rejected {count:,} lines of {name}: {escape(reason)}")
         if sealed:
             _print_seal(sealed)
     if failed:

@@ -814,7 +814,9 @@ def ingest(
                     )
                 )
             except OSError as exc:
-                err = InputIOError(f"cannot read {path}: {exc.strerror}")
+                # the file named is the one that failed: an input, or one of acdkit's own
+                what = exc.filename if exc.filename is not None else path
+                err = InputIOError(f"cannot read {what}: {exc.strerror}")
                 results.append(
                     FileResult(
                         str(path), "", "failed", error=str(err), exit_code=int(err.exit_code)
