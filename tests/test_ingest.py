@@ -372,6 +372,41 @@ def test_bad_json_lines_are_rejected_with_line_numbers(
         assert not any(leak in reason for leak in LEAKS), reason
 
 
+def test_json_lines_are_parsed_without_try_until_a_line_needs_it(
+    real: Callable[[str], Path],
+) -> None:
+    # TRY(from_json) on every line cost 10-25 %: it is kept to lines that do not start with
+    # "{"; a chunk where one that does is not JSON runs again under TRY, with the same rows
+    import duckdb
+
+    from acdkit import sources
+    from acdkit.sources._lines import LineChunk
+
+    lines = real("zeek-json/zat/conn.log").read_text().splitlines(keepends=True)[:6]
+    hostile = [*lines[:2], '{"ts": 1, "uid": "C1", "bad\n', "  " + lines[2], "\n", *lines[3:]]
+    con = duckdb.connect()
+    parser = sources.get("zeek-json").make_parser(sources.Context(con))
+
+    def outcome(text: list[str]) -> tuple[list[Any], list[Any]]:
+        parsed = parser.parse(LineChunk(1, pa.array(text, pa.large_string())))
+        rows = parsed.tables["net"].select(["src_line", "session_id", "ts_utc"]).to_pylist()
+        lines_ = [r for t in parsed.rejects + parsed.skips for r in t.to_pylist()]
+        return rows, sorted(lines_, key=lambda r: r["line"])
+
+    clean = outcome(lines)
+    assert parser.json.careful is False  # type: ignore[attr-defined]
+    fast = outcome(hostile)
+    assert parser.json.careful is True  # type: ignore[attr-defined]
+    assert fast[1] == [
+        {"line": 3, "reason": "invalid JSON"},
+        {"line": 5, "reason": "blank line"},
+    ]
+    assert [r["src_line"] for r in fast[0]] == [1, 2, 4, 6, 7, 8]
+    assert [r["session_id"] for r in fast[0]] == [r["session_id"] for r in clean[0]]
+    # the careful parser gives the same for the clean lines as the fast one did
+    assert outcome(lines) == clean
+
+
 def test_bad_tsv_lines_are_rejected_with_line_numbers(
     store: Store, real: Callable[[str], Path], tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ from acdkit.sources._flowlog import (
     rfc3339_epoch_text,
     rfc3339_parts,
 )
-from acdkit.sources._json import first_objects, json_base, release
+from acdkit.sources._json import JsonChunks, first_objects
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._route import collect
 from acdkit.sources._sql import routed_query
@@ -80,10 +80,12 @@ def _sniff(head: bytes) -> bool:
 class GcpVpcParser(Parser):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.json = JsonChunks(ctx, _STRUCTURE, comments=True)
 
     def parse(self, chunk: LineChunk) -> Parsed:
-        parsed = Parsed()
-        base = json_base(chunk, self.ctx, parsed, _STRUCTURE, comments=True)
+        return self.json.parse(chunk, self._run)
+
+    def _run(self, parsed: Parsed, base: str) -> None:
         p = "j.jsonPayload"
         rel = f"""(SELECT *, CASE
                 WHEN {bad_proto("protocol")} THEN 'invalid protocol number' END AS problem
@@ -99,11 +101,7 @@ class GcpVpcParser(Parser):
         # json_base's problem (bad JSON, not an object) wins over the payload checks
         rel = f"(SELECT * REPLACE (coalesce(json_problem, problem) AS problem) FROM {rel})"
         query = routed_query(rel, _ROUTE, _SKIP, _NET, _DNS, self.ctx.sensor)
-        try:
-            collect(self.ctx, query, parsed)
-        finally:
-            release(self.ctx)
-        return parsed
+        collect(self.ctx, query, parsed)
 
 
 # the subnetwork (a resource id) and which end reported name the sensor, so the two reports

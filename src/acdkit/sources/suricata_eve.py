@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
-from acdkit.sources._json import first_objects, json_base, release
+from acdkit.sources._json import JsonChunks, first_objects
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._route import collect
 from acdkit.sources._sql import routed_query
@@ -77,10 +77,12 @@ def _sniff(head: bytes) -> bool:
 class SuricataEveParser(Parser):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.json = JsonChunks(ctx, _STRUCTURE)
 
     def parse(self, chunk: LineChunk) -> Parsed:
-        parsed = Parsed()
-        base = json_base(chunk, self.ctx, parsed, _STRUCTURE)
+        return self.json.parse(chunk, self._run)
+
+    def _run(self, parsed: Parsed, base: str) -> None:
         # DNS orientation: the side on port 53 is the server, else the event's own direction
         rel = f"""(SELECT *, CASE
               WHEN src_port = '53' AND coalesce(dest_port, '') <> '53' THEN true
@@ -88,11 +90,7 @@ class SuricataEveParser(Parser):
               ELSE dns."type" IN ('answer', 'response') END AS src_is_server
             FROM (SELECT line, problem, j.* FROM {base}))"""
         query = routed_query(rel, _ROUTE, _SKIP_REASON, _NET, _DNS, self.ctx.sensor)
-        try:
-            collect(self.ctx, query, parsed)
-        finally:
-            release(self.ctx)
-        return parsed
+        collect(self.ctx, query, parsed)
 
 
 _WANTED = ", ".join(f"'{t}'" for t in INGESTED)

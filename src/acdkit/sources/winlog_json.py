@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
-from acdkit.sources._json import first_objects, json_base, release
+from acdkit.sources._json import JsonChunks, first_objects
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._winlog import DATA_FIELDS, assume_tz_warning, project
 
@@ -85,19 +85,18 @@ class _WinlogJsonParser(Parser):
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.json = JsonChunks(ctx, self.structure)
 
     def parse(self, chunk: LineChunk) -> Parsed:
-        parsed = Parsed()
+        parsed = self.json.parse(chunk, self._run)
         if self.local_times and self.ctx.assume_tz is not None:
             parsed.warnings.append(assume_tz_warning(self.ctx.assume_tz))
-        base = json_base(chunk, self.ctx, parsed, self.structure)
+        return parsed
+
+    def _run(self, parsed: Parsed, base: str) -> None:
         data = ", ".join(f'j.{self.data_prefix}"{name}" AS "{name}"' for name in DATA_FIELDS)
         rel = f"(SELECT line, problem, {self.columns}, {data} FROM {base})"
-        try:
-            project(self.ctx, parsed, rel)
-        finally:
-            release(self.ctx)
-        return parsed
+        project(self.ctx, parsed, rel)
 
 
 class FlatParser(_WinlogJsonParser):

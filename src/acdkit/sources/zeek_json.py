@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from acdkit.sources import Context, Parsed, Parser, SourceFormat, register
-from acdkit.sources._json import first_objects, json_base, release
+from acdkit.sources._json import JsonChunks, first_objects
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._route import collect
 from acdkit.sources._sql import routed_query
@@ -155,20 +155,17 @@ def project(ctx: Context, parsed: Parsed, rel: str) -> None:
 class ZeekJsonParser(Parser):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.structure = _structure()
+        self.json = JsonChunks(ctx, _structure())
 
     def parse(self, chunk: LineChunk) -> Parsed:
-        parsed = Parsed()
-        base = json_base(chunk, self.ctx, parsed, self.structure)
+        return self.json.parse(chunk, self._run)
+
+    def _run(self, parsed: Parsed, base: str) -> None:
         addr = ", ".join(f'coalesce(j."id.{k}", j.id_{k}) AS {k}' for k in _ADDR_KEYS)
         rel = f"""(SELECT line, problem, j.*, {addr}, {_INFER_LOG} AS log,
                           coalesce(j._system_name, j."@system") AS sensor
                    FROM {base})"""
-        try:
-            project(self.ctx, parsed, rel)
-        finally:
-            release(self.ctx)
-        return parsed
+        project(self.ctx, parsed, rel)
 
 
 FORMAT = register(
