@@ -224,6 +224,8 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
         head + "src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 proto=tcp or a secret",
         head + "app=DNS src=10.0.0.1 dst=10.0.0.2 rt=1614834367123 destinationDnsDomain=a.example"
         " InfobloxDNSQType=A or any text",
+        head + "src=10.0.0.1 dst=10.0.0.2 rt=Mar 04 2021 05:06:07 +9999",
+        head + "src=10.0.0.1 dst=10.0.0.2 rt=Mar 04 2021 05:06:07 UTC+14:00",
     )
     _, got = ingest_file(store, path)
     rows = {r["src_line"]: r for r in got["net"]}
@@ -238,6 +240,7 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
     assert rows[3]["sensor_id"] == "a\\b=c"
     assert rows[15]["ts_utc"] == ns(datetime(2021, 3, 4, 10, 6, 7, tzinfo=UTC))
     assert rows[16]["ts_utc"] == ns(datetime(2021, 3, 4, 8, 36, 7, 500000, tzinfo=UTC))
+    assert rows[22]["ts_utc"] == ns(datetime(2021, 3, 3, 15, 6, 7, tzinfo=UTC))
     assert sorted(got["lines"]) == [
         (4, "reject", "a CEF key acdkit reads appears twice"),
         (5, "reject", "a CEF key acdkit reads appears twice"),
@@ -254,6 +257,8 @@ def test_escapes_and_odd_lines(store: Store, tmp_path: Path) -> None:
         (18, "reject", "invalid sensor name"),
         (19, "reject", "invalid protocol name"),
         (20, "reject", "invalid DNS query type"),
+        # an offset beyond ±14 hours (read as 100 h 39 min before)
+        (21, "reject", "CEF rt has a time zone acdkit does not read, or is out of range"),
     ]
 
 

@@ -82,7 +82,8 @@ _CEF_TIME = (
 _SYSLOG_5424 = r"^(?:<[0-9]{1,3}>)?1 (\S+) (\S+) \S+ \S+ \S+ (?:-|\[.*\])\s*$"
 _SYSLOG_ISO = r"^(?:<[0-9]{1,3}>)?([0-9]{4}-[0-9]{2}-[0-9]{2}T\S+) (\S+)(?: .*)?\s*$"
 _SYSLOG_3164 = r"^(?:<[0-9]{1,3}>)?([A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}) (\S+)"
-_OFFSET = r"^(?:GMT|UTC)?([+-])([0-9]{2}):?([0-9]{2})?$"
+# a UTC offset as real zones have them: -14:00 to +14:00 (a "+9999" was read as 100 h 39 min)
+_OFFSET = r"^(?:GMT|UTC)?([+-])(0[0-9]|1[0-4]):?([0-5][0-9])?$"
 
 # where "CEF:" begins: at the start of the line or after a blank (0: nowhere)
 _CEF_AT = """CASE WHEN starts_with(t, 'CEF:') THEN 1
