@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from acdkit import __version__, custodians, logentries, schema, summary
+from acdkit import __version__, custodians, custodychain, logentries, schema, summary
 from acdkit._files import KIB, MIB, read_bounded, read_text
 from acdkit.anchorbundle import BundleAnchors, check_bundle_anchors, select_anchors
 from acdkit.anchorcheck import AnchorResult, AnchorTrust, policy_trust
@@ -42,6 +42,7 @@ from acdkit.cosignature import (
     parse_cosigned,
     read_cosigned,
 )
+from acdkit.custody import Custody, parse_custody
 from acdkit.decision import parse_decision
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.errors import (
@@ -83,6 +84,7 @@ ROTATIONS = "key/rotations"  # proofs of the KEY entries that lead to the signin
 DECISIONS = "decisions"  # proofs of the incident's DECISION entries (§13)
 CUSTODIANS = "key/custodians.vkey"  # the sender's claim of its custodian keys
 CLOCK_DIR = "clock"  # proofs of the CLOCK entries around the incident window
+CUSTODY_DIR = "custody"  # proofs of the incident's CUSTODY entries, and export.json (§16.4)
 TOOL = "tools/acdkit_verify.py"  # the independent verifier, shipped in every bundle
 BUNDLE_FORMAT = "acdkit-bundle/1"
 DEFAULT_MAX_RECORDS = 10_000
@@ -109,6 +111,7 @@ class PackageReport:
     files: int
     summary: dict[str, Any]
     clock_flags: list[str] = field(default_factory=list)  # what the summary flags (§15.6)
+    custody: dict[str, Any] = field(default_factory=dict)  # the export entry, the leaves
 
 
 # -- building --------------------------------------------------------------------------------
@@ -189,8 +192,17 @@ def package(
     window: Window,
     out: Path,
     max_records: int = DEFAULT_MAX_RECORDS,
+    custodian: Signer | None = None,
+    recipient: str | None = None,
+    handler: str | None = None,
+    custody_note: str | None = None,
 ) -> PackageReport:
-    """Build the submission bundle for one incident window into ``out``."""
+    """Build the submission bundle for one incident window into ``out``.
+
+    With ``custodian``, the export is signed by that custodian key and queued as an
+    "export" CUSTODY entry naming the bundle's manifest (sealed by the next seal, §16.4);
+    without it, the bundle's ``custody/export.json`` says that no custodian signed it.
+    """
     if not _ID.fullmatch(incident):
         raise UsageError("incident ID must be 1-64 letters, digits, '.', '_' or '-'")
     if window.end <= window.start:
@@ -206,6 +218,9 @@ def package(
     if size == 0:
         raise UsageError("nothing is sealed in this store yet", hint="run `acdkit seal STORE`")
     checkpoint = store.checkpoint_path(size).read_bytes()
+    export = _export_event(
+        store, custodian, incident, size, checkpoint, recipient, handler, custody_note
+    )
     segments = _segments_in(store, size)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
@@ -221,8 +236,8 @@ def package(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o755)
     try:
-        facts, flags = _build(
-            tmp, store, con, disclosed, segments, size, checkpoint, incident, window
+        facts, flags, leaves = _build(
+            tmp, store, con, disclosed, segments, size, checkpoint, incident, window, export
         )
         text = _manifest_text(incident, store.origin, size, tmp)
         note = sign_note(text, signer).encode()
@@ -240,9 +255,80 @@ def package(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = sum(1 for p in out.rglob("*") if p.is_file())
+    custody = _log_export(store, custodian, export, out)
+    custody["leaves"] = leaves
     return PackageReport(
-        out, incident, size, {t: d.num_rows for t, d in disclosed.items()}, files, facts, flags
+        out,
+        incident,
+        size,
+        {t: d.num_rows for t, d in disclosed.items()},
+        files,
+        facts,
+        flags,
+        custody,
     )
+
+
+def _export_event(
+    store: Store,
+    custodian: Signer | None,
+    incident: str,
+    size: int,
+    checkpoint: bytes,
+    recipient: str | None,
+    handler: str | None,
+    note: str | None,
+) -> Custody | None:
+    """The export event, checked as the next seal will check it, before anything is
+    written: an unregistered custodian key or a bad --recipient fails here."""
+    if custodian is None:
+        if recipient is not None or handler is not None or note is not None:
+            raise UsageError(
+                "--recipient, --handler and --custody-note describe the export's CUSTODY "
+                "entry, which needs --custodian-key"
+            )
+        return None
+    root = Checkpoint.from_text(SignedNote.parse(checkpoint).text).root
+    event = Custody(
+        "export",
+        time.time_ns(),
+        0,
+        handler or custodian.name,
+        size,
+        root,
+        manifest_sha256=bytes(32),  # the probe's: the real one exists once the bundle does
+        incident=incident,
+        recipient=recipient,
+        note=note,
+    )
+    probe, _body = custodychain.signed_entry(store, custodian, event)
+    return probe
+
+
+def _log_export(
+    store: Store, custodian: Signer | None, export: Custody | None, out: Path
+) -> dict[str, Any]:
+    if custodian is None or export is None:
+        return {"export": "not signed: no custodian key was given"}
+    digest = hashlib.sha256((out / MANIFEST).read_bytes()).digest()
+    try:
+        path, signed = custodychain.record(
+            store, custodian, replace(export, manifest_sha256=digest)
+        )
+    except AcdkitError as exc:
+        raise type(exc)(
+            f"the bundle {out} was written, but its export could not be logged: {exc.message}",
+            hint="log it with `acdkit custody log STORE --event export --bundle DIR`",
+        ) from None
+    assert signed.custodian is not None
+    return {
+        "export": "queued for the next seal",
+        "pending": path.name,
+        "manifest_sha256": digest.hex(),
+        "custodian_key_id": signed.custodian.key_id.hex(),
+        "handler": signed.handler,
+        "to": signed.recipient,
+    }
 
 
 def _error_for(report: VerifyReport) -> AcdkitError:
@@ -264,7 +350,8 @@ def _build(
     checkpoint: bytes,
     incident: str,
     window: Window,
-) -> tuple[dict[str, Any], list[str]]:
+    export: Custody | None,
+) -> tuple[dict[str, Any], list[str], int]:
     leaves = _all_leaves(segments)
     tree = TreeLevels(leaves)
     touched: set[int] = set()
@@ -278,8 +365,14 @@ def _build(
             touched.add(
                 next(i.end_index for _, i in segments if i.first_index <= index < i.end_index)
             )
+    custody = _custody_leaves(segments, incident)
+    for index, data in custody:
+        proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
+        _write(tmp / CUSTODY_DIR / f"{index:020d}.tlog-proof", proof.encode())
+    # the SEAL leaves of what the custody entries concern: their times bound the entries'
+    concerned = {parse_custody(data[38:]).checkpoint_size for _i, data in custody}
     for path, info in segments:
-        if info.end_index in touched:
+        if info.end_index in touched | concerned:
             seal_index = info.end_index - 1
             proof = TlogProof(
                 seal_index,
@@ -320,8 +413,25 @@ def _build(
     clock = store_clock_state(store, start, end, size).to_json()
     clock["sensors"] = summary.sensor_clock_flags(store, disclosed)
     facts = summary.write_summary(tmp, con, disclosed, incident, window, store.origin, size, clock)
+    _write(
+        tmp / custodychain.EXPORT_STATEMENT, custodychain.export_statement(incident, size, export)
+    )
     _write(tmp / "VERIFY.txt", _verify_text(incident, size).encode())
-    return facts, list(clock["flags"])
+    return facts, list(clock["flags"]), len(custody)
+
+
+def _custody_leaves(
+    segments: list[tuple[Path, SealInfo]], incident: str
+) -> list[tuple[int, bytes]]:
+    """The sealed CUSTODY entries of the incident (§16.4): exports, hand-overs, receipts
+    and verifications of its earlier bundles; its own export is sealed after it."""
+    out = []
+    for path, info in segments:
+        at = info.first_index + info.record_count
+        for offset, data in enumerate(logentries.read_segment_entries(path, info.entry_count)):
+            if data[5] == EntryType.CUSTODY and parse_custody(data[38:]).incident == incident:
+                out.append((at + offset, data))
+    return out
 
 
 def time_ns(moment: datetime) -> int:
@@ -492,6 +602,10 @@ def verify_bundle(
         else of the bundle's key/custodians.vkey (acdkit.custodians).
     12. Every CLOCK leaf (proven by check 5) parses and its conclusions follow from its
         samples; with ``clock_window`` the facts hold the clock state around it.
+    13. Every CUSTODY leaf is of the manifest's incident, signed by its custodian key (a key
+        trusted as in check 11), concerns a checkpoint no later than the bundle's (with the
+        bundle's root when it is the bundle's) whose SEAL leaf is proven, and is not dated
+        before that seal (POLICY); custody/export.json says who signed the export.
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
@@ -538,11 +652,13 @@ def verify_bundle(
         rotations = _check_proofs(root, manifest, cp_bytes, cp, ROTATIONS + "/")
         decisions = _check_proofs(root, manifest, cp_bytes, cp, DECISIONS + "/")
         clocks = _check_proofs(root, manifest, cp_bytes, cp, CLOCK_DIR + "/")
+        custody = _check_proofs(root, manifest, cp_bytes, cp, CUSTODY_DIR + "/")
         report.ok(
             "5",
             f"{len(records)} record proofs, {len(seals)} SEAL proofs, {len(rotations)} "
             f"KEY proofs and {len(clocks)} CLOCK proofs verify"
-            + (f"; {len(decisions)} DECISION proofs" if decisions else ""),
+            + (f"; {len(decisions)} DECISION proofs" if decisions else "")
+            + (f"; {len(custody)} CUSTODY proofs" if custody else ""),
         )
         # 6
         current = "6"
@@ -592,6 +708,12 @@ def verify_bundle(
         # 12
         current = "12"
         _check_bundle_clock(report, clocks, proven, result, clock_window)
+        # 13
+        current = "13"
+        handled = _check_bundle_custody(
+            root, manifest, custody, seals, cp, trust, trust_root is not None, custodian_keys,
+            report,
+        )  # fmt: skip
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
@@ -600,6 +722,7 @@ def verify_bundle(
             + f"; {result.coverage(cp.size)}"
             + (f"; {witnessed}" if witnessed else "")
             + (f"; {decided}" if decided else "")
+            + (f"; {handled}" if handled else "")
             + "; summaries and CSV copies are attested by the manifest signature, not by the log"
         )
         report.facts.update(
@@ -711,11 +834,7 @@ def _check_bundle_decisions(
     for index, data in proven.items():
         if data[5] != EntryType.DECISION or data[6:38] != bytes(32):
             raise MalformedError(f"{DECISIONS}/{index:020d}.tlog-proof carries no DECISION entry")
-    claimed = None
-    if CUSTODIANS in manifest.files:
-        text = read_text(root / CUSTODIANS, custodians.REGISTRY_LIMIT, CUSTODIANS)
-        claimed = custodians.parse_registry(text, CUSTODIANS)
-    trust = custodians.choose_trust(given, policy, policy_pinned, claimed, CUSTODIANS)
+    trust = _bundle_trust(root, manifest, policy, policy_pinned, given)
     found = custodians.check_decisions(
         ((i, d[38:], None) for i, d in sorted(proven.items())),
         manifest.origin,
@@ -727,6 +846,76 @@ def _check_bundle_decisions(
     report.ok("11", found.detail(trust))
     pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
     return f"{found.decisions} decisions of incident {manifest.incident} signed{pinned}"
+
+
+def _bundle_trust(
+    root: Path,
+    manifest: _Manifest,
+    policy: Policy | None,
+    policy_pinned: bool,
+    given: list[Verifier] | None,
+) -> custodians.CustodianTrust | None:
+    """The custodian keys of checks 11 and 13: --custodian, the policy's, the bundle's list."""
+    claimed = None
+    if CUSTODIANS in manifest.files:
+        text = read_text(root / CUSTODIANS, custodians.REGISTRY_LIMIT, CUSTODIANS)
+        claimed = custodians.parse_registry(text, CUSTODIANS)
+    return custodians.choose_trust(given, policy, policy_pinned, claimed, CUSTODIANS)
+
+
+def _check_bundle_custody(
+    root: Path,
+    manifest: _Manifest,
+    proven: dict[int, bytes],
+    seals: dict[int, bytes],
+    cp: Checkpoint,
+    policy: Policy | None,
+    policy_pinned: bool,
+    given: list[Verifier] | None,
+    report: VerifyReport,
+) -> str | None:
+    """Check 13: the incident's custody entries and the export statement (§16.4)."""
+    for index, data in proven.items():
+        if data[5] != EntryType.CUSTODY or data[6:38] != bytes(32):
+            raise MalformedError(f"{CUSTODY_DIR}/{index:020d}.tlog-proof carries no CUSTODY entry")
+    trust = _bundle_trust(root, manifest, policy, policy_pinned, given)
+    infos = [SealInfo.from_entry(d) for d in seals.values()]
+    known = custodychain.Known(
+        cp.size,
+        {cp.size: cp.root},
+        {i.end_index: i.sealed_at_ns for i in infos},
+        False,
+        manifest.incident,
+    )
+    found = custodychain.check_custody(
+        ((i, d[38:], None) for i, d in sorted(proven.items())), manifest.origin, trust, known
+    )
+    for message in found.policy:
+        report.fail("13", PolicyError(message))
+    _report_export(root, manifest, report)
+    if not found.entries:
+        return None
+    if not found.policy:
+        report.ok("13", found.detail(trust))
+    pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
+    return f"{found.entries} custody entries of incident {manifest.incident} signed{pinned}"
+
+
+def _report_export(root: Path, manifest: _Manifest, report: VerifyReport) -> None:
+    rel = custodychain.EXPORT_STATEMENT
+    if rel not in manifest.files:
+        return  # a bundle made before custody entries existed
+    data = read_bounded(root / rel, custodychain.EXPORT_LIMIT, "export statement")
+    doc = custodychain.parse_export_statement(data, manifest.incident, manifest.size)
+    if not doc["signed"]:
+        report.warn("13", f"no custodian signed the export of this bundle ({rel})")
+        return
+    key = Verifier.parse(doc["custodian"]).key_id.hex()
+    report.ok(
+        "13",
+        f"{rel}: its export is logged in the sender's log, signed by custodian key {key} (the "
+        "sender's word: that entry names this bundle, so only a later bundle can prove it)",
+    )
 
 
 def _read_listed(root: Path, rel: str) -> bytes:
@@ -842,7 +1031,8 @@ def _check_proofs(
     entries: dict[int, bytes] = {}
     for rel in sorted(r for r in manifest.files if r.startswith(prefix)):
         if not rel.endswith(".tlog-proof"):
-            if prefix != "anchors/":  # which also holds token copies
+            # anchors/ also holds token copies, custody/ the export statement
+            if prefix != "anchors/" and rel != custodychain.EXPORT_STATEMENT:
                 raise MalformedError(f"{rel} is not named <index20>.tlog-proof (§9.4 check 5)")
             continue
         proof = TlogProof.parse(read_bounded(root / rel, MAX_PROOF_BYTES, "proof"))
@@ -966,4 +1156,5 @@ def describe(report: PackageReport) -> dict[str, Any]:
         "disclosed": report.disclosed,
         "files": report.files,
         "clock_flags": report.clock_flags,
+        "custody": report.custody,
     }

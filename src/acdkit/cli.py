@@ -835,16 +835,55 @@ def package_cmd(
         int, typer.Option(min=1, help="Refuse to disclose more records than this.")
     ] = PACKAGE_MAX_RECORDS,
     key: KeyOpt = None,
+    custodian_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--custodian-key",
+            envvar="ACDKIT_CUSTODIAN_KEY",
+            help="Your custodian private key: the export is logged as a CUSTODY entry signed "
+            "by it (sealed by the next seal). Without it the bundle says that no custodian "
+            "signed its export.",
+            show_default=False,
+        ),
+    ] = None,
+    recipient: Annotated[
+        str | None,
+        typer.Option("--recipient", help="Whom the bundle is exported for (the entry's 'to')."),
+    ] = None,
+    handler: Annotated[
+        str | None,
+        typer.Option(
+            "--handler", envvar="ACDKIT_HANDLER", help="Who \\[default: the custodian key's name]."
+        ),
+    ] = None,
+    custody_note: Annotated[
+        str | None, typer.Option("--custody-note", help="A note for the export's entry.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build a submission bundle: summary, summarized logs, proofs, signed manifest."""
+    """Build a submission bundle: summary, summarized logs, proofs, custody, signed manifest."""
     st = store.Store.open(store_dir)
     from acdkit import bundle
+    from acdkit.cli_custody import party_option
+    from acdkit.cli_incident import _custodian
 
     window = bundle.Window(
         bundle.parse_time(start), bundle.parse_time(end), tuple(src or ()), tuple(dst or ())
     )
-    report = bundle.package(st, _signer_for(st, key), incident, window, out, max_records)
+    sealer = _signer_for(st, key)
+    custodian = _custodian(custodian_key, st) if custodian_key is not None else None
+    report = bundle.package(
+        st,
+        sealer,
+        incident,
+        window,
+        out,
+        max_records,
+        custodian,
+        party_option(recipient, "--recipient"),
+        party_option(handler, "--handler"),
+        party_option(custody_note, "--custody-note", 1024),
+    )
     if json_out:
         _emit({"command": "package", **bundle.describe(report)})
         return
@@ -857,6 +896,17 @@ def package_cmd(
     )
     for flag in report.clock_flags:
         err.print(f"[yellow]clock[/] {escape(flag)}")
+    custody = report.custody
+    if "pending" in custody:
+        err.print(
+            f"custody: export signed by custodian key {custody['custodian_key_id']}, queued "
+            f"for the next seal (manifest sha256 {custody['manifest_sha256'][:16]}…)"
+        )
+    else:
+        err.print(
+            "[yellow]custody[/] no custodian signed this export (no --custodian-key): the "
+            "bundle says so in custody/export.json and no CUSTODY entry is logged"
+        )
     # a recipient pins the key received out of band, not the copy inside the bundle
     err.print(
         f"check it with: acdkit verify {report.out} --root ROOT_VKEY (or --key with the "
@@ -1059,6 +1109,7 @@ def witness_cosign_cmd(
 
 
 def _register_groups() -> None:
+    from acdkit.cli_custody import custody_app
     from acdkit.cli_incident import classify_cmd, incident_app, kpi_cmd
     from acdkit.cli_keys import keys_app, policy_app  # they build on this module's helpers
     from acdkit.cli_time import timecheck_cmd
@@ -1066,6 +1117,7 @@ def _register_groups() -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(policy_app, name="policy")
     app.add_typer(incident_app, name="incident")
+    app.add_typer(custody_app, name="custody")
     app.command("classify")(classify_cmd)
     app.command("kpi")(kpi_cmd)
     app.command("timecheck")(timecheck_cmd)

@@ -26,6 +26,7 @@ __all__ = [
     "CustodianTrust",
     "DecisionFindings",
     "check_decisions",
+    "check_signer",
     "check_trusted",
     "choose_trust",
     "load_custodian",
@@ -202,17 +203,21 @@ def _where(index: int) -> str:
 
 def check_trusted(index: int, decision: Decision, trust: CustodianTrust) -> None:
     assert decision.custodian is not None
-    window = trust.keys.get(decision.custodian)
-    kid = decision.custodian.key_id.hex()
+    check_signer(f"DECISION {_where(index)}", decision.custodian, decision.recorded_ns, trust)
+
+
+def check_signer(what: str, key: Verifier, recorded_ns: int, trust: CustodianTrust) -> None:
+    """A signed entry's custodian key is trusted, and its window covers the signing time."""
+    window = trust.keys.get(key)
+    kid = key.key_id.hex()
     if window is None:
         raise TamperedError(
-            f"DECISION {_where(index)} is signed by custodian key {kid} "
-            f"({decision.custodian.name}), which {trust.source} does not list"
+            f"{what} is signed by custodian key {kid} ({key.name!r}), which {trust.source} "
+            "does not list"
         )
-    if not window.covers(decision.recorded_ns, trust.grace_ns):
+    if not window.covers(recorded_ns, trust.grace_ns):
         raise TamperedError(
-            f"DECISION {_where(index)}: custodian key {kid} signed it outside its window in "
-            f"{trust.source}"
+            f"{what}: custodian key {kid} signed it outside its window in {trust.source}"
         )
 
 

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from acdkit import __version__, logentries, schema
 from acdkit._files import MIB, read_bounded, read_json
 from acdkit.encoding import EntryType, parse_tlv
-from acdkit.errors import AcdkitError, MalformedError, TamperedError, UsageError
+from acdkit.errors import AcdkitError, MalformedError, PolicyError, TamperedError, UsageError
 from acdkit.keychain import ROTATE, KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
 from acdkit.leaves import Job, hashed
@@ -606,11 +606,13 @@ def seal_locked(
 def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]) -> None:
     """Refuse, before anything is sealed, a queued entry the verifier would reject: a KEY
     event the current key did not sign, an ANCHOR or other body that does not parse, a
-    CLOCK entry whose conclusions do not follow from its samples.
+    CLOCK entry whose conclusions do not follow from its samples, a DECISION or CUSTODY
+    entry that its custodian key or the custody rules (§16.3) do not stand behind.
     Whoever can write pending/ must not be able to break the log by making it sign that."""
     from acdkit.anchor import AnchorRecord  # anchor builds on seal
     from acdkit.clockentry import ClockRecord
     from acdkit.custodians import check_queued_decision
+    from acdkit.custodychain import check_queued_custody
 
     probe = copy.deepcopy(chain)
     for name, data in queued:
@@ -622,11 +624,13 @@ def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]
                 AnchorRecord.from_body(parsed.body)
             elif parsed.kind == EntryType.DECISION:
                 check_queued_decision(store, parsed.body)
+            elif parsed.kind == EntryType.CUSTODY:
+                check_queued_custody(store, parsed.body)
             elif parsed.kind == EntryType.CLOCK:
                 ClockRecord.from_body(parsed.body).check()
             else:
                 parse_tlv(parsed.body)
-        except (MalformedError, TamperedError) as exc:
+        except (MalformedError, TamperedError, PolicyError) as exc:
             raise type(exc)(
                 f"queued entry pending/{name} would not verify: {exc.message}",
                 hint="nothing was sealed; remove or examine that file, then seal again",

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acdkit import custodians, logentries, schema
+from acdkit import custodians, custodychain, logentries, schema
 from acdkit._files import MIB, read_bounded
 from acdkit.anchorcheck import (
     AnchorResult,
@@ -540,6 +540,9 @@ def verify_store(
         result, the interval, the combined offset, the verdict) follow from its samples
         (TAMPERED otherwise).  With ``clock_window`` (ns from, to) the report's facts say
         what the log shows of the clock around it (acdkit.clockstate).
+    13. Every sealed CUSTODY entry parses, is signed by the custodian key it names, a key
+        trusted as in check 10, and concerns a checkpoint of this log with its root, dated
+        no earlier than that checkpoint's seal (POLICY otherwise; acdkit.custodychain).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -684,8 +687,12 @@ def verify_store(
         committed["anchors"] = newest_anchor[0].size
     accept = allow_incomplete or not require_outside
     _require_outside(report, compact.size, committed, state, accept)
+    custody = None
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and sealed:
         _check_clock(report, store, sealed, anchored, clock_window)
+        custody = _check_custody(
+            report, store, sealed, checkpoints, loaded, custodian_keys, allow_incomplete
+        )
     last = checkpoints.get(compact.size) if compact.size else None
     signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
     _finish(report, compact.size, last[1] if last else None, unsealed, signed_by)
@@ -697,6 +704,8 @@ def verify_store(
             report.coverage += f"; {witnessed}"
         if decisions:
             report.coverage += f"; {decisions}"
+        if custody:
+            report.coverage += f"; {custody}"
         known = {k: v for k, v in committed.items() if k in ("--state", "--expect-min-size")}
         if known and compact.size:
             report.coverage += "; known outside the store: " + ", ".join(
@@ -784,6 +793,63 @@ def _check_decisions(
             report.fail("10", IncompleteError(unpinned, hint=hint))
         return f"{found.decisions} decisions signed by custodian keys (not pinned)"
     return f"{found.decisions} decisions signed by custodian keys"
+
+
+def _check_custody(
+    report: VerifyReport,
+    store: Store,
+    sealed: list[_Segment],
+    checkpoints: dict[int, tuple[bytes, Checkpoint]],
+    loaded: LoadedPolicy | None,
+    given: list[Verifier] | None,
+    allow_incomplete: bool,
+) -> str | None:
+    """Check 13: the CUSTODY entries; returns the coverage clause when there are any."""
+    entries = [
+        (s.info.first_index + s.info.record_count + i, data[38:], s.info.sealed_at_ns)
+        for s in sealed
+        for i, data in enumerate(s.log_entries)
+        if data[5] == EntryType.CUSTODY
+    ]
+    known = custodychain.Known(
+        sealed[-1].info.end_index,
+        {n: cp.root for n, (_data, cp) in checkpoints.items()},
+        {s.info.end_index: s.info.sealed_at_ns for s in sealed},
+        True,
+    )
+    try:
+        trust = custodians.choose_trust(
+            given,
+            loaded.policy if loaded else None,
+            bool(loaded and loaded.pinned),
+            custodians.registered(store),
+            custodians.REGISTRY,
+        )
+        found = custodychain.check_custody(entries, store.origin, trust, known)
+    except AcdkitError as exc:
+        report.fail("13", exc)
+        return None
+    for warning in found.warnings:
+        report.warn("13", warning)
+    for message in found.policy:
+        report.fail("13", PolicyError(message))
+    report.facts["custody"] = found.entries
+    if not found.entries:
+        return None  # nothing to report: stores without custody entries read as before
+    if not found.policy:
+        report.ok("13", found.detail(trust))
+    if trust is None or not trust.pinned:
+        unpinned = (
+            f"{found.entries} custody entries are signed by custodian keys that nothing "
+            "outside the store pins: who handled the evidence rests on the store's own word"
+        )
+        hint = "pin them: --custodian VKEY, or custodian lines of a trust policy and --root"
+        if allow_incomplete:
+            report.warn("13", unpinned)
+        else:
+            report.fail("13", IncompleteError(unpinned, hint=hint))
+        return f"{found.entries} custody entries signed by custodian keys (not pinned)"
+    return f"{found.entries} custody entries signed by custodian keys"
 
 
 def choose_witnesses(

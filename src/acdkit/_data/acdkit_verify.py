@@ -68,10 +68,12 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 DASH = "\u2014"
 ENTRY_MAGIC = b"ACDK"
 ENTRY_VERSION = 1
-RECORD, SEAL, CLOCK, KEY, ANCHOR, DECISION = 0x01, 0x02, 0x03, 0x04, 0x06, 0x08
+RECORD, SEAL, CLOCK, KEY, ANCHOR, CUSTODY, DECISION = 0x01, 0x02, 0x03, 0x04, 0x06, 0x07, 0x08
 LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION (spec §4)
 ROTATIONS = "key/rotations/"
 CLOCK_DIR = "clock/"
+CUSTODY_DIR = "custody/"
+EXPORT_STATEMENT = "custody/export.json"  # the bundle's word on its own export (spec §16.4)
 ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
 TABLES = ("net", "dns", "edr")
 
@@ -82,7 +84,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
 _INDEX_NAME = re.compile(
-    r"(proofs/|seals/|key/rotations/|anchors/|decisions/|clock/)([0-9]{20})\.tlog-proof"
+    r"(proofs/|seals/|key/rotations/|anchors/|decisions/|clock/|custody/)([0-9]{20})\.tlog-proof"
 )
 
 # TLV type codes (spec §3)
@@ -484,6 +486,7 @@ class SealInfo:
     end: int
     ts_min: int | None
     ts_max: int | None
+    sealed_at: int = 0  # field 9, the sealer's clock
 
 
 def decode_seal(body: bytes) -> SealInfo:
@@ -532,7 +535,7 @@ def decode_seal(body: bytes) -> SealInfo:
             values[fid] = value if kind == "key_id" else decode_value(kind, value)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Finding(MALFORMED, f"SEAL field {fid}: {exc}") from None
-    return SealInfo(values[1], values[3], values[4], values.get(7), values.get(8))
+    return SealInfo(values[1], values[3], values[4], values.get(7), values.get(8), values[9])
 
 
 @dataclass(frozen=True)
@@ -705,6 +708,92 @@ def decode_decision(body: bytes) -> Decision:
         custodian,
         body[: len(body) - 7 - 64],
         signature,
+    )
+
+
+# -- CUSTODY entries (spec §16) ---------------------------------------------------------------
+
+CUSTODY_PREFIX = b"acdkit/1/custody\n"
+CUSTODY_LIMIT = 8 << 10
+CUSTODY_EVENTS = ("export", "hand-over", "receipt", "verification")
+CUSTODY_OUTCOMES = ("VERIFIED", "TAMPERED", "USAGE", "INCOMPLETE", "MALFORMED", "POLICY", "IO")
+CLOCKS_APART_NS = 300 * 1_000_000_000  # spec §16.3: two clocks that may disagree
+# what no party text may hold: Unicode Cc, bidirectional formatting, line separators
+_PARTY_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+_C_TYPES = {
+    1: T_U64, 2: T_UTF8, 3: T_I64, 4: T_I64, 5: T_UTF8, 6: T_UTF8, 7: T_UTF8, 8: T_UTF8,
+    9: T_UTF8, 10: T_U64, 11: T_BYTES, 12: T_BYTES, 13: T_UTF8, 30: T_UTF8, 31: T_BYTES,
+}  # fmt: skip
+_C_REQUIRED = (1, 2, 3, 4, 6, 10, 11, 30, 31)
+_C_WIDTH = {1: 8, 3: 8, 4: 8, 10: 8, 11: 32, 12: 32, 31: 64}
+
+
+@dataclass(frozen=True)
+class CustodyEvent:
+    event: str
+    at: int  # field 3, ns
+    recorded: int  # field 4, ns, the custodian's clock
+    incident: str | None
+    size: int
+    root: bytes
+    manifest: bytes | None
+    custodian: Vkey
+    message_body: bytes  # fields 1-30
+    signature: bytes
+
+
+def decode_custody(body: bytes) -> CustodyEvent:
+    """A CUSTODY body, strictly; ValueError when it is not one (spec §16.1)."""
+    if len(body) > CUSTODY_LIMIT:
+        raise ValueError("over 8 KiB")
+    fields = parse_tlv(body)
+    seen = {fid: (kind, value) for fid, kind, value in fields}
+    for fid, (kind, value) in seen.items():
+        if _C_TYPES.get(fid) != kind:
+            raise ValueError(f"field {fid} is unknown or of the wrong type")
+        if fid in _C_WIDTH and len(value) != _C_WIDTH[fid]:
+            raise ValueError(f"field {fid} is not {_C_WIDTH[fid]} bytes")
+    if any(fid not in seen for fid in _C_REQUIRED) or fields[-1][0] != 31:
+        raise ValueError("a required field is missing, or the signature is not last")
+    if int.from_bytes(seen[1][1], "big") != 1:
+        raise ValueError("format version is not 1")
+    text = {fid: seen[fid][1].decode("utf-8") for fid in (2, 5, 6, 7, 8, 9, 13, 30) if fid in seen}
+    if text[2] not in CUSTODY_EVENTS:
+        raise ValueError("not one of the events")
+    if 5 in text and not _INCIDENT.fullmatch(text[5]):
+        raise ValueError("the incident is not an incident ID")
+    if 9 in text and text[9] not in CUSTODY_OUTCOMES:
+        raise ValueError("the outcome is not a verdict")
+    for fid, limit in ((6, 128), (7, 128), (8, 128), (13, 1024)):
+        if fid in text and (
+            not 0 < len(seen[fid][1]) <= limit or _PARTY_FORBIDDEN.search(text[fid])
+        ):
+            raise ValueError(f"field {fid} is empty, too long or holds a forbidden character")
+    size = int.from_bytes(seen[10][1], "big")
+    if not 1 <= size < 1 << 63:
+        raise ValueError("the checkpoint size is 0 or not below 2^63")
+    if text[2] == "hand-over" and not (7 in text and 8 in text):
+        raise ValueError("a hand-over names both parties")
+    if text[2] == "receipt" and 7 not in text:
+        raise ValueError("a receipt names whom it came from")
+    if (text[2] == "verification") != (9 in text):
+        raise ValueError("an outcome belongs to a verification, and only to one")
+    custodian = parse_vkey(text[30], SEALER_KEY)
+    if custodian.text() != text[30]:
+        raise ValueError("field 30 is not exactly a vkey")
+    return CustodyEvent(
+        text[2],
+        int.from_bytes(seen[3][1], "big", signed=True),
+        int.from_bytes(seen[4][1], "big", signed=True),
+        text.get(5),
+        size,
+        seen[11][1],
+        seen[12][1] if 12 in seen else None,
+        custodian,
+        body[: len(body) - 7 - 64],
+        seen[31][1],
     )
 
 
@@ -1394,7 +1483,7 @@ def _check_clock_leaves(leaves: dict[int, Proven], report: Report) -> None:
             raise Finding(exc.code, f"{proven.rel}: {exc}") from None
     if leaves:
         report.ok(
-            "11", f"{len(leaves)} CLOCK leaves recompute from their samples: " + "; ".join(said)
+            "12", f"{len(leaves)} CLOCK leaves recompute from their samples: " + "; ".join(said)
         )
 
 
@@ -1431,6 +1520,11 @@ def verify_bundle(
         key/custodians.vkey, when any of these is there.
     12. Every CLOCK leaf is a CLOCK entry whose recorded conclusions (each server's result,
         the interval, the combined offset, the verdict) are what its samples give.
+    13. Every proof under custody/ carries a CUSTODY entry of the manifest's incident, signed
+        by the custodian key it names over the message of §16.2 and trusted as in check 11;
+        it concerns a checkpoint no later than the bundle's (with its root, if it is the
+        bundle's) whose SEAL leaf is proven, and is dated no earlier than that seal nor the
+        bundle's first export (POLICY); custody/export.json says who signed the export.
     """
     opts = options or Options(key=pinned, expect_min_size=expect_min_size)
     pinned, expect_min_size = opts.key, opts.expect_min_size
@@ -1470,10 +1564,12 @@ def verify_bundle(
         rotations = _check_proofs(bundle, manifest, cp_bytes, cp, ROTATIONS)
         decisions = _check_proofs(bundle, manifest, cp_bytes, cp, "decisions/")
         clocks = _check_proofs(bundle, manifest, cp_bytes, cp, CLOCK_DIR)
+        custody = _check_proofs(bundle, manifest, cp_bytes, cp, CUSTODY_DIR)
         report.ok(
             "5",
             f"{len(records)} record, {len(seals)} SEAL, {len(rotations)} KEY, "
-            f"{len(decisions)} DECISION and {len(clocks)} CLOCK inclusion proofs hold",
+            f"{len(decisions)} DECISION, {len(clocks)} CLOCK and {len(custody)} CUSTODY "
+            "inclusion proofs hold",
         )
         # 6
         step = "6"
@@ -1507,9 +1603,14 @@ def verify_bundle(
         # 12
         step = "12"
         _check_clock_leaves(clocks, report)
+        # 13
+        step = "13"
+        handled = _check_custody(bundle, manifest, custody, seals, cp, policy, opts, report)
         report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
         if decided:
             report.coverage += f"; {decided}"
+        if handled:
+            report.coverage += f"; {handled}"
         if witnessed:
             report.coverage += f"; {witnessed}"
         if anchors:
@@ -1644,15 +1745,7 @@ def _check_decisions(
     report: Report,
 ) -> str:
     """Check 11: each decision parses, is of this incident, and is signed by a trusted key."""
-    trusted: dict[Vkey, tuple[int | None, int | None]] | None = None
-    source, grace = "", 0
-    if opts.custodians:
-        trusted, source = {k: (None, None) for k in opts.custodians}, "--custodian"
-    elif policy is not None and policy.custodians:
-        trusted, source, grace = policy.custodians, f"trust policy {policy.serial}", policy.grace
-    elif "key/custodians.vkey" in manifest.files:
-        raw = bundle.read("key/custodians.vkey", MIB, "custodian list")
-        trusted, source = _custodian_list(raw), "key/custodians.vkey"
+    trusted, source, grace = _custodian_trust(bundle, manifest, policy, opts)
     signers = set()
     for index in sorted(proven):
         item = proven[index]
@@ -1670,21 +1763,140 @@ def _check_decisions(
             decision.custodian.public, decision.signature, message + decision.message_body
         ):
             raise Finding(TAMPERED, f"{item.rel}: the custodian's signature does not verify")
-        if trusted is not None:
-            if decision.custodian not in trusted:
-                raise Finding(TAMPERED, f"{item.rel} is signed by a key {source} does not list")
-            start, end = trusted[decision.custodian]
-            at = decision.recorded // 1_000_000_000  # whole seconds, floor, as the windows
-            if (start is not None and decision.recorded < (start - grace) * 1_000_000_000) or (
-                end is not None and decision.recorded > (end + grace) * 1_000_000_000
-            ):
-                raise Finding(TAMPERED, f"{item.rel} was signed outside its key's window ({at})")
+        _check_trusted(item.rel, decision.custodian, decision.recorded, trusted, source, grace)
         signers.add(decision.custodian)
     if not proven:
         return ""  # nothing to report: bundles without decisions read as before
     whose = f"keys of {source}" if trusted is not None else "the keys they name (NOT pinned)"
     report.ok("11", f"{len(proven)} decisions by {len(signers)} custodians verify with {whose}")
     return f"{len(proven)} decisions of incident {manifest.incident} verified with {whose}"
+
+
+Trust = dict[Vkey, tuple[int | None, int | None]]
+
+
+def _custodian_trust(
+    bundle: Bundle, manifest: Manifest, policy: Policy | None, opts: Options
+) -> tuple[Trust | None, str, int]:
+    """The custodian keys of checks 11 and 13, where they come from, and the grace."""
+    if opts.custodians:
+        return {k: (None, None) for k in opts.custodians}, "--custodian", 0
+    if policy is not None and policy.custodians:
+        return policy.custodians, f"trust policy {policy.serial}", policy.grace
+    if "key/custodians.vkey" in manifest.files:
+        raw = bundle.read("key/custodians.vkey", MIB, "custodian list")
+        return _custodian_list(raw), "key/custodians.vkey", 0
+    return None, "", 0
+
+
+def _check_trusted(
+    rel: str, key: Vkey, recorded: int, trusted: Trust | None, source: str, grace: int
+) -> None:
+    if trusted is None:
+        return
+    if key not in trusted:
+        raise Finding(TAMPERED, f"{rel} is signed by a key {source} does not list")
+    start, end = trusted[key]
+    at = recorded // 1_000_000_000  # whole seconds, floor, as the windows
+    if (start is not None and recorded < (start - grace) * 1_000_000_000) or (
+        end is not None and recorded > (end + grace) * 1_000_000_000
+    ):
+        raise Finding(TAMPERED, f"{rel} was signed outside its key's window ({at})")
+
+
+def _check_custody(
+    bundle: Bundle,
+    manifest: Manifest,
+    proven: dict[int, Proven],
+    seals: dict[int, Proven],
+    cp: Checkpoint,
+    policy: Policy | None,
+    opts: Options,
+    report: Report,
+) -> str:
+    """Check 13: the incident's custody entries, and the bundle's statement on its export."""
+    trusted, source, grace = _custodian_trust(bundle, manifest, policy, opts)
+    sealed_at = {}
+    for item in seals.values():
+        entry = parse_entry(item.entry)
+        assert entry is not None  # check 7 decoded it
+        info = decode_seal(entry.body)
+        sealed_at[info.end] = info.sealed_at
+    firsts: dict[bytes, CustodyEvent] = {}
+    exports: dict[bytes, int] = {}
+    late, signers, events = [], set(), 0
+    for index in sorted(proven):
+        item = proven[index]
+        entry = parse_entry(item.entry)
+        if entry is None or entry.kind != CUSTODY or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"{item.rel} carries no CUSTODY entry")
+        try:
+            event = decode_custody(entry.body)
+        except (ValueError, Finding) as exc:
+            raise Finding(MALFORMED, f"{item.rel}: not a CUSTODY body ({exc})") from None
+        if event.incident != manifest.incident:
+            raise Finding(TAMPERED, f"{item.rel} is a custody entry of another incident")
+        message = CUSTODY_PREFIX + manifest.origin.encode("utf-8") + b"\n" + event.message_body
+        if not ed25519_ok(event.custodian.public, event.signature, message):
+            raise Finding(TAMPERED, f"{item.rel}: the custodian's signature does not verify")
+        _check_trusted(item.rel, event.custodian, event.recorded, trusted, source, grace)
+        if event.size > cp.size or event.size > index:
+            raise Finding(TAMPERED, f"{item.rel} concerns a checkpoint after its own place")
+        if event.size == cp.size and event.root != cp.root:
+            raise Finding(TAMPERED, f"{item.rel} names another root for the bundle's checkpoint")
+        if event.manifest is not None:
+            first = firsts.setdefault(event.manifest, event)
+            if (first.size, first.root, first.incident) != (event.size, event.root, event.incident):
+                raise Finding(TAMPERED, f"{item.rel} names its bundle with another checkpoint")
+        if event.size not in sealed_at:
+            raise Finding(
+                MALFORMED, f"{item.rel}: the SEAL of the checkpoint it concerns is missing"
+            )
+        if event.at < sealed_at[event.size] - CLOCKS_APART_NS:
+            late.append(f"{item.rel} is dated before the checkpoint it concerns was sealed")
+        if event.manifest is not None:
+            exported = exports.get(event.manifest)
+            if exported is not None and event.at < exported - CLOCKS_APART_NS:
+                late.append(f"{item.rel} is dated before the export of its bundle")
+            if event.event == "export" and exported is None:
+                exports[event.manifest] = event.at
+        signers.add(event.custodian)
+        events += 1
+    for finding in late:
+        report.fail("13", Finding(POLICY, finding))
+    _check_export_statement(bundle, manifest, report)
+    if not events:
+        return ""
+    whose = f"keys of {source}" if trusted is not None else "the keys they name (NOT pinned)"
+    if not late:
+        report.ok(
+            "13", f"{events} custody entries by {len(signers)} custodians verify with {whose}"
+        )
+    return f"{events} custody entries of incident {manifest.incident} verified with {whose}"
+
+
+def _check_export_statement(bundle: Bundle, manifest: Manifest, report: Report) -> None:
+    if EXPORT_STATEMENT not in manifest.files:
+        return  # a bundle made before custody entries existed
+    raw = bundle.read(EXPORT_STATEMENT, 64 << 10, "export statement")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise Finding(MALFORMED, f"{EXPORT_STATEMENT} is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != "acdkit-custody-export/1":
+        raise Finding(MALFORMED, f"{EXPORT_STATEMENT} is not an acdkit-custody-export/1 document")
+    if not isinstance(doc.get("signed"), bool):
+        raise Finding(MALFORMED, f"{EXPORT_STATEMENT} does not say whether the export was signed")
+    if doc.get("incident") != manifest.incident or doc.get("checkpoint") != manifest.size:
+        raise Finding(MALFORMED, f"{EXPORT_STATEMENT} describes another incident or checkpoint")
+    if not doc["signed"]:
+        report.warn("13", f"no custodian signed the export of this bundle ({EXPORT_STATEMENT})")
+        return
+    vkey = doc.get("custodian")
+    if not isinstance(vkey, str) or parse_vkey(vkey, SEALER_KEY).text() != vkey:
+        raise Finding(MALFORMED, f"{EXPORT_STATEMENT} names no custodian vkey")
+    key = parse_vkey(vkey).key_id.hex()
+    report.ok("13", f"{EXPORT_STATEMENT}: the sender says custodian key {key} signed its export")
 
 
 def _custodian_list(raw: bytes) -> dict[Vkey, tuple[int | None, int | None]]:
@@ -1778,6 +1990,8 @@ def _check_proofs(
     for rel in (r for r in manifest.files if r.startswith(prefix)):
         if prefix == "anchors/" and not rel.endswith(".tlog-proof"):
             continue  # token copies
+        if rel == EXPORT_STATEMENT:
+            continue  # the bundle's statement about its export, read by check 13
         proof = parse_proof(bundle.read(rel, PROOF_LIMIT, "proof"))
         named = _INDEX_NAME.fullmatch(rel)
         if not named or named.group(1) != prefix or int(named.group(2)) != proof.index:
