@@ -988,7 +988,7 @@ def test_every_bit_flip_in_a_bundle_as_sent_is_detected(
     bundle_flips: dict[tuple[str, bool], dict[int, Outcome]],
 ) -> None:
     sent = {rel: r for (rel, resigned), r in bundle_flips.items() if not resigned}
-    assert len(sent) == 27
+    assert len(sent) == 28
     for rel, results in sent.items():
         assert undetected(results) == {}, rel
         if rel == bundle.MANIFEST:  # its parser (1), the files it lists (2), its signature (3)
@@ -1086,12 +1086,14 @@ def test_files_outside_the_log_are_bound_by_the_manifest_signature_only(
     # the unauthenticated region of a bundle, asserted so that a change to it is noticed:
     # with the manifest re-signed, a flipped summary, aggregate, CSV copy, VERIFY.txt or
     # the shipped independent verifier (tools/) still verifies
+    # custody/export.json among them: the sender's word on its export (its fields must
+    # parse, tests/test_custody.py; its prose is not checked)
     outside = [
         r
         for r in _bundle_files(tiny_bundle)
         if r != bundle.MANIFEST and not r.startswith((*LOG_FILES, "records/net.parquet"))
     ]
-    assert len(outside) == 13
+    assert len(outside) == 14
     with _pool(tiny_bundle, "bundle", bundled[2], **BUNDLE_OPTIONS) as pool:
         for rel in outside:
             size = (tiny_bundle / rel).stat().st_size
