@@ -119,3 +119,33 @@ def forge_bundle(root: Path, entries: dict[int, bytes], forger: keys.Signer) -> 
     next((root / "checkpoint").iterdir()).write_bytes(note)
     (root / "key/sealer.vkey").write_text(forger.verifier.vkey() + "\n")
     resign_manifest(root, forger)
+
+
+def reprove_bundle(root: Path, entries: dict[int, bytes], signer: keys.Signer) -> None:
+    """Re-prove every leaf of a bundle around other entry bytes, as an insider holding the
+    sealer key could: a new tree (``entries`` replacing some proven entries, the leaves the
+    bundle does not prove made up), its checkpoint signed by ``signer`` (the log's own key),
+    every proof rewritten against it, and the manifest signed again."""
+    from acdkit.merkle import TreeLevels, leaf_hash
+    from acdkit.note import Checkpoint
+    from acdkit.proof import TlogProof
+
+    proofs = sorted(root.glob("**/*.tlog-proof"))
+    proven = {}
+    for path in proofs:
+        proof = TlogProof.parse(path.read_bytes())
+        proven[proof.index] = proof.extra or b""
+    proven.update(entries)
+    (cp_path,) = (root / "checkpoint").glob("*.checkpoint")
+    size = int(cp_path.name.split(".")[0])
+    leaves = [
+        leaf_hash(proven[i]) if i in proven else leaf_hash(i.to_bytes(8, "big"))
+        for i in range(size)
+    ]
+    tree = TreeLevels(leaves)
+    note = sign_note(Checkpoint(signer.name, size, tree.root()).text(), signer).encode()
+    for path in proofs:
+        index = int(path.name.split(".")[0])
+        path.write_bytes(TlogProof(index, tuple(tree.proof(index)), note, proven[index]).encode())
+    cp_path.write_bytes(note)
+    resign_manifest(root, signer)

@@ -17,16 +17,18 @@ Cases tested in the files of the features they need, not repeated here:
 - 4.1.12 at the level of the proof algorithm: test_merkle_props.py;
 - 4.1.21 at the level of the parsers: test_fuzz_parsers.py;
 - 4.2.5 heartbeat seals: test_logentries.py.
-Not testable yet (no such feature): 4.1.16 (custody entries), 4.1.23 (S3 versions),
-4.2.7 (declared pruning).
+Not testable yet (no such feature): 4.1.23 (S3 versions), 4.2.7 (declared pruning).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _evidence import DATA, build_store, cli_verify, copy_store, resign_manifest
-from acdkit import bundle, ingest, keys, schema, seal
-from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
+from _evidence import DATA, build_store, cli_verify, copy_store, reprove_bundle, resign_manifest
+from acdkit import bundle, custodians, custodychain, ingest, keys, logentries, schema, seal
+from acdkit.custody import Custody
+from acdkit.encoding import (
+    TlvType,
+    canonical_bodies,
+    leaf_hashes,
+    parse_tlv,
+    record_salts,
+    tlv,
+)
+from acdkit.merkle import TreeLevels
 from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.proof import TlogProof
+from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
+from test_independent_verifier import run_acdkit, run_independent
 
 SEGMENTS = (
     ("zeek-tsv/zat/conn.log", "zeek-tsv/zat/dns.log"),  # 360 net + 54 dns, 2013
@@ -376,6 +389,135 @@ def test_4_1_21_malformed_checkpoint_is_malformed(st: Store, variant: str) -> No
     path.write_bytes(_checkpoint_variants(path.read_bytes())[variant])
     doc = expect(st.root, "MALFORMED", check="2")
     assert path.name in message(doc)
+
+
+# -- §4.1-16: custody entries, in a store and in a bundle ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Custodied:
+    """The template store after a bundle's export and hand-over were logged and sealed (the
+    custody entries at 613 and 614, checkpoint 616), and a second bundle that carries them."""
+
+    store: Store
+    signer: keys.Signer
+    custodian: keys.Signer
+    bundle: Path
+
+
+@pytest.fixture(scope="module")
+def custodied(
+    template: tuple[Store, keys.Signer, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Custodied:
+    base = tmp_path_factory.mktemp("custodied")
+    store, signer = copy_store(template[0], base / "store"), template[1]
+    custodian = keys.generate("alice@example.org")
+    custodians.register(store, custodian.verifier)
+    first = base / "first"
+    bundle.package(store, signer, "INC-1", WINDOW, first, custodian=custodian, recipient="NCO")
+    digest = hashlib.sha256((first / bundle.MANIFEST).read_bytes()).digest()
+    root = Checkpoint.from_text(SignedNote.parse(st_checkpoint(store, SIZES[-1])).text).root
+    handed = Custody(
+        "hand-over", time.time_ns(), 0, "alice@example.org", SIZES[-1], root, digest, "INC-1",
+        sender="alice@example.org", recipient="NCO desk, room 4",
+    )  # fmt: skip
+    custodychain.record(store, custodian, handed)
+    seal.seal(store, signer)
+    bundle.package(store, signer, "INC-1", WINDOW, base / "second")
+    return Custodied(store, signer, custodian, base / "second")
+
+
+def st_checkpoint(store: Store, size: int) -> bytes:
+    return store.checkpoint_path(size).read_bytes()
+
+
+CUSTODY_FIELDS = {"handler": 6, "time": 3, "destination": 8}
+
+
+def edit_custody(data: bytes, part: str) -> bytes:
+    """The entry with its handler renamed, its time set an hour back, or its recipient
+    changed: the bytes well formed, the signature left as it was."""
+    out = []
+    for fid, kind, value in parse_tlv(data[38:]):
+        if fid == CUSTODY_FIELDS[part]:
+            if part == "time":
+                value = (int.from_bytes(value, "big", signed=True) - 3600 * 10**9).to_bytes(
+                    8, "big", signed=True
+                )
+            else:
+                value = b"mallory@example.org" if part == "handler" else b"a courier nobody knows"
+        out.append(tlv(fid, TlvType(kind), value))
+    return data[:38] + b"".join(out)
+
+
+@pytest.mark.parametrize("part", list(CUSTODY_FIELDS))
+@pytest.mark.parametrize("how", ["leaf", "resigned"])
+def test_4_1_16_custody_entry_edited_is_tampered(
+    custodied: Custodied, tmp_path: Path, part: str, how: str
+) -> None:
+    st = copy_store(custodied.store, tmp_path / "store")
+    pinned = ("--custodian", custodied.custodian.verifier.vkey())
+    expect(st.root, "VERIFIED", *pinned)
+    seg = segment(st, 3)
+    entries = logentries.read_segment_entries(seg, 2)
+    assert [e[5] for e in entries] == [0x07, 0x07]  # the export, then the hand-over
+    entries[1] = edit_custody(entries[1], part)
+    (seg / "entries.bin").write_bytes(logentries.pack(entries))
+    if how == "leaf":  # the leaf no longer hashes into the signed root
+        doc = expect(st.root, "TAMPERED", *pinned, check="4", checkpoint_size=616)
+        assert message(doc) == "tree root at size 616 does not match its checkpoint"
+        return
+    # the sealer key's holder signs the edited tree: the custodian's signature still fails
+    infos = [SealInfo.from_entry((d / "seal.entry").read_bytes()) for d in st.segment_dirs()]
+    leaves = [
+        h for d, i in zip(st.segment_dirs(), infos, strict=True) for h in segment_leaves(d, i)
+    ]
+    cp = Checkpoint(st.origin, 616, TreeLevels(leaves).root())
+    st.checkpoint_path(616).write_bytes(sign_note(cp.text(), custodied.signer).encode())
+    doc = expect(st.root, "TAMPERED", *pinned, check="13")
+    key = custodied.custodian.verifier.key_id.hex()
+    assert message(doc) == (
+        f"CUSTODY at index 614: the signature does not verify with the custodian key {key} "
+        "it names (an edited entry)"
+    )
+
+
+@pytest.mark.parametrize("part", list(CUSTODY_FIELDS))
+@pytest.mark.parametrize("how", ["leaf", "resigned"])
+def test_4_1_16_custody_leaf_edited_in_a_bundle_is_tampered_for_both_verifiers(
+    custodied: Custodied, tmp_path: Path, tool: Path, part: str, how: str
+) -> None:
+    bdl = tmp_path / "bundle"
+    shutil.copytree(custodied.bundle, bdl)
+    vkey = custodied.store.verifier().vkey()
+    pinned = ("--key", vkey, "--custodian", custodied.custodian.verifier.vkey())
+    good = (run_acdkit(bdl, *pinned), run_independent(tool, bdl, *pinned))
+    assert [o.verdict for o in good] == ["VERIFIED", "VERIFIED"], good
+    path = bdl / "custody" / f"{614:020d}.tlog-proof"
+    proof = TlogProof.parse(path.read_bytes())
+    assert proof.extra is not None
+    edited = edit_custody(proof.extra, part)
+    if how == "leaf":  # the proof no longer leads to the root; the manifest signed again
+        path.write_bytes(TlogProof(614, proof.hashes, proof.checkpoint, edited).encode())
+        resign_manifest(bdl, custodied.signer)
+        expected = "inclusion proof of index 614 does not lead to the checkpoint root"
+        theirs_expected = "the audit path of index 614 misses the root"
+    else:  # a whole new tree signed by the sealer key: only the custodian's signature fails
+        reprove_bundle(bdl, {614: edited}, custodied.signer)
+        expected = "signature does not verify with the custodian key"
+        theirs_expected = "the custodian's signature does not verify"
+    mine, theirs = run_acdkit(bdl, *pinned), run_independent(tool, bdl, *pinned)
+    assert (mine.verdict, mine.code, theirs.verdict, theirs.code) == ("TAMPERED", 1) * 2
+    assert expected in mine.message and theirs_expected in theirs.message, (mine, theirs)
+    assert "custody/00000000000000000614.tlog-proof" in mine.message + theirs.message
+
+
+@pytest.fixture(scope="module")
+def tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The independent verifier as a lone file outside the repository."""
+    path = tmp_path_factory.mktemp("tool") / "acdkit_verify.py"
+    path.write_bytes(bundle.independent_verifier())
+    return path
 
 
 # -- §4.1 must be detected: a bundle -----------------------------------------------------------

@@ -298,6 +298,7 @@ def _export_event(
         root,
         manifest_sha256=bytes(32),  # the probe's: the real one exists once the bundle does
         incident=incident,
+        sender=handler or custodian.name,  # as `custody log --event export` writes it
         recipient=recipient,
         note=note,
     )

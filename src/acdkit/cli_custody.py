@@ -312,9 +312,14 @@ def _record(
 
 
 def _iso(ns: int) -> str:
+    """An entry's time in ISO-8601 UTC; one that no calendar date holds (a signed i64 can
+    say anything) as its number."""
     from acdkit.incident import from_ns
 
-    return from_ns(ns).isoformat().replace("+00:00", "Z")
+    try:
+        return from_ns(ns).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns since 1970"
 
 
 def _entry_doc(c: Custody) -> dict[str, Any]:
@@ -393,15 +398,16 @@ def _table(chain: list[custodychain.Logged]) -> Table:
     for x in chain:
         c = x.custody
         assert c.custodian is not None
-        parties = f"{c.sender or '-'} → {c.recipient or '-'}"
-        what = c.subject + (f" of {c.incident}" if c.incident else "")
-        table.add_row(  # a handler's name is text, never Rich markup
-            _safe(str(x.index) if x.index is not None else "queued"),
-            _safe(_iso(c.at_ns).replace("T", " ")),
+        what = (
+            f"bundle {c.manifest_sha256.hex()[:12]}…" if c.manifest_sha256 is not None else "log"
+        ) + f" @{c.checkpoint_size}"
+        table.add_row(  # every value is text, never Rich markup
+            str(x.index) if x.index is not None else "queued",
+            _iso(c.at_ns)[:19].replace("T", " "),
             _safe(c.event + (f": {c.outcome}" if c.outcome else "")),
             _safe(f"{c.handler} ({c.custodian.key_id.hex()})"),
-            _safe(parties),
-            _safe(what),
+            _safe(f"{c.sender or '-'} → {c.recipient or '-'}"),
+            _safe(what + (f" {c.incident}" if c.incident else "")),
             _safe(c.note or ""),
         )
     return table

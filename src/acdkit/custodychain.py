@@ -95,7 +95,7 @@ class CustodyFindings:
 
 
 def _where(index: int | None) -> str:
-    return f"CUSTODY at index {index}" if index is not None else "CUSTODY (queued)"
+    return f"CUSTODY at index {index}" if index is not None else "the queued CUSTODY entry"
 
 
 def check_custody(
@@ -153,10 +153,7 @@ class _Checker:
             raise TamperedError(f"{where} is not of the bundle's incident {self.known.incident}")
         # 3
         if not custody.verifies(self.origin):
-            raise TamperedError(
-                f"{where}: the signature does not verify with the custodian key "
-                f"{custody.custodian.key_id.hex()} it names (an edited entry)"
-            )
+            raise TamperedError(_unsigned(where, custody))
         # 4
         if trust is not None:
             custodians.check_signer(where, custody.custodian, custody.recorded_ns, trust)
@@ -278,8 +275,16 @@ def _parsed(store: Store, body: bytes, index: int | None) -> Custody:
     except MalformedError as exc:
         raise MalformedError(f"{_where(index)}: {exc.message}") from None
     if not custody.verifies(store.origin):
-        raise TamperedError(f"{_where(index)} does not verify with the key it names")
+        raise TamperedError(_unsigned(_where(index), custody))
     return custody
+
+
+def _unsigned(where: str, custody: Custody) -> str:
+    assert custody.custodian is not None
+    return (
+        f"{where}: the signature does not verify with the custodian key "
+        f"{custody.custodian.key_id.hex()} it names (an edited entry)"
+    )
 
 
 def check_queued_custody(store: Store, body: bytes) -> Custody:
