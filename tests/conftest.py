@@ -79,6 +79,12 @@ def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ACDKIT_NTP_MIN_AGREE",
         "ACDKIT_MAX_DRIFT",
         "ACDKIT_CONFIG",
+        # custody and decisions: `package` signs its export with a custodian key from here
+        "ACDKIT_CUSTODIAN_KEY",
+        "ACDKIT_CUSTODIAN",
+        "ACDKIT_HANDLER",
+        "ACDKIT_ACTOR",
+        "ACDKIT_INCIDENT",
     ):
         monkeypatch.delenv(var, raising=False)
     # nor the developer's config file

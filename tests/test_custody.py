@@ -318,6 +318,8 @@ def test_custody_log_refuses_bad_arguments_naming_the_rule(env: Env, tmp_path: P
         (("--event", "verification", "--manifest", digest), "needs the bundle itself"),
         (("--event", "export", "--checkpoint", "5"), "no checkpoint of size 5"),
         (("--event", "hand-over", *b, "--to", "x", "--incident", "INC-9"), "is of incident INC-1"),
+        (("--event", "export", "--checkpoint", "698", "--incident", "I\n1"), "--incident must be"),
+        (("--event", "hand-over", "--bundle", str(tmp_path / "nope"), "--to", "x"), "not exist"),
     ]  # fmt: skip
     for args, expected in cases:
         result = env.log(*args, code=2)
@@ -426,3 +428,24 @@ def test_custody_show_survives_a_time_no_calendar_holds(
     shown = env.run("custody", "show", str(env.store), "--json")["entries"]
     assert shown[0]["at"] == "1677-09-21T00:12:43.145224Z"  # the earliest an i64 holds
     assert "1677-09-21" in env.run("custody", "show", str(env.store)).stderr
+
+
+def test_a_verification_of_a_damaged_bundle_is_logged_with_its_verdict(
+    env: Env, tmp_path: Path
+) -> None:
+    first = tmp_path / "bundle"
+    _package(env, first)
+    (first / "VERIFY.txt").write_text("edited after packaging\n")
+    result = env.log("--event", "verification", "--bundle", str(first), code=1)
+    assert "logged verification" in result.stderr and ": TAMPERED" in result.stderr
+    refused = env.log("--event", "hand-over", "--bundle", str(first), "--to", "x", code=2)
+    assert "the bundle does not verify (TAMPERED: VERIFY.txt does not match" in refused.stderr
+    for path in (first / "checkpoint").iterdir():
+        path.unlink()  # no checkpoint of its own: the entry names the store's of that size
+    result = env.log("--event", "verification", "--bundle", str(first), "--json", code=1)
+    assert (result["entry"]["outcome"], result["entry"]["checkpoint_size"]) == ("TAMPERED", 698)
+    (first / "MANIFEST.note").write_text("junk\n")
+    broken = env.log("--event", "verification", "--bundle", str(first), code=4)
+    assert "names no checkpoint this entry could concern" in broken.stderr
+    shown = env.run("custody", "show", str(env.store), "--json")["entries"]
+    assert [e["outcome"] for e in shown] == ["TAMPERED", "TAMPERED"]

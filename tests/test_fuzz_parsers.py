@@ -110,7 +110,7 @@ def test_samples_are_valid() -> None:
     assert Checkpoint.from_text(CHECKPOINT_TEXT).size == 9
     assert TlogProof.parse(PROOF).extra == SEAL_ENTRY
     assert SealInfo.from_entry(SEAL_ENTRY) == _seal_info()
-    assert len(bundle._parse_manifest(MANIFEST).files) == 2
+    assert len(bundle.parse_manifest(MANIFEST).files) == 2
     assert keys.Verifier.parse(VKEY) == SIGNER.verifier
     assert parse_key_event(KEY_BODY).subject == _NEW.verifier
     assert policy.parse_policy_note(POLICY, ROOT.verifier, "p").serial == 1
@@ -227,7 +227,7 @@ def test_tlv_body(data: bytes) -> None:
 @FUZZ
 @given(st.one_of(mutated(MANIFEST), st.binary()))
 def test_bundle_manifest_and_its_paths(data: bytes) -> None:
-    manifest = only_malformed(lambda: bundle._parse_manifest(data))
+    manifest = only_malformed(lambda: bundle.parse_manifest(data))
     if manifest is not None:
         for rel in manifest.files:
             parts = rel.split("/")

@@ -75,6 +75,7 @@ __all__ = [
     "Window",
     "independent_verifier",
     "package",
+    "parse_manifest",
     "time_ns",
     "verify_bundle",
 ]
@@ -534,7 +535,7 @@ class _Manifest:
     note: SignedNote
 
 
-def _parse_manifest(data: bytes) -> _Manifest:
+def parse_manifest(data: bytes) -> _Manifest:
     note = SignedNote.parse(data, MANIFEST_LIMIT)
     lines = note.text[:-1].split("\n")
     if len(lines) < 4 or lines[0] != BUNDLE_FORMAT:
@@ -613,7 +614,7 @@ def verify_bundle(
     try:
         # 1
         present = _walk(root)
-        manifest = _parse_manifest(read_bounded(root / MANIFEST, MANIFEST_LIMIT, "manifest"))
+        manifest = parse_manifest(read_bounded(root / MANIFEST, MANIFEST_LIMIT, "manifest"))
         report.ok("1", f"manifest lists {len(manifest.files)} files with safe paths")
         # 2
         current = "2"

@@ -703,8 +703,9 @@ def verify_cmd(
         typer.Option(
             "--custodian",
             envvar="ACDKIT_CUSTODIAN",
-            help="A custodian's vkey (or a file holding it); repeatable. Every DECISION must "
-            r"be signed by one of them (TAMPERED otherwise) \[default: the trust policy's "
+            help="A custodian's vkey (or a file holding it); repeatable. Every DECISION and "
+            r"CUSTODY entry must be signed by one of them (TAMPERED otherwise) \[default: the "
+            "trust policy's "
             "custodians, else the store's or bundle's own list].",
             show_default=False,
         ),

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from acdkit import custodychain, keys, store
-from acdkit._files import read_bounded
+from acdkit._files import MIB, read_bounded
 from acdkit.cli import (
     JsonOpt,
     KeyOpt,
@@ -30,9 +30,9 @@ from acdkit.cli import (
     _signer_for,
     err,
 )
-from acdkit.cli_incident import CustodianKeyOpt, SealOpt, _custodian, _parse
+from acdkit.cli_incident import CustodianKeyOpt, _custodian, _parse
 from acdkit.custody import EVENTS, MAX_NOTE_BYTES, MAX_PARTY_BYTES, Custody, party_problem
-from acdkit.errors import ExitCode, UsageError
+from acdkit.errors import ExitCode, InputIOError, MalformedError, UsageError
 from acdkit.note import Checkpoint, SignedNote
 
 __all__ = ["custody_app", "party_option"]
@@ -43,7 +43,11 @@ custody_app = typer.Typer(
     no_args_is_help=True,
 )
 
+SealOpt = Annotated[
+    bool, typer.Option("--seal", help="Seal the entry now (needs the sealer key, --key).")
+]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def party_option(value: str | None, option: str, limit: int = MAX_PARTY_BYTES) -> str | None:
@@ -71,6 +75,8 @@ def _bundle_subject(
     log; a bundle that fails verification is refused unless the event is a verification."""
     from acdkit import bundle
 
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
     if not (path / bundle.MANIFEST).is_file():
         raise UsageError(f"{path} is not a bundle (it has no {bundle.MANIFEST})")
     # a verification records the whole verdict; a hand-over needs only a bundle that holds
@@ -83,15 +89,25 @@ def _bundle_subject(
             hint="log what happened with --event verification, which records the verdict",
         )
     manifest = read_bounded(path / bundle.MANIFEST, bundle.MANIFEST_LIMIT, "manifest")
-    head = SignedNote.parse(manifest, bundle.MANIFEST_LIMIT).text.split("\n")
-    if len(head) < 4 or head[2] != f"origin {st.origin}":
+    try:
+        parsed = bundle.parse_manifest(manifest)
+    except MalformedError as exc:
+        raise MalformedError(
+            f"the bundle's manifest names no checkpoint this entry could concern: {exc.message}",
+            hint="nothing was logged",
+        ) from None
+    if parsed.origin != st.origin:
         raise UsageError("the bundle is not of this store's log")
-    incident = head[1].removeprefix("incident ")
-    size = int(head[3].removeprefix("checkpoint "))
-    root = _checkpoint(st, size)
-    theirs = path / "checkpoint" / f"{size:020d}.checkpoint"
-    if Checkpoint.from_text(SignedNote.parse(theirs.read_bytes()).text).root != root:
-        raise UsageError(f"the bundle's checkpoint {size:,} is not this store's (a fork)")
+    root = _checkpoint(st, parsed.size)
+    theirs = path / "checkpoint" / f"{parsed.size:020d}.checkpoint"
+    try:
+        note = SignedNote.parse(read_bounded(theirs, MIB, "the bundle's checkpoint"))
+        bundle_root: bytes | None = Checkpoint.from_text(note.text).root
+    except (MalformedError, InputIOError):
+        bundle_root = None  # the verdict says what is wrong with it
+    if bundle_root is not None and bundle_root != root:
+        raise UsageError(f"the bundle's checkpoint {parsed.size:,} is not this store's (a fork)")
+    size, incident = parsed.size, parsed.incident
     return hashlib.sha256(manifest).digest(), size, root, incident, verdict
 
 
@@ -138,7 +154,9 @@ def custody_log_cmd(
     to: Annotated[
         str | None,
         typer.Option(
-            "--to", help="Who received it (required for hand-over) \\[receipt: the handler]."
+            "--to",
+            help="Who received it, or whom an export is for (required for hand-over) "
+            "\\[receipt: the handler].",
         ),
     ] = None,
     sender: Annotated[
@@ -203,8 +221,9 @@ def custody_log_cmd(
 ) -> None:
     """Log a custody event of a bundle or of the log: who, when, from whom, to whom.
 
-    A verification runs `acdkit verify` on the bundle (or the store) and records its verdict;
-    it exits with that verdict's code once logged. Exit codes otherwise: 0 logged, 2 usage.
+    A verification runs `acdkit verify` on its bundle or store and logs the verdict, its exit.
+
+    Exit codes otherwise: 0 logged, 2 usage, 4 a bundle whose manifest does not parse.
     """
     if event not in EVENTS:
         raise UsageError(f"--event must be one of {', '.join(EVENTS)}")
@@ -281,6 +300,11 @@ def _subject(
         if incident_id is not None and incident_id != subject[3]:
             raise UsageError(f"that bundle is of incident {subject[3]}, not {incident_id}")
     else:
+        if incident_id is not None and not _INCIDENT.fullmatch(incident_id):
+            raise UsageError(
+                "--incident must be 1-64 letters, digits, '.', '_' or '-', the first a letter "
+                "or digit"
+            )
         if verifying:
             checkpoint, verdict = _store_verdict(st, checkpoint)
         assert checkpoint is not None

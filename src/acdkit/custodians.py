@@ -94,7 +94,10 @@ def load_custodian(path: Path) -> Signer:
         )
     head = read_bounded(path, 16 << 10, "custodian key").partition(b"\n")[0]
     if not head.startswith(_HEADER):
-        raise UsageError(f"{path} is not a custodian key (a decision is signed by a responder)")
+        raise UsageError(
+            f"{path} is not a custodian key (decisions and custody entries are signed by a "
+            "responder's own key)"
+        )
     return load_signer(path)
 
 
