@@ -900,7 +900,7 @@ def _check_bundle_custody(
     if not found.policy:
         report.ok("13", found.detail(trust))
     pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
-    return f"{found.entries} custody entries of incident {manifest.incident} signed{pinned}"
+    return f"{custodychain.entries(found.entries)} of incident {manifest.incident} signed{pinned}"
 
 
 def _report_export(root: Path, manifest: _Manifest, report: VerifyReport) -> None:

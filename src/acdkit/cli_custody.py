@@ -221,7 +221,7 @@ def custody_log_cmd(
 ) -> None:
     """Log a custody event of a bundle or of the log: who, when, from whom, to whom.
 
-    A verification runs `acdkit verify` on its bundle or store and logs the verdict, its exit.
+    A verification runs `acdkit verify` on its bundle or store, logs the verdict, exits with it.
 
     Exit codes otherwise: 0 logged, 2 usage, 4 a bundle whose manifest does not parse.
     """

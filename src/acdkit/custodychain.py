@@ -34,6 +34,7 @@ __all__ = [
     "Logged",
     "check_custody",
     "check_queued_custody",
+    "entries",
     "export_statement",
     "parse_export_statement",
     "read_logged",
@@ -92,6 +93,11 @@ class CustodyFindings:
             f"{self.entries} CUSTODY entries ({events}) concerning {len(self.bundles)} "
             f"bundle(s) verify, signed by {len(self.signers)} key(s), checked against {whose}"
         )
+
+
+def entries(n: int) -> str:
+    """``n`` custody entries, in words: "1 custody entry", "2 custody entries"."""
+    return f"{n:,} custody entr{'y' if n == 1 else 'ies'}"
 
 
 def _where(index: int | None) -> str:

@@ -840,7 +840,8 @@ def _check_custody(
         report.ok("13", found.detail(trust))
     if trust is None or not trust.pinned:
         unpinned = (
-            f"{found.entries} custody entries are signed by custodian keys that nothing "
+            f"{custodychain.entries(found.entries)} "
+            f"{'is' if found.entries == 1 else 'are'} signed by custodian keys that nothing "
             "outside the store pins: who handled the evidence rests on the store's own word"
         )
         hint = "pin them: --custodian VKEY, or custodian lines of a trust policy and --root"
@@ -848,8 +849,8 @@ def _check_custody(
             report.warn("13", unpinned)
         else:
             report.fail("13", IncompleteError(unpinned, hint=hint))
-        return f"{found.entries} custody entries signed by custodian keys (not pinned)"
-    return f"{found.entries} custody entries signed by custodian keys"
+        return f"{custodychain.entries(found.entries)} signed by custodian keys (not pinned)"
+    return f"{custodychain.entries(found.entries)} signed by custodian keys"
 
 
 def choose_witnesses(
