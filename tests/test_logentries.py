@@ -29,7 +29,8 @@ def test_queued_entries_are_sealed_before_the_seal_leaf(
     store: Store, signer: keys.Signer, data: Path
 ) -> None:
     ingest.ingest(store, [data / "zeek-tsv/zat/dns.log"])
-    first = logentries.add_pending(store, EntryType.CUSTODY, _body("custody event"))
+    # GAP bodies are not specified yet: any TLV body stands for an entry the seal carries
+    first = logentries.add_pending(store, EntryType.GAP, _body("first gap"))
     second = logentries.add_pending(store, EntryType.GAP, _body("gap"))
     queued = [first.read_bytes(), second.read_bytes()]
     report = seal.seal(store, signer)
@@ -39,7 +40,7 @@ def test_queued_entries_are_sealed_before_the_seal_leaf(
     assert info.end_index == 54 + 2 + 1 == report.size
     assert report.segments[0]["log_entries"] == 2
     stored = logentries.unpack((seg / "entries.bin").read_bytes())
-    assert [logentries.parse_entry(e).kind for e in stored] == [EntryType.CUSTODY, EntryType.GAP]
+    assert [logentries.parse_entry(e).kind for e in stored] == [EntryType.GAP] * 2
     assert stored == queued
     assert not first.exists() and not second.exists()  # retired once signed
     # the tree is records, then the entries in the order they were queued, then the SEAL
@@ -55,7 +56,7 @@ def test_entries_alone_make_a_segment_and_heartbeats_seal_nothing(
     store: Store, signer: keys.Signer
 ) -> None:
     assert seal.seal(store, signer).segments == []  # nothing staged, nothing queued
-    logentries.add_pending(store, EntryType.CUSTODY, _body("k"))
+    logentries.add_pending(store, EntryType.GAP, _body("k"))
     assert seal.seal(store, signer).size == 2
     report = seal.seal(store, signer, heartbeat=True)
     assert [s["records"] for s in report.segments] == [0] and report.size == 3
@@ -76,7 +77,7 @@ def test_heartbeat_from_the_cli(store: Store, key_path: Path, runner: CliRunner)
 def test_damaged_entries_are_tampered(
     store: Store, signer: keys.Signer, damage: str, tmp_path: Path
 ) -> None:
-    logentries.add_pending(store, EntryType.CUSTODY, _body("one"))
+    logentries.add_pending(store, EntryType.GAP, _body("one"))
     seal.seal(store, signer)
     seal.seal(store, signer, heartbeat=True)
     with_entries, without = store.segment_dirs()
@@ -95,7 +96,7 @@ def test_damaged_entries_are_tampered(
 def test_entries_file_with_a_foreign_entry_kind_is_malformed(
     store: Store, signer: keys.Signer
 ) -> None:
-    logentries.add_pending(store, EntryType.CUSTODY, _body("one"))
+    logentries.add_pending(store, EntryType.GAP, _body("one"))
     seal.seal(store, signer)
     (seg,) = store.segment_dirs()
     seal_entry = (seg / "seal.entry").read_bytes()
@@ -120,10 +121,10 @@ def test_parse_entry_is_strict() -> None:
 def test_unsigned_segment_with_entries_is_resealed_only_if_still_queued(
     store: Store, signer: keys.Signer
 ) -> None:
-    logentries.add_pending(store, EntryType.CUSTODY, _body("first"))
+    logentries.add_pending(store, EntryType.GAP, _body("first"))
     seal.seal(store, signer)
     saved_state = store.state_path.read_bytes()
-    queued = logentries.add_pending(store, EntryType.CUSTODY, _body("second"))
+    queued = logentries.add_pending(store, EntryType.GAP, _body("second"))
     keep = queued.read_bytes()
     seal.seal(store, signer)
     # a crash after the segment rename and before its checkpoint leaves the entry queued
@@ -137,11 +138,11 @@ def test_unsigned_segment_with_entries_is_resealed_only_if_still_queued(
     assert _verdict(store) == ExitCode.OK
     # the same roll-back with the queued entry edited is no crash: refused
     saved_state = store.state_path.read_bytes()
-    queued = logentries.add_pending(store, EntryType.CUSTODY, _body("third"))
+    queued = logentries.add_pending(store, EntryType.GAP, _body("third"))
     seal.seal(store, signer)
     store.checkpoint_files()[-1].unlink()
     store.state_path.write_bytes(saved_state)
-    forged = logentries.add_pending(store, EntryType.CUSTODY, _body("forged"))
+    forged = logentries.add_pending(store, EntryType.GAP, _body("forged"))
     forged.rename(queued)
     assert _verdict(store) == ExitCode.TAMPERED
     with pytest.raises(TamperedError, match="differs from the queued one"):
