@@ -493,6 +493,10 @@ def _verify_text(incident: str, size: int) -> str:
         "by the same key. The format is described in docs/evidence-format.md of acdkit.\n"
         "cosignatures/, when present, holds witnesses' cosignatures of that checkpoint: add\n"
         "--witness 'WITNESS_VKEY' (one per witness you trust) to check them.\n"
+        "custody/ holds the incident's custody entries (exports, hand-overs, receipts and\n"
+        "verifications of its earlier bundles) with their proofs, and export.json, which says\n"
+        "whose custodian key signed the export of this bundle; add --custodian 'CUSTODIAN_VKEY'\n"
+        "(one per custodian you trust) to hold their signatures to those keys.\n"
     )
 
 

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +367,7 @@ def export_statement(incident: str, size: int, custody: Custody | None) -> bytes
             custodian=custody.custodian.vkey(),
             handler=custody.handler,
             to=custody.recipient,
+            at=datetime.fromtimestamp(custody.at_ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             at_ns=custody.at_ns,
             statement="The export of this bundle is logged in the sender's log as a CUSTODY "
             "entry signed by this custodian key. It names this bundle's manifest SHA-256, so "
