@@ -393,6 +393,20 @@ def test_seal_refuses_a_queued_custody_entry_that_would_not_verify(env: Env) -> 
     assert len(st.segment_dirs()) == 1  # nothing was sealed
 
 
+def test_a_forged_queued_entry_stops_custody_log_as_tampered(env: Env) -> None:
+    # the store is damaged, not the command: exit 1 naming the queued entry, nothing added
+    st = Store.open(env.store)
+    custodian = keys.load_signer(env.custodian)
+    root = custodychain.store_known(st).roots[698]
+    genuine = Custody("export", _now(), 0, "alice", 698, root, recipient="genuine")
+    _signed, body = custodychain.signed_entry(st, custodian, genuine)
+    logentries.add_pending(st, EntryType.CUSTODY, body.replace(b"genuine", b"forged!"))
+    result = env.log("--event", "export", "--checkpoint", "698", "--to", "x", code=1)
+    assert "the queued CUSTODY entry: the signature does not verify" in result.stderr
+    assert "add-custodian" not in result.stderr
+    assert len(list(logentries.pending_entries(st))) == 1
+
+
 def test_verify_reports_a_back_dated_entry_as_policy(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -296,8 +296,14 @@ def _unsigned(where: str, custody: Custody) -> str:
 
 def check_queued_custody(store: Store, body: bytes) -> Custody:
     """Refuse, before a seal, a queued CUSTODY entry that `acdkit verify` would refuse, and
-    one that no registered custodian key stands behind.  The entries logged before it are
-    read (not judged again) for what they say of the bundles it may concern."""
+    one that no registered custodian key stands behind."""
+    checker, trust = _checker_before(store, body)
+    return _check_new(checker, body, trust)
+
+
+def _checker_before(store: Store, body: bytes) -> tuple[_Checker, custodians.CustodianTrust]:
+    """A checker that has read (not judged again) the entries logged before ``body``, for
+    what they say of the bundles it may concern; a damaged one fails as it is."""
     trust = custodians.store_trust(store)
     if trust is None:
         raise UsageError(
@@ -310,6 +316,10 @@ def check_queued_custody(store: Store, body: bytes) -> Custody:
         if earlier.body == body:
             break  # the queued entry itself (seal checks what is queued)
         checker.check(earlier.index, earlier.body, None, None)
+    return checker, trust
+
+
+def _check_new(checker: _Checker, body: bytes, trust: custodians.CustodianTrust) -> Custody:
     before = len(checker.found.policy)
     custody = checker.check(None, body, None, trust)
     if len(checker.found.policy) > before:
@@ -326,16 +336,21 @@ def signed_entry(store: Store, signer: Signer, custody: Custody) -> tuple[Custod
         parsed, body = signed.sign(signer, store.origin)
     except MalformedError as exc:
         raise UsageError(exc.message) from None
+    checker, trust = _checker_before(store, body)
     try:
-        check_queued_custody(store, body)
-    except (TamperedError, PolicyError) as exc:
-        raise UsageError(
-            exc.message,
-            hint="register the key: `acdkit keys add-custodian STORE VKEY` (and in the trust "
+        _check_new(checker, body, trust)
+    except PolicyError as exc:
+        hint = "check --at and the clocks of this host and of the collector"
+        raise UsageError(exc.message, hint=hint) from None
+    except TamperedError as exc:
+        untrusted = "does not list" in exc.message or "outside its window" in exc.message
+        hint = (
+            "register the key: `acdkit keys add-custodian STORE VKEY` (and in the trust "
             "policy, when it names custodians)"
-            if isinstance(exc, TamperedError)
-            else "check --at and the clocks of this host and of the collector",
-        ) from None
+            if untrusted
+            else None
+        )
+        raise UsageError(exc.message, hint=hint) from None
     return parsed, body
 
 
