@@ -89,6 +89,8 @@ BAD = {
     "handler-with-bidi-override": _edit(6, "alice\u202egro.elpmaxe".encode()),
     "handler-with-escape": _edit(6, b"alice\x1b[31m"),
     "to-with-line-separator": _edit(8, "NCO\u2028desk".encode()),
+    "to-with-zero-width-space": _edit(8, "NCO\u200bdesk".encode()),
+    "note-with-a-tag-character": _edit(13, "sealed\U000e0041".encode()),
     "to-with-newline": _edit(8, b"NCO\ndesk"),
     "handler-over-128-bytes": _edit(6, b"a" * 129),
     "handler-empty": _edit(6, b""),
@@ -337,7 +339,7 @@ def test_custody_log_refuses_bad_arguments_naming_the_rule(env: Env, tmp_path: P
         (("--event", "hand-over", *b, "--manifest", digest, "--to", "x"), "exactly one of"),
         (("--event", "hand-over", *b), "--event hand-over needs --to"),
         (("--event", "receipt", *b), "--event receipt needs --from"),
-        (("--event", "hand-over", *b, "--to", "NCO\u202e4 moor"), "--to holds a control, bidi"),
+        (("--event", "hand-over", *b, "--to", "NCO\u202e4 moor"), "--to holds a control char"),
         (("--event", "hand-over", *b, "--to", "x" * 129), "--to must be 1 to 128 bytes"),
         (("--event", "export", *b, "--note", "two\nlines"), "--note holds a control"),
         (("--event", "hand-over", *b, "--to", "x", "--at", "2200-01-01T00:00:00Z"), "future"),
@@ -352,7 +354,7 @@ def test_custody_log_refuses_bad_arguments_naming_the_rule(env: Env, tmp_path: P
     ]  # fmt: skip
     for args, expected in cases:
         result = env.log(*args, code=2)
-        assert expected.replace("bidi", "bidirectional") in result.stderr.replace("\n", " "), (
+        assert expected in result.stderr.replace("\n", " "), (
             args,
             result.stderr,
         )

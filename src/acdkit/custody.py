@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from acdkit.decision import FORMAT_CHARS
 from acdkit.encoding import TlvType, parse_tlv, tlv
 from acdkit.errors import MalformedError
 from acdkit.keys import Signer, Verifier
@@ -39,11 +40,9 @@ EVENTS = ("export", "hand-over", "receipt", "verification")
 OUTCOMES = ("VERIFIED", "TAMPERED", "USAGE", "INCOMPLETE", "MALFORMED", "POLICY", "IO")
 
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-# Unicode Cc, the bidirectional formatting characters (which can make a name read as
-# another, CVE-2021-42574) and the line and paragraph separators (which break a line)
-_FORBIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
-)
+# control characters and the formatting characters of §13 (bidirectional overrides, zero-width
+# and invisible characters, line separators, tags): a name must read as the bytes signed
+_FORBIDDEN = re.compile(f"[\x00-\x1f\x7f-\x9f{FORMAT_CHARS}]")
 _TYPES = {
     1: TlvType.U64,
     2: TlvType.UTF8,
@@ -71,7 +70,7 @@ def party_problem(text: str, limit: int = MAX_PARTY_BYTES) -> str | None:
     if not 0 < size <= limit:
         return f"must be 1 to {limit} bytes of UTF-8"
     if _FORBIDDEN.search(text):
-        return "holds a control, bidirectional-formatting or line-separator character"
+        return "holds a control character or a bidirectional or invisible formatting character"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

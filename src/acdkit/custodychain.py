@@ -340,8 +340,8 @@ def signed_entry(store: Store, signer: Signer, custody: Custody) -> tuple[Custod
     try:
         _check_new(checker, body, trust)
     except PolicyError as exc:
-        hint = "check --at and the clocks of this host and of the collector"
-        raise UsageError(exc.message, hint=hint) from None
+        clocks = "check --at and the clocks of this host and of the collector"
+        raise UsageError(exc.message, hint=clocks) from None
     except TamperedError as exc:
         untrusted = "does not list" in exc.message or "outside its window" in exc.message
         hint = (

@@ -718,10 +718,7 @@ CUSTODY_LIMIT = 8 << 10
 CUSTODY_EVENTS = ("export", "hand-over", "receipt", "verification")
 CUSTODY_OUTCOMES = ("VERIFIED", "TAMPERED", "USAGE", "INCOMPLETE", "MALFORMED", "POLICY", "IO")
 CLOCKS_APART_NS = 300 * 1_000_000_000  # spec §16.3: two clocks that may disagree
-# what no party text may hold: Unicode Cc, bidirectional formatting, line separators
-_PARTY_FORBIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
-)
+_PARTY_FORBIDDEN = _D_BAD_TEXT  # a party text holds no control or formatting character
 _C_TYPES = {
     1: T_U64, 2: T_UTF8, 3: T_I64, 4: T_I64, 5: T_UTF8, 6: T_UTF8, 7: T_UTF8, 8: T_UTF8,
     9: T_UTF8, 10: T_U64, 11: T_BYTES, 12: T_BYTES, 13: T_UTF8, 30: T_UTF8, 31: T_BYTES,
