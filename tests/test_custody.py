@@ -494,3 +494,20 @@ def test_a_verification_of_a_damaged_bundle_is_logged_with_its_verdict(
     assert "names no checkpoint this entry could concern" in broken.stderr
     shown = env.run("custody", "show", str(env.store), "--json")["entries"]
     assert [e["outcome"] for e in shown] == ["TAMPERED", "TAMPERED"]
+
+
+def test_a_verification_of_a_damaged_store_is_logged_with_its_verdict(env: Env) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (seg,) = Store.open(env.store).segment_dirs()
+    table = pq.read_table(seg / "net.parquet")
+    ports = table.column("dst_port").to_pylist()
+    ports[3] = 4444
+    table = table.set_column(table.schema.get_field_index("dst_port"), "dst_port",
+                             pa.array(ports, pa.uint16()))  # fmt: skip
+    pq.write_table(table, seg / "net.parquet")
+    doc = env.log("--event", "verification", "--incident", "INC-1", "--json", code=1)
+    assert (doc["entry"]["outcome"], doc["entry"]["checkpoint_size"]) == ("TAMPERED", 698)
+    refused = env.log("--event", "verification", "--checkpoint", "699", code=2)
+    assert "no checkpoint of size 699" in refused.stderr

@@ -127,15 +127,21 @@ def _manifest_subject(st: store.Store, digest: str) -> tuple[bytes, int, bytes, 
 
 
 def _store_verdict(st: store.Store, size: int | None) -> tuple[int, str]:
+    """The verdict of `acdkit verify STORE --local-only --allow-incomplete`, for checkpoint
+    ``size`` (default: the newest); a verified log covers each of its checkpoints."""
     from acdkit.verify import verify_store
 
+    if size is None:
+        sizes = [int(p.name[:20]) for p in st.checkpoint_files() if p.name[:20].isdigit()]
+        if not sizes:
+            raise UsageError("nothing is sealed in this store yet: no checkpoint to verify")
+        size = max(sizes)
+    _checkpoint(st, size)  # the store must hold it
     report = verify_store(st, allow_incomplete=True, require_outside=False)
     verified = int(report.facts.get("tree_size", 0))
-    if size is not None and size != verified:
+    if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and size > verified:
         raise UsageError(f"the store verifies up to checkpoint {verified:,}, not {size:,}")
-    if not verified:
-        raise UsageError("nothing is sealed in this store yet: no checkpoint to verify")
-    return verified, report.verdict_name
+    return size, report.verdict_name
 
 
 def _now_ns() -> int:
@@ -185,7 +191,8 @@ def custody_log_cmd(
             "--checkpoint",
             min=1,
             help="It concerns the log itself, up to this checkpoint (a copy of the store, a "
-            "verification run) \\[verification: the size verified].",
+            "verification run: the verdict of `verify --local-only --allow-incomplete`) "
+            "\\[verification: the newest checkpoint].",
             show_default=False,
         ),
     ] = None,
@@ -227,7 +234,9 @@ def custody_log_cmd(
     """
     if event not in EVENTS:
         raise UsageError(f"--event must be one of {', '.join(EVENTS)}")
-    if sum(x is not None for x in (bundle_dir, manifest, checkpoint)) != 1:
+    named = sum(x is not None for x in (bundle_dir, manifest, checkpoint))
+    if named > 1 or (named == 0 and event != "verification"):
+        # a verification with none of them is one of the log as it stands
         raise UsageError("name what it concerns: exactly one of --bundle, --manifest, --checkpoint")
     st = store.Store.open(store_dir)
     signer = _custodian(custodian_key, st)
