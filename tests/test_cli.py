@@ -389,3 +389,20 @@ def test_help_paragraphs_wrap_at_the_terminal(runner: CliRunner) -> None:
     )
     result = runner.invoke(app, ["incident", "status", "--help"], env={"COLUMNS": "200"})
     assert "1 a decision's signature fails" in result.stdout
+
+
+def test_an_input_cut_short_is_malformed_not_typers_abort() -> None:
+    import typer
+
+    from acdkit.cli import _handles_errors
+
+    def cut(json_out: bool = typer.Option(False, "--json")) -> None:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    one = typer.Typer()
+    one.command()(_handles_errors(cut))
+    done = CliRunner().invoke(one, ["--json"])
+    assert done.exit_code == 4  # MALFORMED; Typer's own "Aborted." exits 1, TAMPERED's code
+    error = json.loads(done.stdout)["error"]
+    assert error["verdict"] == "MALFORMED"
+    assert error["message"] == "an input ended in the middle (a truncated compressed file?)"

@@ -92,6 +92,11 @@ def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
             # fault, not a bug; the message names the path and the system's reason
             reason = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
             _fail(InputIOError(reason), command if json_out else None)
+        except EOFError:
+            # a compressed input cut short; Typer would print "Aborted." and exit 1, which
+            # is TAMPERED's code
+            cut = MalformedError("an input ended in the middle (a truncated compressed file?)")
+            _fail(cut, command if json_out else None)
 
     return wrapper
 
