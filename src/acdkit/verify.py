@@ -755,20 +755,9 @@ def _check_decisions(
     allow_incomplete: bool,
 ) -> str | None:
     """Check 10: the DECISION entries; returns the coverage clause when there are any."""
-    entries = [
-        (s.info.first_index + s.info.record_count + i, data[38:], s.info.sealed_at_ns)
-        for s in sealed
-        for i, data in enumerate(s.log_entries)
-        if data[5] == EntryType.DECISION
-    ]
+    entries = _log_entries(sealed, EntryType.DECISION)
     try:
-        trust = custodians.choose_trust(
-            given,
-            loaded.policy if loaded else None,
-            bool(loaded and loaded.pinned),
-            custodians.registered(store),
-            custodians.REGISTRY,
-        )
+        trust = _custodian_trust(store, loaded, given)
         found = custodians.check_decisions(entries, store.origin, trust)
     except AcdkitError as exc:
         report.fail("10", exc)
@@ -779,20 +768,12 @@ def _check_decisions(
     if not found.decisions:
         return None  # nothing to report: stores without decisions read as before
     report.ok("10", found.detail(trust))
-    if trust is None or not trust.pinned:
-        # the store's own list (or none) is editable by whoever can write the store: the
-        # signatures hold, but whose they are rests on the store's word (as unpinned anchors)
-        unpinned = (
-            f"{found.decisions} decisions are signed by custodian keys that nothing outside "
-            "the store pins: who signed them rests on the store's own word"
-        )
-        hint = "pin them: --custodian VKEY, or custodian lines of a trust policy and --root"
-        if allow_incomplete:
-            report.warn("10", unpinned)
-        else:
-            report.fail("10", IncompleteError(unpinned, hint=hint))
-        return f"{found.decisions} decisions signed by custodian keys (not pinned)"
-    return f"{found.decisions} decisions signed by custodian keys"
+    unpinned = (
+        f"{found.decisions} decisions are signed by custodian keys that nothing outside "
+        "the store pins: who signed them rests on the store's own word"
+    )
+    pinned = _pinned_or_said(report, "10", trust, unpinned, allow_incomplete)
+    return f"{found.decisions} decisions signed by custodian keys" + pinned
 
 
 def _check_custody(
@@ -805,12 +786,7 @@ def _check_custody(
     allow_incomplete: bool,
 ) -> str | None:
     """Check 13: the CUSTODY entries; returns the coverage clause when there are any."""
-    entries = [
-        (s.info.first_index + s.info.record_count + i, data[38:], s.info.sealed_at_ns)
-        for s in sealed
-        for i, data in enumerate(s.log_entries)
-        if data[5] == EntryType.CUSTODY
-    ]
+    entries = _log_entries(sealed, EntryType.CUSTODY)
     known = custodychain.Known(
         sealed[-1].info.end_index,
         {n: cp.root for n, (_data, cp) in checkpoints.items()},
@@ -818,13 +794,7 @@ def _check_custody(
         True,
     )
     try:
-        trust = custodians.choose_trust(
-            given,
-            loaded.policy if loaded else None,
-            bool(loaded and loaded.pinned),
-            custodians.registered(store),
-            custodians.REGISTRY,
-        )
+        trust = _custodian_trust(store, loaded, given)
         found = custodychain.check_custody(entries, store.origin, trust, known)
     except AcdkitError as exc:
         report.fail("13", exc)
@@ -838,19 +808,58 @@ def _check_custody(
         return None  # nothing to report: stores without custody entries read as before
     if not found.policy:
         report.ok("13", found.detail(trust))
-    if trust is None or not trust.pinned:
-        unpinned = (
-            f"{custodychain.entries(found.entries)} "
-            f"{'is' if found.entries == 1 else 'are'} signed by custodian keys that nothing "
-            "outside the store pins: who handled the evidence rests on the store's own word"
-        )
-        hint = "pin them: --custodian VKEY, or custodian lines of a trust policy and --root"
-        if allow_incomplete:
-            report.warn("13", unpinned)
-        else:
-            report.fail("13", IncompleteError(unpinned, hint=hint))
-        return f"{custodychain.entries(found.entries)} signed by custodian keys (not pinned)"
-    return f"{custodychain.entries(found.entries)} signed by custodian keys"
+    unpinned = (
+        f"{custodychain.entries(found.entries)} "
+        f"{'is' if found.entries == 1 else 'are'} signed by custodian keys that nothing "
+        "outside the store pins: who handled the evidence rests on the store's own word"
+    )
+    pinned = _pinned_or_said(report, "13", trust, unpinned, allow_incomplete)
+    return f"{custodychain.entries(found.entries)} signed by custodian keys" + pinned
+
+
+def _log_entries(sealed: list[_Segment], kind: EntryType) -> list[tuple[int, bytes, int]]:
+    """(index, body, sealed at) of every sealed log entry of one kind."""
+    return [
+        (s.info.first_index + s.info.record_count + i, data[38:], s.info.sealed_at_ns)
+        for s in sealed
+        for i, data in enumerate(s.log_entries)
+        if data[5] == kind
+    ]
+
+
+def _custodian_trust(
+    store: Store, loaded: LoadedPolicy | None, given: list[Verifier] | None
+) -> custodians.CustodianTrust | None:
+    """The custodian keys to judge signed entries by: given, else the policy's, else the
+    store's own list."""
+    return custodians.choose_trust(
+        given,
+        loaded.policy if loaded else None,
+        bool(loaded and loaded.pinned),
+        custodians.registered(store),
+        custodians.REGISTRY,
+    )
+
+
+def _pinned_or_said(
+    report: VerifyReport,
+    check: str,
+    trust: custodians.CustodianTrust | None,
+    unpinned: str,
+    allow_incomplete: bool,
+) -> str:
+    """Nothing when the custodian keys are pinned from outside; else report ``unpinned`` as
+    incomplete (a warning under --allow-incomplete) and return " (not pinned)"."""
+    if trust is not None and trust.pinned:
+        return ""
+    # the store's own list (or none) is editable by whoever can write the store: the
+    # signatures hold, but whose they are rests on the store's word (as unpinned anchors)
+    hint = "pin them: --custodian VKEY, or custodian lines of a trust policy and --root"
+    if allow_incomplete:
+        report.warn(check, unpinned)
+    else:
+        report.fail(check, IncompleteError(unpinned, hint=hint))
+    return " (not pinned)"
 
 
 def choose_witnesses(
