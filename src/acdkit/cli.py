@@ -76,6 +76,14 @@ KeyOpt = Annotated[
 ]
 
 
+HandlerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--handler", envvar="ACDKIT_HANDLER", help="Who \\[default: the custodian key's name]."
+    ),
+]
+
+
 def _handles_errors(func: Callable[..., None]) -> Callable[..., None]:
     """Render an AcdkitError as one line plus hint and exit with its code."""
 
@@ -856,12 +864,7 @@ def package_cmd(
         str | None,
         typer.Option("--recipient", help="Whom the bundle is exported for (the entry's 'to')."),
     ] = None,
-    handler: Annotated[
-        str | None,
-        typer.Option(
-            "--handler", envvar="ACDKIT_HANDLER", help="Who \\[default: the custodian key's name]."
-        ),
-    ] = None,
+    handler: HandlerOpt = None,
     custody_note: Annotated[
         str | None, typer.Option("--custody-note", help="A note for the export's entry.")
     ] = None,

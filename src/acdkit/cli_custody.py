@@ -19,6 +19,7 @@ from rich.table import Table
 from acdkit import custodychain, keys, store
 from acdkit._files import MIB, read_bounded
 from acdkit.cli import (
+    HandlerOpt,
     JsonOpt,
     KeyOpt,
     StoreArg,
@@ -215,12 +216,7 @@ def custody_log_cmd(
         str | None,
         typer.Option("--at", help="When it happened, ISO-8601 with a zone \\[default: now]."),
     ] = None,
-    handler: Annotated[
-        str | None,
-        typer.Option(
-            "--handler", envvar="ACDKIT_HANDLER", help="Who \\[default: the custodian key's name]."
-        ),
-    ] = None,
+    handler: HandlerOpt = None,
     custodian_key: CustodianKeyOpt = None,
     do_seal: SealOpt = False,
     key: KeyOpt = None,
