@@ -292,6 +292,15 @@ def test_an_incident_from_open_to_close_on_the_examples(
     verified = env.run("verify", s, "--local-only", "--custodian", env.vkey, "--json")
     assert verified["verdict"] == "VERIFIED" and verified["facts"]["decisions"] == 15
     assert "15 decisions signed by custodian keys" in verified["coverage"]
+    # a second responder registered: the list file, or its text, pins both keys at once
+    env.run("keys", "add-custodian", s, _another_vkey(tmp_path), "--json")
+    listing = env.store / "keys/custodians.vkey"
+    assert len(listing.read_text().split()) == 2
+    for given in (str(listing), listing.read_text()):
+        both = env.run("verify", s, "--local-only", "--custodian", given, "--json")
+        assert (both["verdict"], both["facts"]["decisions"]) == ("VERIFIED", 15)
+    bad = env.run("verify", s, "--local-only", "--custodian", f"{env.vkey} nonsense", code=2)
+    assert "--custodian (the value given)" not in bad.stderr and "--custodian" in bad.stderr
 
     # the final bundle carries the decisions; both verifiers agree
     bundle2 = tmp_path / "bundle2"

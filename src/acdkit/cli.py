@@ -602,6 +602,29 @@ def _typed_key(value: str, option: str, parse: Callable[[str], _K]) -> _K:
         raise UsageError(f"{option} {_shown(value)}: {exc.message}") from None
 
 
+def _typed_keys(value: str, option: str) -> list[keys.Verifier]:
+    """One or more vkeys typed on the command line, separated by blanks or lines, or a file
+    of them (a store's ``keys/custodians.vkey``, say)."""
+    path = Path(value)
+    text = value
+    if path.is_file():
+        try:
+            text = read_text(path, 64 * KIB, "verifier key file")
+        except MalformedError:
+            raise UsageError(
+                f"{option} {value}: not a verifier key file (expected vkey lines of text)"
+            ) from None
+    out: list[keys.Verifier] = []
+    for word in text.split():
+        try:
+            out.append(keys.Verifier.parse(word))
+        except MalformedError as exc:
+            raise UsageError(f"{option} {_shown(value)}: {exc.message}") from None
+    if not out:
+        raise UsageError(f"{option} {_shown(value)}: no verifier key in it")
+    return out
+
+
 def _shown(value: str) -> str:
     """An argument as an error may show it: never a pasted private key, never a screenful."""
     if "PRIVATE KEY" in value or "\n" in value or len(value) > 200:
@@ -716,7 +739,8 @@ def verify_cmd(
         typer.Option(
             "--custodian",
             envvar="ACDKIT_CUSTODIAN",
-            help="A custodian's vkey (or a file holding it); repeatable. Every DECISION and "
+            help="Custodian vkeys (several separated by blanks or lines, or a file of them "
+            "such as a store's keys/custodians.vkey); repeatable. Every DECISION and "
             r"CUSTODY entry must be signed by one of them (TAMPERED otherwise) \[default: the "
             "trust policy's "
             "custodians, else the store's or bundle's own list].",
@@ -760,7 +784,7 @@ def verify_cmd(
             policy,
             anchors=trust,
             require_outside=not local_only,
-            custodian_keys=[_typed_key(c, "--custodian", keys.Verifier.parse) for c in custodian]
+            custodian_keys=[k for c in custodian for k in _typed_keys(c, "--custodian")]
             if custodian
             else None,
             clock_window=window,
