@@ -395,6 +395,25 @@ def test_seal_refuses_a_queued_custody_entry_that_would_not_verify(env: Env) -> 
     assert len(st.segment_dirs()) == 1  # nothing was sealed
 
 
+def test_seal_names_the_forged_one_of_several_queued_entries(env: Env) -> None:
+    # the genuine entries queued before it must not be blamed: a user told to remove the
+    # file named would otherwise delete good evidence
+    st = Store.open(env.store)
+    custodian = keys.load_signer(env.custodian)
+    root = custodychain.store_known(st).roots[698]
+    for n in range(3):
+        entry = Custody("hand-over", _now(), 0, "alice", 698, root, sender="alice",
+                        recipient=f"genuine{n}")  # fmt: skip
+        _signed, body = custodychain.signed_entry(st, custodian, entry)
+        if n == 2:
+            body = body.replace(b"genuine2", b"forged!!")
+        logentries.add_pending(st, EntryType.CUSTODY, body)
+    forged = [name for name, data in logentries.pending_entries(st) if b"forged!!" in data]
+    result = env.run("seal", str(env.store), code=1)
+    assert f"queued entry pending/{forged[0]} would not verify" in result.stderr
+    assert len(st.segment_dirs()) == 1  # nothing was sealed
+
+
 def test_a_forged_queued_entry_stops_custody_log_as_tampered(env: Env) -> None:
     # the store is damaged, not the command: exit 1 naming the queued entry, nothing added
     st = Store.open(env.store)
@@ -404,7 +423,8 @@ def test_a_forged_queued_entry_stops_custody_log_as_tampered(env: Env) -> None:
     _signed, body = custodychain.signed_entry(st, custodian, genuine)
     logentries.add_pending(st, EntryType.CUSTODY, body.replace(b"genuine", b"forged!"))
     result = env.log("--event", "export", "--checkpoint", "698", "--to", "x", code=1)
-    assert "the queued CUSTODY entry: the signature does not verify" in result.stderr
+    ((name, _data),) = logentries.pending_entries(st)
+    assert f"queued CUSTODY entry pending/{name}: the signature does not verify" in result.stderr
     assert "add-custodian" not in result.stderr
     assert len(list(logentries.pending_entries(st))) == 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,7 +260,11 @@ def read_logged(store: Store) -> list[Logged]:
     Each signature is checked against the key the event carries (TAMPERED otherwise);
     whether that key is trusted, and the rest of §16.3, is `acdkit verify`'s check 13.
     """
-    out: list[Logged] = []
+    return list(_iter_logged(store))
+
+
+def _iter_logged(store: Store) -> Iterator[Logged]:
+    """`read_logged`, one entry at a time: a reader that stops early parses no later one."""
     for seg in store.segment_dirs():
         info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
         if not store.checkpoint_path(info.end_index).exists():
@@ -269,20 +273,20 @@ def read_logged(store: Store) -> list[Logged]:
         for offset, data in enumerate(logentries.read_segment_entries(seg, info.entry_count)):
             if data[5] == EntryType.CUSTODY:
                 index = first + offset
-                out.append(Logged(_parsed(store, data[38:], index), index, body=data[38:]))
+                yield Logged(_parsed(store, data[38:], index), index, body=data[38:])
     for name, data in logentries.pending_entries(store):
         if data[5] == EntryType.CUSTODY:
-            out.append(Logged(_parsed(store, data[38:], None), pending=name, body=data[38:]))
-    return out
+            yield Logged(_parsed(store, data[38:], None, name), pending=name, body=data[38:])
 
 
-def _parsed(store: Store, body: bytes, index: int | None) -> Custody:
+def _parsed(store: Store, body: bytes, index: int | None, name: str | None = None) -> Custody:
+    where = f"queued CUSTODY entry pending/{name}" if name is not None else _where(index)
     try:
         custody = parse_custody(body)
     except MalformedError as exc:
-        raise MalformedError(f"{_where(index)}: {exc.message}") from None
+        raise MalformedError(f"{where}: {exc.message}") from None
     if not custody.verifies(store.origin):
-        raise TamperedError(_unsigned(_where(index), custody))
+        raise TamperedError(_unsigned(where, custody))
     return custody
 
 
@@ -312,7 +316,7 @@ def _checker_before(store: Store, body: bytes) -> tuple[_Checker, custodians.Cus
             hint="register the handler's key: acdkit keys add-custodian STORE VKEY",
         )
     checker = _Checker(store.origin, store_known(store))
-    for earlier in read_logged(store):
+    for earlier in _iter_logged(store):  # lazily: a later queued entry is not this one's fault
         if earlier.body == body:
             break  # the queued entry itself (seal checks what is queued)
         checker.check(earlier.index, earlier.body, None, None)
