@@ -414,6 +414,19 @@ def test_seal_names_the_forged_one_of_several_queued_entries(env: Env) -> None:
     assert len(st.segment_dirs()) == 1  # nothing was sealed
 
 
+def test_a_seal_that_cannot_run_says_the_entry_stays_queued(env: Env) -> None:
+    # another writer holds the store: the entry is queued all the same, and a retry as
+    # the old hint said ("run again") would log it twice
+    st = Store.open(env.store)
+    with st.lock():
+        result = env.log("--event", "export", "--checkpoint", "698", "--to", "x", "--seal", code=6)
+    ((name, _data),) = logentries.pending_entries(st)
+    assert f"queued pending/{name} but not sealed: another acdkit process" in result.stderr
+    assert "do not log it again" in result.stderr
+    env.run("seal", str(env.store))
+    assert not list(logentries.pending_entries(st))
+
+
 def test_a_forged_queued_entry_stops_custody_log_as_tampered(env: Env) -> None:
     # the store is damaged, not the command: exit 1 naming the queued entry, nothing added
     st = Store.open(env.store)

@@ -455,6 +455,22 @@ def _run_seal(
         )
 
 
+def _seal_queued(
+    st: store.Store, signer: keys.Signer, json_out: bool, queued: list[str]
+) -> seal.SealReport:
+    """`--seal` after entries were queued: a seal that fails (the store busy, say) says
+    that they stay queued, so that nobody logs them a second time."""
+    try:
+        return _run_seal(st, signer, json_out)
+    except AcdkitError as exc:
+        names = ", ".join(f"pending/{n}" for n in queued)
+        failed = type(exc)(
+            f"queued {names} but not sealed: {exc.message}",
+            hint=f"do not log it again; `acdkit seal {st.root}` seals it",
+        )
+        raise failed from None
+
+
 def _seal_doc(report: seal.SealReport) -> dict[str, Any]:
     return {
         "segments": report.segments,

@@ -26,8 +26,8 @@ from acdkit.cli import (
     _emit,
     _handles_errors,
     _print_seal,
-    _run_seal,
     _seal_doc,
+    _seal_queued,
     _signer_for,
     err,
 )
@@ -325,7 +325,11 @@ def _record(
     key: Path | None,
     json_out: bool,
 ) -> dict[str, Any]:
-    sealer = _signer_for(st, key) if do_seal else None  # fail before anything is queued
+    sealer = _signer_for(st, key) if do_seal else None
+    if sealer is not None:
+        from acdkit.seal import check_sealer
+
+        check_sealer(st, sealer)  # a wrong --key fails before anything is queued
     path, signed = custodychain.record(st, signer, custody)
     doc: dict[str, Any] = {
         "queued": path.name,
@@ -333,7 +337,7 @@ def _record(
         "entry": _entry_doc(signed),
     }
     if sealer is not None:
-        report = _run_seal(st, sealer, json_out)
+        report = _seal_queued(st, sealer, json_out, [path.name])
         doc["seal"] = _seal_doc(report)
         if not json_out:
             _print_seal(report)

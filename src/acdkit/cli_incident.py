@@ -36,8 +36,8 @@ from acdkit.cli import (
     _emit,
     _handles_errors,
     _print_seal,
-    _run_seal,
     _seal_doc,
+    _seal_queued,
     _signer_for,
     err,
 )
@@ -146,7 +146,7 @@ def _record(
     queued = [p.name for p in incident.record(st, signer, decisions, book, codes)]
     doc: dict[str, Any] = {"queued": queued, "custodian_key_id": signer.verifier.key_id.hex()}
     if sealer is not None:
-        report = _run_seal(st, sealer, json_out)
+        report = _seal_queued(st, sealer, json_out, queued)
         doc["seal"] = _seal_doc(report)
         if not json_out:
             _print_seal(report)
