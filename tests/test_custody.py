@@ -344,6 +344,8 @@ def test_custody_log_refuses_bad_arguments_naming_the_rule(env: Env, tmp_path: P
         (("--event", "export", *b, "--note", "two\nlines"), "--note holds a control"),
         (("--event", "hand-over", *b, "--to", "x", "--at", "2200-01-01T00:00:00Z"), "future"),
         (("--event", "hand-over", *b, "--to", "x", "--at", "2000-01-01T00:00:00Z"), "before"),
+        (("--event", "hand-over", *b, "--to", "x", "--at", ""), "is not an ISO-8601 time"),
+        (("--event", "hand-over", *b, "--to", "   "), "--to is blank"),
         (("--event", "hand-over", "--manifest", "ab" * 32, "--to", "x"), "no custody entry of"),
         (("--event", "hand-over", "--manifest", "xyz", "--to", "x"), "64 hex digits"),
         (("--event", "verification", "--manifest", digest), "needs the bundle itself"),

@@ -59,6 +59,8 @@ def party_option(value: str | None, option: str, limit: int = MAX_PARTY_BYTES) -
     problem = party_problem(value, limit)
     if problem:
         raise UsageError(f"{option} {problem}")
+    if not value.strip():  # the format takes it, but it names nobody
+        raise UsageError(f"{option} is blank")
     return value
 
 
@@ -244,7 +246,7 @@ def custody_log_cmd(
         raise UsageError("--event hand-over needs --to (who received it)")
     if event == "receipt" and sender is None:
         raise UsageError("--event receipt needs --from (whom it was received from)")
-    when = _parse(at) if at else None
+    when = _parse(at) if at is not None else None  # "" is no time, not "now"
     custody = Custody(
         event,
         _now_ns() if when is None else _ns(when),
