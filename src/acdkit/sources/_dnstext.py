@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from acdkit.sources import Context, Parsed, Parser
 from acdkit.sources._lines import LineChunk
 from acdkit.sources._route import collect
-from acdkit.sources._sql import NET_INPUTS, routed_query
+from acdkit.sources._sql import DNS_INPUTS, NET_INPUTS, routed_query
 from acdkit.sources._syslog import Clock, header_head, register_lines, ts_input
 
 __all__ = [
@@ -36,6 +36,9 @@ __all__ = [
 # so four times that still is a name, anything longer is not
 MAX_NAME = 1024
 NO_NET = {name: "CAST(NULL AS VARCHAR)" for name in NET_INPUTS if name != "line"}
+# what a server's log does not say (ports, transaction ids, answers of a query-only log)
+NO_DNS = {name: "CAST(NULL AS VARCHAR)" for name in DNS_INPUTS if name not in ("line", "ts")}
+NO_DNS["rrdata"] = "CAST(NULL AS VARCHAR[])"
 _STAGE_LINES = "dns_text_lines"
 _STAGE = "dns_text_stage"
 
@@ -119,7 +122,8 @@ class StagedParser(Parser):
 
     @abstractmethod
     def routes(self) -> tuple[str, str, dict[str, str]]:
-        """(route, skip reason, dns inputs but ``ts``) as expressions over the stage."""
+        """(route, skip reason, dns inputs but ``ts``) as expressions over the stage; an
+        input left out is NULL."""
 
     def refine(self, stage: pa.Table, parsed: Parsed) -> pa.Table:
         """A hook between the stage and the projection (state carried across chunks)."""
@@ -142,7 +146,7 @@ class StagedParser(Parser):
         if stage.num_rows == 0:
             return
         route, skip, dns = self.routes()
-        dns = {**dns, "ts": ts_input(self.ctx.assume_tz)}
+        dns = {**NO_DNS, **dns, "ts": ts_input(self.ctx.assume_tz)}
         self.ctx.con.register(_STAGE, stage)
         try:
             query = routed_query(_STAGE, route, skip, NO_NET, dns, self.ctx.sensor)

@@ -167,17 +167,14 @@ def _stage(lines: str) -> str:
 
 _DNS = {
     "kind": "kind",
-    "session_id": "CAST(NULL AS VARCHAR)",
     "qname": "qname",
     "qtype": "qtype",
     "rcode": "rcode",
     "rrdata": "rrdata",
     "resolver_ip": "dst",
-    "resolver_port": "CAST(NULL AS VARCHAR)",
     "client_ip": "cip",
     "client_port": "cport",
     "proto": "proto",
-    "trans_id": "CAST(NULL AS VARCHAR)",
     "sensor": "sensor",
 }
 

@@ -206,17 +206,13 @@ _SKIP = """CASE WHEN member IS NOT NULL THEN member
 _DNS = {
     "kind": """CASE WHEN form <> 'query' THEN 'answer'
         WHEN coalesce(g_answers, 0) > 0 THEN 'transaction' ELSE 'query' END""",
-    "session_id": "CAST(NULL AS VARCHAR)",
     "qname": f"{dns_name('coalesce(rkey, name)')}",
     "qtype": "qtype",
     "rcode": "coalesce(g_rcode, CASE WHEN form = 'answer' THEN rcode END)",
     "rrdata": "g_rrdata",
-    "resolver_ip": "CAST(NULL AS VARCHAR)",
-    "resolver_port": "CAST(NULL AS VARCHAR)",
     "client_ip": "coalesce(caddr, client)",
     "client_port": "cport",
     "proto": "lproto",
-    "trans_id": "CAST(NULL AS VARCHAR)",
     "sensor": "sensor",
 }
 _DNS_FORMS = pa.array(["query", "forward", "answer"])

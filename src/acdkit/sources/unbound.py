@@ -119,17 +119,10 @@ def _stage(lines: str) -> str:
 
 _DNS = {
     "kind": "kind",
-    "session_id": "CAST(NULL AS VARCHAR)",
     "qname": "qname",
     "qtype": "qtype",
     "rcode": "rcode",
-    "rrdata": "CAST(NULL AS VARCHAR[])",
-    "resolver_ip": "CAST(NULL AS VARCHAR)",
-    "resolver_port": "CAST(NULL AS VARCHAR)",
     "client_ip": "cip",
-    "client_port": "CAST(NULL AS VARCHAR)",
-    "proto": "CAST(NULL AS VARCHAR)",
-    "trans_id": "CAST(NULL AS VARCHAR)",
     "sensor": "sensor",
 }
 

@@ -111,18 +111,13 @@ _SKIP = """CASE WHEN NOT coalesce(dated, false) AND header THEN 'Windows DNS log
     ELSE 'Windows DNS packet with an unknown opcode' END"""
 _DNS = {
     "kind": "kind",
-    "session_id": "CAST(NULL AS VARCHAR)",
     "qname": "qname",
     "qtype": "qtype",
     "rcode": "rcode",
-    "rrdata": "CAST(NULL AS VARCHAR[])",
     "resolver_ip": "sip",
-    "resolver_port": "CAST(NULL AS VARCHAR)",
     "client_ip": "cip",
-    "client_port": "CAST(NULL AS VARCHAR)",
     "proto": "proto",
     "trans_id": "xid",
-    "sensor": "CAST(NULL AS VARCHAR)",
 }
 _ORDER_NAMES = {"mdy": "month/day/year", "dmy": "day/month/year", "ymd": "year/month/day"}
 
