@@ -406,3 +406,21 @@ def test_an_input_cut_short_is_malformed_not_typers_abort() -> None:
     error = json.loads(done.stdout)["error"]
     assert error["verdict"] == "MALFORMED"
     assert error["message"] == "an input ended in the middle (a truncated compressed file?)"
+
+
+def test_a_log_that_is_no_terminal_gets_whole_table_cells(tmp_path: Path, data: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["ACDKIT_KEY_DIR"] = str(tmp_path / "keys")
+    acdkit = [sys.executable, "-c", "from acdkit.cli import main; main()"]
+    subprocess.run([*acdkit, "init", str(tmp_path / "s")], env=env, check=True, capture_output=True)
+    sample = tmp_path / "collector-eu-west-1.example.org-zeek-dns-2026-12-04T00-00Z.log"
+    sample.write_bytes((data / "zeek-tsv/zat/dns.log").read_bytes())
+    done = subprocess.run(
+        [*acdkit, "ingest", str(tmp_path / "s"), str(sample)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    # a cron log is read later: the table keeps names and statuses whole (not "ingest…")
+    assert f"│ {sample.name} " in done.stderr and "│ ingested │" in done.stderr

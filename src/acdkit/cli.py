@@ -48,7 +48,15 @@ if TYPE_CHECKING:
 __all__ = ["app", "main"]
 
 JSON_SCHEMA = "acdkit-cli/1"
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# a cron log or a pipe is no terminal: Rich would then cut tables at 80 columns and lose
+# file names and statuses to "…"; COLUMNS still decides when it is set
+LOG_WIDTH = 200
+err = Console(
+    stderr=True,
+    highlight=False,
+    soft_wrap=True,
+    width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else LOG_WIDTH,
+)
 app = typer.Typer(
     name="acdkit",
     help="Forensic-readiness toolkit: ingest machine information, seal it in a signed "
