@@ -59,6 +59,46 @@ def test_verify_starts_without_duckdb_the_input_formats_or_calendars(
     assert done.stdout.strip() == "[]"
 
 
+def test_verify_command_starts_without_the_other_command_groups(
+    runner: CliRunner, tmp_path: Path, data: Path
+) -> None:
+    store, key = _init(runner, tmp_path)
+    assert (
+        run(runner, "ingest", store, data / "zeek-tsv/zat/dns.log", "--seal", "--key", key)[0] == 0
+    )
+    # the whole command as typed: Typer builds only the top level and what is named
+    lazy = ("ntplib", "acdkit.cli_time", "acdkit.timecheck", "acdkit.cli_incident",
+            "acdkit.incident", "acdkit.cli_custody", "acdkit.cli_keys",
+            "urllib.request")  # fmt: skip
+    script = (
+        "import sys\n"
+        "from acdkit import cli\n"
+        f"sys.argv = ['acdkit', 'verify', {str(store)!r}, '--json']\n"
+        "try:\n    cli.main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        f"print(code, sorted(m for m in {lazy!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert json.loads(done.stdout)["verdict"] == "INCOMPLETE"  # no outside size given
+    assert done.stderr.strip().splitlines()[-1] == "3 []"
+
+
+def test_help_lists_every_command_by_name_loaded_or_not(runner: CliRunner) -> None:
+    from acdkit import cli
+
+    code, out, _ = run(runner, "--help")
+    listed = [line.strip("│ ").split()[0] for line in out.splitlines() if line.startswith("│ ")]
+    assert code == 0
+    for name in cli._LAZY:
+        assert name in listed, name
+    # each one runs, built on demand like the rest
+    for name in cli._LAZY:
+        code, out, _ = run(runner, name, "--help")
+        assert code == 0 and f"acdkit {name}" in out, name
+
+
 def test_formats_lists_every_registered_format(runner: CliRunner) -> None:
     from acdkit import sources
 

@@ -6,6 +6,7 @@ stdout carries data (``--json`` documents); people read stderr: progress, tables
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import json
 import logging
@@ -57,8 +58,54 @@ err = Console(
     soft_wrap=True,
     width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else LOG_WIDTH,
 )
+# commands and groups of other modules, imported only when named (or listed by --help):
+# `acdkit verify`, which a CI job may run on every commit, then starts without the NTP,
+# incident-clock and custody code; name -> (module, attribute, is a group)
+_LAZY: dict[str, tuple[str, str, bool]] = {
+    "classify": ("acdkit.cli_incident", "classify_cmd", False),
+    "kpi": ("acdkit.cli_incident", "kpi_cmd", False),
+    "timecheck": ("acdkit.cli_time", "timecheck_cmd", False),
+    "keys": ("acdkit.cli_keys", "keys_app", True),  # they build on this module's helpers
+    "policy": ("acdkit.cli_keys", "policy_app", True),
+    "incident": ("acdkit.cli_incident", "incident_app", True),
+    "custody": ("acdkit.cli_custody", "custody_app", True),
+}
+
+
+def _lazy_command(name: str) -> Any:
+    """The click command of one entry of _LAZY, its help lines joined like the others'."""
+    module, attribute, _ = _LAZY[name]
+    found = getattr(importlib.import_module(module), attribute)
+    holder = found if isinstance(found, typer.Typer) else typer.Typer(add_completion=False)
+    if holder is not found:
+        holder.command(name)(found)
+    _unwrap_help(holder)
+    command = typer.main.get_command(holder)
+    command.name = name
+    return command
+
+
+class _TopGroup(TyperGroup):
+    """The top level: loads the commands of _LAZY on demand, listed where Typer would put
+    them (single commands after this module's, groups after its groups)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = [n for n in super().list_commands(ctx) if n not in _LAZY]
+        groups = [n for n in names if isinstance(self.commands[n], TyperGroup)]
+        plain = [n for n in names if n not in groups]
+        lazy_plain = [n for n, (_, _, group) in _LAZY.items() if not group]
+        lazy_groups = [n for n, (_, _, group) in _LAZY.items() if group]
+        return [*plain, *lazy_plain, *groups, *lazy_groups]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name in _LAZY and name not in self.commands:
+            self.add_command(_lazy_command(name), name)
+        return super().get_command(ctx, name)
+
+
 app = typer.Typer(
     name="acdkit",
+    cls=_TopGroup,
     help="Forensic-readiness toolkit: ingest machine information, seal it in a signed "
     "tamper-evident log, verify it offline, and package incident bundles.\n\n"
     "Exit codes: 0 OK/VERIFIED, 1 TAMPERED, 2 USAGE, 3 INCOMPLETE, 4 MALFORMED, "
@@ -1165,22 +1212,6 @@ def witness_cosign_cmd(
     )
 
 
-def _register_groups() -> None:
-    from acdkit.cli_custody import custody_app
-    from acdkit.cli_incident import classify_cmd, incident_app, kpi_cmd
-    from acdkit.cli_keys import keys_app, policy_app  # they build on this module's helpers
-    from acdkit.cli_time import timecheck_cmd
-
-    app.add_typer(keys_app, name="keys")
-    app.add_typer(policy_app, name="policy")
-    app.add_typer(incident_app, name="incident")
-    app.add_typer(custody_app, name="custody")
-    app.command("classify")(classify_cmd)
-    app.command("kpi")(kpi_cmd)
-    app.command("timecheck")(timecheck_cmd)
-    _unwrap_help(app)
-
-
 def _unwrap_help(typer_app: typer.Typer) -> None:
     """Join the single line breaks of each command's docstring: Typer 0.29 keeps them in
     the paragraphs after the first, so --help broke lines at the source's 100 columns and
@@ -1195,7 +1226,7 @@ def _unwrap_help(typer_app: typer.Typer) -> None:
             _unwrap_help(group.typer_instance)
 
 
-_register_groups()
+_unwrap_help(app)
 
 
 def main() -> None:

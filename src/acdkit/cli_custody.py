@@ -39,6 +39,7 @@ from acdkit.note import Checkpoint, SignedNote
 __all__ = ["custody_app", "party_option"]
 
 custody_app = typer.Typer(
+    add_completion=False,  # a subcommand group; the top level has none either
     help="The chain of custody: log who exported, handed over, received or verified a "
     "bundle (or the log), signed with your custodian key; list the chain.",
     no_args_is_help=True,

@@ -48,6 +48,7 @@ from acdkit.note import SignedNote
 __all__ = ["classify_cmd", "incident_app", "kpi_cmd"]
 
 incident_app = typer.Typer(
+    add_completion=False,  # a subcommand group; the top level has none either
     help="Run an incident on the clock: open it, log signed decisions, see every running "
     "deadline, send the T+30 tickets, close it.",
     no_args_is_help=True,

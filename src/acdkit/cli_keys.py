@@ -31,6 +31,7 @@ from acdkit.keychain import ROTATE, KeyChain, read_chain
 from acdkit.policy import SealerWindow
 
 keys_app = typer.Typer(
+    add_completion=False,  # a subcommand group; the top level has none either
     help="Create key pairs and the command-signature key; rotate or revoke a log's sealer "
     "key; show the key chain.",
     no_args_is_help=True,
@@ -269,7 +270,9 @@ def keys_show_cmd(store_dir: StoreArg, json_out: JsonOpt = False) -> None:
 # -- policy -------------------------------------------------------------------------------------
 
 policy_app = typer.Typer(
-    help="Issue and show the root-signed trust policy of a log.", no_args_is_help=True
+    add_completion=False,  # a subcommand group; the top level has none either
+    help="Issue and show the root-signed trust policy of a log.",
+    no_args_is_help=True,
 )
 
 

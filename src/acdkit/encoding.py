@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from acdkit import _batchsha
 from acdkit.errors import MalformedError
 from acdkit.schema import Field, TableSchema
 
@@ -463,13 +464,17 @@ def _salt_block(salts: bytes, n: int) -> _Block:
 def _hash_rows(inputs: pa.Array) -> bytes:
     """SHA-256 of every value of a large_binary array, concatenated (32 bytes each).
 
-    Values of one length are cut by `struct.iter_unpack` and hashed by C iterators, so no
+    The batch library hashes them all in one call where it is built (`_batchsha`).  Without
+    it, values of one length are cut by `struct.iter_unpack` and hashed by C iterators, so no
     Python code runs per value: the values are grouped by length (records of a table take
     few lengths), hashed group by group, and the digests put back in row order.
     """
     n = len(inputs)
     if n == 0:
         return b""
+    batched = _batchsha.values(inputs)
+    if batched is not None:
+        return batched
     lengths = np.diff(_large_offsets(inputs))
     keys = lengths.astype(np.uint16) if lengths.max() < 1 << 16 else lengths
     order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys

@@ -13,6 +13,8 @@ from itertools import starmap
 
 import numpy as np
 
+from acdkit import _batchsha
+
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
@@ -110,10 +112,15 @@ class CompactRange:
 def _perfect_root(level: bytes) -> bytes:
     """Root of a perfect tree over the 2**k leaf hashes held back to back in ``level``.
 
-    Each level's node inputs (0x01 || left || right) are laid out by numpy in one pass, and
-    are cut, hashed and joined by C iterators: no Python code runs per node.
+    The batch library hashes a level in one call where it is built (`_batchsha`).  Without
+    it, each level's node inputs (0x01 || left || right) are laid out by numpy in one pass,
+    and are cut, hashed and joined by C iterators: no Python code runs per node.
     """
     while len(level) > 32:
+        batched = _batchsha.node_level(level)
+        if batched is not None:
+            level = batched
+            continue
         pairs = np.frombuffer(level, dtype=np.uint8).reshape(-1, 64)
         inputs = np.empty((len(pairs), 65), dtype=np.uint8)
         inputs[:, 0] = 1

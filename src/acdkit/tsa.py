@@ -12,8 +12,6 @@ Tokens are parsed and verified with rfc3161-client, which does no I/O; HTTP is o
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,11 +130,6 @@ def load_roots(path: Path) -> tuple[bytes, ...]:
     return tuple(c.public_bytes(Encoding.DER) for c in certs)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirected POST would be re-sent as a GET elsewhere: refuse
-
-
 def http_post(url: str, query: bytes, timeout: float) -> bytes:
     """POST a time-stamp query; the reply body, read up to MAX_REPLY_BYTES.
 
@@ -170,13 +163,21 @@ def http_post(url: str, query: bytes, timeout: float) -> bytes:
 
 
 def _http_post(url: str, query: bytes, timeout: float) -> bytes:
+    # urllib and http.client load only here: `verify` and `seal` never connect
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # a redirected POST would be re-sent as a GET elsewhere: refuse
+
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url,
         data=query,
         method="POST",
         headers={"Content-Type": "application/timestamp-query"},
     )
-    opener = urllib.request.build_opener(_NoRedirect)
+    opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(request, timeout=timeout) as reply:
             body: bytes = reply.read(MAX_REPLY_BYTES + 1)
