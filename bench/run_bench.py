@@ -17,7 +17,8 @@ The ingest rates are records / wall seconds, process start-up included for both 
 target is ``acdkit_rate / duckdb_rate >= 0.25``.
 
 ``--verify-only`` builds each store once (not timed) and then times only DuckDB and verify,
-for quicker measurements of verify alone.
+for quicker measurements of verify alone.  ``--pure-sha256`` makes acdkit hash through
+hashlib even where its batch SHA-256 library is built (the report names the engine).
 
 ``--case aws-vpc`` measures a flow log instead: an AWS VPC flow log in the default format
 (made by ``gen_aws_vpc.generate``), ``acdkit ingest --seal`` of it against DuckDB
@@ -31,7 +32,7 @@ same files with the ``evtx`` package alone.
 Usage::
 
     .venv/bin/python bench/run_bench.py [--records N] [--repeats R] [--workdir DIR] [--json]
-        [--small-records N] [--verify-only] [--case zeek-conn|aws-vpc]
+        [--small-records N] [--verify-only] [--pure-sha256] [--case zeek-conn|aws-vpc]
     .venv/bin/python bench/run_bench.py --case evtx [--samples DIR] [--evtx-events N]
         [--evtx-layout copies|assembled|both] [--evtx-files N] [--repeats R] [--json]
 """
@@ -108,9 +109,25 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# --pure-sha256: acdkit hashes through hashlib even where its batch library is built
+PURE_SHA256 = {"on": False}
+
+
 def child_env() -> dict[str, str]:
-    """The current environment without ACDKIT_* settings, so only the command line counts."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("ACDKIT_")}
+    """The current environment without ACDKIT_* settings, so only the command line counts
+    (and --pure-sha256)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACDKIT_")}
+    if PURE_SHA256["on"]:
+        env["ACDKIT_PURE_SHA256"] = "1"
+    return env
+
+
+def sha256_engine() -> str:
+    """What hashes batches in the acdkit children: ``openssl-batch`` or ``hashlib``."""
+    code = "from acdkit import _batchsha; print(_batchsha.engine())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=child_env(), check=True)  # fmt: skip
+    return done.stdout.strip()
 
 
 def _children(pid: int) -> list[int]:
@@ -336,6 +353,7 @@ def machine() -> dict[str, Any]:
         "duckdb": metadata.version("duckdb"),
         "pyarrow": metadata.version("pyarrow"),
         "acdkit": metadata.version("acdkit"),
+        "sha256_engine": sha256_engine(),
     }
 
 
@@ -380,6 +398,7 @@ def print_report(doc: dict[str, Any]) -> None:
     src = doc["acdkit_source"]
     changed = " (CHANGED during the run)" if doc["acdkit_source_changed_during_run"] else ""
     print(f"acdkit source      {src['git']} sha256 {src['sha256'][:12]}{changed}")
+    print(f"acdkit SHA-256     {doc['machine']['sha256_engine']} (batches of leaves and nodes)")
     if doc.get("ratio") is not None:
         met = "met" if doc["target_met"] else "NOT met"
         print(f"ratio acdkit/duckdb {doc['ratio']:.3f} (target >= {TARGET_RATIO}: {met})")
@@ -429,6 +448,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the acdkit store and key of every repeat"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--pure-sha256",
+        action="store_true",
+        help="make acdkit hash through hashlib even where its batch SHA-256 library is built",
+    )
     parser.add_argument(
         "--case",
         choices=("zeek-conn", "aws-vpc", "evtx"),
@@ -483,6 +507,7 @@ def log_run(i: int, repeats: int, name: str, run: Run) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    PURE_SHA256["on"] = args.pure_sha256
     if args.case == "evtx":
         return evtx_case.evtx_main(sys.modules[__name__], args)
     workdir: Path = args.workdir.resolve()

@@ -168,3 +168,15 @@ def test_hash_rows_without_the_library_is_hashlib(monkeypatch: pytest.MonkeyPatc
     assert merkle._perfect_root(level) == merkle.node_hash(
         merkle.node_hash(level[:32], level[32:64]), merkle.node_hash(level[64:96], level[96:])
     )
+
+
+def test_tree_levels_are_the_same_with_and_without_the_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(1001)]
+    with_library = merkle.TreeLevels(leaves)
+    monkeypatch.setattr(_batchsha, "_library", lambda: None)
+    without = merkle.TreeLevels(leaves)
+    assert with_library.levels == without.levels
+    assert [len(level) for level in without.levels][:4] == [1001, 501, 251, 126]
+    assert with_library.proof(1000) == without.proof(1000)

@@ -156,11 +156,20 @@ def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     levels = [list(leaves)]
     while len(levels[-1]) > 1:
         cur = levels[-1]
-        nxt = [_sha256(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
+        nxt = _pair_up(cur, len(cur) // 2)
         if len(cur) % 2:
             nxt.append(cur[-1])
         levels.append(nxt)
     return levels
+
+
+def _pair_up(nodes: list[bytes], pairs: int) -> list[bytes]:
+    """node_hash of nodes (2i, 2i+1) for i < pairs; a level at a time where it can."""
+    joined = b"".join(nodes[: 2 * pairs])
+    batched = _batchsha.node_level(joined) if len(joined) == 64 * pairs else None
+    if batched is None:  # no batch library, or a node that is not 32 bytes
+        return [_sha256(b"\x01" + nodes[i] + nodes[i + 1]).digest() for i in range(0, 2 * pairs, 2)]
+    return [batched[i : i + 32] for i in range(0, len(batched), 32)]
 
 
 class TreeLevels:
