@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -220,6 +221,27 @@ def test_bind_older_layouts(store: Store, data: Path) -> None:
                                         TOKYO)  # fmt: skip
     assert dns[1]["proto"] is None  # no flags at all in 9.2
     assert result.skip_reasons == {"BIND message that is not a query": 1}
+
+
+def test_lines_of_no_bind_layout_in_a_bind_log_are_rejects(
+    store: Store, tmp_path: Path, data: Path
+) -> None:
+    # a real query log with foreign lines spliced in (a web log line, JSON, words): they
+    # are not "BIND messages that are not queries" but no BIND lines at all
+    real = (data / "bind/querylog-9.16-print-all.log").read_text().splitlines()
+    foreign = ["GET /index.html HTTP/1.1", '{"query": "example.com"}', "just some words"]
+    path = tmp_path / "mixed.log"
+    path.write_text("\n".join([real[0], *foreign, *real[1:3]]) + "\n")
+    result, dns = ingest_dns(store, path, fmt="bind", assume_tz="UTC")  # too few to detect
+    assert sorted(dns) == [1, 5, 6]
+    reason = "not a BIND log line (no BIND time, category or client, no syslog header)"
+    assert result.reject_reasons == {reason: 3}
+    assert result.skip_reasons == {}
+    assert (result.record_count, result.rejected, result.skipped) == (3, 3, 0)
+    (staged,) = [d for d in store.staged_dirs() if d.name.endswith(result.sha256)]
+    log = pq.read_table(staged / "lines.parquet").to_pylist()
+    assert sorted((r["line"], r["kind"]) for r in log) == [(2, "reject"), (3, "reject"),
+                                                           (4, "reject")]  # fmt: skip
 
 
 def test_bind_iso8601_utc_needs_no_zone(store: Store, data: Path) -> None:

@@ -7,7 +7,8 @@ from 9.11, each with an optional ``view NAME:``; the query part is ``query: NAME
 FLAGS (SERVER-ADDRESS)`` with an optional ``[ECS ...]``.  ``print-time`` (``dd-Mon-YYYY
 hh:mm:ss.mmm``, ISO 8601 local or UTC, or the ``Mmm dd`` form of old releases),
 ``print-category`` and ``print-severity`` prefixes and a syslog header are all optional.
-Every other message is a skip with a fixed reason.
+Every other message of named is a skip with a fixed reason; a line that has none of these
+prefixes, no syslog header and no ``client`` start is no BIND line at all, and is a reject.
 """
 
 from __future__ import annotations
@@ -136,12 +137,15 @@ def _stage(lines: str) -> str:
       CASE WHEN problem IS NOT NULL THEN problem
            WHEN kind IS NULL AND starts_with(body, 'client ') AND contains(body, ' query: ')
              THEN 'malformed BIND query line'
+           WHEN kind IS NULL AND tag IS NULL AND NOT has_prefix
+             AND NOT starts_with(body, 'client ') AND NOT starts_with(body, 'CEF:')
+             THEN 'not a BIND log line (no BIND time, category or client, no syslog header)'
            {name_problem("qname")}
            WHEN list_bool_or(list_transform(records, lambda x: x.type = ''))
              THEN 'malformed answer record'
       END AS problem
     FROM (SELECT line, problem, {_time()}, nullif(split_part(h.host, ' ', 1), '') AS sensor,
-        nullif(h.tag, '') AS tag, body,
+        nullif(h.tag, '') AS tag, body, pre <> '' AS has_prefix,
         CASE WHEN q.qname <> '' THEN 'query' WHEN r.qname <> '' THEN 'transaction' END AS kind,
         coalesce(nullif(q.cip, ''), nullif(r.cip, '')) AS cip,
         coalesce(nullif(q.cport, ''), nullif(r.cport, '')) AS cport,
