@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from acdkit import timecheck
+from acdkit import ntp, timecheck
 from acdkit.cli import app
 from acdkit.errors import UsageError
 from acdkit.logentries import pending_entries
@@ -81,6 +81,29 @@ def test_two_names_that_resolve_to_one_server_are_warned_of(runner: CliRunner) -
         f"{one.spec} and localhost:{port} are one server (127.0.0.1 port {port}): its answer "
         "counts twice in the vote"
     ]
+
+
+def test_a_name_that_resolves_too_slowly_is_unresolved_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # getaddrinfo has no time-out: a resolver that hangs must not hold a cron run. The
+    # resolver is slowed here (a unit test of the deadline); the other server is real.
+    real = socket.getaddrinfo
+
+    def slow(host: str, *args: object, **kwargs: object) -> object:
+        if host == "slow.example":
+            time.sleep(5)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    with responders("good") as (one,):
+        specs = [parse_server("slow.example"), parse_server(one.spec)]
+        start = time.monotonic()
+        found = ntp.query_servers(specs, samples=1, interval=0, timeout=0.5)
+        took = time.monotonic() - start
+    assert took < 2.5
+    assert [s.samples[0].failure for s in found] == ["unresolved", None]
+    assert found[0].address is None and found[1].address == "127.0.0.1"
 
 
 def test_names_and_hints_are_shown_as_written(

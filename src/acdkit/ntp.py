@@ -134,12 +134,26 @@ def _server_ns(ntp_seconds: float, near_ns: int) -> int:
     return era0 + round((near_ns - era0) / ERA_NS) * ERA_NS
 
 
-def _resolve(spec: ServerSpec) -> str | None:
-    try:
-        infos = socket.getaddrinfo(spec.host, spec.port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError):
-        return None
-    return str(infos[0][4][0]) if infos else None
+def _resolve(spec: ServerSpec, timeout: float) -> str | None:
+    """The server's first address, or None if the name does not resolve within ``timeout``.
+
+    getaddrinfo has no time-out of its own (the system resolver's retries can take half a
+    minute or more), so it runs in a daemon thread that is abandoned at the deadline.
+    """
+    found: list[str | None] = []
+
+    def run() -> None:
+        try:
+            infos = socket.getaddrinfo(spec.host, spec.port, type=socket.SOCK_DGRAM)
+        except (OSError, UnicodeError):  # socket.gaierror is an OSError
+            found.append(None)
+            return
+        found.append(str(infos[0][4][0]) if infos else None)
+
+    worker = threading.Thread(target=run, name="ntp-resolve", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return found[0] if found else None
 
 
 def _ask(address: str, port: int, timeout: float) -> Sample:
@@ -177,7 +191,7 @@ def _ask(address: str, port: int, timeout: float) -> Sample:
 def _query_one(
     spec: ServerSpec, samples: int, interval: float, timeout: float, tick: Callable[[], None]
 ) -> ServerSamples:
-    address = _resolve(spec)
+    address = _resolve(spec, timeout)
     if address is None:
         now = time.time_ns()
         for _ in range(samples):
