@@ -398,3 +398,48 @@ def test_two_interleaved_incidents_run_their_own_clocks(env: Env) -> None:
     assert states["B-1"]["severity-isolate"] == "met"  # B's isolation carried its severity
     assert {i["incident"]: i["severity"] for i in doc["incidents"]} == {"A-1": "high", "B-1": "low"}
     assert doc["overdue"] == 1
+
+
+def test_simultaneous_opens_of_one_incident_queue_it_once(env: Env, tmp_path: Path) -> None:
+    # eight responders (or a retrying script) open INC-9 at the same moment: each process
+    # checks "not open yet" and queues; without a lock around both, all eight got in. The
+    # processes load everything first and start together, so that their checks overlap.
+    import os
+    import subprocess
+
+    go = tmp_path / "go"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import acdkit.cli_incident\n"
+        "from acdkit.cli import main\n"
+        "Path(sys.argv[1] + '.ready').touch()\n"
+        "while not Path(sys.argv[2]).exists():\n"
+        "    time.sleep(0.001)\n"
+        "sys.argv = ['acdkit', *sys.argv[3:]]\n"
+        "main()\n"
+    )
+    args = ["incident", "open", str(env.store), *OPEN, "--custodian-key", str(env.custodian),
+            "--json"]  # fmt: skip
+    environ = {**os.environ, "ACDKIT_KEY_DIR": str(env.custodian.parent)}
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / str(i)), str(go), *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+        for i in range(8)
+    ]  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("*.ready"))) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    outs = [r.communicate(timeout=120)[0] for r in runs]
+    codes = sorted(r.returncode for r in runs)
+    assert codes == [0] + [2] * 7
+    assert sum("is open already" in out for out in outs) == 7
+    actions = sorted(parse_decision(body).action for body in _queued_bodies(env))
+    assert actions == ["open", "recognize"]
+
+
+def _queued_bodies(env: Env) -> list[bytes]:
+    entries = [logentries.parse_entry(data)
+               for _, data in logentries.pending_entries(Store.open(env.store))]  # fmt: skip
+    return [e.body for e in entries if e.kind == EntryType.DECISION]

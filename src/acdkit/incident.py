@@ -315,13 +315,15 @@ def record(
 ) -> list[Path]:
     """Sign ``decisions`` with the custodian key and queue them for the next seal: all of
     them, or (when one is refused) none."""
-    bodies = prepare(store, signer, decisions, book, codes, known)
-    written: list[Path] = []
-    try:
-        for body in bodies:
-            written.append(logentries.add_pending(store, EntryType.DECISION, body))
-    except BaseException:
-        for path in written:  # a half-logged open would be an incident without recognition
-            path.unlink(missing_ok=True)
-        raise
+    # the check of the incident's state and the queueing are one step for other processes
+    with store.decisions_lock():
+        bodies = prepare(store, signer, decisions, book, codes, known)
+        written: list[Path] = []
+        try:
+            for body in bodies:
+                written.append(logentries.add_pending(store, EntryType.DECISION, body))
+        except BaseException:
+            for path in written:  # a half-logged open would be an incident without recognition
+                path.unlink(missing_ok=True)
+            raise
     return written

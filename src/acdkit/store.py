@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,6 +180,33 @@ class Store:
                     hint="wait for it to finish and run again",
                 ) from None
             held_fds.add(fd)  # forked workers close their copy (acdkit._pool)
+            yield
+        finally:
+            held_fds.discard(fd)
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def decisions_lock(self, wait_s: float = 30.0) -> Iterator[None]:
+        """Serializes logging decisions: checking an incident's state and queueing the next
+        decision must not interleave with another process doing the same (two `incident
+        open` of one ID both passed the check).  Short, so a second process waits for it,
+        up to ``wait_s``; it is apart from the writer lock, which a long ingest holds."""
+        fd = os.open(self.root / ".decisions.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise InputIOError(
+                            f"another acdkit process has been logging a decision to "
+                            f"{self.root} for {wait_s:g} s",
+                            hint="wait for it to finish and run again",
+                        ) from None
+                    time.sleep(0.02)
+            held_fds.add(fd)
             yield
         finally:
             held_fds.discard(fd)
