@@ -179,3 +179,22 @@ def test_the_shipped_rir_database_works_offline(sealed: Store) -> None:
     assert report.records == 9
     assert report.directions["internal"] == 1  # 133.1.2.3 -> 10.0.0.7
     assert geo.as_of.startswith("iptocc ")
+
+
+def test_icmp_examples_show_type_and_code_not_ports(tmp_path: Path) -> None:
+    # the bundled Zeek log has ICMP from abroad (type 3 "unreachable"): Zeek writes the type
+    # as the originator port and the code as the responder port
+    repo = Path(__file__).resolve().parents[1]
+    st, key = init_store(tmp_path / "store", tmp_path / "sealer.key", "example")
+    report = ingest.ingest(st, [repo / "examples/zeek-tsv/conn.log"])
+    assert [f.error for f in report.files] == [None]
+    seal.seal(st, keys.load_signer(key))
+    found = classify.classify(st, "INC-1", classify.rir_geo(), "JP")
+    examples = [e for s in found.suggestions for e in s.examples]
+    icmp = [e for e in examples if e["proto"] == "icmp"]
+    assert icmp, "no ICMP example among the suggestions"
+    assert all(e["dst_port"] is None for e in icmp)
+    pairs = {(e["src_ip"], e["icmp_type"], e["icmp_code"]) for e in icmp}
+    assert {("130.185.105.223", 3, 3), ("194.158.204.122", 3, 1)} <= pairs
+    tcp = [e for e in examples if e["proto"] == "tcp"]
+    assert tcp and all(e["icmp_type"] is None and e["dst_port"] is not None for e in tcp)

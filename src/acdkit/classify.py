@@ -268,7 +268,7 @@ def classify(
     cond = _window_sql(window)
     paths = ", ".join(sql_quote(f) for f in files)
     con.execute(
-        "CREATE TEMP VIEW flows AS SELECT ts_utc, src_ip, dst_ip, dst_port, proto, "
+        f"CREATE TEMP VIEW flows AS SELECT ts_utc, src_ip, dst_ip, {_PORTS}, proto, "
         f"orig_bytes, resp_bytes FROM read_parquet([{paths}]) WHERE src_ip IS NOT NULL "
         f"AND dst_ip IS NOT NULL AND {cond}"
     )
@@ -335,9 +335,17 @@ def _owners(ips: list[str], assets: list[Asset]) -> list[str | None]:
     return out
 
 
+# ICMP flows carry the type in src_port and the code in dst_port (schemas/net.v1.yaml): an
+# example shows them as such, not as a port
+_ICMP = "proto IN ('icmp', 'ipv6-icmp')"
+_PORTS = (
+    f"CASE WHEN {_ICMP} THEN NULL ELSE dst_port END AS dst_port, "
+    f"CASE WHEN {_ICMP} THEN src_port END AS icmp_type, "
+    f"CASE WHEN {_ICMP} THEN dst_port END AS icmp_code"
+)
 _EXAMPLE_COLUMNS = (
     "strftime(ts_utc, '%Y-%m-%dT%H:%M:%S.%fZ') ts, src_ip, src_cc, dst_ip, dst_cc, dst_port, "
-    "proto, orig_bytes"
+    "proto, icmp_type, icmp_code, orig_bytes"
 )
 
 
