@@ -225,6 +225,17 @@ def test_status_before_the_incident_was_opened_says_so(env: Env) -> None:
     )
 
 
+def test_status_title_counts_this_incidents_queued_decisions(env: Env) -> None:
+    _open(env)  # the opening and the recognition
+    at = "2026-10-05T14:25:00+09:00"
+    title = _status(env, at, "--incident", "INC-9", code=5).stderr
+    assert "incident INC-9 — 2 decisions queued, not sealed yet" in title
+    env.run("seal", str(env.store))
+    _log(env, "--action", "severity", "--severity", "high", "--why", "worse", "--at", at)
+    title = _status(env, at, "--incident", "INC-9", code=5).stderr
+    assert "incident INC-9 — 1 decision queued, not sealed yet" in title
+
+
 def test_status_fits_80_columns_and_stars_only_what_it_footnotes(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

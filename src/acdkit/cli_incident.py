@@ -429,7 +429,7 @@ def _status_table(
     queued = sum(1 for x in inc.logged if not x.sealed)
     title = f"incident {inc.id}" + (" (closed)" if inc.closed else "")
     if queued:
-        title += f" — {queued} decisions queued, not sealed yet"
+        title += f" — {queued} decision{'s' if queued > 1 else ''} queued, not sealed yet"
     rows = []
     for c in found:
         basis = c.stage.basis.replace("internal_policy", "internal")
