@@ -464,3 +464,29 @@ def test_a_log_that_is_no_terminal_gets_whole_table_cells(tmp_path: Path, data: 
     )  # fmt: skip
     # a cron log is read later: the table keeps names and statuses whole (not "ingest…")
     assert f"│ {sample.name} " in done.stderr and "│ ingested │" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        (["verify"], "acdkit verify [OPTIONS] {STORE|BUNDLE}"),
+        (["ingest"], "acdkit ingest [OPTIONS] {STORE} {FILE}..."),
+        (["seal"], "acdkit seal [OPTIONS] {STORE}"),
+        (["keys", "new"], "acdkit keys new [OPTIONS]"),
+        (["incident", "open"], "acdkit incident open [OPTIONS] {STORE}"),
+        ([], "acdkit [OPTIONS] COMMAND [ARGS]..."),
+    ],
+)
+def test_help_names_arguments_in_capitals_and_gives_flags_no_type(
+    runner: CliRunner, command: list[str], usage: str
+) -> None:
+    # Typer printed "{store_dir}" and "--json <bool>", as if a flag took a value
+    code, out, _ = run(runner, *command, "--help")
+    assert code == 0 and usage in out
+    assert "<bool>" not in out and "store_dir" not in out
+    assert "--help" in out
+
+
+def test_a_missing_argument_is_named_as_in_the_usage_line(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["seal"])
+    assert result.exit_code == 2 and "Missing argument 'STORE'" in result.stderr

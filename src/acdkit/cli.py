@@ -100,7 +100,43 @@ class _TopGroup(TyperGroup):
     def get_command(self, ctx: Any, name: str) -> Any:
         if name in _LAZY and name not in self.commands:
             self.add_command(_lazy_command(name), name)
-        return super().get_command(ctx, name)
+        return _tidy_help(super().get_command(ctx, name))
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_params(super().get_params(ctx))
+
+
+# how an argument is named in usage lines: Typer would print the Python name, {store_dir}
+_ARGUMENT_NAMES = {"store_dir": "STORE", "target": "STORE|BUNDLE", "files": "FILE"}
+
+
+def _tidy_help(command: Any) -> Any:
+    """Help as people read it, for a command and its subcommands: a flag shows no
+    ``<bool>`` (it takes no value) and an argument shows its name in capitals."""
+    if command is None or getattr(command, "_acdkit_tidy", False):
+        return command
+    _tidy_params(command.params)
+    plain = command.get_params  # it adds --help, made afresh each time
+
+    def get_params(ctx: Any) -> list[Any]:
+        return _tidy_params(plain(ctx))
+
+    command.get_params = get_params
+    command._acdkit_tidy = True
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
+    return command
+
+
+def _tidy_params(params: list[Any]) -> list[Any]:
+    for param in params:
+        if param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.name:
+            param.metavar = _ARGUMENT_NAMES.get(param.name, param.name.upper())
+    return params
 
 
 app = typer.Typer(
