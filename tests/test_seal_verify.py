@@ -16,7 +16,7 @@ import pytest
 
 from acdkit import ingest, keys, schema, seal, verify
 from acdkit.encoding import canonical_bodies, leaf_hashes, record_salts
-from acdkit.errors import ExitCode, TamperedError, UsageError
+from acdkit.errors import ExitCode, InputIOError, TamperedError, UsageError
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, init_store
 
@@ -362,3 +362,21 @@ def test_damaged_column_chunk_path_with_intact_records_verifies_with_a_warning(
     assert pq.read_table(path).num_rows == 95  # the plain reader does not mind
     report = _check(sealed, ExitCode.OK)
     assert any("net.parquet differs from the sealed file bytes" in w for w in report.warnings)
+
+
+def test_a_seal_does_not_reread_the_segments_its_state_covers(
+    store: Store, signer: keys.Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # heartbeats pile up segments: recovery looks only at those after the sealed state
+    for _ in range(5):
+        seal.seal(store, signer, heartbeat=True)
+    read: list[str] = []
+    plain = seal._segment_info
+    monkeypatch.setattr(seal, "_segment_info", lambda seg: read.append(seg.name) or plain(seg))
+    seal.seal(store, signer, heartbeat=True)
+    assert read == [] and len(store.segment_dirs()) == 6
+    assert verify.verify_path(store.root, require_outside=False).verdict == ExitCode.OK
+    # a segment directory that a seal cannot have made still stops the seal
+    (store.segments / "not-a-segment").mkdir()
+    with pytest.raises((TamperedError, InputIOError)):
+        seal.seal(store, signer, heartbeat=True)

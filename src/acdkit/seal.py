@@ -453,13 +453,32 @@ def _discard_unsigned(store: Store, seg: Path, info: SealInfo) -> str:
     return f"discarded unsigned segment {seg.name} left by an interrupted seal; sealing again"
 
 
+def _named_range(seg: Path) -> tuple[int, int] | None:
+    """The index range a segment directory's name claims, or None if it is no such name."""
+    parts = seg.name.split("-")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) == 20 for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def _names_chain(segs: Sequence[Path]) -> bool:
+    """Whether the segments' names claim back-to-back index ranges from 0."""
+    end = 0
+    for seg in segs:
+        named = _named_range(seg)
+        if named is None or named[0] != end or named[1] < named[0]:
+            return False
+        end = named[1]
+    return True
+
+
 def _segment_info(seg: Path) -> SealInfo:
     """A segment's SEAL, checked against the index range its directory name claims."""
-    parts = seg.name.split("-")
-    if len(parts) != 2 or not all(p.isdigit() and len(p) == 20 for p in parts):
+    named = _named_range(seg)
+    if named is None:
         raise TamperedError(f"segments/{seg.name} is not a segment that a seal made")
     info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
-    if (info.first_index, info.end_index) != (int(parts[0]), int(parts[1])):
+    if (info.first_index, info.end_index) != named:
         raise TamperedError(
             f"segment {seg.name} holds the SEAL of {info.first_index}-{info.end_index}: "
             "it was renamed"
@@ -476,7 +495,14 @@ def recover(
     """
     done: list[str] = []
     segs = store.segment_dirs()
+    # when the directory names alone chain from index 0 (renamed, foreign or missing ones
+    # break it), the segments that this state covers are not read again: heartbeats pile up
+    # thousands of them, and checking them is verify's work
+    chained = _names_chain(segs)
     for seg in segs:
+        named = _named_range(seg)
+        if chained and named is not None and named[1] <= state.compact.size:
+            continue
         info = _segment_info(seg)
         if info.end_index <= state.compact.size:
             continue
