@@ -80,6 +80,28 @@ def test_help_lists_every_command_by_name_loaded_or_not(runner: CliRunner) -> No
         assert code == 0 and f"acdkit {name}" in out, name
 
 
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [("kyes", "'keys'"), ("key", "'keys'"), ("polcy", "'policy'"), ("incidnt", "'incident', 'init'"),
+     ("custdy", "'custody'"), ("clasify", "'classify'"), ("kpis", "'kpi'"),
+     ("timechek", "'timecheck'"), ("verfy", "'verify'")],
+)  # fmt: skip
+def test_a_mistyped_command_gets_the_close_names_loaded_or_not(
+    runner: CliRunner, typed: str, suggested: str
+) -> None:
+    # the commands of cli._LAZY are not built until named: the suggestion must see them too
+    code, out, err = run(runner, typed, "--help")
+    assert code == 2
+    assert f"No such command '{typed}'. Did you mean {suggested}?" in " ".join((out + err).split())
+
+
+def test_an_unknown_command_is_a_usage_error_without_suggestion(runner: CliRunner) -> None:
+    code, out, err = run(runner, "zzzz")
+    assert code == 2
+    text = " ".join((out + err).split())
+    assert "No such command 'zzzz'." in text and "Did you mean" not in text
+
+
 def test_formats_lists_every_registered_format(runner: CliRunner) -> None:
     from acdkit import sources
 

@@ -105,6 +105,14 @@ class _TopGroup(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy_params(super().get_params(ctx))
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # a name that is no command: Typer's "Did you mean" looks only at the commands built,
+        # so build the rest first ('kyes' -> 'keys'); a wrong name may start slowly
+        if args and args[0] not in self.commands and args[0] not in _LAZY:
+            for name in _LAZY:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
 
 # how an argument is named in usage lines: Typer would print the Python name, {store_dir}
 _ARGUMENT_NAMES = {"store_dir": "STORE", "target": "STORE|BUNDLE", "files": "FILE"}
