@@ -82,9 +82,9 @@ def test_help_lists_every_command_by_name_loaded_or_not(runner: CliRunner) -> No
 
 @pytest.mark.parametrize(
     ("typed", "suggested"),
-    [("kyes", "'keys'"), ("key", "'keys'"), ("polcy", "'policy'"), ("incidnt", "'incident', 'init'"),
-     ("custdy", "'custody'"), ("clasify", "'classify'"), ("kpis", "'kpi'"),
-     ("timechek", "'timecheck'"), ("verfy", "'verify'")],
+    [("kyes", "'keys'"), ("key", "'keys'"), ("polcy", "'policy'"),
+     ("incidnt", "'incident', 'init'"), ("custdy", "'custody'"), ("clasify", "'classify'"),
+     ("kpis", "'kpi'"), ("timechek", "'timecheck'"), ("verfy", "'verify'")],
 )  # fmt: skip
 def test_a_mistyped_command_gets_the_close_names_loaded_or_not(
     runner: CliRunner, typed: str, suggested: str

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from acdkit import ingest, keys, leaves, rebuild, schema, seal, verify
+from acdkit import _batchsha, ingest, keys, leaves, rebuild, schema, seal, verify
 from acdkit.encoding import record_leaf_hashes, record_salts
 from acdkit.errors import TamperedError
 from acdkit.store import Store
@@ -127,6 +127,20 @@ def test_tampering_found_by_a_worker_is_reported_as_in_order(
     assert alone["failure"] == pooled["failure"]
     expected = _in_order(sealed, 0, "net")
     assert {k: v for k, v in pooled["failure"].items() if k != "check"} == expected
+
+
+@pytest.mark.usefixtures("small_parts")
+@pytest.mark.skipif(_batchsha.engine() != "openssl-batch", reason="no batch library built")
+@pytest.mark.parametrize("name", ["changed field", "swapped records", "two faults in one chunk"])
+def test_tampering_is_reported_alike_with_and_without_the_batch_library(
+    sealed: Store, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    _regroup(sealed.segment_dirs()[0] / "net.parquet", TAMPERING[name])
+    with_library = _both(sealed, monkeypatch)  # workers are forked: they hash as the parent
+    monkeypatch.setattr(_batchsha, "_library", lambda: None)
+    without = _both(sealed, monkeypatch)
+    assert with_library == without
+    assert without[1]["verdict"] == "TAMPERED"
 
 
 @pytest.mark.usefixtures("small_parts")

@@ -11,6 +11,11 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
+
+#if !defined(OPENSSL_VERSION_MAJOR) || OPENSSL_VERSION_MAJOR < 3
+#error "OpenSSL 3 or later is needed (EVP_MD_fetch, EVP_DigestInit_ex2)"
+#endif
 
 #if defined(__GNUC__)
 #define EXPORT __attribute__((visibility("default")))
