@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import multiprocessing
 import os
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -182,3 +184,20 @@ def test_tree_levels_are_the_same_with_and_without_the_library(
     assert with_library.levels == without.levels
     assert [len(level) for level in without.levels][:4] == [1001, 501, 251, 126]
     assert with_library.proof(1000) == without.proof(1000)
+
+
+def _digests_in_child(values: list[bytes]) -> tuple[str, bytes | None]:
+    return _batchsha.engine(), _batchsha.values(pa.array(values, pa.large_binary()))
+
+
+@needs_library
+def test_threads_and_forked_workers_get_the_same_digests() -> None:
+    values = [os.urandom(n) for n in (0, 1, 56, 64, 250, 4096) for _ in range(50)]
+    array = pa.array(values, pa.large_binary())
+    expected = _reference(values)
+    with ThreadPoolExecutor(4) as threads:  # ctypes releases the GIL: calls overlap
+        assert set(threads.map(lambda _: _batchsha.values(array), range(32))) == {expected}
+    # verify's workers are forked from a parent that has loaded the library already
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        done = list(pool.map(_digests_in_child, [values] * 4))
+    assert done == [("openssl-batch", expected)] * 4

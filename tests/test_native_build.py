@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -394,3 +395,24 @@ def test_two_wheel_builds_at_once_from_one_tree(tmp_path: Path) -> None:
             stamp = json.loads(zf.read(f"acdkit/{STAMP}"))
             assert stamp["library_sha256"] == hashlib.sha256(zf.read(f"acdkit/{LIB}")).hexdigest()
     assert not list((tree / "src/acdkit").glob("_libsha256many*"))
+
+
+def test_an_sdist_holds_the_source_and_hook_and_builds_a_wheel_with_the_library(
+    tmp_path: Path,
+) -> None:
+    tree = _copy_tree(tmp_path / "tree")
+    package = tree / "src/acdkit"
+    assert hook.compile_library(package / SOURCE, package) is None  # an editable build's
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path / "sd")],
+        cwd=tree, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (sdist,) = (tmp_path / "sd").glob("acdkit-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    assert {"hatch_build.py", "pyproject.toml", f"src/acdkit/{SOURCE}"} <= names
+    assert not [n for n in names if "_libsha256many" in n]  # no build output travels in it
+    wheel, _ = _wheel(sdist, tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as zf:
+        assert {f"acdkit/{LIB}", f"acdkit/{STAMP}"} <= set(zf.namelist())
+    assert _engine(_install(wheel, tmp_path / "site"))[0] == "openssl-batch"
