@@ -76,11 +76,14 @@ def _unlike_its_build(path: Path) -> str | None:
     try:
         stamp = json.loads(path.with_name(STAMP).read_text(encoding="utf-8"))
         library_sha256, source_sha256 = stamp["library_sha256"], stamp["source_sha256"]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return f"its build stamp {STAMP} is missing or unreadable ({type(exc).__name__})"
+    try:
         if path.stat().st_size > _MAX_LIBRARY:
             return "the file is far larger than the library"
         content = path.read_bytes()
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        return f"its build stamp {STAMP} is missing or unreadable ({type(exc).__name__})"
+    except OSError as exc:
+        return f"the file cannot be read ({exc.strerror})"
     if hashlib.sha256(content).hexdigest() != library_sha256:
         return "the file is not the one its build wrote (truncated or changed)"
     source = path.with_name(SOURCE)
