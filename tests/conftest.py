@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -85,11 +86,44 @@ def _key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "ACDKIT_HANDLER",
         "ACDKIT_ACTOR",
         "ACDKIT_INCIDENT",
+        # S3 (storage push/selftest, verify --worm): never the developer's buckets
+        "ACDKIT_S3_BUCKET",
+        "ACDKIT_S3_ENDPOINT",
+        "ACDKIT_S3_PREFIX",
+        "ACDKIT_S3_TIMEOUT",
+        "ACDKIT_S3_LOCK_MODE",
+        "ACDKIT_S3_RETAIN_DAYS",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_PROFILE",
     ):
         monkeypatch.delenv(var, raising=False)
     # nor the developer's config file
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
     yield
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[Any]:
+    """A real S3 server (moto's) on 127.0.0.1 for the session (tests/s3server.py)."""
+    from s3server import Moto  # moto and boto3 only for the tests that need S3
+
+    server = Moto()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Canary credentials in the environment, as boto3's chain reads them; no other."""
+    from s3server import CREDENTIALS
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return CREDENTIALS
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ _LAZY: dict[str, tuple[str, str, bool]] = {
     "policy": ("acdkit.cli_keys", "policy_app", True),
     "incident": ("acdkit.cli_incident", "incident_app", True),
     "custody": ("acdkit.cli_custody", "custody_app", True),
+    "storage": ("acdkit.cli_storage", "storage_app", True),
 }
 
 
@@ -173,6 +174,35 @@ KeyOpt = Annotated[
         help="Sealer private key file \\[default: the per-user key made by `acdkit init`].",
     ),
 ]
+
+
+S3_TIMEOUT_S = 20.0
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        envvar="ACDKIT_S3_ENDPOINT",
+        help="S3 endpoint URL of an S3-compatible store \\[default: AWS, or $AWS_ENDPOINT_URL]. "
+        "Credentials come from the AWS chain (AWS_ACCESS_KEY_ID…, AWS_PROFILE, a role).",
+        show_default=False,
+    ),
+]
+S3TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--s3-timeout",
+        envvar="ACDKIT_S3_TIMEOUT",
+        min=0.1,
+        max=600.0,
+        help="Seconds to wait for S3 to connect or answer, per request (3 tries at most).",
+    ),
+]
+
+
+def _s3_settings(endpoint: str | None, timeout_s: float) -> Any:
+    from acdkit.s3client import S3Settings  # its boto3 only when a command asks for S3
+
+    return S3Settings(endpoint, timeout_s)
 
 
 HandlerOpt = Annotated[
@@ -876,13 +906,24 @@ def verify_cmd(
         str | None,
         typer.Option("--clock-to", help="End of the --clock-from range.", show_default=False),
     ] = None,
+    worm: Annotated[
+        bool,
+        typer.Option(
+            "--worm",
+            help="Online: fetch every S3 object version that `acdkit storage push` pinned "
+            "and compare its SHA-256 (TAMPERED if gone or changed; a newer version is a "
+            "warning; S3 unreachable is INCOMPLETE).",
+        ),
+    ] = False,
+    endpoint: EndpointOpt = None,
+    s3_timeout: S3TimeoutOpt = S3_TIMEOUT_S,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a store or a bundle offline and print a verdict with what it covered.
 
     Anchors are checked against the TSA roots of the trust policy when --root pins it, else
     against those pinned with --tsa-root; without them they are reported as not checked
-    (INCOMPLETE), never as verified.
+    (INCOMPLETE), never as verified. --worm adds the one online check.
     """
     policy = _witness_policy(witness_keys, witness_quorum)
     trust = ca.anchor_trust(tsa_root, tsa_policy, tolerance)
@@ -903,6 +944,7 @@ def verify_cmd(
             if custodian
             else None,
             clock_window=window,
+            worm=_s3_settings(endpoint, s3_timeout) if worm else None,
         )
     if json_out:
         _emit({"command": "verify", **report.to_json()})

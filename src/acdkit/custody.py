@@ -16,6 +16,8 @@ from acdkit.decision import FORMAT_CHARS
 from acdkit.encoding import TlvType, parse_tlv, tlv
 from acdkit.errors import MalformedError
 from acdkit.keys import Signer, Verifier
+from acdkit.wormpin import FIELDS as RECEIPT_FIELDS
+from acdkit.wormpin import Receipt, parse_receipt
 
 __all__ = [
     "EVENTS",
@@ -24,6 +26,7 @@ __all__ = [
     "MAX_NOTE_BYTES",
     "MAX_PARTY_BYTES",
     "OUTCOMES",
+    "WORM_EVENT",
     "Custody",
     "custody_message",
     "parse_custody",
@@ -36,7 +39,9 @@ MAX_BODY_BYTES = 8 << 10
 MAX_PARTY_BYTES = 128
 MAX_NOTE_BYTES = 1024
 SIGNATURE_FIELD = 31
-EVENTS = ("export", "hand-over", "receipt", "verification")
+EVENTS = ("export", "hand-over", "receipt", "verification")  # what `custody log` logs
+# written by `acdkit storage push` only: the receipt of an upload to S3 (§16.7)
+WORM_EVENT = "worm-upload"
 OUTCOMES = ("VERIFIED", "TAMPERED", "USAGE", "INCOMPLETE", "MALFORMED", "POLICY", "IO")
 
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -57,6 +62,7 @@ _TYPES = {
     11: TlvType.BYTES,
     12: TlvType.BYTES,
     13: TlvType.UTF8,
+    **RECEIPT_FIELDS,
     30: TlvType.UTF8,
     SIGNATURE_FIELD: TlvType.BYTES,
 }
@@ -94,6 +100,7 @@ class Custody:
     recipient: str | None = None  # field 8, "to"
     outcome: str | None = None
     note: str | None = None
+    receipt: Receipt | None = None  # a worm-upload's objects (fields 14-20)
     custodian: Verifier | None = field(default=None, compare=False)
     signature: bytes = field(default=b"", compare=False)
 
@@ -120,6 +127,8 @@ class Custody:
                 values[fid] = (TlvType.UTF8, text.encode())
         if self.manifest_sha256 is not None:
             values[12] = (TlvType.BYTES, self.manifest_sha256)
+        if self.receipt is not None:
+            values.update(self.receipt.fields())
         return b"".join(tlv(fid, kind, raw) for fid, (kind, raw) in sorted(values.items()))
 
     def sign(self, signer: Signer, origin: str) -> tuple[Custody, bytes]:
@@ -141,6 +150,12 @@ class Custody:
     @property
     def subject(self) -> str:
         """What the event concerns, in words: a bundle by its manifest, or the log."""
+        if self.receipt is not None:
+            n = len(self.receipt.pins)
+            return (
+                f"{n} object{'s' if n != 1 else ''} in s3://{self.receipt.bucket} "
+                f"(checkpoint {self.checkpoint_size})"
+            )
         if self.manifest_sha256 is not None:
             return f"bundle {self.manifest_sha256.hex()[:16]}… (checkpoint {self.checkpoint_size})"
         return f"log up to checkpoint {self.checkpoint_size}"
@@ -228,6 +243,9 @@ def _build(fields: dict[int, tuple[TlvType, bytes]]) -> Custody:
         raise MalformedError("CUSTODY custodian field is not exactly a vkey")
     handler = _text(fields, 6)
     assert handler is not None
+    uploaded = event == WORM_EVENT
+    if not uploaded and any(fid in fields for fid in RECEIPT_FIELDS):
+        raise MalformedError("CUSTODY upload receipt fields (14-20) belong to a worm-upload")
     return Custody(
         event=event,
         at_ns=_number(fields, 3, signed=True),
@@ -241,6 +259,7 @@ def _build(fields: dict[int, tuple[TlvType, bytes]]) -> Custody:
         recipient=_text(fields, 8),
         outcome=_text(fields, 9),
         note=_text(fields, 13),
+        receipt=parse_receipt(fields) if uploaded else None,
         custodian=custodian,
         signature=_bytes(fields, SIGNATURE_FIELD, 64),
     )
@@ -248,8 +267,17 @@ def _build(fields: dict[int, tuple[TlvType, bytes]]) -> Custody:
 
 def _check_event(custody: Custody) -> None:
     """The rules that tie fields to the event (§16.1)."""
-    if custody.event not in EVENTS:
-        raise MalformedError(f"CUSTODY event is not one of {', '.join(EVENTS)}")
+    if custody.event not in (*EVENTS, WORM_EVENT):
+        raise MalformedError(f"CUSTODY event is not one of {', '.join((*EVENTS, WORM_EVENT))}")
+    if custody.event == WORM_EVENT and (
+        custody.incident,
+        custody.sender,
+        custody.recipient,
+        custody.manifest_sha256,
+    ) != (None, None, None, None):
+        # it concerns the log's files, never a bundle or one incident (so no bundle
+        # carries it, and an older verifier of bundles never meets one)
+        raise MalformedError("CUSTODY worm-upload has an incident, a party or a manifest")
     if custody.checkpoint_size < 1:
         raise MalformedError("CUSTODY checkpoint size is 0: it concerns no checkpoint")
     if custody.event == "hand-over" and (custody.sender is None or custody.recipient is None):

@@ -62,6 +62,7 @@ from acdkit.note import Checkpoint, SignedNote
 from acdkit.policy import LoadedPolicy, Policy, anchored_time_findings, load_policy
 from acdkit.rebuild import Checker, sealed_problem, spans
 from acdkit.remembered import Remembered, check_remembered
+from acdkit.s3client import S3Settings
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
 from acdkit.store import TMP_PREFIX, Store, read_ledger_entry
@@ -508,6 +509,7 @@ def verify_store(
     require_outside: bool = True,
     custodian_keys: list[Verifier] | None = None,
     clock_window: tuple[int, int] | None = None,
+    worm: S3Settings | None = None,
 ) -> VerifyReport:
     """Verify a store.
 
@@ -543,6 +545,10 @@ def verify_store(
     13. Every sealed CUSTODY entry parses, is signed by the custodian key it names, a key
         trusted as in check 10, and concerns a checkpoint of this log with its root, dated
         no earlier than that checkpoint's seal (POLICY otherwise; acdkit.custodychain).
+    14. Only with ``worm`` (online): every S3 object version that a sealed worm-upload
+        CUSTODY entry pins is fetched and has its pinned size and SHA-256 (TAMPERED if it
+        is gone or differs; a newer version is a warning; a server that cannot be reached
+        is INCOMPLETE; acdkit.wormcheck).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -693,6 +699,9 @@ def verify_store(
         custody = _check_custody(
             report, store, sealed, checkpoints, loaded, custodian_keys, allow_incomplete
         )
+    online = None
+    if worm is not None and report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
+        online = _check_worm(report, sealed, worm)
     last = checkpoints.get(compact.size) if compact.size else None
     signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
     _finish(report, compact.size, last[1] if last else None, unsealed, signed_by)
@@ -706,6 +715,8 @@ def verify_store(
             report.coverage += f"; {decisions}"
         if custody:
             report.coverage += f"; {custody}"
+        if online:
+            report.coverage += f"; {online}"
         known = {k: v for k, v in committed.items() if k in ("--state", "--expect-min-size")}
         if known and compact.size:
             report.coverage += "; known outside the store: " + ", ".join(
@@ -815,6 +826,36 @@ def _check_custody(
     )
     pinned = _pinned_or_said(report, "13", trust, unpinned, allow_incomplete)
     return f"{custodychain.entries(found.entries)} signed by custodian keys" + pinned
+
+
+def _check_worm(report: VerifyReport, sealed: list[_Segment], settings: S3Settings) -> str | None:
+    """Check 14 (online, on request): the S3 object versions that worm-upload entries pin;
+    the entries themselves passed check 13."""
+    from acdkit import wormcheck
+    from acdkit.custody import parse_custody
+
+    pins = []
+    for index, body, _sealed_at in _log_entries(sealed, EntryType.CUSTODY):
+        receipt = parse_custody(body).receipt
+        if receipt is not None:
+            pins += [(index, pin, receipt.bucket) for pin in receipt.pins]
+    if not pins:
+        missing = IncompleteError(
+            "--worm: no sealed worm-upload entry pins an S3 object, so nothing was checked",
+            hint="upload with `acdkit storage push STORE --bucket B --seal`",
+        )
+        report.fail("14", missing)
+        return None
+    try:
+        found = wormcheck.check_pins(pins, settings)
+    except AcdkitError as exc:
+        report.fail("14", exc)
+        return None
+    for warning in found.warnings:
+        report.warn("14", warning)
+    report.ok("14", found.detail(settings.where))
+    report.facts["worm"] = {"objects": found.objects, "bytes": found.bytes, "newer": found.newer}
+    return f"{found.objects:,} pinned S3 object versions verified online"
 
 
 def _log_entries(sealed: list[_Segment], kind: EntryType) -> list[tuple[int, bytes, int]]:
@@ -1261,6 +1302,7 @@ def verify_path(
     require_outside: bool = True,
     custodian_keys: list[Verifier] | None = None,
     clock_window: tuple[int, int] | None = None,
+    worm: S3Settings | None = None,
 ) -> VerifyReport:
     """Verify a store or a bundle, told apart by their marker files (never by name)."""
     if (path / BUNDLE_MARKER).is_file():
@@ -1268,6 +1310,8 @@ def verify_path(
 
         if state is not None:
             raise UsageError("--state applies to a store, not to a bundle")
+        if worm is not None:
+            raise UsageError("--worm applies to a store, not to a bundle")
         return bundle.verify_bundle(
             path,
             pinned,
@@ -1295,6 +1339,7 @@ def verify_path(
             require_outside,
             custodian_keys,
             clock_window,
+            worm,
         )
     if not path.exists():
         raise UsageError(f"{path} does not exist")

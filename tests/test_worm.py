@@ -1,0 +1,575 @@
+"""WORM copies on S3 (EVIDENCE §3.8): `storage push`, `verify --worm`, `storage selftest`.
+
+Every test talks to a real S3 server on loopback: moto's server mode (tests/s3server.py),
+checked first for what these tests rely on (versioning, Object Lock, AccessDenied on
+deleting a locked version); a 503-answering server and a silent port stand for S3 down.
+The store is sealed from real sample logs, with a custodian key registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+from typer.testing import CliRunner
+
+from _evidence import TINY_SEGMENTS, build_store, cli_verify, copy_store
+from acdkit import custodians, keys, worm
+from acdkit.cli import app
+from acdkit.custody import WORM_EVENT, Custody, parse_custody
+from acdkit.encoding import TlvType, parse_tlv, tlv
+from acdkit.errors import MalformedError
+from acdkit.s3client import S3Settings, endpoint_problem
+from acdkit.store import Store
+from acdkit.wormcheck import check_pins
+from acdkit.wormpin import Pin, Receipt
+from s3server import CREDENTIALS, Moto, answering, closed_port, silent
+
+ACDKIT = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "acdkit"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, Path]:
+    """A sealed store of two segments, its sealer key, and a registered custodian key."""
+    base = tmp_path_factory.mktemp("worm")
+    store, _signer = build_store(base / "store", base / "keys" / "sealer.key", TINY_SEGMENTS)
+    custodian = keys.generate("alice@example.org")
+    keys.write_private_key(custodian, base / "keys" / "custodian.key", "custodian")
+    custodians.register(store, custodian.verifier)
+    return store, base / "keys" / "sealer.key", base / "keys" / "custodian.key"
+
+
+@pytest.fixture
+def st(template: tuple[Store, Path, Path], tmp_path: Path) -> Store:
+    return copy_store(template[0], tmp_path / "store")
+
+
+def run(*args: str) -> tuple[int, dict[str, Any], str]:
+    """The CLI with --json: exit code, its document, its stderr."""
+    result = CliRunner().invoke(app, [*args, "--json"])
+    doc = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, doc, result.stderr
+
+
+def push(
+    st: Store, template: tuple[Store, Path, Path], moto: Moto, bucket: str, *extra: str
+) -> tuple[int, dict[str, Any], str]:
+    return run(
+        "storage", "push", str(st.root), "--bucket", bucket, "--endpoint", moto.url,
+        "--custodian-key", str(template[2]), "--mode", "governance", "--retain-days", "2",
+        "--seal", "--key", str(template[1]), *extra,
+    )  # fmt: skip
+
+
+def worm_verify(st: Store, url: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    return cli_verify(st.root, "--worm", "--endpoint", url, "--allow-incomplete", *extra)
+
+
+# -- what moto implements ------------------------------------------------------------------
+
+
+def test_moto_keeps_versions_and_enforces_object_lock(moto_s3: Moto, aws: dict[str, str]) -> None:
+    s3, bucket = moto_s3.client(), moto_s3.bucket()
+    until = datetime.now(UTC) + timedelta(days=1)
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    first = s3.put_object(
+        Bucket=bucket, Key="k", Body=b"one", ChecksumAlgorithm="SHA256",
+        ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
+    )["VersionId"]  # fmt: skip
+    second = s3.put_object(Bucket=bucket, Key="k", Body=b"two")["VersionId"]
+    assert first != second
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=first)["Body"].read() == b"one"
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        s3.delete_object(Bucket=bucket, Key="k", VersionId=first)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    locked = s3.put_object(
+        Bucket=bucket, Key="c", Body=b"c", ChecksumAlgorithm="SHA256",
+        ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
+    )["VersionId"]  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        s3.delete_object(Bucket=bucket, Key="c", VersionId=locked, BypassGovernanceRetention=True)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    # a governance lock yields to whoever may bypass it: the attack of case 4.1-23
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=first, BypassGovernanceRetention=True)
+    with pytest.raises(botocore.exceptions.ClientError) as gone:
+        s3.get_object(Bucket=bucket, Key="k", VersionId=first)
+    assert gone.value.response["Error"]["Code"] == "NoSuchVersion"
+
+
+def test_what_moto_does_not_implement(moto_s3: Moto, aws: dict[str, str]) -> None:
+    """The limits named in the README: if moto starts to check these, this test says so."""
+    s3, bucket = moto_s3.client(), moto_s3.bucket()
+    wrong = "A" * 43 + "="
+    answer = s3.put_object(
+        Bucket=bucket, Key="k", Body=b"bytes", ChecksumAlgorithm="SHA256", ChecksumSHA256=wrong
+    )
+    assert answer["ChecksumSHA256"] == wrong  # not checked against the bytes
+    until = datetime.now(UTC) + timedelta(days=1)
+    v = s3.put_object(
+        Bucket=bucket, Key="c", Body=b"c", ChecksumAlgorithm="SHA256",
+        ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until,
+    )["VersionId"]  # fmt: skip
+    soon = {"Mode": "COMPLIANCE", "RetainUntilDate": datetime.now(UTC) + timedelta(seconds=5)}
+    s3.put_object_retention(Bucket=bucket, Key="c", VersionId=v, Retention=soon)  # AWS refuses
+
+
+# -- push ----------------------------------------------------------------------------------
+
+
+def test_push_uploads_the_sealed_files_locked_and_logs_their_versions(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    files = worm.store_files(st)
+    checkpoints = {f"checkpoints/{p.name}" for p in st.checkpoint_files()}
+    code, doc, _err = push(st, template, moto_s3, bucket)
+    assert code == 0, doc
+    prefix = f"acdkit/{st.meta()['log_id']}/"
+    assert doc["prefix"] == prefix
+    assert sorted(p["key"] for p in doc["uploaded"]) == sorted(prefix + rel for rel, _ in files)
+    assert doc["adopted"] == [] and doc["already_pinned"] == 0
+    assert len(doc["queued"]) == 1 and len(doc["seal"]["segments"]) == 1  # one receipt, sealed
+    # every segment file, checkpoint and the metadata; never a segment key
+    rels = {rel for rel, _ in files}
+    assert "acdkit-store.json" in rels
+    assert checkpoints <= rels and len(checkpoints) == 2
+    assert not [r for r in rels if r.endswith("segment.key") or "pending" in r]
+    s3 = moto_s3.client()
+    stored = moto_s3.versions(bucket)
+    assert sorted(stored) == sorted(prefix + rel for rel, _ in files)
+    for rel, path in files:
+        pin = next(p for p in doc["uploaded"] if p["key"] == prefix + rel)
+        assert stored[prefix + rel] == [pin["version_id"]]
+        head = s3.head_object(Bucket=bucket, Key=prefix + rel, VersionId=pin["version_id"])
+        assert head["ObjectLockMode"] == "GOVERNANCE"
+        assert pin["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert pin["size"] == path.stat().st_size and pin["s3_checksum_sha256"] is True
+    # the pins are a sealed, signed CUSTODY entry, and the store still verifies
+    pins = worm.pinned(st)
+    assert len(pins) == len(files) and all(index is not None for index, _p, _b in pins)
+    code, report = cli_verify(st.root, "--allow-incomplete")
+    assert (code, report["verdict"]) == (0, "VERIFIED")
+    assert any(c["id"] == "13" and "1 worm-upload" in c["detail"] for c in report["checks"])
+
+
+def test_a_second_push_uploads_only_what_is_new(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    first = push(st, template, moto_s3, bucket)[1]
+    seg = st.segment_dirs()[-1].name  # the first push's seal made it (the receipt)
+    size = st.checkpoint_files()[-1].name
+    code, again, _err = push(st, template, moto_s3, bucket)
+    assert code == 0
+    # the new segment's files and its checkpoint only
+    assert again["already_pinned"] == len(first["uploaded"])
+    new = sorted(p["key"].split("/", 2)[2] for p in again["uploaded"])
+    assert new == [
+        f"checkpoints/{size}",
+        f"segments/{seg}/entries.bin",
+        f"segments/{seg}/seal.entry",
+    ]
+    assert all(len(v) == 1 for v in moto_s3.versions(bucket).values())  # nothing twice
+
+
+def test_push_interrupted_after_the_uploads_loses_nothing_and_the_rerun_adopts_them(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = moto_s3.bucket()
+
+    def dies(*_args: Any) -> None:
+        raise KeyboardInterrupt  # the process stops between the uploads and the receipt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(worm.custodychain, "record", dies)
+        code, _doc, _err = push(st, template, moto_s3, bucket)
+    assert code != 0 and worm.pinned(st) == []
+    assert len(moto_s3.versions(bucket)) == len(worm.store_files(st))
+    assert cli_verify(st.root, "--allow-incomplete")[1]["verdict"] == "VERIFIED"
+    code, doc, _err = push(st, template, moto_s3, bucket)
+    assert code == 0, doc
+    assert doc["uploaded"] == [] and len(doc["adopted"]) == len(worm.store_files(st)) - 3
+    assert all(len(v) == 1 for v in moto_s3.versions(bucket).values())
+    code, report = worm_verify(st, moto_s3.url)
+    assert (code, report["verdict"]) == (0, "VERIFIED"), report["failure"]
+
+
+def test_push_killed_at_random_moments_leaves_a_verifying_store_and_no_object_twice(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    """SIGKILL of the real command at seeded random times; then rerun to the end."""
+    bucket = moto_s3.bucket()
+    env = {**os.environ, **CREDENTIALS}
+    command = [
+        str(ACDKIT), "storage", "push", str(st.root), "--bucket", bucket,
+        "--endpoint", moto_s3.url, "--custodian-key", str(template[2]), "--mode",
+        "governance", "--seal", "--key", str(template[1]),
+    ]  # fmt: skip
+    rng = random.Random(20261204)
+    for _ in range(5):
+        proc = subprocess.Popen(command, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(rng.uniform(0.3, 2.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        code, report = cli_verify(st.root, "--allow-incomplete")
+        assert report["verdict"] in ("VERIFIED", "INCOMPLETE"), report["failure"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    # every file of the store is pinned; each pinned key once; each key one version
+    pins = worm.pinned(st, bucket)
+    keys_pinned = [pin.key for _i, pin, _b in pins]
+    assert len(keys_pinned) == len(set(keys_pinned))
+    prefix = f"acdkit/{st.meta()['log_id']}/"
+    stored = moto_s3.versions(bucket)
+    assert set(keys_pinned) <= set(stored)
+    assert {prefix + rel for rel, _ in worm.store_files(st)} - set(keys_pinned) <= {
+        prefix + f"checkpoints/{st.checkpoint_files()[-1].name}",
+        prefix + f"segments/{st.segment_dirs()[-1].name}/entries.bin",
+        prefix + f"segments/{st.segment_dirs()[-1].name}/seal.entry",
+    }  # the newest receipt's own segment waits for the next push
+    assert all(len(v) == 1 for v in stored.values()), stored
+    code, report = worm_verify(st, moto_s3.url)
+    assert (code, report["verdict"]) == (0, "VERIFIED"), report["failure"]
+
+
+def test_push_to_a_bucket_without_object_lock_is_policy_and_uploads_nothing(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket(lock=False)
+    code, doc, err = push(st, template, moto_s3, bucket)
+    assert (code, doc["error"]["verdict"]) == (5, "POLICY")
+    assert "has no Object Lock" in doc["error"]["message"]
+    assert moto_s3.versions(bucket) == {} and worm.pinned(st) == []
+
+
+def test_push_with_an_unregistered_custodian_key_is_refused_before_any_upload(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    stranger = tmp_path / "stranger.key"
+    keys.write_private_key(keys.generate("mallory@example.org"), stranger, "custodian")
+    bucket = moto_s3.bucket()
+    code, doc, _err = run(
+        "storage", "push", str(st.root), "--bucket", bucket, "--endpoint", moto_s3.url,
+        "--custodian-key", str(stranger),
+    )  # fmt: skip
+    assert code == 2 and "does not list" in doc["error"]["message"]
+    assert moto_s3.versions(bucket) == {}
+
+
+def test_push_refuses_a_sealed_file_changed_since_it_was_pinned(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    assert push(st, template, moto_s3, bucket)[0] == 0
+    metadata = st.meta_path.read_bytes()
+    st.meta_path.write_bytes(metadata.replace(b"{", b"{ ", 1))
+    code, doc, _err = push(st, template, moto_s3, bucket)
+    assert (code, doc["error"]["verdict"]) == (1, "TAMPERED")
+    assert "acdkit-store.json is not the file pinned" in doc["error"]["message"]
+
+
+def test_push_does_not_overwrite_another_stores_object_under_the_same_prefix(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    moto_s3.client().put_object(
+        Bucket=bucket, Key="shared/acdkit-store.json", Body=b"another store's",
+        ChecksumAlgorithm="SHA256",
+        ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(1),
+    )  # fmt: skip
+    code, doc, _err = push(st, template, moto_s3, bucket, "--prefix", "shared")
+    assert code == 2 and "holds other content" in doc["error"]["message"]
+    assert len(moto_s3.versions(bucket)["shared/acdkit-store.json"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--bucket", "Bad_Bucket"), "--bucket must be"),
+        (("--bucket", "ok-bucket", "--prefix", "../up"), "--prefix must be"),
+        (("--bucket", "ok-bucket", "--mode", "soft"), "--mode must be"),
+        (("--bucket", "ok-bucket", "--endpoint", "http://me:pw@127.0.0.1:9"), "user or password"),
+        (("--bucket", "ok-bucket", "--endpoint", "ftp://127.0.0.1"), "http:// or https://"),
+    ],
+)
+def test_push_bad_arguments_are_usage_errors(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    aws: dict[str, str],
+    args: tuple[str, ...],
+    said: str,
+) -> None:
+    code, doc, err = run(
+        "storage", "push", str(st.root), "--custodian-key", str(template[2]), *args
+    )
+    assert code == 2 and said in doc["error"]["message"]
+    assert "pw@" not in err + json.dumps(doc)  # a password in a URL is never echoed
+
+
+def test_credentials_are_never_printed_logged_or_stored(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    outputs = []
+    for args in (
+        ["-vv", "storage", "push", str(st.root), "--bucket", bucket, "--endpoint", moto_s3.url,
+         "--custodian-key", str(template[2]), "--mode", "governance", "--seal",
+         "--key", str(template[1])],
+        ["-vv", "verify", str(st.root), "--worm", "--endpoint", moto_s3.url, "--local-only"],
+        ["-vv", "verify", str(st.root), "--worm", "--endpoint", closed_port(), "--s3-timeout", "1"],
+        ["-vv", "storage", "selftest", "--bucket", bucket, "--endpoint", moto_s3.url],
+    ):  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        outputs.append(result.stdout + result.stderr)
+    text = "\n".join(outputs)
+    assert "pushed to" in text and "enforces Object Lock" in text
+    for secret in (aws["AWS_SECRET_ACCESS_KEY"], aws["AWS_ACCESS_KEY_ID"]):
+        assert secret not in text
+        for path in st.root.rglob("*"):
+            assert not path.is_file() or secret.encode() not in path.read_bytes(), path
+
+
+# -- verify --worm -------------------------------------------------------------------------
+
+
+def test_verify_worm_fetches_every_pinned_version(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    push(st, template, moto_s3, bucket)
+    code, report = worm_verify(st, moto_s3.url)
+    assert (code, report["verdict"]) == (0, "VERIFIED"), report["failure"]
+    n = len(worm.pinned(st))
+    check = next(c for c in report["checks"] if c["id"] == "14")
+    assert check["status"] == "ok" and f"{n:,} pinned object versions" in check["detail"]
+    assert f"{n:,} pinned S3 object versions verified online" in report["coverage"]
+    assert report["facts"]["worm"]["newer"] == []
+    # offline (no --worm), check 14 does not run and nothing is said of S3
+    code, offline = cli_verify(st.root, "--allow-incomplete")
+    assert code == 0 and not [c for c in offline["checks"] if c["id"] == "14"]
+
+
+def test_verify_worm_without_any_pin_is_incomplete(
+    st: Store, moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    code, report = cli_verify(st.root, "--worm", "--endpoint", moto_s3.url)
+    assert (code, report["verdict"], report["failure"]["check"]) == (3, "INCOMPLETE", "14")
+    assert "nothing was checked" in report["failure"]["message"]
+
+
+def test_verify_worm_on_a_bundle_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "MANIFEST.note").write_text("x\n")
+    result = CliRunner().invoke(app, ["verify", str(tmp_path), "--worm"])
+    assert result.exit_code == 2 and "--worm applies to a store" in result.stderr
+
+
+def test_verify_worm_content_changed_under_the_pinned_version_is_tampered(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    push(st, template, moto_s3, bucket)
+    _i, pin, _b = next(p for p in worm.pinned(st) if p[1].key.endswith("net.parquet"))
+    fake = moto_s3.stored(bucket, pin.key, pin.version_id)
+    data = bytearray(fake.value)
+    data[100] ^= 1
+    fake.value = bytes(data)  # behind the protocol: what no S3 client can do
+    code, report = worm_verify(st, moto_s3.url)
+    assert (code, report["verdict"], report["failure"]["check"]) == (1, "TAMPERED", "14")
+    assert f"{pin.key} version {pin.version_id}" in report["failure"]["message"]
+    assert "does not hold the pinned bytes" in report["failure"]["message"]
+
+
+def test_verify_worm_lapsed_lock_is_a_warning(moto_s3: Moto, aws: dict[str, str]) -> None:
+    bucket = moto_s3.bucket()
+    s3 = moto_s3.client()
+    until = datetime.now(UTC) + timedelta(days=1)
+    data = b"checkpoint bytes"
+    version = s3.put_object(
+        Bucket=bucket, Key="k", Body=data, ChecksumAlgorithm="SHA256",
+        ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
+    )["VersionId"]  # fmt: skip
+    pin = Pin("k", version, hashlib.sha256(data).digest(), len(data), "GOVERNANCE", 0, False, True)
+    settings = S3Settings(moto_s3.url)
+    assert check_pins([(5, pin, bucket)], settings).warnings == []
+    later = (until + timedelta(days=1)).timestamp()
+    found = check_pins([(5, pin, bucket)], settings, now_s=later)
+    assert found.objects == 1 and found.warnings == [
+        f"s3://{bucket}/k version {version}: its retention has lapsed; it verified, but "
+        "nothing stops its deletion now"
+    ]
+
+
+@pytest.mark.parametrize("server", ["503", "silent", "closed"])
+def test_verify_worm_server_failures_are_incomplete_in_bounded_time(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str], server: str
+) -> None:
+    bucket = moto_s3.bucket()
+    push(st, template, moto_s3, bucket)
+    start = time.monotonic()
+    if server == "503":
+        with answering(503) as url:
+            code, report = worm_verify(st, url, "--s3-timeout", "1")
+    elif server == "silent":
+        with silent() as url:
+            code, report = worm_verify(st, url, "--s3-timeout", "0.5")
+    else:
+        code, report = worm_verify(st, closed_port(), "--s3-timeout", "1")
+    elapsed = time.monotonic() - start
+    # --allow-incomplete accepts an INCOMPLETE check 14: the verdict stays INCOMPLETE-free
+    check = next(c for c in report["checks"] if c["id"] == "14")
+    assert check["status"] == "incomplete" and "did not run to its end" in check["detail"]
+    assert code == 3 and report["verdict"] == "INCOMPLETE"
+    assert elapsed < 30
+
+
+# -- selftest ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["governance", "compliance"])
+def test_selftest_passes_on_a_back_end_that_enforces_locks(
+    moto_s3: Moto, aws: dict[str, str], mode: str
+) -> None:
+    bucket = moto_s3.bucket()
+    code, doc, _err = run(
+        "storage", "selftest", "--bucket", bucket, "--endpoint", moto_s3.url, "--mode", mode
+    )
+    assert (code, doc["verdict"]) == (0, "OK"), doc
+    steps = [s["step"] for s in doc["steps"]]
+    assert steps == (
+        ["1", "2", "3", "4", "6"] if mode == "governance" else ["1", "2", "3", "4", "5", "6"]
+    )
+    assert "AccessDenied" in doc["steps"][3]["detail"]
+    versions = moto_s3.versions(bucket)
+    assert versions == {doc["canary"]["key"]: [doc["canary"]["version_id"]]}
+
+
+def test_selftest_fails_on_a_back_end_that_deletes_a_locked_version(
+    moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    with moto_s3.not_enforcing_locks():
+        result = CliRunner().invoke(
+            app, ["storage", "selftest", "--bucket", bucket, "--endpoint", moto_s3.url]
+        )
+    assert result.exit_code == 5
+    assert "DELETED the locked canary version" in result.stderr
+    assert moto_s3.versions(bucket) == {}  # it really was deleted
+
+
+def test_selftest_fails_on_a_bucket_without_object_lock(moto_s3: Moto, aws: dict[str, str]) -> None:
+    bucket = moto_s3.bucket(lock=False)
+    code, doc, _err = run("storage", "selftest", "--bucket", bucket, "--endpoint", moto_s3.url)
+    assert (code, doc["verdict"]) == (5, "POLICY")
+    assert doc["steps"] == [
+        {"step": "1", "status": "fail",
+         "detail": f"bucket {bucket} has no Object Lock: its objects could be deleted"}
+    ]  # fmt: skip
+
+
+def test_selftest_with_the_server_down_is_io(aws: dict[str, str]) -> None:
+    code, doc, _err = run(
+        "storage",
+        "selftest",
+        "--bucket",
+        "any-bucket",
+        "--endpoint",
+        closed_port(),
+        "--s3-timeout",
+        "1",
+    )
+    assert (code, doc["error"]["verdict"]) == (6, "IO")
+
+
+# -- the receipt format (evidence format §16.7) ---------------------------------------------
+
+
+def _receipt_body(signer: keys.Signer, origin: str, **change: Any) -> bytes:
+    pin = Pin(
+        "acdkit/x/checkpoints/1.checkpoint", "v1", bytes(32), 9, "COMPLIANCE", 10**18, True, True
+    )
+    custody = Custody(WORM_EVENT, 10**18, 0, "alice", 3, bytes(32), receipt=Receipt("bkt", (pin,)))
+    return custody.sign(signer, origin)[1]
+
+
+def _edit(body: bytes, fid: int, value: bytes | None, kind: TlvType | None = None) -> bytes:
+    fields = {f: (TlvType(k), v) for f, k, v in parse_tlv(body)}
+    if value is None:
+        fields.pop(fid)
+    else:
+        fields[fid] = (kind or fields[fid][0], value)
+    return b"".join(tlv(f, k, v) for f, (k, v) in sorted(fields.items()))
+
+
+@pytest.mark.parametrize(
+    ("fid", "value", "kind", "said"),
+    [
+        (14, b"Bad_Bucket", None, "bucket must be"),
+        (15, b"", None, "lacks field"),  # see below: an empty key list
+        (
+            16,
+            (2).to_bytes(4, "big") + b"v1" + (2).to_bytes(4, "big") + b"v2",
+            None,
+            "one value per key",
+        ),
+        (17, bytes(31), None, "one value per key"),
+        (19, b"\x03" + bytes(9), None, "lock mode"),
+        (19, b"\x01" + bytes(8) + b"\x02", None, "legal hold is not 0 or 1"),
+        (20, b"\x05", None, "checksum flag"),
+        (5, b"INC-1", TlvType.UTF8, "has an incident"),
+        (18, None, None, "lacks field 18"),
+    ],
+)
+def test_a_malformed_receipt_is_malformed(
+    fid: int, value: bytes | None, kind: TlvType | None, said: str
+) -> None:
+    signer = keys.generate("alice")
+    body = _receipt_body(signer, "o")
+    if fid == 15:
+        body = _edit(_edit(body, 15, b""), 16, b"")
+        body = _edit(_edit(_edit(_edit(body, 17, b""), 18, b""), 19, b""), 20, b"")
+        said = "names no object"
+    else:
+        body = _edit(body, fid, value, kind)
+    with pytest.raises(MalformedError, match=said):
+        parse_custody(body)
+
+
+def test_receipt_fields_on_another_event_are_malformed() -> None:
+    signer = keys.generate("alice")
+    body = _receipt_body(signer, "o")
+    with pytest.raises(MalformedError, match="belong to a worm-upload"):
+        parse_custody(_edit(body, 2, b"export"))
+
+
+def test_a_receipt_round_trips_and_its_signature_covers_every_pin(tmp_path: Path) -> None:
+    signer = keys.generate("alice")
+    body = _receipt_body(signer, "o")
+    custody = parse_custody(body)
+    assert custody.receipt is not None and custody.verifies("o")
+    pin = custody.receipt.pins[0]
+    assert (pin.mode, pin.legal_hold, pin.s3_checksum, pin.size) == ("COMPLIANCE", True, True, 9)
+    other = replace(custody, receipt=Receipt("bkt", (replace(pin, version_id="v2"),)))
+    assert not other.verifies("o")  # a version ID swapped: the signature fails
+    assert endpoint_problem("https://s3.example.org:9000") is None
