@@ -16,14 +16,17 @@ Cases tested in the files of the features they need, not repeated here:
   fails: test_anchor.py;
 - 4.1.12 at the level of the proof algorithm: test_merkle_props.py;
 - 4.1.21 at the level of the parsers: test_fuzz_parsers.py;
-- 4.2.5 heartbeat seals: test_logentries.py.
-Not testable yet (no such feature): 4.1.23 (S3 versions), 4.2.7 (declared pruning).
+- 4.2.5 heartbeat seals: test_logentries.py;
+- 4.1.23 and 4.2.8 for S3 beyond the cases here (content changed under a version, a
+  lapsed lock, 503 answers, a hung server): test_worm.py.
+Not testable yet (no such feature): 4.2.7 (declared pruning).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -763,3 +766,78 @@ def test_4_2_06_unknown_extra_signature_on_a_bundle_is_ignored(bdl: Path, st: St
     manifest = bdl / bundle.MANIFEST
     manifest.write_bytes(_cosigned(manifest.read_bytes()))
     expect(bdl, "VERIFIED", "--key", st.verifier().vkey())
+
+
+# -- 4.1.23 and 4.2.8: WORM copies on S3 (a real S3 server on loopback, tests/s3server.py) --
+
+
+@dataclass
+class Pushed:
+    store: Store
+    bucket: str
+    custodian: keys.Signer
+
+
+@pytest.fixture
+def pushed(st: Store, signer: keys.Signer, moto_s3: Any, aws: dict[str, str]) -> Pushed:
+    """The store uploaded under governance locks, its receipts sealed."""
+    from acdkit import worm
+    from acdkit.s3client import S3Settings
+
+    custodian = keys.generate("alice@example.org")
+    custodians.register(st, custodian.verifier)
+    bucket = moto_s3.bucket()
+    target = worm.Target.of(bucket, None, st)
+    lock = worm.Lock("GOVERNANCE", 2)
+    worm.push(st, target, lock, custodian, "alice", S3Settings(moto_s3.url))
+    seal.seal(st, signer)
+    return Pushed(st, bucket, custodian)
+
+
+def _pinned_checkpoint(pushed: Pushed) -> Any:
+    from acdkit import worm
+
+    return next(p for _i, p, _b in worm.pinned(pushed.store) if p.key.endswith(".checkpoint"))
+
+
+def _worm(pushed: Pushed, url: str) -> tuple[str, ...]:
+    return ("--worm", "--endpoint", url, "--custodian", pushed.custodian.verifier.vkey())
+
+
+def test_4_1_23_pinned_s3_version_gone_is_tampered(pushed: Pushed, moto_s3: Any) -> None:
+    pin = _pinned_checkpoint(pushed)
+    s3 = moto_s3.client()
+    expect(pushed.store.root, "VERIFIED", *_worm(pushed, moto_s3.url))
+    # overwritten by a new version, and the pinned one deleted by someone allowed to bypass
+    # the governance lock
+    s3.put_object(Bucket=pushed.bucket, Key=pin.key, Body=b"forged checkpoint")
+    s3.delete_object(
+        Bucket=pushed.bucket, Key=pin.key, VersionId=pin.version_id, BypassGovernanceRetention=True
+    )
+    doc = expect(pushed.store.root, "TAMPERED", *_worm(pushed, moto_s3.url), check="14")
+    assert f"s3://{pushed.bucket}/{pin.key} version {pin.version_id}" in message(doc)
+    assert "is gone (NoSuchVersion): a pinned version was deleted" in message(doc)
+
+
+def test_4_1_23_newer_s3_version_with_the_pinned_one_kept_is_a_warning(
+    pushed: Pushed, moto_s3: Any
+) -> None:
+    pin = _pinned_checkpoint(pushed)
+    newer = moto_s3.client().put_object(Bucket=pushed.bucket, Key=pin.key, Body=b"overwritten")
+    doc = expect(pushed.store.root, "VERIFIED", *_worm(pushed, moto_s3.url))
+    assert (
+        f"s3://{pushed.bucket}/{pin.key}: newer version exists (version {newer['VersionId']}), "
+        "pinned version verified"
+    ) in doc["warnings"]
+    assert doc["facts"]["worm"]["newer"] == [pin.key]
+    assert "pinned S3 object versions verified online" in doc["coverage"]
+
+
+def test_4_2_08_s3_unreachable_during_the_online_check_is_incomplete(pushed: Pushed) -> None:
+    from s3server import closed_port
+
+    doc = expect(
+        pushed.store.root, "INCOMPLETE", *_worm(pushed, closed_port()), "--s3-timeout", "1",
+        check="14",
+    )  # fmt: skip
+    assert "could not be reached" in message(doc) and "TAMPERED" not in json.dumps(doc)

@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -254,7 +255,7 @@ def test_push_to_a_bucket_without_object_lock_is_policy_and_uploads_nothing(
     st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
 ) -> None:
     bucket = moto_s3.bucket(lock=False)
-    code, doc, err = push(st, template, moto_s3, bucket)
+    code, doc, _err = push(st, template, moto_s3, bucket)
     assert (code, doc["error"]["verdict"]) == (5, "POLICY")
     assert "has no Object Lock" in doc["error"]["message"]
     assert moto_s3.versions(bucket) == {} and worm.pinned(st) == []
@@ -573,3 +574,19 @@ def test_a_receipt_round_trips_and_its_signature_covers_every_pin(tmp_path: Path
     other = replace(custody, receipt=Receipt("bkt", (replace(pin, version_id="v2"),)))
     assert not other.verifies("o")  # a version ID swapped: the signature fails
     assert endpoint_problem("https://s3.example.org:9000") is None
+
+
+def test_verify_without_worm_loads_neither_boto3_nor_the_storage_commands(
+    st: Store, tmp_path: Path
+) -> None:
+    lazy = ("boto3", "botocore", "acdkit.cli_storage", "acdkit.s3client", "acdkit.worm",
+            "acdkit.wormcheck")  # fmt: skip
+    script = (
+        "import sys\n"
+        "from acdkit import cli\n"
+        f"sys.argv = ['acdkit', 'verify', {str(st.root)!r}, '--json', '--local-only']\n"
+        "try:\n    cli.main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        f"print(code, sorted(m for m in {lazy!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stderr.strip().splitlines()[-1] == "0 []"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -62,10 +62,12 @@ from acdkit.note import Checkpoint, SignedNote
 from acdkit.policy import LoadedPolicy, Policy, anchored_time_findings, load_policy
 from acdkit.rebuild import Checker, sealed_problem, spans
 from acdkit.remembered import Remembered, check_remembered
-from acdkit.s3client import S3Settings
 from acdkit.seal import unsigned_segment_problem
 from acdkit.sealinfo import SealInfo
 from acdkit.store import TMP_PREFIX, Store, read_ledger_entry
+
+if TYPE_CHECKING:
+    from acdkit.s3client import S3Settings  # boto3 and its client only for --worm
 
 __all__ = ["Check", "VerifyReport", "choose_witnesses", "verify_path", "verify_store"]
 
