@@ -14,10 +14,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from acdkit.custody import Custody, custody_message
+from acdkit.custody import WORM_EVENT, Custody, custody_message
 from acdkit.encoding import EntryType, entry
 from acdkit.keys import Signer
 from acdkit.merkle import leaf_hash
+from acdkit.wormpin import Pin, Receipt
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "custody-vectors.json"
 ORIGIN = "acdkit/example/00000000-0000-4000-8000-000000000000"
@@ -66,6 +67,67 @@ def vectors() -> dict[str, Any]:
         "signature": signed.signature.hex(),
         "body": body.hex(),
         "entry": data.hex(),
+        "leaf_hash": leaf_hash(data).hex(),
+        "worm_upload": worm_upload(signer),
+    }
+
+
+def worm_upload(signer: Signer) -> dict[str, Any]:
+    """A worm-upload receipt (§16.7): two objects of the log of §11 in one bucket."""
+    prefix = "acdkit/00000000-0000-4000-8000-000000000000/"
+    pins = (
+        Pin(
+            key=prefix + "checkpoints/00000000000000000003.checkpoint",
+            version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY_MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo",
+            sha256=bytes.fromhex("ab" * 32),
+            size=263,
+            mode="COMPLIANCE",
+            retain_until_ns=1_822_723_200_000_000_000,  # 2027-10-05T08:00:00Z
+            legal_hold=True,
+            s3_checksum=True,
+        ),
+        Pin(
+            key=prefix + "segments/00000000000000000000-00000000000000000003/seal.entry",
+            version_id="0b9d6e3a-1f3c-4c55-9a8e-2f4d7c1b5e60",
+            sha256=bytes.fromhex("ef" * 32),
+            size=460,
+            mode="GOVERNANCE",
+            retain_until_ns=1_793_779_200_000_000_000,  # 2026-11-04T08:00:00Z
+            legal_hold=False,
+            s3_checksum=False,
+        ),
+    )
+    event = Custody(
+        event=WORM_EVENT,
+        at_ns=1_791_187_200_000_000_000,
+        recorded_ns=1_791_187_260_000_000_000,
+        handler=CUSTODIAN_NAME,
+        checkpoint_size=3,
+        checkpoint_root=ROOT,
+        receipt=Receipt("acdkit-evidence-example", pins),
+    )
+    signed, body = event.sign(signer, ORIGIN)
+    data = entry(EntryType.CUSTODY, body)
+    return {
+        "bucket": "acdkit-evidence-example",
+        "objects": [
+            {
+                "key": p.key,
+                "version_id": p.version_id,
+                "sha256": p.sha256.hex(),
+                "size": p.size,
+                "mode": p.mode,
+                "retain_until_ns": p.retain_until_ns,
+                "legal_hold": p.legal_hold,
+                "s3_checksum": p.s3_checksum,
+            }
+            for p in pins
+        ],
+        "signed_message_sha256": hashlib.sha256(
+            custody_message(ORIGIN, signed.unsigned_body())
+        ).hexdigest(),
+        "signature": signed.signature.hex(),
+        "body": body.hex(),
         "leaf_hash": leaf_hash(data).hex(),
     }
 

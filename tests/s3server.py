@@ -96,13 +96,13 @@ class Moto:
 
 
 class _Status(http.server.BaseHTTPRequestHandler):
-    status = 503
+    status, code = 503, "ServiceUnavailable"
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        body = b"<Error><Code>ServiceUnavailable</Code><Message>down</Message></Error>"
+        body = f"<Error><Code>{self.code}</Code><Message>no</Message></Error>".encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
@@ -117,9 +117,9 @@ class _Status(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def answering(status: int = 503) -> Iterator[str]:
+def answering(status: int = 503, code: str = "ServiceUnavailable") -> Iterator[str]:
     """A loopback server that answers every request with ``status``; yields its URL."""
-    handler = type("Handler", (_Status,), {"status": status})
+    handler = type("Handler", (_Status,), {"status": status, "code": code})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
