@@ -30,7 +30,7 @@ from acdkit import custodians, keys, worm
 from acdkit.cli import app
 from acdkit.custody import WORM_EVENT, Custody, parse_custody
 from acdkit.encoding import TlvType, parse_tlv, tlv
-from acdkit.errors import MalformedError
+from acdkit.errors import IncompleteError, MalformedError
 from acdkit.s3client import S3Settings, endpoint_problem
 from acdkit.store import Store
 from acdkit.wormcheck import check_pins
@@ -630,3 +630,54 @@ def test_the_worm_upload_vector_parses_verifies_and_hashes_as_the_spec_says() ->
     spec = (REPO / "docs/evidence-format.md").read_text(encoding="utf-8")
     for value in (vector["signed_message_sha256"], vector["signature"], vector["leaf_hash"]):
         assert value in spec
+
+
+def test_custody_show_lists_a_receipt_with_its_bucket_and_object_count(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    bucket = moto_s3.bucket()
+    pushed = push(st, template, moto_s3, bucket)[1]
+    code, doc, _err = run("custody", "show", str(st.root))
+    assert code == 0
+    [entry] = doc["entries"]
+    assert (entry["event"], entry["bucket"], entry["objects"]) == (
+        "worm-upload",
+        bucket,
+        len(pushed["uploaded"]),
+    )
+    assert entry["index"] is not None and entry["handler"] == "alice@example.org"
+    code, pins, _err = run("storage", "pins", str(st.root), "--bucket", bucket)
+    assert code == 0 and [p["key"] for p in pins["pins"]] == [p["key"] for p in pushed["uploaded"]]
+    assert {p["version_id"] for p in pins["pins"]} == {p["version_id"] for p in pushed["uploaded"]}
+
+
+def test_many_objects_are_pinned_in_several_receipts_each_under_the_body_limit(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from acdkit import custodychain
+    from acdkit.custody import MAX_BODY_BYTES
+
+    monkeypatch.setattr(worm, "RECEIPT_BUDGET", 700)  # a few objects per entry
+    bucket = moto_s3.bucket()
+    code, doc, _err = push(st, template, moto_s3, bucket, "--prefix", "p" * 200)
+    assert code == 0 and len(doc["queued"]) > 2
+    receipts = [x for x in custodychain.read_logged(st) if x.custody.receipt is not None]
+    assert len(receipts) == len(doc["queued"])
+    assert all(len(x.body) <= MAX_BODY_BYTES for x in receipts)
+    assert sum(len(x.custody.receipt.pins) for x in receipts) == len(doc["uploaded"])
+    code, report = worm_verify(st, moto_s3.url)
+    assert (code, report["verdict"]) == (0, "VERIFIED"), report["failure"]
+
+
+def test_a_server_without_the_pinned_bucket_is_incomplete_not_tampered(
+    moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    """A wrong --endpoint: the receipts name the bucket, not the server; a bucket that holds
+    locked versions cannot be deleted, so its absence says nothing of the evidence."""
+    pin = Pin("k", "v1", bytes(32), 1, "COMPLIANCE", 0, False, True)
+    with pytest.raises(IncompleteError, match="has no bucket evidence-nowhere"):
+        check_pins([(5, pin, "evidence-nowhere")], S3Settings(moto_s3.url))

@@ -375,6 +375,9 @@ def _entry_doc(c: Custody) -> dict[str, Any]:
         "checkpoint_root": c.checkpoint_root.hex(),
         "outcome": c.outcome,
         "note": c.note,
+        # a worm-upload's receipt: `acdkit storage pins` lists its objects
+        "bucket": c.receipt.bucket if c.receipt else None,
+        "objects": len(c.receipt.pins) if c.receipt else None,
     }
 
 
@@ -437,6 +440,8 @@ def _table(chain: list[custodychain.Logged]) -> Table:
         what = (
             f"bundle {c.manifest_sha256.hex()[:12]}…" if c.manifest_sha256 is not None else "log"
         ) + f" @{c.checkpoint_size}"
+        if c.receipt is not None:
+            what += f": {len(c.receipt.pins)} objects → s3://{c.receipt.bucket}"
         table.add_row(  # every value is text, never Rich markup
             str(x.index) if x.index is not None else "queued",
             _iso(c.at_ns)[:19].replace("T", " "),

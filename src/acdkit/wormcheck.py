@@ -98,12 +98,18 @@ def _fetch(s3: Any, bucket: str, pin: Pin, index: int, settings: S3Settings) -> 
     try:
         answer = call(s3, "get_object", Bucket=bucket, Key=pin.key, VersionId=pin.version_id)
     except S3Failure as exc:
-        if (exc.kind == "missing" and exc.code != "NoSuchBucket") or exc.delete_marker:
+        if exc.code == "NoSuchBucket":
+            # a bucket that holds locked versions cannot be deleted: a wrong --endpoint is
+            # far likelier than an attack, and a false TAMPERED costs the evidence its trust
+            raise IncompleteError(
+                f"the WORM check did not run to its end: S3 at {settings.where} has no bucket "
+                f"{bucket} (of {where})",
+                hint="check --endpoint: the receipts name the bucket, not the server",
+            ) from None
+        if exc.kind == "missing" or exc.delete_marker:
             raise TamperedError(
                 f"{where} is gone ({exc.code}): a pinned version was deleted"
             ) from None
-        if exc.code == "NoSuchBucket":
-            raise TamperedError(f"bucket {bucket} of {where} is gone") from None
         raise _unreachable(exc, settings) from None
     sha, size = hashlib.sha256(), 0
     body = answer["Body"]
