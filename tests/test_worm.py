@@ -681,3 +681,79 @@ def test_a_server_without_the_pinned_bucket_is_incomplete_not_tampered(
     pin = Pin("k", "v1", bytes(32), 1, "COMPLIANCE", 0, False, True)
     with pytest.raises(IncompleteError, match="has no bucket evidence-nowhere"):
         check_pins([(5, pin, "evidence-nowhere")], S3Settings(moto_s3.url))
+
+
+# -- bundles: the manifest lists the receipts, and so pins the version IDs (§3.8) ------------
+
+
+@pytest.fixture
+def pushed_bundle(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    tmp_path: Path,
+) -> tuple[Store, Path]:
+    from _evidence import TINY_WINDOW
+    from acdkit import bundle
+
+    push(st, template, moto_s3, moto_s3.bucket())
+    out = tmp_path / "bundle"
+    bundle.package(st, keys.load_signer(template[1]), "INC-1", TINY_WINDOW, out)
+    return st, out
+
+
+def _independent(target: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    tool = target / "tools" / "acdkit_verify.py"
+    proc = subprocess.run(
+        [sys.executable, "-I", str(tool), str(target), "--json", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_a_bundle_carries_the_receipts_and_both_verifiers_report_the_same_pins(
+    pushed_bundle: tuple[Store, Path],
+) -> None:
+    st, out = pushed_bundle
+    listed = (out / "MANIFEST.note").read_text()
+    receipts = sorted(p.name for p in (out / "worm").iterdir())
+    assert receipts and all(f" worm/{name}\n" in listed for name in receipts)
+    expected = [
+        {"index": i, "bucket": b, "key": p.key, "version_id": p.version_id,
+         "sha256": p.sha256.hex(), "size": p.size}
+        for i, p, b in worm.pinned(st)
+    ]  # fmt: skip
+    custodian = ("--custodian", st.root.joinpath("keys/custodians.vkey").read_text().strip())
+    code, ours = cli_verify(out, *custodian)
+    assert (code, ours["verdict"]) == (0, "VERIFIED"), ours["failure"]
+    assert ours["facts"]["worm"]["pins"] == expected
+    check = next(c for c in ours["checks"] if c["id"] == "14")
+    assert f"pin {len(expected)} S3 object versions" in check["detail"]
+    code, theirs = _independent(out, *custodian)
+    assert (code, theirs["verdict"]) == (0, "VERIFIED"), theirs["failure"]
+    assert theirs["facts"]["worm"] == {"receipts": len(receipts), "pins": expected}
+    assert "NOT fetched" in theirs["coverage"] and "not fetched" in ours["coverage"]
+
+
+def test_a_receipt_edited_in_a_bundle_is_tampered_for_both_verifiers(
+    pushed_bundle: tuple[Store, Path], template: tuple[Store, Path, Path]
+) -> None:
+    from _evidence import reprove_bundle
+    from acdkit.proof import TlogProof
+
+    _st, out = pushed_bundle
+    path = next((out / "worm").iterdir())
+    proof = TlogProof.parse(path.read_bytes())
+    data = proof.extra or b""
+    custody = parse_custody(data[38:])
+    assert custody.receipt is not None
+    version = custody.receipt.pins[0].version_id.encode()
+    forged = data.replace(version, version[:-1] + (b"0" if version[-1:] != b"0" else b"1"), 1)
+    # an insider with the sealer key re-proves everything: the custodian's signature remains
+    reprove_bundle(out, {proof.index: forged}, keys.load_signer(template[1]))
+    code, ours = cli_verify(out)
+    assert (code, ours["verdict"], ours["failure"]["check"]) == (1, "TAMPERED", "14")
+    code, theirs = _independent(out)
+    assert (code, theirs["verdict"], theirs["failure"]["check"]) == (1, "TAMPERED", "14")

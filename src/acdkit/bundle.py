@@ -42,7 +42,7 @@ from acdkit.cosignature import (
     parse_cosigned,
     read_cosigned,
 )
-from acdkit.custody import Custody, parse_custody
+from acdkit.custody import WORM_EVENT, Custody, parse_custody
 from acdkit.decision import parse_decision
 from acdkit.encoding import EntryType, canonical_bodies, entry, record_salts
 from acdkit.errors import (
@@ -86,6 +86,7 @@ DECISIONS = "decisions"  # proofs of the incident's DECISION entries (§13)
 CUSTODIANS = "key/custodians.vkey"  # the sender's claim of its custodian keys
 CLOCK_DIR = "clock"  # proofs of the CLOCK entries around the incident window
 CUSTODY_DIR = "custody"  # proofs of the incident's CUSTODY entries, and export.json (§16.4)
+WORM_DIR = "worm"  # proofs of the log's worm-upload receipts: S3 version IDs (§16.7)
 TOOL = "tools/acdkit_verify.py"  # the independent verifier, shipped in every bundle
 BUNDLE_FORMAT = "acdkit-bundle/1"
 DEFAULT_MAX_RECORDS = 10_000
@@ -371,8 +372,12 @@ def _build(
     for index, data in custody:
         proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
         _write(tmp / CUSTODY_DIR / f"{index:020d}.tlog-proof", proof.encode())
+    receipts = _worm_leaves(segments)
+    for index, data in receipts:
+        proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
+        _write(tmp / WORM_DIR / f"{index:020d}.tlog-proof", proof.encode())
     # the SEAL leaves of what the custody entries concern: their times bound the entries'
-    concerned = {parse_custody(data[38:]).checkpoint_size for _i, data in custody}
+    concerned = {parse_custody(data[38:]).checkpoint_size for _i, data in custody + receipts}
     for path, info in segments:
         if info.end_index in touched | concerned:
             seal_index = info.end_index - 1
@@ -432,6 +437,18 @@ def _custody_leaves(
         at = info.first_index + info.record_count
         for offset, data in enumerate(logentries.read_segment_entries(path, info.entry_count)):
             if data[5] == EntryType.CUSTODY and parse_custody(data[38:]).incident == incident:
+                out.append((at + offset, data))
+    return out
+
+
+def _worm_leaves(segments: list[tuple[Path, SealInfo]]) -> list[tuple[int, bytes]]:
+    """The sealed worm-upload receipts of the log (§16.7): which S3 object versions hold
+    copies of its files; the bundle's manifest lists their proofs, and so pins them."""
+    out = []
+    for path, info in segments:
+        at = info.first_index + info.record_count
+        for offset, data in enumerate(logentries.read_segment_entries(path, info.entry_count)):
+            if data[5] == EntryType.CUSTODY and parse_custody(data[38:]).event == WORM_EVENT:
                 out.append((at + offset, data))
     return out
 
@@ -497,6 +514,9 @@ def _verify_text(incident: str, size: int) -> str:
         "verifications of its earlier bundles) with their proofs, and export.json, which says\n"
         "whose custodian key signed the export of this bundle; add --custodian 'CUSTODIAN_VKEY'\n"
         "(one per custodian you trust) to hold their signatures to those keys.\n"
+        "worm/, when present, holds the log's signed WORM upload receipts: which S3 object\n"
+        "versions (bucket, key, version ID, SHA-256) hold copies of its sealed files; they are\n"
+        "listed in the JSON report (facts.worm), not fetched.\n"
     )
 
 
@@ -659,12 +679,14 @@ def verify_bundle(
         decisions = _check_proofs(root, manifest, cp_bytes, cp, DECISIONS + "/")
         clocks = _check_proofs(root, manifest, cp_bytes, cp, CLOCK_DIR + "/")
         custody = _check_proofs(root, manifest, cp_bytes, cp, CUSTODY_DIR + "/")
+        receipts = _check_proofs(root, manifest, cp_bytes, cp, WORM_DIR + "/")
         report.ok(
             "5",
             f"{len(records)} record proofs, {len(seals)} SEAL proofs, {len(rotations)} "
             f"KEY proofs and {len(clocks)} CLOCK proofs verify"
             + (f"; {len(decisions)} DECISION proofs" if decisions else "")
-            + (f"; {len(custody)} CUSTODY proofs" if custody else ""),
+            + (f"; {len(custody)} CUSTODY proofs" if custody else "")
+            + (f"; {len(receipts)} worm-upload proofs" if receipts else ""),
         )
         # 6
         current = "6"
@@ -720,6 +742,12 @@ def verify_bundle(
             root, manifest, custody, seals, cp, trust, trust_root is not None, custodian_keys,
             report,
         )  # fmt: skip
+        # 14
+        current = "14"
+        pinned_s3 = _check_bundle_worm(
+            root, manifest, receipts, seals, cp, trust, trust_root is not None, custodian_keys,
+            report,
+        )  # fmt: skip
         report.coverage = (
             f"{len(records):,} disclosed records and {len(seals)} SEAL leaves proven in "
             f"checkpoint {cp.size:,} of {cp.origin}; manifest of {len(manifest.files)} files; "
@@ -729,6 +757,7 @@ def verify_bundle(
             + (f"; {witnessed}" if witnessed else "")
             + (f"; {decided}" if decided else "")
             + (f"; {handled}" if handled else "")
+            + (f"; {pinned_s3}" if pinned_s3 else "")
             + "; summaries and CSV copies are attested by the manifest signature, not by the log"
         )
         report.facts.update(
@@ -905,6 +934,57 @@ def _check_bundle_custody(
         report.ok("13", found.detail(trust))
     pinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
     return f"{custodychain.entries(found.entries)} of incident {manifest.incident} signed{pinned}"
+
+
+def _check_bundle_worm(
+    root: Path,
+    manifest: _Manifest,
+    proven: dict[int, bytes],
+    seals: dict[int, bytes],
+    cp: Checkpoint,
+    policy: Policy | None,
+    policy_pinned: bool,
+    given: list[Verifier] | None,
+    report: VerifyReport,
+) -> str | None:
+    """Check 14: the log's worm-upload receipts (§16.7), offline: each a CUSTODY entry of
+    that event, checked as §16.3 says but for the incident; its pins are reported."""
+    if not proven:
+        return None
+    for index, data in proven.items():
+        rel = f"{WORM_DIR}/{index:020d}.tlog-proof"
+        if data[5] != EntryType.CUSTODY or data[6:38] != bytes(32):
+            raise MalformedError(f"{rel} carries no CUSTODY entry")
+        if parse_custody(data[38:]).event != WORM_EVENT:
+            raise MalformedError(f"{rel} carries a CUSTODY entry that is no worm-upload")
+    trust = _bundle_trust(root, manifest, policy, policy_pinned, given)
+    infos = [SealInfo.from_entry(d) for d in seals.values()]
+    known = custodychain.Known(
+        cp.size, {cp.size: cp.root}, {i.end_index: i.sealed_at_ns for i in infos}, False
+    )
+    found = custodychain.check_custody(
+        ((i, d[38:], None) for i, d in sorted(proven.items())), manifest.origin, trust, known
+    )
+    for message in found.policy:
+        report.fail("14", PolicyError(message))
+    pins = [
+        {"index": i, "bucket": r.bucket, "key": p.key, "version_id": p.version_id,
+         "sha256": p.sha256.hex(), "size": p.size}
+        for i, d in sorted(proven.items())
+        if (r := parse_custody(d[38:]).receipt) is not None
+        for p in r.pins
+    ]  # fmt: skip
+    report.facts["worm"] = {"receipts": len(proven), "pins": pins}
+    buckets = ", ".join(sorted({f"s3://{p['bucket']}" for p in pins}))
+    if not found.policy:
+        report.ok(
+            "14",
+            f"{len(proven)} worm-upload receipts pin {len(pins)} S3 object versions in "
+            f"{buckets}, signed by custodian keys; not fetched (offline: `acdkit verify STORE "
+            "--worm` fetches them)",
+        )
+    unpinned = "" if trust is not None and trust.pinned else " (custodian keys not pinned)"
+    return f"{len(pins)} S3 object versions pinned by signed receipts{unpinned} (not fetched)"
 
 
 def _report_export(root: Path, manifest: _Manifest, report: VerifyReport) -> None:

@@ -73,6 +73,7 @@ LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISIO
 ROTATIONS = "key/rotations/"
 CLOCK_DIR = "clock/"
 CUSTODY_DIR = "custody/"
+WORM_DIR = "worm/"  # the log's worm-upload receipts (spec §16.7)
 EXPORT_STATEMENT = "custody/export.json"  # the bundle's word on its own export (spec §16.4)
 ENTRY_HEAD = 38  # magic 4, version 1, type 1, salt 32
 TABLES = ("net", "dns", "edr")
@@ -84,7 +85,8 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # Unicode Cc other than LF
 _INDEX_NAME = re.compile(
-    r"(proofs/|seals/|key/rotations/|anchors/|decisions/|clock/|custody/)([0-9]{20})\.tlog-proof"
+    r"(proofs/|seals/|key/rotations/|anchors/|decisions/|clock/|custody/|worm/)([0-9]{20})"
+    r"\.tlog-proof"
 )
 
 # TLV type codes (spec §3)
@@ -716,13 +718,20 @@ def decode_decision(body: bytes) -> Decision:
 CUSTODY_PREFIX = b"acdkit/1/custody\n"
 CUSTODY_LIMIT = 8 << 10
 CUSTODY_EVENTS = ("export", "hand-over", "receipt", "verification")
+WORM_EVENT = "worm-upload"  # a receipt of S3 object versions (spec §16.7)
 CUSTODY_OUTCOMES = ("VERIFIED", "TAMPERED", "USAGE", "INCOMPLETE", "MALFORMED", "POLICY", "IO")
 CLOCKS_APART_NS = 300 * 1_000_000_000  # spec §16.3: two clocks that may disagree
 _PARTY_FORBIDDEN = _D_BAD_TEXT  # a party text holds no control or formatting character
 _C_TYPES = {
     1: T_U64, 2: T_UTF8, 3: T_I64, 4: T_I64, 5: T_UTF8, 6: T_UTF8, 7: T_UTF8, 8: T_UTF8,
     9: T_UTF8, 10: T_U64, 11: T_BYTES, 12: T_BYTES, 13: T_UTF8, 30: T_UTF8, 31: T_BYTES,
+    14: T_UTF8, 15: T_UTF8LIST, 16: T_UTF8LIST, 17: T_BYTES, 18: T_BYTES, 19: T_BYTES,
+    20: T_BYTES,
 }  # fmt: skip
+_W_FIELDS = (14, 15, 16, 17, 18, 19, 20)
+_W_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_W_KEY = re.compile(r"[A-Za-z0-9!_.*'()/-]{1,1024}")
+_W_VERSION = re.compile(r"[\x21-\x7e]{1,1024}")
 _C_REQUIRED = (1, 2, 3, 4, 6, 10, 11, 30, 31)
 _C_WIDTH = {1: 8, 3: 8, 4: 8, 10: 8, 11: 32, 12: 32, 31: 64}
 
@@ -739,6 +748,47 @@ class CustodyEvent:
     custodian: Vkey
     message_body: bytes  # fields 1-30
     signature: bytes
+    receipt: tuple[str, list[dict[str, Any]]] | None = None  # a worm-upload's bucket, pins
+
+
+def decode_receipt(seen: dict[int, tuple[int, bytes]]) -> tuple[str, list[dict[str, Any]]]:
+    """Fields 14-20 of a worm-upload (spec §16.7): the bucket and one dict per object."""
+    bucket = seen[14][1].decode("utf-8")
+    if not _W_BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ValueError("the bucket is not an S3 bucket name")
+    keys, versions = utf8_list(seen[15][1]), utf8_list(seen[16][1])
+    n = len(keys)
+    if not n or len(set(keys)) != n:
+        raise ValueError("the receipt names no object, or one key twice")
+    for fid, width in ((17, 32), (18, 8), (19, 10), (20, 1)):
+        if len(seen[fid][1]) != n * width:
+            raise ValueError(f"field {fid} does not hold one value per key")
+    if len(versions) != n:
+        raise ValueError("field 16 does not hold one value per key")
+    pins = []
+    for i, (key, version) in enumerate(zip(keys, versions, strict=True)):
+        parts = key.split("/")
+        if not _W_KEY.fullmatch(key) or "" in parts or "." in parts or ".." in parts:
+            raise ValueError("an object key is not one acdkit writes")
+        if not _W_VERSION.fullmatch(version):
+            raise ValueError("a version ID is not printable ASCII")
+        lock = seen[19][1][10 * i : 10 * i + 10]
+        size = int.from_bytes(seen[18][1][8 * i : 8 * i + 8], "big")
+        flag = seen[20][1][i]
+        if lock[0] not in (1, 2) or lock[9] not in (0, 1) or flag not in (0, 1) or size >> 63:
+            raise ValueError("a lock mode, flag or size is out of range")
+        pins.append(
+            {
+                "key": key,
+                "version_id": version,
+                "sha256": seen[17][1][32 * i : 32 * i + 32].hex(),
+                "size": size,
+                "mode": "GOVERNANCE" if lock[0] == 1 else "COMPLIANCE",
+                "retain_until_ns": int.from_bytes(lock[1:9], "big", signed=True),
+                "legal_hold": lock[9] == 1,
+            }
+        )
+    return bucket, pins
 
 
 def decode_custody(body: bytes) -> CustodyEvent:
@@ -757,8 +807,13 @@ def decode_custody(body: bytes) -> CustodyEvent:
     if int.from_bytes(seen[1][1], "big") != 1:
         raise ValueError("format version is not 1")
     text = {fid: seen[fid][1].decode("utf-8") for fid in (2, 5, 6, 7, 8, 9, 13, 30) if fid in seen}
-    if text[2] not in CUSTODY_EVENTS:
+    if text[2] not in (*CUSTODY_EVENTS, WORM_EVENT):
         raise ValueError("not one of the events")
+    uploaded = text[2] == WORM_EVENT
+    if uploaded and (any(f not in seen for f in _W_FIELDS) or {5, 7, 8, 9, 12} & set(seen)):
+        raise ValueError("a worm-upload has fields 14-20 and no incident, party or manifest")
+    if not uploaded and set(_W_FIELDS) & set(seen):
+        raise ValueError("fields 14-20 belong to a worm-upload")
     if 5 in text and not _INCIDENT.fullmatch(text[5]):
         raise ValueError("the incident is not an incident ID")
     if 9 in text and text[9] not in CUSTODY_OUTCOMES:
@@ -791,6 +846,7 @@ def decode_custody(body: bytes) -> CustodyEvent:
         custodian,
         body[: len(body) - 7 - 64],
         seen[31][1],
+        decode_receipt(seen) if uploaded else None,
     )
 
 
@@ -1522,6 +1578,9 @@ def verify_bundle(
         it concerns a checkpoint no later than the bundle's (with its root, if it is the
         bundle's) whose SEAL leaf is proven, and is dated no earlier than that seal nor the
         bundle's first export (POLICY); custody/export.json says who signed the export.
+    14. Every proof under worm/ carries a worm-upload CUSTODY entry (spec §16.7) signed and
+        trusted as in check 13, concerning a checkpoint no later than the bundle's whose SEAL
+        leaf is proven; the S3 object versions it pins are reported, not fetched (offline).
     """
     opts = options or Options(key=pinned, expect_min_size=expect_min_size)
     pinned, expect_min_size = opts.key, opts.expect_min_size
@@ -1562,11 +1621,12 @@ def verify_bundle(
         decisions = _check_proofs(bundle, manifest, cp_bytes, cp, "decisions/")
         clocks = _check_proofs(bundle, manifest, cp_bytes, cp, CLOCK_DIR)
         custody = _check_proofs(bundle, manifest, cp_bytes, cp, CUSTODY_DIR)
+        receipts = _check_proofs(bundle, manifest, cp_bytes, cp, WORM_DIR)
         report.ok(
             "5",
             f"{len(records)} record, {len(seals)} SEAL, {len(rotations)} KEY, "
-            f"{len(decisions)} DECISION, {len(clocks)} CLOCK and {len(custody)} CUSTODY "
-            "inclusion proofs hold",
+            f"{len(decisions)} DECISION, {len(clocks)} CLOCK, {len(custody)} CUSTODY and "
+            f"{len(receipts)} worm-upload inclusion proofs hold",
         )
         # 6
         step = "6"
@@ -1603,11 +1663,16 @@ def verify_bundle(
         # 13
         step = "13"
         handled = _check_custody(bundle, manifest, custody, seals, cp, policy, opts, report)
+        # 14
+        step = "14"
+        pinned_s3 = _check_receipts(bundle, manifest, receipts, seals, cp, policy, opts, report)
         report.coverage = _coverage(manifest, cp, key, pinned is not None, records, seals)
         if decided:
             report.coverage += f"; {decided}"
         if handled:
             report.coverage += f"; {handled}"
+        if pinned_s3:
+            report.coverage += f"; {pinned_s3}"
         if witnessed:
             report.coverage += f"; {witnessed}"
         if anchors:
@@ -1619,6 +1684,7 @@ def verify_bundle(
             "key_id": key.key_id.hex(),
             "key_pinned": pinned is not None,
             "key_rotations": len(chain.keys) - 1,
+            **({"worm": pinned_facts(receipts)} if receipts else {}),
         }
     except Finding as exc:
         report.fail(step, exc)
@@ -1799,6 +1865,86 @@ def _check_trusted(
         end is not None and recorded > (end + grace) * 1_000_000_000
     ):
         raise Finding(TAMPERED, f"{rel} was signed outside its key's window ({at})")
+
+
+def _receipt_event(item: Proven) -> CustodyEvent:
+    entry = parse_entry(item.entry)
+    if entry is None or entry.kind != CUSTODY or entry.salt != bytes(32):
+        raise Finding(MALFORMED, f"{item.rel} carries no CUSTODY entry")
+    try:
+        event = decode_custody(entry.body)
+    except (ValueError, Finding) as exc:
+        raise Finding(MALFORMED, f"{item.rel}: not a CUSTODY body ({exc})") from None
+    if event.receipt is None:
+        raise Finding(MALFORMED, f"{item.rel} carries a CUSTODY entry that is no worm-upload")
+    return event
+
+
+def pinned_facts(receipts: dict[int, Proven]) -> dict[str, Any]:
+    """The S3 object versions the receipts pin, for the report's facts."""
+    pins = []
+    for index in sorted(receipts):
+        receipt = _receipt_event(receipts[index]).receipt
+        assert receipt is not None
+        bucket, objects = receipt
+        pins += [
+            {"index": index, "bucket": bucket, **{k: p[k] for k in ("key", "version_id")},
+             "sha256": p["sha256"], "size": p["size"]}
+            for p in objects
+        ]  # fmt: skip
+    return {"receipts": len(receipts), "pins": pins}
+
+
+def _check_receipts(
+    bundle: Bundle,
+    manifest: Manifest,
+    proven: dict[int, Proven],
+    seals: dict[int, Proven],
+    cp: Checkpoint,
+    policy: Policy | None,
+    opts: Options,
+    report: Report,
+) -> str:
+    """Check 14: the log's worm-upload receipts, as custody entries of no incident."""
+    if not proven:
+        return ""
+    trusted, source, grace = _custodian_trust(bundle, manifest, policy, opts)
+    sealed_at = {}
+    for item in seals.values():
+        entry = parse_entry(item.entry)
+        assert entry is not None  # check 7 decoded it
+        info = decode_seal(entry.body)
+        sealed_at[info.end] = info.sealed_at
+    late, objects = [], 0
+    for index in sorted(proven):
+        item = proven[index]
+        event = _receipt_event(item)
+        message = CUSTODY_PREFIX + manifest.origin.encode("utf-8") + b"\n" + event.message_body
+        if not ed25519_ok(event.custodian.public, event.signature, message):
+            raise Finding(TAMPERED, f"{item.rel}: the custodian's signature does not verify")
+        _check_trusted(item.rel, event.custodian, event.recorded, trusted, source, grace)
+        if event.size > cp.size or event.size > index:
+            raise Finding(TAMPERED, f"{item.rel} concerns a checkpoint after its own place")
+        if event.size == cp.size and event.root != cp.root:
+            raise Finding(TAMPERED, f"{item.rel} names another root for the bundle's checkpoint")
+        if event.size not in sealed_at:
+            raise Finding(
+                MALFORMED, f"{item.rel}: the SEAL of the checkpoint it concerns is missing"
+            )
+        if event.at < sealed_at[event.size] - CLOCKS_APART_NS:
+            late.append(f"{item.rel} is dated before the checkpoint it concerns was sealed")
+        assert event.receipt is not None
+        objects += len(event.receipt[1])
+    for finding in late:
+        report.fail("14", Finding(POLICY, finding))
+    whose = f"keys of {source}" if trusted is not None else "the keys they name (NOT pinned)"
+    if not late:
+        report.ok(
+            "14",
+            f"{len(proven)} worm-upload receipts pin {objects} S3 object versions, verified "
+            f"with {whose}; the objects were NOT fetched (offline)",
+        )
+    return f"{objects} S3 object versions pinned by signed receipts (NOT fetched)"
 
 
 def _check_custody(
