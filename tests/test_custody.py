@@ -339,6 +339,8 @@ def test_custody_log_refuses_bad_arguments_naming_the_rule(env: Env, tmp_path: P
         (("--event", "hand-over", *b, "--manifest", digest, "--to", "x"), "exactly one of"),
         (("--event", "hand-over", *b), "--event hand-over needs --to"),
         (("--event", "receipt", *b), "--event receipt needs --from"),
+        (("--event", "verification", *b, "--to", "x"), "verification takes no --to or --from"),
+        (("--event", "verification", "--from", "x"), "verification takes no --to or --from"),
         (("--event", "hand-over", *b, "--to", "NCO\u202e4 moor"), "--to holds a control char"),
         (("--event", "hand-over", *b, "--to", "x" * 129), "--to must be 1 to 128 bytes"),
         (("--event", "export", *b, "--note", "two\nlines"), "--note holds a control"),

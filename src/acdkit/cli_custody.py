@@ -247,6 +247,10 @@ def custody_log_cmd(
         raise UsageError("--event hand-over needs --to (who received it)")
     if event == "receipt" and sender is None:
         raise UsageError("--event receipt needs --from (whom it was received from)")
+    if event == "verification" and (to is not None or sender is not None):
+        # the format would keep them, but a verification hands nothing over: a name there
+        # would read as a hand-over that never happened
+        raise UsageError("--event verification takes no --to or --from (nothing changes hands)")
     when = _parse(at) if at is not None else None  # "" is no time, not "now"
     custody = Custody(
         event,
