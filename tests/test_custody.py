@@ -488,6 +488,8 @@ def test_custody_show_lists_queued_entries_and_filters(env: Env, tmp_path: Path)
     assert [e["event"] for e in only] == ["export"]
     none = env.run("custody", "show", str(env.store), "--incident", "INC-9")
     assert "no custody entries match" in none.stderr
+    typo = env.run("custody", "show", str(env.store), "--incident", "INC 1", code=2)
+    assert "--incident must be 1-64 letters" in typo.stderr.replace("\n", " ")
 
 
 def _now() -> int:

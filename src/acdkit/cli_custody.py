@@ -312,11 +312,7 @@ def _subject(
         if incident_id is not None and incident_id != subject[3]:
             raise UsageError(f"that bundle is of incident {subject[3]}, not {incident_id}")
     else:
-        if incident_id is not None and not _INCIDENT.fullmatch(incident_id):
-            raise UsageError(
-                "--incident must be 1-64 letters, digits, '.', '_' or '-', the first a letter "
-                "or digit"
-            )
+        _check_incident(incident_id)
         if verifying:
             checkpoint, verdict = _store_verdict(st, checkpoint)
         assert checkpoint is not None
@@ -385,6 +381,13 @@ def _entry_doc(c: Custody) -> dict[str, Any]:
     }
 
 
+def _check_incident(incident_id: str | None) -> None:
+    if incident_id is not None and not _INCIDENT.fullmatch(incident_id):
+        raise UsageError(
+            "--incident must be 1-64 letters, digits, '.', '_' or '-', the first a letter or digit"
+        )
+
+
 @custody_app.command("show")
 @_handles_errors
 def custody_show_cmd(
@@ -404,6 +407,7 @@ def custody_show_cmd(
     Whether the keys are trusted, and the time rules, are `acdkit verify`'s check 13.
     Exit codes: 0 listed, 1 a signature fails, 4 an entry does not parse, 2 usage, 6 IO.
     """
+    _check_incident(incident_id)  # a typo'd ID is told, not answered with "no entries"
     st = store.Store.open(store_dir)
     chain = custodychain.read_logged(st)
     if incident_id is not None:
