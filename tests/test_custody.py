@@ -550,3 +550,25 @@ def test_a_verification_of_a_damaged_store_is_logged_with_its_verdict(env: Env) 
     assert (doc["entry"]["outcome"], doc["entry"]["checkpoint_size"]) == ("TAMPERED", 698)
     refused = env.log("--event", "verification", "--checkpoint", "699", code=2)
     assert "no checkpoint of size 699" in refused.stderr
+
+
+def test_a_private_key_that_others_may_read_is_warned_of(env: Env, tmp_path: Path) -> None:
+    # copied with `cp` from a share, or unpacked from a tarball: it still signs, but the
+    # responder is told, with the path and never the key (the command as typed: the warning
+    # goes through the logging that the CLI sets up)
+    import subprocess
+    import sys
+
+    loose = tmp_path / "loose.key"
+    shutil.copyfile(env.custodian, loose)
+    loose.chmod(0o644)
+    cmd = [sys.executable, "-c", "from acdkit.cli import main; main()", "custody", "log",
+           str(env.store), "--custodian-key", str(loose), "--event", "verification",
+           "--checkpoint", "698", "--incident", "INC-1"]  # fmt: skip
+    logged = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    warning = f"custodian key {loose} can be read or written by others (mode 0644)"
+    assert warning in logged.stderr.replace("\n", " ") and "chmod 600" in logged.stderr
+    assert "PRIVATE KEY" not in logged.stderr
+    loose.chmod(0o600)
+    quiet = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "can be read or written by others" not in quiet.stderr

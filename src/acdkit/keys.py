@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from acdkit._files import read_bounded
 from acdkit.errors import InputIOError, MalformedError, UsageError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -226,8 +229,8 @@ def _load(path: Path, kind: type[_S], role: str, hint: str) -> _S:
     data = read_bounded(path, KEY_FILE_LIMIT, f"{role} key")
     first, _, pem = data.partition(b"\n")
     roles = (WITNESS_ROLE,) if issubclass(kind, WitnessSigner) else ROLES
-    prefix = next((_key_header(r) for r in roles if first.startswith(_key_header(r))), None)
-    if prefix is None:
+    found = next((r for r in roles if first.startswith(_key_header(r))), None)
+    if found is None:
         other = next((r for r in ALL_ROLES if first.startswith(_key_header(r))), None)
         what = f"a {other} key, not a {role} key" if other else "not an acdkit key file"
         raise MalformedError(f"{path} is {what}")
@@ -237,4 +240,20 @@ def _load(path: Path, kind: type[_S], role: str, hint: str) -> _S:
         raise MalformedError(f"{path} does not hold a readable Ed25519 private key") from None
     if not isinstance(private, Ed25519PrivateKey):
         raise MalformedError(f"{path} does not hold an Ed25519 private key")
-    return kind(first[len(prefix) :].decode(errors="replace"), private)
+    _warn_if_readable_by_others(path, found)
+    return kind(first[len(_key_header(found)) :].decode(errors="replace"), private)
+
+
+def _warn_if_readable_by_others(path: Path, role: str) -> None:
+    """acdkit writes private keys 0600; one that group or others may read was copied or
+    unpacked carelessly.  It still works (refusing would stop an incident's logging), but
+    the user is told, with the path and never the key."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "%s key %s can be read or written by others (mode %04o): `chmod 600 %s`",
+            role, path, mode, path,
+        )  # fmt: skip
