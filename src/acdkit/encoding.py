@@ -55,6 +55,7 @@ class EntryType(IntEnum):
     ANCHOR = 0x06
     CUSTODY = 0x07
     DECISION = 0x08
+    PRUNE = 0x09
 
 
 class TlvType(IntEnum):

@@ -1,4 +1,5 @@
-"""Log entries other than records and SEALs: ANCHOR, KEY, CLOCK, GAP, CUSTODY, DECISION.
+"""Log entries other than records and SEALs: ANCHOR, KEY, CLOCK, GAP, CUSTODY, DECISION,
+PRUNE.
 
 Commands that record an event (an anchor obtained, a key rotated, a clock measured, a
 decision taken) do not touch the tree themselves: they queue the entry in ``pending/``,
@@ -40,6 +41,7 @@ LOG_ENTRY_TYPES = frozenset(
         EntryType.ANCHOR,
         EntryType.CUSTODY,
         EntryType.DECISION,
+        EntryType.PRUNE,
     }
 )
 MAX_ENTRY_BYTES = 4 * MIB

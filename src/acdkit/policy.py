@@ -25,7 +25,15 @@ from acdkit.keys import Signer, Verifier, WitnessVerifier
 from acdkit.note import SignedNote, parse_decimal, sign_note
 from acdkit.store import Store, atomic_write
 
-__all__ = ["Policy", "SealerWindow", "TsaRoot", "load_policy", "write_policy"]
+__all__ = [
+    "LoadedPolicy",
+    "Policy",
+    "PolicyRecord",
+    "SealerWindow",
+    "TsaRoot",
+    "load_policy",
+    "write_policy",
+]
 
 HEADER = "acdkit-policy/1"
 POLICY_DIR = "policy"
@@ -92,6 +100,8 @@ class Policy:
     grace_s: int = 300
     # responders' keys that may sign DECISION entries (§13), with validity windows
     custodians: list[SealerWindow] = field(default_factory=list)
+    # records of segments ending at or below this index may be removed (§17); None: none
+    prune_below: int | None = None
 
     def text(self) -> str:
         lines = [
@@ -121,6 +131,8 @@ class Policy:
         ):
             lines.append(f"{key} {'-' if value is None else value}")
         lines.append(f"grace {self.grace_s}")
+        if self.prune_below is not None:  # absent in every policy made before §17
+            lines.append(f"prune-below {self.prune_below}")
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -139,7 +151,7 @@ class Policy:
         policy = cls(head[0][1], parse_decimal(head[1][1], "policy serial"), issued)
         seen: set[str] = set()
         order = ["sealer", "custodian", "witness", "witness-quorum", "tsa", "seal-interval",
-                 "anchor-interval", "drift-max-ms", "grace"]  # fmt: skip
+                 "anchor-interval", "drift-max-ms", "grace", "prune-below"]  # fmt: skip
         last = -1
         for line in lines[3:]:
             key, _, value = line.partition(" ")
@@ -205,6 +217,10 @@ class Policy:
             self.witness_quorum = parse_decimal(value, "witness quorum")
         elif key == "grace":
             self.grace_s = parse_decimal(value, "grace")
+        elif key == "prune-below":
+            self.prune_below = parse_decimal(value, "prune-below")
+            if self.prune_below == 0:
+                raise MalformedError("policy prune-below 0 allows nothing: leave the line out")
         else:
             number = None if value == "-" else parse_decimal(value, key)
             attr = {"seal-interval": "seal_interval_s", "anchor-interval": "anchor_interval_s"}
@@ -237,16 +253,29 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class PolicyRecord:
+    """One policy of a store's history: what a PRUNE entry (§17.2) may name."""
+
+    serial: int
+    sha256: bytes  # of the policy file, the signed note byte for byte
+    prune_below: int | None
+
+
+@dataclass(frozen=True)
 class LoadedPolicy:
     policy: Policy
     note: bytes
     root: Verifier
     pinned: bool
     history: int  # how many policies the store holds
+    records: tuple[PolicyRecord, ...] = ()  # every policy of the history, by serial
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.note).hexdigest()
+
+    def record(self, serial: int) -> PolicyRecord | None:
+        return next((r for r in self.records if r.serial == serial), None)
 
 
 def policy_files(store: Store) -> list[Path]:
@@ -282,6 +311,7 @@ def load_policy(store: Store, pinned_root: Verifier | None) -> LoadedPolicy | No
         return None
     root = pinned_root or _store_root(store)
     serial, newest, note = 0, None, b""
+    records: list[PolicyRecord] = []
     for path in files:
         data = read_bounded(path, 4 * MIB, "trust policy")
         policy = parse_policy_note(data, root, f"policy/{path.name}")
@@ -292,8 +322,9 @@ def load_policy(store: Store, pinned_root: Verifier | None) -> LoadedPolicy | No
         if policy.origin != store.origin:
             raise TamperedError(f"policy/{path.name} is for log {policy.origin!r}")
         serial, newest, note = policy.serial, policy, data
+        records.append(PolicyRecord(serial, hashlib.sha256(data).digest(), policy.prune_below))
     assert newest is not None
-    return LoadedPolicy(newest, note, root, pinned_root is not None, len(files))
+    return LoadedPolicy(newest, note, root, pinned_root is not None, len(files), tuple(records))
 
 
 def _store_root(store: Store) -> Verifier:

@@ -329,7 +329,15 @@ def _close_segment(
 
 
 def segment_leaves(seg: Path, info: SealInfo) -> list[bytes]:
-    """A sealed segment's leaf hashes as stored (records, log entries, SEAL)."""
+    """A sealed segment's leaf hashes as stored (records, log entries, SEAL).
+
+    A pruned segment has no record leaves any more: it is refused here, and read as
+    pieces (acdkit.prunedtree.segment_pieces) where the tree is all that is needed.
+    """
+    from acdkit.prunedtree import PRUNED_FILE  # it builds on this module
+
+    if (seg / PRUNED_FILE).exists():
+        raise UsageError(f"segment {seg.name} is pruned: its record leaves are gone")
     leaves: list[bytes] = []
     for table in schema.TABLES:
         path = seg / f"{table}.parquet"
@@ -515,8 +523,11 @@ def recover(
             done.append(_discard_unsigned(store, seg, info))
             continue
         # signed but not yet recorded in the state: the existing checkpoint must match the
-        # segment byte for byte (`_sign_checkpoint` refuses otherwise)
-        state.compact.extend(segment_leaves(seg, info))
+        # segment byte for byte (`_sign_checkpoint` refuses otherwise); a pruned segment
+        # (the state lost) adds the hashes its pruned.range keeps
+        from acdkit.prunedtree import segment_pieces
+
+        state.compact.append_range(segment_pieces(seg, info))
         _close_segment(store, signer, state, seg, info, earlier)
         done.append(f"completed interrupted seal of segment {seg.name}")
     size = state.compact.size
@@ -607,7 +618,7 @@ def seal_locked(
     recovered = recover(store, signer, state, chain.keys[:-1])
     staged = store.staged_dirs()
     queued = list(logentries.pending_entries(store))
-    _check_queued(store, chain, queued)
+    _check_queued(store, chain, queued, state.compact.size)
     total = sum(_staged_count(d) for d in staged)
     groups = _groups(staged, max_records)
     if queued and (not groups or _rotates(queued)):
@@ -629,16 +640,20 @@ def seal_locked(
     )
 
 
-def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]) -> None:
+def _check_queued(
+    store: Store, chain: KeyChain, queued: list[tuple[str, bytes]], size: int
+) -> None:
     """Refuse, before anything is sealed, a queued entry the verifier would reject: a KEY
     event the current key did not sign, an ANCHOR or other body that does not parse, a
     CLOCK entry whose conclusions do not follow from its samples, a DECISION or CUSTODY
-    entry that its custodian key or the custody rules (§16.3) do not stand behind.
+    entry that its custodian key or the custody rules (§16.3) do not stand behind, a PRUNE
+    entry that no policy of the store declares (§17.2; ``size``: the log before this seal).
     Whoever can write pending/ must not be able to break the log by making it sign that."""
     from acdkit.anchor import AnchorRecord  # anchor builds on seal
     from acdkit.clockentry import ClockRecord
     from acdkit.custodians import check_queued_decision
     from acdkit.custodychain import check_queued_custody
+    from acdkit.prune import check_queued_prune
 
     probe = copy.deepcopy(chain)
     for name, data in queued:
@@ -654,6 +669,8 @@ def _check_queued(store: Store, chain: KeyChain, queued: list[tuple[str, bytes]]
                 check_queued_custody(store, parsed.body)
             elif parsed.kind == EntryType.CLOCK:
                 ClockRecord.from_body(parsed.body).check()
+            elif parsed.kind == EntryType.PRUNE:
+                check_queued_prune(store, parsed.body, size)
             else:
                 parse_tlv(parsed.body)
         except (MalformedError, TamperedError, PolicyError) as exc:

@@ -60,6 +60,8 @@ from acdkit.keys import Verifier
 from acdkit.merkle import CompactRange, leaf_hash
 from acdkit.note import Checkpoint, SignedNote
 from acdkit.policy import LoadedPolicy, Policy, anchored_time_findings, load_policy
+from acdkit.prune import PruneFindings, check_pruning
+from acdkit.prunedtree import is_pruned, leftovers, read_pruned
 from acdkit.rebuild import Checker, sealed_problem, spans
 from acdkit.remembered import Remembered, check_remembered
 from acdkit.seal import unsigned_segment_problem
@@ -283,6 +285,9 @@ def _iter_table(path: Path, columns: list[str] | None = None) -> Iterator[pa.Rec
 
 def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport) -> None:
     """Check 4: records -> canonical bodies -> salted leaves; compare, extend the tree."""
+    if is_pruned(seg.path):
+        _rebuild_pruned(seg, compact, report)
+        return
     info, index = seg.info, seg.info.first_index
     try:
         with (seg.path / "segment.key").open("rb") as fh:
@@ -330,11 +335,33 @@ def _rebuild_segment(seg: _Segment, compact: CompactRange, report: VerifyReport)
             f"its SEAL declares {info.record_count}",
             {"segment": seg.path.name, "first_missing_index": index},
         )
-    if len(seg.log_entries) != info.entry_count:  # not loaded by check 3 (the newest)
-        seg.log_entries = logentries.read_segment_entries(seg.path, info.entry_count)
+    _append_entries(seg, compact)
+
+
+def _append_entries(seg: _Segment, compact: CompactRange) -> None:
+    """The segment's log entries and its SEAL, after its records."""
+    if len(seg.log_entries) != seg.info.entry_count:  # not loaded by check 3 (the newest)
+        seg.log_entries = logentries.read_segment_entries(seg.path, seg.info.entry_count)
     for data in seg.log_entries:
         compact.append(leaf_hash(data))
     compact.append(leaf_hash(seg.entry))
+
+
+def _rebuild_pruned(seg: _Segment, compact: CompactRange, report: VerifyReport) -> None:
+    """Check 4 of a pruned segment (§17.3): its records are gone, and the subtree hashes
+    that covered them take their place; the checkpoint root then decides."""
+    try:
+        compact.append_range(read_pruned(seg.path, seg.info))
+    except TamperedError as exc:
+        raise _Located(exc.message, {"segment": seg.path.name}) from None
+    left = leftovers(seg.path)
+    if left:
+        report.warn(
+            "4",
+            f"segment {seg.path.name} is pruned but still holds {', '.join(left)}: an "
+            "interrupted `acdkit prune` left them (run it again); they were not read",
+        )
+    _append_entries(seg, compact)
 
 
 def _rebuild_table(
@@ -577,6 +604,7 @@ def verify_store(
     sealed: list[_Segment] = []
     checkpoints: dict[int, tuple[bytes, Checkpoint]] = {}
     loaded: LoadedPolicy | None = None
+    pruning: PruneFindings | None = None
     current = "2"
     try:
         # 2
@@ -618,10 +646,18 @@ def verify_store(
                 )
             if progress:
                 progress(seg.info.end_index, total)
-        report.ok("4", f"{compact.size} leaves rebuilt from records; roots match checkpoints")
+        gone = sum(is_pruned(s.path) for s in sealed)
+        report.ok(
+            "4",
+            f"{compact.size} leaves rebuilt from records; roots match checkpoints"
+            + (f" (the records of {gone} pruned segments by their kept hashes)" if gone else ""),
+        )
         # 7 (after the rebuild: the KEY entries it judges are then known to be the log's)
         current = "7"
         loaded = _check_policy(report, store, root, sealed)
+        # 14 (with the policy history of check 7)
+        current = "14"
+        pruning = _check_pruning(report, sealed, loaded, allow_incomplete)
     except _Located as exc:
         report.fail(current, exc, exc.location)
     except AcdkitError as exc:
@@ -706,8 +742,11 @@ def verify_store(
         online = _check_worm(report, sealed, worm)
     last = checkpoints.get(compact.size) if compact.size else None
     signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
-    _finish(report, compact.size, last[1] if last else None, unsealed, signed_by)
+    gone = pruning.extent if pruning is not None else 0
+    _finish(report, compact.size, last[1] if last else None, unsealed, signed_by, gone)
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
+        if pruning is not None and pruning.pruned:
+            report.coverage += f"; {pruning.sentence()}"
         # "anchored by …, witnessed by …" (EVIDENCE §3.11)
         if anchored is not None and compact.size:
             report.coverage += f"; {anchored.coverage(compact.size)}"
@@ -1020,6 +1059,37 @@ def _check_policy(
     return loaded
 
 
+def _check_pruning(
+    report: VerifyReport,
+    sealed: list[_Segment],
+    loaded: LoadedPolicy | None,
+    allow_incomplete: bool,
+) -> PruneFindings:
+    """Check 14: records pruned only below the bound a sealed PRUNE entry logs, per a
+    policy of the store's history, and no further than the newest policy allows."""
+    entries = [
+        (s.info.first_index + s.info.record_count + i, data)
+        for s in sealed
+        for i, data in enumerate(s.log_entries)
+    ]
+    segments = [(s.path.name, s.info, is_pruned(s.path)) for s in sealed]
+    found = check_pruning(segments, entries, loaded)
+    if not found.pruned and not found.entries:
+        return found  # nothing to report: stores that were never pruned read as before
+    report.facts["pruning"] = found.to_json()
+    report.ok("14", found.sentence())
+    if found.pruned and (loaded is None or not loaded.pinned):
+        message = (
+            f"the records below {found.extent:,} were pruned per a trust policy whose root "
+            "is not pinned: whoever can write the store could have declared it"
+        )
+        if allow_incomplete:
+            report.warn("14", message)
+        else:
+            report.fail("14", IncompleteError(message, hint="pin the root key: --root VKEY"))
+    return found
+
+
 def _check_anchored_time(
     report: VerifyReport,
     loaded: LoadedPolicy,
@@ -1268,11 +1338,17 @@ def _finish(
     cp: Checkpoint | None,
     unsealed: int,
     verifier: Verifier | None = None,
+    pruned_below: int = 0,
 ) -> VerifyReport:
     key = verifier.key_id.hex() if verifier else "?"
     if report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE) and size and cp is not None:
+        gone = (
+            f" (the records below {pruned_below:,} by their kept hashes only)"
+            if pruned_below
+            else ""
+        )
         report.coverage = (
-            f"leaves 0-{size - 1:,} verified against checkpoint {size:,} "
+            f"leaves 0-{size - 1:,} verified against checkpoint {size:,}{gone} "
             f"(root {cp.root.hex()[:16]}…) signed by sealer key {key}; "
             f"{unsealed:,} records unsealed"
         )
