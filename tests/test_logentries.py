@@ -110,7 +110,7 @@ def test_parse_entry_is_strict() -> None:
     with pytest.raises(MalformedError, match="salt"):
         logentries.parse_entry(b"ACDK\x01\x03" + b"\x01" * 32)
     with pytest.raises(MalformedError, match="unknown entry type"):
-        logentries.parse_entry(b"ACDK\x01\x09" + bytes(32))
+        logentries.parse_entry(b"ACDK\x01\x0a" + bytes(32))  # 0x09 is PRUNE (§17)
     with pytest.raises(MalformedError, match="v1"):
         logentries.parse_entry(b"ACDK\x02\x03" + bytes(32))
     with pytest.raises(MalformedError, match="past its end"):

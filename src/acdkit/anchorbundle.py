@@ -22,7 +22,7 @@ from acdkit.anchorcheck import AnchorClaim, AnchorResult, AnchorTrust, check_anc
 from acdkit.encoding import EntryType
 from acdkit.errors import MalformedError, TamperedError
 from acdkit.keys import Verifier
-from acdkit.merkle import consistency_proof, verify_consistency
+from acdkit.merkle import verify_consistency
 from acdkit.note import Checkpoint, SignedNote, _b64, parse_decimal
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
@@ -93,7 +93,7 @@ def select_anchors(
     segments: Sequence[tuple[Path, SealInfo]],
     touched_ends: set[int],
     size: int,
-    leaves: Sequence[bytes],
+    consistency: Callable[[int], list[bytes]],
 ) -> BundleAnchors:
     """The anchors a bundle of checkpoint ``size`` carries (see the module docstring)."""
     chosen: dict[int, tuple[AnchorRecord, bytes]] = {}
@@ -113,7 +113,7 @@ def select_anchors(
         out.tokens[tsr_name(rec.size, rec.tsa)] = rec.reply
         if rec.size < size and rec.size not in out.checkpoints:
             note = read_bounded(store.checkpoint_path(rec.size), MIB, "checkpoint")
-            proof = ConsistencyProof(rec.size, size, tuple(consistency_proof(leaves, rec.size)))
+            proof = ConsistencyProof(rec.size, size, tuple(consistency(rec.size)))
             out.checkpoints[rec.size] = (note, proof.encode())
     # the bundle checkpoint's own tokens: their entries are not in this tree
     anchors_dir = store.anchors

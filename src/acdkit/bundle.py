@@ -7,11 +7,13 @@ checkpoint they all rest on, the sealer's public key, and a signed manifest of e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,11 +60,12 @@ from acdkit.errors import (
 )
 from acdkit.keychain import KeyChain, parse_key_event, read_chain
 from acdkit.keys import Signer, Verifier
-from acdkit.merkle import TreeLevels, leaf_hash, verify_inclusion
+from acdkit.merkle import TreeLevels, consistency_proof, leaf_hash, verify_inclusion
 from acdkit.note import MAX_NOTE_BYTES, Checkpoint, SignedNote, parse_decimal, sign_note
 from acdkit.policy import POLICY_DIR, Policy, load_policy, parse_policy_note
 from acdkit.policy import SUFFIX as POLICY_SUFFIX
 from acdkit.proof import MAX_PROOF_BYTES, TlogProof
+from acdkit.prunedtree import PartialTree, is_pruned, pieces_of
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, fsync_dir
@@ -128,11 +131,18 @@ def _segments_in(store: Store, size: int) -> list[tuple[Path, SealInfo]]:
     return sorted(out, key=lambda s: s[1].first_index)
 
 
-def _all_leaves(segments: list[tuple[Path, SealInfo]]) -> list[bytes]:
+def _tree(
+    segments: list[tuple[Path, SealInfo]],
+) -> tuple[TreeLevels | PartialTree, Callable[[int], list[bytes]]]:
+    """The tree for the bundle's proofs, and consistency proofs to it from a smaller size;
+    over the kept hashes of pruned segments where there are any (format §17.3)."""
+    if any(is_pruned(path) for path, _info in segments):
+        partial = PartialTree(pieces_of(segments))
+        return partial, partial.consistency
     leaves: list[bytes] = []
     for path, info in segments:
         leaves += segment_leaves(path, info)
-    return leaves
+    return TreeLevels(leaves), functools.partial(consistency_proof, leaves)
 
 
 def _disclosed_entries(
@@ -142,10 +152,12 @@ def _disclosed_entries(
     bodies = canonical_bodies(table, ts).to_pylist()
     out: dict[int, bytes] = {}
     indices = table.column("log_index").to_pylist()
-    keys = {info.first_index: (path / "segment.key").read_bytes() for path, info in segments}
-    starts = sorted(keys)
+    starts = sorted((info.first_index, path) for path, info in segments)
+    keys: dict[int, bytes] = {}
     for index, body in zip(indices, bodies, strict=True):
-        first = max(s for s in starts if s <= index)
+        first, path = max(s for s in starts if s[0] <= index)
+        if first not in keys:  # only the segments that records come from: none is pruned
+            keys[first] = (path / "segment.key").read_bytes()
         salt = record_salts(keys[first], index - first, 1)
         out[index] = entry(EntryType.RECORD, body, salt)
     return out
@@ -226,7 +238,9 @@ def package(
     segments = _segments_in(store, size)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
-    disclosed = summary.select_records(con, segments, window)
+    # a pruned segment has no records to disclose (those an interrupted prune left are gone
+    # in law already: its pruned.range stands for them)
+    disclosed = summary.select_records(con, [s for s in segments if not is_pruned(s[0])], window)
     total = sum(t.num_rows for t in disclosed.values())
     if total > max_records:
         raise UsageError(
@@ -355,8 +369,7 @@ def _build(
     window: Window,
     export: Custody | None,
 ) -> tuple[dict[str, Any], list[str], int]:
-    leaves = _all_leaves(segments)
-    tree = TreeLevels(leaves)
+    tree, consistency = _tree(segments)
     touched: set[int] = set()
     for table, rows in disclosed.items():
         if rows.num_rows == 0:
@@ -406,7 +419,8 @@ def _build(
         # only those of the bundle checkpoint, as the witnesses wrote them; checked on verify
         if cosigned.note.text == SignedNote.parse(checkpoint).text:
             _write(tmp / COSIGNATURE_DIR / cosigned.label, cosigned.data)
-    _write_anchors(tmp, select_anchors(store, segments, touched, size, leaves), tree, checkpoint)
+    chosen = select_anchors(store, segments, touched, size, consistency)
+    _write_anchors(tmp, chosen, tree, checkpoint)
     _write(tmp / "key" / "sealer.vkey", (store.verifier().vkey() + "\n").encode())
     if (store.root / custodians.REGISTRY).is_file():
         _write(tmp / CUSTODIANS, (store.root / custodians.REGISTRY).read_bytes())
@@ -475,7 +489,9 @@ def _clock_leaves(segments: list[tuple[Path, SealInfo]], window: Window) -> list
     return [(i, entries[i]) for i in chosen]
 
 
-def _write_anchors(tmp: Path, chosen: BundleAnchors, tree: TreeLevels, checkpoint: bytes) -> None:
+def _write_anchors(
+    tmp: Path, chosen: BundleAnchors, tree: TreeLevels | PartialTree, checkpoint: bytes
+) -> None:
     for index, data in chosen.leaves:
         proof = TlogProof(index, tuple(tree.proof(index)), checkpoint, data)
         _write(tmp / "anchors" / f"{index:020d}.tlog-proof", proof.encode())

@@ -1104,6 +1104,74 @@ def package_cmd(
     )
 
 
+# -- prune --------------------------------------------------------------------------------------
+
+
+@app.command("prune")
+@_handles_errors
+def prune_cmd(
+    store_dir: StoreArg,
+    below: Annotated[
+        int | None,
+        typer.Option(
+            "--below",
+            envvar="ACDKIT_PRUNE_BELOW",
+            min=1,
+            help="Prune the segments that end at or below this index \\[default: the bound "
+            "the trust policy declares with prune-below; more is refused].",
+            show_default=False,
+        ),
+    ] = None,
+    key: KeyOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove the records of old segments, as the root-signed trust policy declares.
+
+    The store must verify first. A PRUNE entry naming the policy is sealed into the log
+    (with whatever is staged), then each whole segment that ends at or below the bound loses
+    its Parquet files and segment key and keeps the hashes every checkpoint root needs
+    (pruned.range); `acdkit verify --root` then reports "pruned below N per policy P". A
+    kill leaves a store that verifies; run the command again to finish.
+    """
+    from acdkit import prune  # only when asked
+
+    st = store.Store.open(store_dir)
+    report = prune.prune(st, _signer_for(st, key), below)
+    if json_out:
+        _emit(
+            {
+                "command": "prune",
+                "store": str(st.root),
+                "bound": report.bound,
+                "declared": report.declared,
+                "policy_serial": report.policy_serial,
+                "policy_sha256": report.policy_sha256,
+                "logged_at_index": report.logged_at,
+                "seal": _seal_doc(report.sealed) if report.sealed else None,
+                "segments": report.segments,
+                "records": report.records,
+                "finished": report.finished,
+            }
+        )
+        return
+    if report.sealed is not None:
+        _print_seal(report.sealed)
+    err.print(
+        f"pruning below {report.bound:,} per trust policy {report.policy_serial} "
+        f"(sha256 {report.policy_sha256[:16]}…, allows {report.declared:,}), logged at index "
+        f"{report.logged_at:,}"
+    )
+    for s in report.segments:
+        err.print(
+            f"[green]pruned[/] segment {s['segment']}: {s['records']:,} records removed "
+            f"({s['bytes_freed']:,} bytes), {s['hashes_kept']} hashes kept"
+        )
+    for name in report.finished:
+        err.print(f"[yellow]finished[/] the interrupted prune of segment {name}")
+    if not report.segments and not report.finished:
+        err.print(f"nothing left to prune below {report.bound:,}")
+
+
 # -- checkpoint and witness ---------------------------------------------------------------------
 
 EXPORT_LIMIT = witness.MAX_EXPORT_BYTES

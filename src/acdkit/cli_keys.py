@@ -29,6 +29,7 @@ from acdkit.cli import (
 from acdkit.errors import MalformedError, UsageError
 from acdkit.keychain import ROTATE, KeyChain, read_chain
 from acdkit.policy import SealerWindow
+from acdkit.prunedtree import pruned_extent
 
 keys_app = typer.Typer(
     add_completion=False,  # a subcommand group; the top level has none either
@@ -392,10 +393,27 @@ def policy_sign_cmd(
     grace: Annotated[
         int, typer.Option(min=0, help="Seconds of grace at key-window boundaries.")
     ] = 300,
+    prune_below: Annotated[
+        int | None,
+        typer.Option(
+            "--prune-below",
+            min=1,
+            help="Allow `acdkit prune` to remove the records of segments that end at or "
+            "below this index (retention); never below what the store has pruned already.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Sign the next trust policy of a log with the offline root key."""
     st = store.Store.open(store_dir)
+    gone = pruned_extent(st)
+    if gone and (prune_below is None or prune_below < gone):
+        # records removed cannot come back: a policy that forbids it would make the store
+        # TAMPERED (docs/evidence-format.md §17.4)
+        raise UsageError(
+            f"the store is pruned below {gone:,} already: --prune-below must be at least that"
+        )
     root = keys.load_signer(root_key)
     windows = [_sealer_window(v) for v in sealer] if sealer else _chain_windows(read_chain(st))
     new = policy.Policy(
@@ -413,6 +431,7 @@ def policy_sign_cmd(
         [_custodian_window(v) for v in custodian]
         if custodian
         else [SealerWindow(k) for k in custodians.registered(st) or []],
+        prune_below=prune_below,
     )
     try:
         policy.Policy.from_text(new.text())

@@ -18,6 +18,7 @@ from acdkit._files import MIB, read_bounded
 from acdkit.errors import TamperedError
 from acdkit.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from acdkit.sealinfo import SealInfo
+from acdkit.store import Store
 
 __all__ = [
     "PRUNED_FILE",
@@ -25,6 +26,7 @@ __all__ = [
     "Piece",
     "is_pruned",
     "leftovers",
+    "pruned_extent",
     "range_heights",
     "read_pruned",
     "segment_pieces",
@@ -54,6 +56,16 @@ def range_heights(first: int, count: int) -> list[int]:
 
 def is_pruned(seg: Path) -> bool:
     return (seg / PRUNED_FILE).exists()
+
+
+def pruned_extent(store: Store) -> int:
+    """The largest end index of a pruned segment of the store; 0 when none is pruned."""
+    ends = [
+        SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry")).end_index
+        for seg in store.segment_dirs()
+        if is_pruned(seg)
+    ]
+    return max(ends, default=0)
 
 
 def leftovers(seg: Path) -> list[str]:

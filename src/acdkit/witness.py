@@ -31,6 +31,7 @@ from acdkit.keychain import read_chain
 from acdkit.keys import WITNESS_ROLE, Verifier, WitnessSigner, write_private_key
 from acdkit.merkle import consistency_proof, verify_consistency
 from acdkit.note import Checkpoint, SignedNote, _b64, parse_decimal
+from acdkit.prunedtree import PartialTree, is_pruned, pieces_of
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store, atomic_write
@@ -105,22 +106,29 @@ def newest_checkpoint(store: Store) -> tuple[bytes, Checkpoint]:
         raise MalformedError(f"checkpoint {files[-1].name}: {exc.message}") from None
 
 
-def _leaves(store: Store, size: int) -> list[bytes]:
+def _consistency(store: Store, size: int, since: int) -> list[bytes]:
+    """The consistency proof from ``since`` to ``size``, from the store's segments (over
+    the kept hashes of pruned ones, format §17.3)."""
     segments = []
     for path in store.segment_dirs():
         info = SealInfo.from_entry(read_bounded(path / "seal.entry", MIB, "SEAL entry"))
         if info.end_index <= size:
             segments.append((info.first_index, path, info))
-    leaves: list[bytes] = []
+    ordered: list[tuple[Path, SealInfo]] = []
     for first, path, info in sorted(segments, key=lambda s: s[0]):
-        if first != len(leaves):
+        if first != (ordered[-1][1].end_index if ordered else 0):
             break
-        leaves += segment_leaves(path, info)
-    if len(leaves) != size:
+        ordered.append((path, info))
+    if (ordered[-1][1].end_index if ordered else 0) != size:
         raise TamperedError(
             f"the store's segments do not hold the {size:,} leaves of its newest checkpoint"
         )
-    return leaves
+    if any(is_pruned(path) for path, _info in ordered):
+        return PartialTree(pieces_of(ordered)).consistency(since)
+    leaves: list[bytes] = []
+    for path, info in ordered:
+        leaves += segment_leaves(path, info)
+    return consistency_proof(leaves, since)
 
 
 def export_checkpoint(store: Store, since: int = 0) -> CheckpointExport:
@@ -137,7 +145,7 @@ def export_checkpoint(store: Store, since: int = 0) -> CheckpointExport:
         )
     if since in (0, cp.size):
         return CheckpointExport(since, (), note)
-    return CheckpointExport(since, tuple(consistency_proof(_leaves(store, cp.size), since)), note)
+    return CheckpointExport(since, tuple(_consistency(store, cp.size, since)), note)
 
 
 # -- the witness's state ---------------------------------------------------------------------
