@@ -254,9 +254,7 @@ def prune(store: Store, signer: Signer, below: int | None = None) -> PruneReport
         if bound > size:
             raise UsageError(f"the log has {size:,} leaves; nothing ends at {bound:,} yet")
         sealed, logged = _log_prune(store, signer, loaded, bound)
-        report = PruneReport(
-            bound, declared, loaded.policy.serial, loaded.sha256, logged, sealed
-        )
+        report = PruneReport(bound, declared, loaded.policy.serial, loaded.sha256, logged, sealed)
         for seg in store.segment_dirs():
             info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
             if info.end_index > bound or info.record_count == 0:

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Independent verifier of acdkit submission bundles (evidence format version 1).
+"""Independent verifier of acdkit submission bundles and stores (evidence format version 1).
 
 Written from docs/evidence-format.md alone, without acdkit: it needs only the Python standard
-library and the `cryptography` package (for Ed25519).  It cannot read Parquet, so it checks
+library and the `cryptography` package (for Ed25519).  It has no Parquet library, so it checks
 what a bundle proves through the canonical entry bytes each proof carries, and the
-`log_index` and `integrity_hash` columns of the CSV copies of the disclosed records.
+`log_index` and `integrity_hash` columns of the CSV copies of the disclosed records; in a
+store, it reads the integrity_hash column of each sealed file (plain, uncompressed pages, as
+acdkit writes it) and rebuilds the tree from those hashes, the log entries and the SEALs.
 
-    python3 acdkit_verify.py BUNDLE_DIR [--key VKEY] [--json]
+    python3 acdkit_verify.py BUNDLE_DIR|STORE_DIR [--key VKEY] [--root VKEY] [--json]
 
 VKEY is the sealer's public key (a vkey line, or a file holding one), obtained from the
 sender by another channel; without it the bundle's own key/sealer.vkey is used, which only
@@ -69,7 +71,9 @@ DASH = "\u2014"
 ENTRY_MAGIC = b"ACDK"
 ENTRY_VERSION = 1
 RECORD, SEAL, CLOCK, KEY, ANCHOR, CUSTODY, DECISION = 0x01, 0x02, 0x03, 0x04, 0x06, 0x07, 0x08
-LOG_ENTRY_TYPES = range(0x03, 0x09)  # CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION (spec §4)
+PRUNE = 0x09
+# CLOCK, KEY, GAP, ANCHOR, CUSTODY, DECISION, PRUNE (spec §4)
+LOG_ENTRY_TYPES = range(0x03, 0x0A)
 ROTATIONS = "key/rotations/"
 CLOCK_DIR = "clock/"
 CUSTODY_DIR = "custody/"
@@ -489,6 +493,13 @@ class SealInfo:
     ts_min: int | None
     ts_max: int | None
     sealed_at: int = 0  # field 9, the sealer's clock
+    number: int = 0  # field 2, the segment number
+    records: int = 0  # field 5
+    prev: bytes = bytes(32)  # field 6, SHA-256 of the previous checkpoint
+    key_id: bytes = b""  # field 11
+    sources: tuple[str, ...] = ()  # field 12
+    entries: int = 0  # field 14, log entries
+    tables: dict[str, int] = field(default_factory=dict)  # records per table (20, 30, 40)
 
 
 def decode_seal(body: bytes) -> SealInfo:
@@ -537,7 +548,21 @@ def decode_seal(body: bytes) -> SealInfo:
             values[fid] = value if kind == "key_id" else decode_value(kind, value)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Finding(MALFORMED, f"SEAL field {fid}: {exc}") from None
-    return SealInfo(values[1], values[3], values[4], values.get(7), values.get(8), values[9])
+    return SealInfo(
+        values[1],
+        values[3],
+        values[4],
+        values.get(7),
+        values.get(8),
+        values[9],
+        values[2],
+        values[5],
+        bytes.fromhex(values[6]),
+        values[11],
+        tuple(values[12]),
+        values.get(14, 0),
+        {t: values[b] for t, b in SEAL_TABLE_BASE.items() if b in values},
+    )
 
 
 @dataclass(frozen=True)
@@ -860,6 +885,9 @@ class Policy:
     # custodian key -> (not before, not after) in seconds since the epoch, None for open
     custodians: dict[Vkey, tuple[int | None, int | None]] = field(default_factory=dict)
     grace: int = 0
+    windows: dict[Vkey, tuple[int | None, int | None]] = field(default_factory=dict)  # sealers'
+    seal_interval: int | None = None  # seconds
+    prune_below: int | None = None  # spec §17.1: absent in policies that allow no pruning
 
 
 _POLICY_ORDER = (
@@ -872,6 +900,7 @@ _POLICY_ORDER = (
     "anchor-interval",
     "drift-max-ms",
     "grace",
+    "prune-below",
 )
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _TSA_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -927,7 +956,7 @@ def parse_policy(text: str) -> Policy:
         rank = _POLICY_ORDER.index(key)
         seen.add(key)
         _policy_value(pol, key, value)
-    if not seen >= set(_POLICY_ORDER) - {"custodian", "witness", "tsa"}:
+    if not seen >= set(_POLICY_ORDER) - {"custodian", "witness", "tsa", "prune-below"}:
         raise Finding(MALFORMED, "policy lacks a sealer, quorum, interval, drift or grace line")
     if pol.quorum > len(pol.witnesses):
         raise Finding(MALFORMED, "policy witness quorum exceeds its witnesses")
@@ -942,9 +971,11 @@ def _policy_value(pol: Policy, key: str, value: str) -> None:
         sealer = _exact_vkey(parts[0], SEALER_KEY)
         if sealer.name != pol.origin:
             raise Finding(MALFORMED, "policy sealer key is named after another log")
-        _policy_time(parts[1], dash=True)
-        _policy_time(parts[2], dash=True)
+        start, end = _epoch(parts[1]), _epoch(parts[2])
+        if start is not None and end is not None and start > end:
+            raise Finding(MALFORMED, "policy sealer window ends before it begins")
         pol.sealers.append(sealer)
+        pol.windows[sealer] = (start, end)
     elif key == "custodian":
         if len(parts) != 3:
             raise Finding(MALFORMED, "policy custodian line is not <vkey> <from> <until>")
@@ -967,8 +998,14 @@ def _policy_value(pol: Policy, key: str, value: str) -> None:
         pol.quorum = decimal(value, "witness quorum")
     elif key == "grace":
         pol.grace = decimal(value, "policy grace")
+    elif key == "prune-below":
+        pol.prune_below = decimal(value, "policy prune-below")
+        if pol.prune_below == 0:
+            raise Finding(MALFORMED, "policy prune-below 0 is not written (leave the line out)")
     elif value != "-":
-        decimal(value, f"policy {key}")
+        number = decimal(value, f"policy {key}")
+        if key == "seal-interval":
+            pol.seal_interval = number
 
 
 COSIGNATURE_LIMIT = 64 << 10
@@ -1246,6 +1283,7 @@ class Options:
     expect_min_size: int | None = None
     allow_incomplete: bool = False
     custodians: tuple[Vkey, ...] = ()
+    local_only: bool = False  # a store: accept that nothing outside commits to the log
 
 
 # -- CLOCK entries (spec §15) -----------------------------------------------------------------
@@ -2242,6 +2280,1071 @@ def _check_seals(
             raise Finding(TAMPERED, f"record {index} lies outside its segment's sealed time range")
 
 
+# -- the integrity_hash column of a sealed Parquet file (spec §8), without a Parquet library
+
+
+PARQUET_MAGIC = b"PAR1"
+FOOTER_LIMIT = 64 * MIB
+THRIFT_DEPTH = 16
+HASH_COLUMN = "integrity_hash"
+
+
+class _Compact:
+    """Thrift's compact protocol, as Parquet's footer and page headers use it: a struct is
+    read into {field id: value}; bytes that cannot be one raise ValueError."""
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def _byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise ValueError("ends inside a value")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def _varint(self) -> int:
+        out = 0
+        for shift in range(0, 70, 7):
+            b = self._byte()
+            out |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return out
+        raise ValueError("a varint longer than 10 bytes")
+
+    def _zigzag(self) -> int:
+        n = self._varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def _take(self, n: int) -> bytes:
+        if n > len(self.data) - self.pos:
+            raise ValueError("a length past the end")
+        self.pos += n
+        return self.data[self.pos - n : self.pos]
+
+    def _value(self, kind: int, depth: int, in_list: bool = False) -> Any:
+        if kind in (1, 2):  # a bool: in a field header its value, in a list a byte
+            return self._byte() == 1 if in_list else kind == 1
+        if kind == 3:
+            return self._byte()
+        if kind in (4, 5, 6):
+            return self._zigzag()
+        if kind == 7:
+            return self._take(8)
+        if kind == 8:
+            return self._take(self._varint())
+        if kind in (9, 10):
+            head = self._byte()
+            size, elem = head >> 4, head & 0x0F
+            if size == 15:
+                size = self._varint()
+            if size > len(self.data) - self.pos:
+                raise ValueError("a list longer than what is left")
+            return [self._value(elem, depth + 1, True) for _ in range(size)]
+        if kind == 11:
+            size = self._varint()
+            if size > len(self.data) - self.pos:
+                raise ValueError("a map longer than what is left")
+            if not size:
+                return {}
+            kinds = self._byte()
+            return {
+                self._value(kinds >> 4, depth + 1, True): self._value(kinds & 0x0F, depth + 1, True)
+                for _ in range(size)
+            }
+        if kind == 12:
+            return self.struct(depth + 1)
+        raise ValueError(f"unknown thrift type {kind}")
+
+    def struct(self, depth: int = 0) -> dict[int, Any]:
+        if depth > THRIFT_DEPTH:
+            raise ValueError("nested too deeply")
+        out: dict[int, Any] = {}
+        last = 0
+        while True:
+            head = self._byte()
+            if head == 0:
+                return out
+            delta, kind = head >> 4, head & 0x0F
+            fid = last + delta if delta else self._zigzag()
+            out[fid] = self._value(kind, depth)
+            last = fid
+
+
+def _thrift(data: bytes, pos: int, what: str) -> tuple[dict[int, Any], int]:
+    reader = _Compact(data, pos)
+    try:
+        return reader.struct(), reader.pos
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise Finding(MALFORMED, f"{what} is not readable Parquet ({exc})") from None
+
+
+def parquet_hashes(path: Path, what: str) -> bytes:
+    """The integrity_hash values of a sealed table file, back to back in row order.
+
+    acdkit writes that column as plain, uncompressed pages (format §8), which this reads; a
+    file re-encoded with a codec or a dictionary for it is INCOMPLETE here (`acdkit verify`
+    reads any Parquet), and a file that is not Parquet at all is MALFORMED.
+    """
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < 12:
+                raise Finding(MALFORMED, f"{what} is not readable Parquet (too short)")
+            head = fh.read(4)
+            fh.seek(size - 8)
+            tail = fh.read(8)
+            footer_len = int.from_bytes(tail[:4], "little")
+            if head != PARQUET_MAGIC or tail[4:] != PARQUET_MAGIC or footer_len > size - 12:
+                raise Finding(MALFORMED, f"{what} is not readable Parquet (no PAR1 frame)")
+            if footer_len > FOOTER_LIMIT:
+                raise Finding(MALFORMED, f"{what} has a footer over {FOOTER_LIMIT:,} bytes")
+            fh.seek(size - 8 - footer_len)
+            meta, _end = _thrift(fh.read(footer_len), 0, what)
+            return b"".join(_column_pages(fh, size, meta, what))
+    except OSError as exc:
+        raise Finding(IO, f"cannot read {what}: {exc.strerror}") from None
+
+
+def _hash_column(meta: dict[int, Any], what: str) -> int:
+    """The position of integrity_hash among the leaf columns, checked as sealed."""
+    leaves = [e for e in meta.get(2, [])[1:] if isinstance(e, dict) and not e.get(5)]
+    for i, elem in enumerate(leaves):
+        if elem.get(4) == HASH_COLUMN.encode():
+            # FIXED_LEN_BYTE_ARRAY (7) of 32 bytes, REQUIRED (0)
+            if (elem.get(1), elem.get(2), elem.get(3)) != (7, 32, 0):
+                break
+            return i
+    raise Finding(MALFORMED, f"{what} does not hold the sealed columns (no {HASH_COLUMN})")
+
+
+def _column_pages(fh: Any, size: int, meta: dict[int, Any], what: str) -> list[bytes]:
+    column, out = _hash_column(meta, what), []
+    for group in meta.get(4, []):
+        try:
+            chunk = group[1][column][3]
+            codec, count, start, length = chunk[4], chunk[5], chunk[9], chunk[7]
+            named = chunk[3] == [HASH_COLUMN.encode()]
+        except (KeyError, IndexError, TypeError):
+            raise Finding(MALFORMED, f"{what}: a row group lacks its column metadata") from None
+        if not named or not 0 <= start <= size - length or length < 0 or count < 0:
+            raise Finding(MALFORMED, f"{what}: column metadata points outside the file")
+        if codec != 0 or 11 in chunk:
+            raise Finding(
+                INCOMPLETE,
+                f"{what}: its {HASH_COLUMN} column is compressed or dictionary-encoded (a "
+                "re-encoded file), which this verifier does not read; run `acdkit verify`",
+            )
+        fh.seek(start)
+        out.append(_plain_values(fh.read(length), count, what))
+    return out
+
+
+def _plain_values(data: bytes, count: int, what: str) -> bytes:
+    """The values of one column chunk's data pages: PLAIN, no levels (a required column)."""
+    out, pos, got = [], 0, 0
+    while got < count:
+        header, pos = _thrift(data, pos, what)
+        kind, stored = header.get(1), header.get(3)
+        if not isinstance(stored, int) or not 0 <= stored <= len(data) - pos:
+            raise Finding(MALFORMED, f"{what}: a page runs past its column chunk")
+        page = data[pos : pos + stored]
+        pos += stored
+        if kind == 0 and isinstance(header.get(5), dict):
+            n, encoding = header[5].get(1), header[5].get(2)
+        elif kind == 3 and isinstance(header.get(8), dict):
+            v2 = header[8]
+            n, encoding = v2.get(1), v2.get(4)
+            if v2.get(2) or v2.get(5) or v2.get(6):
+                raise Finding(MALFORMED, f"{what}: a {HASH_COLUMN} page holds nulls or levels")
+        else:
+            raise Finding(INCOMPLETE, f"{what}: a page of kind {kind} is not read here")
+        if encoding != 0:
+            raise Finding(INCOMPLETE, f"{what}: a page in encoding {encoding} is not read here")
+        if not isinstance(n, int) or n < 0 or len(page) != 32 * n or header.get(2) != stored:
+            raise Finding(MALFORMED, f"{what}: a page does not hold {n} plain 32-byte values")
+        out.append(page)
+        got += n
+    if got != count:
+        raise Finding(MALFORMED, f"{what}: its pages hold {got} values, its metadata {count}")
+    return b"".join(out)
+
+
+# -- stores (spec §8): the log on disk, read without Parquet or CMS libraries ---------------
+
+STORE_META = "acdkit-store.json"
+STORE_FORMAT = "acdkit-store/1"
+ENTRIES_FILE = "entries.bin"
+PRUNED_FILE = "pruned.range"
+RECORD_FILES = ("net.parquet", "dns.parquet", "edr.parquet", "segment.key")
+MAX_ENTRY = 4 * MIB
+MAX_ENTRIES_FILE = 256 * MIB
+POLICY_LIMIT = 4 * MIB
+TMP = ".tmp-"
+NS = 1_000_000_000
+
+
+def _read(path: Path, limit: int, what: str) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise Finding(TAMPERED, f"{what} is missing") from None
+    except OSError as exc:
+        raise Finding(IO, f"cannot read {what}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise Finding(MALFORMED, f"{what} is larger than {limit:,} bytes")
+    return data
+
+
+def _listing(directory: Path, suffix: str = "") -> list[Path]:
+    """Entries of a store directory by name, temporaries (.tmp-) left out; [] if absent."""
+    if not directory.is_dir():
+        return []
+    try:
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError as exc:
+        raise Finding(IO, f"cannot list {directory.name}: {exc.strerror}") from None
+    return [directory / n for n in names if n.endswith(suffix) and not n.startswith(TMP)]
+
+
+class Frontier:
+    """The roots of the perfect subtrees covering [0, size): enough to extend and to root."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.nodes: list[tuple[int, bytes]] = []  # (height, root), largest first
+
+    def add(self, height: int, node: bytes) -> None:
+        """Append a perfect subtree of 2**height leaves that starts at ``size``."""
+        if self.size % (1 << height):
+            raise ValueError("a subtree that does not start at a multiple of its width")
+        self.size += 1 << height
+        while self.nodes and self.nodes[-1][0] == height:
+            node = node_hash(self.nodes.pop()[1], node)
+            height += 1
+        self.nodes.append((height, node))
+
+    def root(self) -> bytes:
+        if not self.nodes:
+            return sha256(b"")
+        acc = self.nodes[-1][1]
+        for _h, node in reversed(self.nodes[:-1]):
+            acc = node_hash(node, acc)
+        return acc
+
+
+def cover(first: int, count: int) -> list[int]:
+    """Heights of the aligned perfect subtrees covering [first, first + count), in order
+    (spec §17.3): at each position the widest that starts there and fits."""
+    out, pos, end = [], first, first + count
+    while pos < end:
+        height = 0
+        while pos % (2 << height) == 0 and pos + (2 << height) <= end:
+            height += 1
+        out.append(height)
+        pos += 1 << height
+    return out
+
+
+@dataclass
+class Segment:
+    path: Path
+    info: SealInfo
+    seal: bytes
+    pruned: bool
+    entries: list[bytes] = field(default_factory=list)
+    key: Vkey | None = None
+
+
+@dataclass
+class Log:
+    """What checks 1-4 established of a store, for the later checks."""
+
+    origin: str
+    chain: KeyChain
+    checkpoints: dict[int, tuple[bytes, Checkpoint]]
+    sealed: list[Segment]
+    interrupted: Segment | None
+    size: int
+
+    def entries(self) -> list[tuple[int, bytes, int]]:
+        """(leaf index, entry bytes, SEAL time) of every sealed log entry, in leaf order."""
+        return [
+            (s.info.first + s.info.records + i, data, s.info.sealed_at)
+            for s in self.sealed
+            for i, data in enumerate(s.entries)
+        ]
+
+
+def verify_store(root: str, options: Options | None = None) -> Report:
+    """Verify an evidence store offline (spec §8 and §17).
+
+    1. acdkit-store.json is of format acdkit-store/1 and names the origin; the log's first
+       sealer key is keys/sealer.vkey (else the pinned --key).
+    2. Every checkpoint parses strictly and names the origin; no two differ for one size.
+    3. The segments tile the log from 0, numbered 0, 1, …; each SEAL carries the hash of the
+       checkpoint before it and the current sealer key's ID; each checkpoint is signed by
+       that key; KEY entries rotate and revoke keys (§7.1); no checkpoint closes nothing.
+    4. Each segment's leaves (the integrity_hash column of its table files in net, dns, edr
+       order, or the kept hashes of a pruned segment), its log entries and its SEAL give
+       the root of the checkpoint that closes it.  Record fields are NOT re-encoded here.
+    5. Nothing staged or half sealed (INCOMPLETE); every ledger entry is named by a SEAL.
+    6. The log is not smaller than --expect-min-size.
+    7. The trust policies verify with the root key, run 1, 2, … and name the log; the
+       newest lists every segment's key with a window covering its SEAL time (± grace), and
+       seals came as often as it requires (POLICY).
+    8. Witness cosignatures (--witness, else the policy's): as §8.1.3.
+    9. Anchors are not checked here (no CMS): INCOMPLETE when the store has any.
+    10. DECISION entries: parsed, signed by the custodian key they name, a trusted one.
+    11. Something outside the store commits to the log (--expect-min-size, a witness
+        quorum), else INCOMPLETE (unless --local-only).
+    12. CLOCK entries recompute from their samples.
+    13. CUSTODY entries: as §16.3 for a store.
+    14. Pruning (§17.4): PRUNE entries name a policy of the history by its SHA-256 and a
+        bound it declares; records are pruned no further than a PRUNE entry and the newest
+        policy allow; with a root that is not pinned, pruning is INCOMPLETE.
+    """
+    opts = options or Options()
+    report, base, step = Report(root), Path(root), "1"
+    log: Log | None = None
+    history: list[tuple[Policy, bytes]] = []
+    root_key: Vkey | None = None
+    try:
+        # 1
+        origin, first = _store_meta(base, opts.key, report)
+        # 2, 3
+        step = "2"
+        checkpoints = _store_checkpoints(base, origin)
+        report.ok("2", f"{len(checkpoints)} checkpoints parse strictly; no two share a size")
+        step = "3"
+        log = _store_chain(base, origin, first, checkpoints)
+        if opts.key is not None and opts.key not in log.chain.keys:
+            raise Finding(TAMPERED, f"the pinned key {opts.key.key_id.hex()} is no key of this log")
+        hops = len(log.chain.keys) - 1
+        report.ok(
+            "3",
+            f"{len(log.sealed)} segments form an unbroken checkpoint chain"
+            + (f" ({hops} key rotations)" if hops else ""),
+        )
+        # 4
+        step = "4"
+        gone = _store_rebuild(log, report)
+        report.ok(
+            "4",
+            f"{log.size} leaves give the signed roots"
+            + (f" ({gone} pruned segments by their kept hashes)" if gone else ""),
+        )
+        # 7
+        step = "7"
+        history, root_key = _store_policies(base, origin, opts.root)
+        _store_policy_rules(log, history, root_key, opts.root is not None, report)
+        # 14
+        step = "14"
+        pruning = _store_pruning(log, history, opts, report)
+    except Finding as exc:
+        report.fail(step, exc)
+        pruning = ""
+    if log is None:
+        report.coverage = f"verification stopped at check {step}"
+        return report
+    _store_rest(base, log, history, root_key, opts, report, pruning)
+    return report
+
+
+def _store_meta(base: Path, pinned: Vkey | None, report: Report) -> tuple[str, Vkey]:
+    try:
+        doc = json.loads(_read(base / STORE_META, MIB, STORE_META).decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise Finding(MALFORMED, f"{STORE_META} is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != STORE_FORMAT:
+        raise Finding(USAGE, f"{STORE_META} is not of format {STORE_FORMAT}")
+    if not isinstance(doc.get("origin"), str) or not isinstance(doc.get("log_id"), str):
+        raise Finding(MALFORMED, f"{STORE_META} has no origin or log_id")
+    vkey_path = base / "keys" / "sealer.vkey"
+    if vkey_path.is_file():
+        raw = _read(vkey_path, VKEY_LIMIT, "keys/sealer.vkey")
+        first = parse_vkey(raw.decode("utf-8", "replace"))
+    elif pinned is not None:
+        report.warn("1", "the store's keys/sealer.vkey is missing; using --key")
+        first = pinned
+    else:
+        raise Finding(MALFORMED, "the store's keys/sealer.vkey is missing; pass --key")
+    report.ok("1", f"store {doc['origin']} with first sealer key {first.key_id.hex()}")
+    return doc["origin"], first
+
+
+def _store_checkpoints(base: Path, origin: str) -> dict[int, tuple[bytes, Checkpoint]]:
+    out: dict[int, tuple[bytes, Checkpoint]] = {}
+    for path in _listing(base / "checkpoints", ".checkpoint"):
+        if not path.is_file():
+            raise Finding(MALFORMED, f"checkpoint {path.name} is not a regular file")
+        data = _read(path, NOTE_LIMIT, f"checkpoint {path.name}")
+        try:
+            cp = parse_checkpoint(parse_note(data, NOTE_LIMIT, f"checkpoint {path.name}"))
+        except Finding as exc:
+            if _stripped(data):
+                raise Finding(
+                    TAMPERED, f"checkpoint {path.name} carries no signature: they were removed"
+                ) from None
+            raise Finding(exc.code, f"checkpoint {path.name}: {exc.message}") from None
+        if cp.origin != origin:
+            raise Finding(TAMPERED, f"checkpoint {path.name} names another origin")
+        if cp.size in out and out[cp.size][0] != data:
+            raise Finding(TAMPERED, f"two different checkpoints for size {cp.size} (fork)")
+        out[cp.size] = (data, cp)
+    return out
+
+
+def _stripped(data: bytes) -> bool:
+    """A checkpoint's text with nothing after it: a seal downgraded (spec §7)."""
+    try:
+        text = data.rstrip(b"\n").decode("utf-8") + "\n"
+        parse_checkpoint(Note(text, ()))
+    except (UnicodeDecodeError, Finding):
+        return False
+    return not _CONTROL.search(text)
+
+
+def _store_segments(base: Path) -> list[Segment]:
+    out = []
+    for path in _listing(base / "segments"):
+        if not path.is_dir():
+            continue
+        if not (path / "seal.entry").exists():
+            raise Finding(TAMPERED, f"segment {path.name} has no seal.entry")
+        data = _read(path / "seal.entry", MIB, f"segment {path.name}: seal.entry")
+        entry = parse_entry(data)
+        if entry is None or entry.kind != SEAL or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"segment {path.name}: seal.entry is no SEAL entry")
+        try:
+            info = decode_seal(entry.body)
+        except Finding as exc:
+            raise Finding(exc.code, f"segment {path.name}: {exc.message}") from None
+        out.append(Segment(path, info, data, (path / PRUNED_FILE).exists()))
+    return sorted(out, key=lambda s: s.info.first)
+
+
+def _segment_entries(seg: Segment) -> list[bytes]:
+    """The log entries of a segment's entries.bin, as many as its SEAL declares."""
+    path, count, name = seg.path / ENTRIES_FILE, seg.info.entries, seg.path.name
+    if count == 0:
+        if path.exists():
+            raise Finding(TAMPERED, f"segment {name}: {ENTRIES_FILE} is not in its SEAL")
+        return []
+    data = _read(path, MAX_ENTRIES_FILE, f"segment {name}: {ENTRIES_FILE}")
+    out, pos = [], 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if len(data) - pos < 4 or size > MAX_ENTRY or pos + 4 + size > len(data):
+            raise Finding(MALFORMED, f"segment {name}: {ENTRIES_FILE} holds a bad length")
+        raw = data[pos + 4 : pos + 4 + size]
+        entry = parse_entry(raw)
+        if entry is None or entry.kind not in LOG_ENTRY_TYPES or entry.salt != bytes(32):
+            raise Finding(MALFORMED, f"segment {name}: {ENTRIES_FILE} holds no valid log entry")
+        out.append(raw)
+        pos += 4 + size
+    if len(out) != count:
+        raise Finding(TAMPERED, f"segment {name}: {len(out)} log entries, its SEAL says {count}")
+    return out
+
+
+def _store_chain(
+    base: Path, origin: str, first: Vkey, checkpoints: dict[int, tuple[bytes, Checkpoint]]
+) -> Log:
+    """Check 3."""
+    segments = _store_segments(base)
+    chain = KeyChain(origin, [first])
+    start, prev, sealed = 0, bytes(32), []
+    interrupted = None
+    for no, seg in enumerate(segments):
+        info, name = seg.info, seg.path.name
+        if info.first != start or info.number != no:
+            raise Finding(
+                TAMPERED,
+                f"segment {name} starts at {info.first} as number {info.number}; expected "
+                f"{start} as number {no} (a segment is missing or was inserted)",
+            )
+        if info.end != info.first + info.records + info.entries + 1:
+            raise Finding(TAMPERED, f"segment {name}: SEAL range and counts disagree")
+        if info.origin != origin:
+            raise Finding(TAMPERED, f"segment {name}: its SEAL names another log")
+        if info.key_id != chain.current.key_id:
+            raise Finding(
+                TAMPERED,
+                f"segment {name} is sealed by key {info.key_id.hex()}, not by the current "
+                f"key {chain.current.key_id.hex()}",
+            )
+        if info.prev != prev:
+            raise Finding(
+                TAMPERED, f"segment {name}: its SEAL does not carry the previous checkpoint"
+            )
+        if info.end not in checkpoints:
+            if no == len(segments) - 1:
+                interrupted = seg
+                break
+            raise Finding(TAMPERED, f"checkpoint {info.end} (closing {name}) is missing")
+        data = checkpoints[info.end][0]
+        check_signed(
+            parse_note(data, NOTE_LIMIT, "checkpoint"), chain.current, f"checkpoint {info.end}"
+        )
+        seg.key = chain.current
+        seg.entries = _segment_entries(seg)
+        for i, raw in enumerate(seg.entries):
+            entry = parse_entry(raw)
+            assert entry is not None
+            if entry.kind == KEY:
+                where = f"KEY entry at index {info.first + info.records + i}"
+                chain.apply(where, decode_key_event(entry.body, origin))
+        prev, start = sha256(data), info.end
+        sealed.append(seg)
+    ends = {s.info.end for s in segments}
+    stray = sorted(set(checkpoints) - ends)
+    if stray:
+        raise Finding(TAMPERED, f"checkpoint {stray[0]} closes no segment")
+    return Log(origin, chain, checkpoints, sealed, interrupted, start)
+
+
+def _store_rebuild(log: Log, report: Report) -> int:
+    """Check 4; returns how many segments are pruned."""
+    tree, gone = Frontier(), 0
+    for seg in log.sealed:
+        info = seg.info
+        if seg.pruned:
+            gone += 1
+            _pruned_leaves(seg, tree, report)
+        else:
+            _record_leaves(seg, tree)
+        for raw in seg.entries:
+            tree.add(0, leaf_hash(raw))
+        tree.add(0, leaf_hash(seg.seal))
+        if tree.root() != log.checkpoints[info.end][1].root:
+            raise Finding(TAMPERED, f"tree root at size {info.end} does not match its checkpoint")
+    return gone
+
+
+def _record_leaves(seg: Segment, tree: Frontier) -> None:
+    info, name = seg.info, seg.path.name
+    key = seg.path / "segment.key"
+    if not key.is_file():
+        raise Finding(TAMPERED, f"segment {name}: segment.key was deleted")
+    if len(_read(key, 64, f"segment {name}: segment.key")) != 32:
+        raise Finding(MALFORMED, f"segment {name}: segment.key is not 32 bytes")
+    total = 0
+    for table in TABLES:
+        path, declared = seg.path / f"{table}.parquet", info.tables.get(table)
+        if declared is None:
+            if path.exists():
+                raise Finding(TAMPERED, f"segment {name}: {table}.parquet is not in its SEAL")
+            continue
+        if not path.is_file():
+            raise Finding(TAMPERED, f"segment {name}: {table}.parquet is missing")
+        hashes = parquet_hashes(path, f"{name}/{table}.parquet")
+        if len(hashes) != 32 * declared:
+            raise Finding(
+                TAMPERED,
+                f"segment {name}: {table}.parquet holds {len(hashes) // 32} records, its SEAL "
+                f"declares {declared}",
+            )
+        for i in range(0, len(hashes), 32):
+            tree.add(0, hashes[i : i + 32])
+        total += declared
+    if total != info.records:
+        raise Finding(TAMPERED, f"segment {name}: table counts and record count disagree")
+
+
+def _pruned_leaves(seg: Segment, tree: Frontier, report: Report) -> None:
+    """A pruned segment (spec §17.3): the kept subtree roots stand for its records."""
+    info, name = seg.info, seg.path.name
+    heights = cover(info.first, info.records)
+    path = seg.path / PRUNED_FILE
+    if not path.is_file():
+        raise Finding(TAMPERED, f"segment {name}: {PRUNED_FILE} is not a regular file")
+    data = _read(path, MIB, f"segment {name}: {PRUNED_FILE}")
+    if len(data) != 32 * len(heights):
+        raise Finding(
+            TAMPERED,
+            f"segment {name}: {PRUNED_FILE} holds {len(data)} bytes, not the "
+            f"{len(heights)} hashes of 32 its {info.records} pruned records need",
+        )
+    for i, height in enumerate(heights):
+        tree.add(height, data[32 * i : 32 * i + 32])
+    left = [n for n in RECORD_FILES if (seg.path / n).exists()]
+    if left:
+        report.warn("4", f"segment {name} is pruned but still holds {', '.join(left)} (not read)")
+
+
+def _store_policies(
+    base: Path, origin: str, pinned: Vkey | None
+) -> tuple[list[tuple[Policy, bytes]], Vkey | None]:
+    """Check 7, first part: every policy of the history, in serial order."""
+    files = _listing(base / "policy", ".policy.note")
+    if not files:
+        if pinned is not None:
+            raise Finding(TAMPERED, "a root key is pinned but the store holds no trust policy")
+        return [], None
+    root = pinned
+    if root is None:
+        path = base / "keys" / "root.vkey"
+        if not path.is_file():
+            raise Finding(MALFORMED, "the store has a trust policy but no keys/root.vkey")
+        root = parse_vkey(_read(path, VKEY_LIMIT, "keys/root.vkey").decode("utf-8", "replace"))
+    history: list[tuple[Policy, bytes]] = []
+    for path in files:
+        rel = f"policy/{path.name}"
+        data = _read(path, POLICY_LIMIT, rel)
+        note = parse_note(data, NOTE_LIMIT, rel)
+        try:
+            pol = parse_policy(note.text)
+        except Finding as exc:
+            raise Finding(exc.code, f"{rel}: {exc.message}") from None
+        check_signed(note, root, rel)
+        if path.name != f"{pol.serial:020d}.policy.note":
+            raise Finding(TAMPERED, f"{rel} holds serial {pol.serial}")
+        if pol.serial != len(history) + 1:
+            raise Finding(TAMPERED, f"trust policy serials jump to {pol.serial}")
+        if pol.origin != origin:
+            raise Finding(TAMPERED, f"{rel} is the policy of another log")
+        history.append((pol, data))
+    return history, root
+
+
+def _store_policy_rules(
+    log: Log, history: list[tuple[Policy, bytes]], root: Vkey | None, pinned: bool, report: Report
+) -> None:
+    """Check 7, second part: the newest policy authorizes every segment's key at its time."""
+    if not history or root is None:
+        report.ok("7", "no trust policy: sealer keys are judged by the log's own key chain")
+        return
+    pol, data = history[-1]
+    grace = pol.grace * NS
+    for seg in log.sealed:
+        window = pol.windows.get(seg.key) if seg.key is not None else None
+        name = seg.path.name
+        if window is None:
+            raise Finding(TAMPERED, f"segment {name}: its key is not in trust policy {pol.serial}")
+        start, end = window
+        at = seg.info.sealed_at
+        if (start is not None and at < start * NS - grace) or (
+            end is not None and at > end * NS + grace
+        ):
+            raise Finding(TAMPERED, f"segment {name}: sealed outside its key's policy window")
+    times = [s.info.sealed_at for s in log.sealed]
+    if pol.seal_interval is not None and len(times) > 1:
+        gap = max(times[i] - times[i - 1] for i in range(1, len(times)))
+        if gap > (pol.seal_interval + pol.grace) * NS:
+            raise Finding(
+                POLICY,
+                f"no seal for {gap // NS:,}s; trust policy {pol.serial} requires one every "
+                f"{pol.seal_interval}s",
+            )
+    how = "pinned with --root" if pinned else "the store's own keys/root.vkey, NOT pinned"
+    report.ok(
+        "7",
+        f"trust policy {pol.serial} (sha256 {sha256(data).hex()[:16]}…) signed by root key "
+        f"{root.key_id.hex()} ({how}) authorizes the sealer key of every segment",
+    )
+
+
+def decode_prune(body: bytes) -> tuple[int, int, bytes, int]:
+    """A PRUNE body (spec §17.2): (bound, policy serial, policy SHA-256, time), strictly."""
+    if len(body) > 256:
+        raise Finding(MALFORMED, "PRUNE body is longer than its four fields")
+    try:
+        fields = {fid: (kind, value) for fid, kind, value in parse_tlv(body)}
+    except ValueError as exc:
+        raise Finding(MALFORMED, f"PRUNE body: {exc}") from None
+    want = {1: (T_U64, 8), 2: (T_U64, 8), 3: (T_BYTES, 32), 4: (T_I64, 8)}
+    if set(fields) != set(want) or any(
+        (kind, len(value)) != want[fid] for fid, (kind, value) in fields.items()
+    ):
+        raise Finding(MALFORMED, "PRUNE body is not exactly its fields 1-4 of their types")
+    bound, serial = (int.from_bytes(fields[f][1], "big") for f in (1, 2))
+    if not (0 < bound < 1 << 63 and 0 < serial < 1 << 63):
+        raise Finding(MALFORMED, "PRUNE bound or policy serial is 0 or not below 2^63")
+    return bound, serial, fields[3][1], int.from_bytes(fields[4][1], "big", signed=True)
+
+
+def _store_pruning(
+    log: Log, history: list[tuple[Policy, bytes]], opts: Options, report: Report
+) -> str:
+    """Check 14 (spec §17.4); returns the coverage clause when something is pruned."""
+    events = []
+    for index, raw, _t in log.entries():
+        entry = parse_entry(raw)
+        if entry is not None and entry.kind == PRUNE:
+            try:
+                events.append((index, decode_prune(entry.body)))
+            except Finding as exc:
+                raise Finding(exc.code, f"PRUNE entry at index {index}: {exc.message}") from None
+    declared = {pol.serial: (sha256(data), pol.prune_below) for pol, data in history}
+    for index, (bound, serial, digest, _at) in events:
+        where = f"PRUNE entry at index {index:,}"
+        if bound > index:
+            raise Finding(TAMPERED, f"{where} allows pruning past itself")
+        if serial not in declared:
+            raise Finding(
+                TAMPERED, f"{where} names trust policy {serial}, which is not in the store"
+            )
+        if declared[serial][0] != digest:
+            raise Finding(TAMPERED, f"{where}: trust policy {serial} was replaced")
+        allowed = declared[serial][1]
+        if allowed is None or bound > allowed:
+            raise Finding(TAMPERED, f"{where} prunes more than trust policy {serial} declares")
+    pruned = [s for s in log.sealed if s.pruned]
+    if not pruned:
+        if events:
+            report.ok("14", f"pruning logged by {len(events)} PRUNE entries; no segment pruned")
+        return ""
+    extent = max(s.info.end for s in pruned)
+    authority = next(((i, e) for i, e in events if e[0] >= extent), None)
+    if authority is None:
+        raise Finding(
+            TAMPERED,
+            f"the records of {len(pruned)} segments below {extent:,} were removed without a "
+            "sealed PRUNE entry that declares it",
+        )
+    newest = history[-1][0].prune_below if history else None
+    if newest is None or extent > newest:
+        raise Finding(
+            TAMPERED, f"records are pruned below {extent:,}, more than the newest policy allows"
+        )
+    index, (bound, serial, digest, _at) = authority
+    records = sum(s.info.records for s in pruned)
+    sentence = (
+        f"pruned below {extent:,} per policy {serial} (sha256 {digest.hex()[:16]}…): "
+        f"{records:,} records of {len(pruned)} segments removed, their hashes kept"
+    )
+    report.facts["pruning"] = {
+        "pruned_below": extent,
+        "segments": len(pruned),
+        "records": records,
+        "policy_serial": serial,
+        "policy_sha256": digest.hex(),
+        "logged_at_index": index,
+        "declared_below": newest,
+    }
+    report.ok("14", f"{sentence}; logged at index {index:,}")
+    if opts.root is None:
+        message = (
+            f"the records below {extent:,} were pruned per a trust policy whose root is not "
+            "pinned (--root): whoever can write the store could have declared it"
+        )
+        if opts.allow_incomplete:
+            report.warn("14", message)
+        else:
+            report.fail("14", Finding(INCOMPLETE, message))
+    return sentence
+
+
+def _open(report: Report) -> bool:
+    return report.code in (VERIFIED, INCOMPLETE)
+
+
+def _store_rest(
+    base: Path,
+    log: Log,
+    history: list[tuple[Policy, bytes]],
+    root: Vkey | None,
+    opts: Options,
+    report: Report,
+    pruning: str,
+) -> None:
+    """Checks 5, 6, 8-13, the coverage sentence and the facts."""
+    # 5
+    _store_staging(base, log, opts, report)
+    # 6
+    if opts.expect_min_size is not None:
+        if log.size < opts.expect_min_size:
+            report.fail(
+                "6", Finding(TAMPERED, f"the log ends at {log.size:,}, below the expected size")
+            )
+        else:
+            report.ok("6", f"the log is not smaller than {opts.expect_min_size:,}")
+    policy = history[-1][0] if history else None
+    # 8
+    witnessed = _store_witnesses(base, log, policy, opts, report) if _open(report) else 0
+    # 9
+    if _open(report) and log.sealed:
+        anchors = sum(raw[5] == ANCHOR for _i, raw, _t in log.entries())
+        tokens = len(_listing(base / "anchors", ".tsr"))
+        if anchors or tokens:
+            message = (
+                f"anchors not verified: {anchors} ANCHOR entries and {tokens} RFC 3161 tokens "
+                "(their tokens need `acdkit verify --tsa-root`)"
+            )
+            if opts.allow_incomplete:
+                report.warn("9", message)
+            else:
+                report.fail("9", Finding(INCOMPLETE, message))
+    # 10, 13: custodian keys
+    trust, source, grace, pinned = _store_custodians(base, policy, opts.root is not None, opts)
+    decided = handled = 0
+    if _open(report) and log.sealed:
+        decided = _store_decisions(log, trust, source, grace, report)
+        if decided:
+            _said(report, "10", pinned, f"{decided} decisions", opts)
+    # 11
+    if report.code == VERIFIED and log.size and not (opts.expect_min_size or witnessed):
+        message = (
+            "nothing outside this store commits to the log (no --expect-min-size or witness "
+            "quorum): a rollback of its newest segments cannot be excluded"
+        )
+        if opts.local_only or opts.allow_incomplete:
+            report.warn("6", message)
+        else:
+            report.fail("6", Finding(INCOMPLETE, message))
+    if _open(report) and log.sealed:
+        # 12
+        clocks = 0
+        for index, raw, _t in log.entries():
+            entry = parse_entry(raw)
+            if entry is not None and entry.kind == CLOCK:
+                try:
+                    check_clock(decode_clock(entry.body))
+                except Finding as exc:
+                    report.fail("12", Finding(exc.code, f"CLOCK leaf {index}: {exc.message}"))
+                    break
+                clocks += 1
+        if clocks and _open(report):
+            report.ok("12", f"{clocks} CLOCK entries recompute from their samples")
+        # 13
+        handled = _store_custody(log, trust, source, grace, report)
+        if handled:
+            _said(report, "13", pinned, f"{handled} custody entries", opts)
+    _store_coverage(log, opts, report, pruning, decided, handled)
+
+
+def _store_staging(base: Path, log: Log, opts: Options, report: Report) -> None:
+    staged = [p for p in _listing(base / "staging") if p.is_dir()]
+    if report.code == VERIFIED:
+        named = {src for s in log.sealed for src in s.info.sources}
+        lost = [p.stem for p in _listing(base / "ledger", ".json") if p.stem not in named]
+        if lost:
+            report.fail(
+                "5",
+                Finding(
+                    TAMPERED,
+                    f"the source ledger records {len(lost)} file(s) as sealed that no sealed "
+                    "segment lists: segments were removed and the log rolled back",
+                ),
+            )
+            return
+    if staged or (log.interrupted is not None and report.code == VERIFIED):
+        message = f"{len(staged)} ingested inputs are not sealed yet" + (
+            "; the newest segment has no checkpoint (an interrupted seal, or its checkpoint "
+            "deleted: `acdkit verify` tells them apart)"
+            if log.interrupted is not None
+            else ""
+        )
+        if opts.allow_incomplete:
+            report.warn("5", message)
+        else:
+            report.fail("5", Finding(INCOMPLETE, message))
+    else:
+        report.ok("5", "no unsealed records")
+
+
+def _store_witnesses(
+    base: Path, log: Log, policy: Policy | None, opts: Options, report: Report
+) -> int:
+    """Check 8 (spec §8.1.3); returns the largest size the quorum witnessed."""
+    files = _listing(base / "cosignatures", ".cosig")
+    witnesses, quorum = list(dict.fromkeys(opts.witnesses)), opts.quorum
+    if not witnesses and policy is not None and policy.witnesses:
+        witnesses, quorum = list(dict.fromkeys(policy.witnesses)), policy.quorum
+    if not witnesses:
+        if files:
+            report.warn("8", f"{len(files)} cosigned checkpoints not checked: no witness given")
+        return 0
+    quorum = 1 if quorum is None else quorum
+    counts: dict[int, set[Vkey]] = {}
+    try:
+        for path in files:
+            rel = f"cosignatures/{path.name}"
+            note = parse_note(_read(path, COSIGNATURE_LIMIT, rel), COSIGNATURE_LIMIT, rel)
+            cp = parse_checkpoint(note)
+            if cp.origin != log.origin:
+                report.warn("8", f"{rel} is a checkpoint of another log")
+                continue
+            signers = [w for w in witnesses if cosigned_by(note, w) is not None]
+            if not signers:
+                continue
+            if cp.size > log.size:
+                raise Finding(TAMPERED, f"{rel}: a witness cosigned {cp.size:,}, beyond the log")
+            mine = log.checkpoints.get(cp.size)
+            if mine is None or parse_note(mine[0], NOTE_LIMIT, "checkpoint").text != note.text:
+                raise Finding(TAMPERED, f"{rel}: a witness cosigned another history (fork)")
+            counts.setdefault(cp.size, set()).update(signers)
+    except Finding as exc:
+        report.fail("8", exc)
+        return 0
+    witnessed = max((n for n, who in counts.items() if len(who) >= quorum), default=0)
+    k = len(counts.get(log.size, ()))
+    done = f"checkpoint {log.size:,} witnessed by {k} of {len(witnesses)} (quorum {quorum})"
+    if k >= quorum:
+        report.ok("8", done)
+    elif opts.allow_incomplete:
+        report.warn("8", f"{done}: a rollback cannot be excluded")
+    else:
+        report.fail("8", Finding(INCOMPLETE, f"{done}: a rollback cannot be excluded"))
+    return witnessed
+
+
+def _store_custodians(
+    base: Path, policy: Policy | None, root_pinned: bool, opts: Options
+) -> tuple[Trust | None, str, int, bool]:
+    """The keys DECISION and CUSTODY entries are held to, their source, grace, pinned?"""
+    if opts.custodians:
+        return {k: (None, None) for k in opts.custodians}, "--custodian", 0, True
+    if policy is not None and policy.custodians:
+        return policy.custodians, f"trust policy {policy.serial}", policy.grace, root_pinned
+    path = base / "keys" / "custodians.vkey"
+    if path.is_file():
+        raw = _read(path, MIB, "keys/custodians.vkey")
+        return _custodian_list(raw), "keys/custodians.vkey", 0, False
+    return None, "", 0, False
+
+
+def _said(report: Report, check: str, pinned: bool, what: str, opts: Options) -> None:
+    if pinned or not _open(report):
+        return
+    message = f"{what} are signed by custodian keys that nothing outside the store pins"
+    if opts.allow_incomplete:
+        report.warn(check, message)
+    else:
+        report.fail(check, Finding(INCOMPLETE, message))
+
+
+def _store_decisions(log: Log, trust: Trust | None, source: str, grace: int, report: Report) -> int:
+    count = 0
+    try:
+        for index, raw, _t in log.entries():
+            entry = parse_entry(raw)
+            if entry is None or entry.kind != DECISION:
+                continue
+            where = f"DECISION at index {index}"
+            try:
+                decision = decode_decision(entry.body)
+            except (ValueError, Finding) as exc:
+                raise Finding(MALFORMED, f"{where}: not a DECISION body ({exc})") from None
+            message = DECISION_PREFIX + log.origin.encode("utf-8") + b"\n"
+            if not ed25519_ok(
+                decision.custodian.public, decision.signature, message + decision.message_body
+            ):
+                raise Finding(TAMPERED, f"{where}: the custodian's signature does not verify")
+            _check_trusted(where, decision.custodian, decision.recorded, trust, source, grace)
+            count += 1
+    except Finding as exc:
+        report.fail("10", exc)
+        return 0
+    if count:
+        report.ok("10", f"{count} decisions verify" + (f" with keys of {source}" if trust else ""))
+    return count
+
+
+def _store_custody(log: Log, trust: Trust | None, source: str, grace: int, report: Report) -> int:
+    """Check 13 (spec §16.3) for a store, which holds every checkpoint."""
+    sealed_at = {s.info.end: s.info.sealed_at for s in log.sealed}
+    firsts: dict[bytes, CustodyEvent] = {}
+    exports: dict[bytes, int] = {}
+    late, count = [], 0
+    try:
+        for index, raw, seal_time in log.entries():
+            entry = parse_entry(raw)
+            if entry is None or entry.kind != CUSTODY:
+                continue
+            where = f"CUSTODY at index {index}"
+            try:
+                event = decode_custody(entry.body)
+            except (ValueError, Finding) as exc:
+                raise Finding(MALFORMED, f"{where}: not a CUSTODY body ({exc})") from None
+            signed = CUSTODY_PREFIX + log.origin.encode("utf-8") + b"\n" + event.message_body
+            if not ed25519_ok(event.custodian.public, event.signature, signed):
+                raise Finding(TAMPERED, f"{where}: the custodian's signature does not verify")
+            _check_trusted(where, event.custodian, event.recorded, trust, source, grace)
+            if event.size > log.size or event.size > index:
+                raise Finding(TAMPERED, f"{where} concerns a checkpoint after its own place")
+            mine = log.checkpoints.get(event.size)
+            if mine is None or mine[1].root != event.root:
+                raise Finding(TAMPERED, f"{where} names a checkpoint or root the log lacks")
+            if event.manifest is not None:
+                first = firsts.setdefault(event.manifest, event)
+                if (first.size, first.root, first.incident) != (
+                    event.size,
+                    event.root,
+                    event.incident,
+                ):
+                    raise Finding(TAMPERED, f"{where} names its bundle with another checkpoint")
+            if event.size not in sealed_at:
+                raise Finding(MALFORMED, f"{where}: no sealed segment ends at {event.size}")
+            if event.at < sealed_at[event.size] - CLOCKS_APART_NS:
+                late.append(f"{where} is dated before the checkpoint it concerns was sealed")
+            if event.manifest is not None:
+                exported = exports.get(event.manifest)
+                if exported is not None and event.at < exported - CLOCKS_APART_NS:
+                    late.append(f"{where} is dated before the export of its bundle")
+                if event.event == "export" and exported is None:
+                    exports[event.manifest] = event.at
+            if event.recorded > seal_time + CLOCKS_APART_NS:
+                report.warn("13", f"{where} was signed after its segment was sealed")
+            count += 1
+    except Finding as exc:
+        report.fail("13", exc)
+        return 0
+    for finding in late:
+        report.fail("13", Finding(POLICY, finding))
+    if count and not late:
+        report.ok(
+            "13", f"{count} custody entries verify" + (f" with keys of {source}" if trust else "")
+        )
+    return count
+
+
+def _store_coverage(
+    log: Log, opts: Options, report: Report, pruning: str, decided: int, handled: int
+) -> None:
+    key = log.sealed[-1].key if log.sealed and log.sealed[-1].key else log.chain.current
+    report.facts.update(
+        {
+            "tree_size": log.size,
+            "key_id": key.key_id.hex(),
+            "key_pinned": opts.key is not None,
+            "key_rotations": len(log.chain.keys) - 1,
+        }
+    )
+    if not _open(report):
+        report.coverage = (
+            f"verification stopped at check {report.failure['check'] if report.failure else '?'}"
+        )
+        return
+    if not log.size:
+        report.coverage = "empty log: nothing sealed yet"
+        if report.code == VERIFIED:
+            report.fail("5", Finding(INCOMPLETE, "nothing to verify: the log is empty"))
+        return
+    cp = log.checkpoints[log.size][1]
+    parts = [
+        f"leaves 0-{log.size - 1:,} verified against checkpoint {log.size:,} (root "
+        f"{cp.root.hex()[:16]}…) signed by sealer key {key.key_id.hex()}"
+        + (
+            " (pinned)"
+            if opts.key is not None
+            else " (authorized by the pinned root's policy)"
+            if opts.root is not None
+            else " (NOT pinned: pass --key or --root)"
+        ),
+        "the records by their integrity_hash column: their fields are NOT re-encoded here "
+        "(`acdkit verify` does that)",
+    ]
+    if pruning:
+        parts.append(pruning)
+    if decided:
+        parts.append(f"{decided} decisions signed by custodian keys")
+    if handled:
+        parts.append(f"{handled} custody entries signed by custodian keys")
+    report.coverage = "; ".join(parts)
+
+
 # -- command line ---------------------------------------------------------------------------
 
 
@@ -2291,9 +3394,10 @@ def _exit_with(code: int, message: str, json_out: bool, target: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="acdkit_verify.py",
-        description="Verify an acdkit submission bundle offline, independently of acdkit.",
+        description="Verify an acdkit submission bundle or evidence store offline, "
+        "independently of acdkit.",
     )
-    parser.add_argument("bundle", metavar="BUNDLE_DIR")
+    parser.add_argument("bundle", metavar="BUNDLE_DIR|STORE_DIR")
     parser.add_argument("--key", metavar="VKEY", help="the sealer's vkey line, or a file of it")
     parser.add_argument("--root", metavar="VKEY", help="pin the root key of the trust policy")
     parser.add_argument(
@@ -2320,6 +3424,11 @@ def main(argv: list[str] | None = None) -> int:
         type=_size,
         help="TAMPERED if the bundle's checkpoint is smaller (an older one substituted)",
     )
+    parser.add_argument(
+        "--local-only",
+        action="store_true",
+        help="a store: accept that nothing outside it commits to the log (a warning)",
+    )
     parser.add_argument("--json", action="store_true", help="write one JSON report to stdout")
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     try:
@@ -2337,8 +3446,11 @@ def main(argv: list[str] | None = None) -> int:
         import cryptography  # noqa: F401
     except ImportError:
         return _exit_with(USAGE, "needs the Python package cryptography", args.json, args.bundle)
-    if not (Path(args.bundle) / MANIFEST).is_file():
-        return _exit_with(USAGE, f"{_show(args.bundle)} is not a bundle", args.json, args.bundle)
+    is_store = (Path(args.bundle) / STORE_META).is_file()
+    if not is_store and not (Path(args.bundle) / MANIFEST).is_file():
+        return _exit_with(
+            USAGE, f"{_show(args.bundle)} is neither a bundle nor a store", args.json, args.bundle
+        )
     try:
         if args.witness_quorum is not None and not args.witness:
             raise Finding(USAGE, "--witness-quorum needs at least one --witness")
@@ -2353,10 +3465,14 @@ def main(argv: list[str] | None = None) -> int:
             expect_min_size=args.expect_min_size,
             allow_incomplete=args.allow_incomplete,
             custodians=tuple(_pinned_key(c, option="--custodian") for c in args.custodian),
+            local_only=args.local_only,
         )
     except Finding as exc:
         return _exit_with(exc.code, exc.message, args.json, args.bundle)
-    report = verify_bundle(args.bundle, options=opts)
+    if is_store:
+        report = verify_store(args.bundle, options=opts)
+    else:
+        report = verify_bundle(args.bundle, options=opts)
     if args.json:
         print(json.dumps(report.to_json()))
     _render(report)
