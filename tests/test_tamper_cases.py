@@ -19,7 +19,8 @@ Cases tested in the files of the features they need, not repeated here:
 - 4.2.5 heartbeat seals: test_logentries.py;
 - 4.1.23 and 4.2.8 for S3 beyond the cases here (content changed under a version, a
   lapsed lock, 503 answers, a hung server): test_worm.py.
-Not testable yet (no such feature): 4.2.7 (declared pruning).
+4.2.7 (declared pruning) is tested here with both verifiers; the command itself, its kill
+tests and the fuzzing of its parsers are in test_prune.py.
 """
 
 from __future__ import annotations
@@ -38,9 +39,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from _evidence import DATA, build_store, cli_verify, copy_store, reprove_bundle, resign_manifest
-from acdkit import bundle, custodians, custodychain, ingest, keys, logentries, schema, seal
+from acdkit import (
+    bundle,
+    custodians,
+    custodychain,
+    ingest,
+    keys,
+    logentries,
+    policy,
+    prune,
+    schema,
+    seal,
+)
 from acdkit.custody import Custody
 from acdkit.encoding import (
     TlvType,
@@ -50,9 +63,11 @@ from acdkit.encoding import (
     record_salts,
     tlv,
 )
-from acdkit.merkle import TreeLevels
+from acdkit.keychain import read_chain
+from acdkit.merkle import TreeLevels, range_subtrees
 from acdkit.note import Checkpoint, SignedNote, sign_note
 from acdkit.proof import TlogProof
+from acdkit.prunedtree import PRUNED_FILE
 from acdkit.seal import segment_leaves
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
@@ -841,3 +856,184 @@ def test_4_2_08_s3_unreachable_during_the_online_check_is_incomplete(pushed: Pus
         check="14",
     )  # fmt: skip
     assert "could not be reached" in message(doc) and "TAMPERED" not in json.dumps(doc)
+
+
+# -- §4.2 case 7: declared retention pruning, and what must stay TAMPERED ----------------------
+
+ROOT = keys.Signer("tamper-test/root", Ed25519PrivateKey.from_private_bytes(bytes(range(96, 128))))
+PINNED = ("--root", ROOT.verifier.vkey())
+
+
+def _policy(store: Store, bound: int | None, root: keys.Signer = ROOT, serial: int = 0) -> bytes:
+    """A root-signed trust policy of the store's keys: the next serial unless given."""
+    number = serial or len(policy.policy_files(store)) + 1
+    windows = [policy.SealerWindow(k) for k in read_chain(store).keys]
+    text = policy.Policy(
+        store.origin, number, 1_790_812_800 * policy.NS, windows, prune_below=bound
+    )
+    return sign_note(text.text(), root).encode()
+
+
+def _declare(store: Store, bound: int | None) -> None:
+    policy.write_policy(
+        store, policy.Policy.from_text(SignedNote.parse(_policy(store, bound)).text), ROOT
+    )
+
+
+def _prune_by_hand(seg: Path) -> None:
+    """What `acdkit prune` does to a segment, done without it (no PRUNE entry, no check)."""
+    info = SealInfo.from_entry((seg / "seal.entry").read_bytes())
+    leaves = segment_leaves(seg, info)[: info.record_count]
+    nodes = range_subtrees(info.first_index, b"".join(leaves))
+    (seg / PRUNED_FILE).write_bytes(b"".join(n for _h, n in nodes))
+    for name in ("net.parquet", "dns.parquet", "edr.parquet", "segment.key"):
+        (seg / name).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def pruned_template(
+    template: tuple[Store, keys.Signer, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Store:
+    """The three-segment store, trust policy 1 (no pruning) and 2 (prune below 415), and
+    `acdkit prune`: segment 0's 414 records gone, a PRUNE entry naming policy 2 at 613."""
+    store = copy_store(template[0], tmp_path_factory.mktemp("pruned") / "store")
+    _declare(store, None)
+    _declare(store, 415)
+    prune.prune(store, template[1])
+    assert [p.name for p in store.segment_dirs() if (p / PRUNED_FILE).exists()] == [
+        "00000000000000000000-00000000000000000415"
+    ]
+    return store
+
+
+@pytest.fixture
+def pst(pruned_template: Store, tmp_path: Path) -> Store:
+    return copy_store(pruned_template, tmp_path / "pruned")
+
+
+def expect_both(
+    tool: Path, store: Store, verdict: str, *extra: str, check: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """Both verifiers on a store: the same verdict and exit code; acdkit's JSON report and
+    the independent verifier's failure message."""
+    doc = expect(store.root, verdict, *extra, check=check)
+    theirs = run_independent(tool, store.root, "--local-only", *extra)
+    assert (theirs.verdict, theirs.code) == (verdict, doc["exit_code"]), theirs
+    return doc, theirs.message
+
+
+def test_4_2_07_pruned_as_declared_is_verified_pruned_below_n_per_policy_p(
+    pst: Store, tool: Path
+) -> None:
+    doc, _ = expect_both(tool, pst, "VERIFIED", *PINNED)
+    digest = hashlib.sha256(policy.policy_files(pst)[1].read_bytes()).hexdigest()
+    said = f"pruned below 415 per policy 2 (sha256 {digest[:16]}…): 414 records of 1 segments"
+    assert said in doc["coverage"]
+    assert doc["facts"]["pruning"]["policy_sha256"] == digest
+    theirs = run_independent(tool, pst.root, "--local-only", *PINNED)
+    assert said in theirs.coverage
+    # the root unpinned: the declaration is the store's own word
+    unpinned, message_ = expect_both(tool, pst, "INCOMPLETE", check="14")
+    assert "whose root is not pinned" in message(unpinned) and "not pinned" in message_
+
+
+def test_4_2_07_records_removed_without_a_declaration_are_tampered(st: Store, tool: Path) -> None:
+    _prune_by_hand(segment(st, 0))  # the kept hashes are right: every root still holds
+    doc, theirs = expect_both(tool, st, "TAMPERED", check="14")
+    assert "no sealed PRUNE entry declares it" in message(doc)
+    assert "without a sealed PRUNE entry" in theirs
+    _declare(st, 415)  # a declaration alone is not enough: `prune` logs that it acts on it
+    doc, _ = expect_both(tool, st, "TAMPERED", *PINNED, check="14")
+    assert "no sealed PRUNE entry declares it (none at all)" in message(doc)
+
+
+def test_4_2_07_the_oldest_segment_deleted_even_under_a_declaration_is_tampered(
+    pst: Store, tool: Path
+) -> None:
+    shutil.rmtree(segment(pst, 0))  # pruning keeps the segment's hashes, entries and SEAL
+    doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="3")
+    assert "expected index 0 as number 0 (a segment is missing" in message(doc)
+
+
+def test_4_2_07_more_pruned_than_declared_is_tampered(pst: Store, tool: Path) -> None:
+    _prune_by_hand(segment(pst, 1))  # ends at 512; policy 2 allows 415
+    doc, theirs = expect_both(tool, pst, "TAMPERED", *PINNED, check="14")
+    assert "below index 512 were removed and no sealed PRUNE entry declares it (the largest" in (
+        message(doc)
+    )
+    assert "512" in theirs
+
+
+@pytest.mark.parametrize("gap", ["segment-deleted", "records-deleted"])
+def test_4_2_07_a_gap_above_the_bound_is_tampered(pst: Store, tool: Path, gap: str) -> None:
+    seg = segment(pst, 1)
+    if gap == "segment-deleted":
+        shutil.rmtree(seg)
+        doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="3")
+        assert "a segment is missing or was inserted" in message(doc)
+    else:
+        (seg / "net.parquet").unlink()
+        doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="4")
+        assert message(doc) == f"segment {seg.name}: net.parquet is missing"
+
+
+@pytest.mark.parametrize("damage", ["bit-flipped", "truncated", "extended", "forged"])
+def test_4_2_07_a_forged_or_altered_kept_range_is_tampered(
+    pst: Store, tool: Path, damage: str, template: tuple[Store, keys.Signer, Path]
+) -> None:
+    path = segment(pst, 0) / PRUNED_FILE
+    data = path.read_bytes()
+    if damage == "bit-flipped":
+        path.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+    elif damage == "truncated":
+        path.write_bytes(data[:-32])
+    elif damage == "extended":
+        path.write_bytes(data + data[-32:])
+    else:
+        # the hashes of a forged history: the first record changed, the range recomputed
+        original = segment(template[0], 0)
+        leaves = segment_leaves(
+            original, SealInfo.from_entry((original / "seal.entry").read_bytes())
+        )
+        forged = range_subtrees(0, bytes(32) + b"".join(leaves[1:414]))
+        assert len(forged) == len(data) // 32
+        path.write_bytes(b"".join(n for _h, n in forged))
+    doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="4")
+    if damage in ("truncated", "extended"):
+        assert "the 414 pruned records of its SEAL need 6 hashes of 32" in message(doc)
+    else:
+        assert message(doc) == "tree root at size 415 does not match its checkpoint"
+
+
+def test_4_2_07_a_declaration_not_signed_by_the_pinned_root_is_tampered(
+    pst: Store, tool: Path
+) -> None:
+    other = keys.Signer("tamper-test/root", Ed25519PrivateKey.from_private_bytes(bytes(32)))
+    for path in policy.policy_files(pst):
+        text = SignedNote.parse(path.read_bytes()).text
+        path.write_bytes(sign_note(text, other).encode())
+    (pst.root / "keys/root.vkey").write_text(other.verifier.vkey() + "\n")
+    doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="7")
+    assert "is not signed by root key" in message(doc)
+    # unpinned, the store's own (replaced) root vouches for it, but the PRUNE entry names
+    # the policy by its SHA-256
+    doc, _ = expect_both(tool, pst, "TAMPERED", check="14")
+    assert "names trust policy 2 with SHA-256" in message(doc)
+
+
+@pytest.mark.parametrize("rollback", ["newest-deleted", "replaced", "withdrawn"])
+def test_4_2_07_a_rolled_back_declaration_is_tampered(
+    pst: Store, tool: Path, rollback: str
+) -> None:
+    files = policy.policy_files(pst)
+    if rollback == "newest-deleted":  # back to policy 1, which allows no pruning
+        files[1].unlink()
+        expected = "names trust policy 2, which the store does not hold"
+    elif rollback == "replaced":  # a policy 2 the root did sign, but not the one logged
+        files[1].write_bytes(_policy(pst, None, serial=2))
+        expected = "names trust policy 2 with SHA-256"
+    else:  # a newer policy that declares no pruning, while records are gone
+        _declare(pst, None)
+        expected = "records are pruned below 415, but the newest trust policy declares no"
+    doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="14")
+    assert expected in message(doc)

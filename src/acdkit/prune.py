@@ -27,7 +27,7 @@ from acdkit.policy import LoadedPolicy, load_policy
 from acdkit.prunedtree import PRUNED_FILE, RECORD_FILES, is_pruned, leftovers
 from acdkit.seal import SealReport, check_sealer, seal_locked, segment_leaves
 from acdkit.sealinfo import SealInfo
-from acdkit.store import Store, atomic_write, fsync_dir
+from acdkit.store import TMP_PREFIX, Store, atomic_write, fsync_dir
 
 __all__ = ["PruneEvent", "PruneFindings", "PruneReport", "check_pruning", "prune"]
 
@@ -352,4 +352,6 @@ def _remove_records(seg: Path) -> None:
     # the segment key last: until it goes, the records that are left could still be read
     for name in RECORD_FILES:
         (seg / name).unlink(missing_ok=True)
+    for tmp in seg.glob(f"{TMP_PREFIX}*"):  # a pruned.range half written by a killed run
+        tmp.unlink()
     fsync_dir(seg)

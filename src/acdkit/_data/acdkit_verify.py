@@ -2405,11 +2405,20 @@ def parquet_hashes(path: Path, what: str) -> bytes:
         raise Finding(IO, f"cannot read {what}: {exc.strerror}") from None
 
 
+def _field(obj: Any, fid: int, kind: type, what: str) -> Any:
+    """Field ``fid`` of a decoded thrift struct, of the type Parquet gives it."""
+    value = obj.get(fid) if isinstance(obj, dict) else None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Finding(MALFORMED, f"{what} is not readable Parquet (damaged metadata)")
+    return value
+
+
 def _hash_column(meta: dict[int, Any], what: str) -> int:
     """The position of integrity_hash among the leaf columns, checked as sealed."""
-    leaves = [e for e in meta.get(2, [])[1:] if isinstance(e, dict) and not e.get(5)]
+    elements = _field(meta, 2, list, what)[1:]
+    leaves = [e for e in elements if not (isinstance(e, dict) and e.get(5))]
     for i, elem in enumerate(leaves):
-        if elem.get(4) == HASH_COLUMN.encode():
+        if isinstance(elem, dict) and elem.get(4) == HASH_COLUMN.encode():
             # FIXED_LEN_BYTE_ARRAY (7) of 32 bytes, REQUIRED (0)
             if (elem.get(1), elem.get(2), elem.get(3)) != (7, 32, 0):
                 break
@@ -2419,14 +2428,16 @@ def _hash_column(meta: dict[int, Any], what: str) -> int:
 
 def _column_pages(fh: Any, size: int, meta: dict[int, Any], what: str) -> list[bytes]:
     column, out = _hash_column(meta, what), []
-    for group in meta.get(4, []):
-        try:
-            chunk = group[1][column][3]
-            codec, count, start, length = chunk[4], chunk[5], chunk[9], chunk[7]
-            named = chunk[3] == [HASH_COLUMN.encode()]
-        except (KeyError, IndexError, TypeError):
-            raise Finding(MALFORMED, f"{what}: a row group lacks its column metadata") from None
-        if not named or not 0 <= start <= size - length or length < 0 or count < 0:
+    for group in _field(meta, 4, list, what):
+        columns = _field(group, 1, list, what)
+        if column >= len(columns):
+            raise Finding(MALFORMED, f"{what}: a row group lacks the {HASH_COLUMN} column")
+        chunk = _field(columns[column], 3, dict, what)
+        codec, count = _field(chunk, 4, int, what), _field(chunk, 5, int, what)
+        start, length = _field(chunk, 9, int, what), _field(chunk, 7, int, what)
+        if _field(chunk, 3, list, what) != [HASH_COLUMN.encode()]:
+            raise Finding(MALFORMED, f"{what}: a row group names another column")
+        if length < 0 or count < 0 or not 0 <= start <= size - length:
             raise Finding(MALFORMED, f"{what}: column metadata points outside the file")
         if codec != 0 or 11 in chunk:
             raise Finding(
@@ -2444,23 +2455,23 @@ def _plain_values(data: bytes, count: int, what: str) -> bytes:
     out, pos, got = [], 0, 0
     while got < count:
         header, pos = _thrift(data, pos, what)
-        kind, stored = header.get(1), header.get(3)
-        if not isinstance(stored, int) or not 0 <= stored <= len(data) - pos:
+        kind, stored = _field(header, 1, int, what), _field(header, 3, int, what)
+        if not 0 <= stored <= len(data) - pos or _field(header, 2, int, what) != stored:
             raise Finding(MALFORMED, f"{what}: a page runs past its column chunk")
         page = data[pos : pos + stored]
         pos += stored
-        if kind == 0 and isinstance(header.get(5), dict):
-            n, encoding = header[5].get(1), header[5].get(2)
-        elif kind == 3 and isinstance(header.get(8), dict):
-            v2 = header[8]
-            n, encoding = v2.get(1), v2.get(4)
+        if kind == 0:
+            n, encoding = (_field(header[5] if 5 in header else None, f, int, what) for f in (1, 2))
+        elif kind == 3:
+            v2 = _field(header, 8, dict, what)
+            n, encoding = _field(v2, 1, int, what), _field(v2, 4, int, what)
             if v2.get(2) or v2.get(5) or v2.get(6):
                 raise Finding(MALFORMED, f"{what}: a {HASH_COLUMN} page holds nulls or levels")
         else:
             raise Finding(INCOMPLETE, f"{what}: a page of kind {kind} is not read here")
         if encoding != 0:
             raise Finding(INCOMPLETE, f"{what}: a page in encoding {encoding} is not read here")
-        if not isinstance(n, int) or n < 0 or len(page) != 32 * n or header.get(2) != stored:
+        if n < 0 or len(page) != 32 * n:
             raise Finding(MALFORMED, f"{what}: a page does not hold {n} plain 32-byte values")
         out.append(page)
         got += n
