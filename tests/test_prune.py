@@ -463,7 +463,7 @@ def test_prune_removes_the_records_below_the_bound_and_both_verifiers_say_so(
         "declared_below": 512,
         "prune_entries": 1,
     }
-    check = next(c for c in doc["checks"] if c["id"] == "14")
+    check = next(c for c in doc["checks"] if c["id"] == "15")
     assert check["status"] == "ok" and "logged at index 613" in check["detail"]
 
 
@@ -785,3 +785,21 @@ def test_prune_interrupted_before_each_durable_step_verifies_and_a_rerun_finishe
         k += 1
     assert k > 10  # the steps of the seal and of both segments' removals were each cut
     assert (1, 4) in states  # one segment pruned, the other not yet
+
+
+def test_the_format_document_states_the_vectors() -> None:
+    doc = (REPO / "docs/evidence-format.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 17. Declared retention pruning") :]
+    body = VECTORS["prune"]["body"]
+    assert "\n".join(body[i : i + 64] for i in range(0, len(body), 64)) in section
+    for value in (
+        VECTORS["policy"]["sha256"],
+        VECTORS["policy"]["root_vkey"],
+        VECTORS["prune"]["leaf_hash"],
+        VECTORS["pruned_range"]["file"],
+        VECTORS["pruned_range"]["root"],
+    ):
+        assert value in section, value
+    flat = " ".join(section.split())
+    for first, count, heights in VECTORS["cover"][:4]:
+        assert f"`[{first}, {first + count})` → `{' '.join(map(str, heights))}`" in flat

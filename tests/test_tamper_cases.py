@@ -933,17 +933,17 @@ def test_4_2_07_pruned_as_declared_is_verified_pruned_below_n_per_policy_p(
     theirs = run_independent(tool, pst.root, "--local-only", *PINNED)
     assert said in theirs.coverage
     # the root unpinned: the declaration is the store's own word
-    unpinned, message_ = expect_both(tool, pst, "INCOMPLETE", check="14")
+    unpinned, message_ = expect_both(tool, pst, "INCOMPLETE", check="15")
     assert "whose root is not pinned" in message(unpinned) and "not pinned" in message_
 
 
 def test_4_2_07_records_removed_without_a_declaration_are_tampered(st: Store, tool: Path) -> None:
     _prune_by_hand(segment(st, 0))  # the kept hashes are right: every root still holds
-    doc, theirs = expect_both(tool, st, "TAMPERED", check="14")
+    doc, theirs = expect_both(tool, st, "TAMPERED", check="15")
     assert "no sealed PRUNE entry declares it" in message(doc)
     assert "without a sealed PRUNE entry" in theirs
     _declare(st, 415)  # a declaration alone is not enough: `prune` logs that it acts on it
-    doc, _ = expect_both(tool, st, "TAMPERED", *PINNED, check="14")
+    doc, _ = expect_both(tool, st, "TAMPERED", *PINNED, check="15")
     assert "no sealed PRUNE entry declares it (none at all)" in message(doc)
 
 
@@ -957,7 +957,7 @@ def test_4_2_07_the_oldest_segment_deleted_even_under_a_declaration_is_tampered(
 
 def test_4_2_07_more_pruned_than_declared_is_tampered(pst: Store, tool: Path) -> None:
     _prune_by_hand(segment(pst, 1))  # ends at 512; policy 2 allows 415
-    doc, theirs = expect_both(tool, pst, "TAMPERED", *PINNED, check="14")
+    doc, theirs = expect_both(tool, pst, "TAMPERED", *PINNED, check="15")
     assert "below index 512 were removed and no sealed PRUNE entry declares it (the largest" in (
         message(doc)
     )
@@ -1017,7 +1017,7 @@ def test_4_2_07_a_declaration_not_signed_by_the_pinned_root_is_tampered(
     assert "is not signed by root key" in message(doc)
     # unpinned, the store's own (replaced) root vouches for it, but the PRUNE entry names
     # the policy by its SHA-256
-    doc, _ = expect_both(tool, pst, "TAMPERED", check="14")
+    doc, _ = expect_both(tool, pst, "TAMPERED", check="15")
     assert "names trust policy 2 with SHA-256" in message(doc)
 
 
@@ -1035,5 +1035,5 @@ def test_4_2_07_a_rolled_back_declaration_is_tampered(
     else:  # a newer policy that declares no pruning, while records are gone
         _declare(pst, None)
         expected = "records are pruned below 415, but the newest trust policy declares no"
-    doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="14")
+    doc, _ = expect_both(tool, pst, "TAMPERED", *PINNED, check="15")
     assert expected in message(doc)

@@ -2,7 +2,8 @@
 
 It names, for one log, the sealer keys with their validity windows, the witnesses and their
 quorum, the time-stamp authorities that are trusted, and the operating rules (seal cadence,
-anchoring cadence, drift limit, grace at key boundaries).  A verifier that pins the root key
+anchoring cadence, drift limit, grace at key boundaries, and how far records may be pruned:
+``prune-below``, §17).  A verifier that pins the root key
 needs nothing else to judge which keys could sign what, and when (docs/evidence-format.md
 §7.2).  Policies are kept as ``policy/<serial20>.policy.note``, never rewritten; the
 newest serial governs.

@@ -87,7 +87,7 @@ def sealed_prunes(entries: Iterable[tuple[int, bytes]]) -> list[tuple[int, Prune
 
 @dataclass
 class PruneFindings:
-    """What check 14 found: the PRUNE entries, the pruned segments, who authorized them."""
+    """What check 15 found: the PRUNE entries, the pruned segments, who authorized them."""
 
     entries: list[tuple[int, PruneEvent]] = field(default_factory=list)
     pruned: list[tuple[str, SealInfo]] = field(default_factory=list)
@@ -203,7 +203,7 @@ def _declared(bound: int | None) -> str:
 
 
 def check_queued_prune(store: Store, body: bytes, size: int) -> None:
-    """Refuse, before a seal, a queued PRUNE entry that check 14 would refuse; ``size`` is
+    """Refuse, before a seal, a queued PRUNE entry that check 15 would refuse; ``size`` is
     the tree size before the seal, below the entry's own index."""
     event = PruneEvent.parse(body)
     if event.bound > size:

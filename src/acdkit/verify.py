@@ -545,8 +545,9 @@ def verify_store(
     1. Store metadata and sealer key parse (MALFORMED).
     2. Every checkpoint parses strictly and is signed by the sealer key (TAMPERED).
     3. Segments tile the log from index 0; each SEAL carries the previous checkpoint's hash.
-    4. Every record is rebuilt from Parquet and its salted leaf recomputed; the tree root at
-       each segment's end equals that checkpoint's root.
+    4. Every record is rebuilt from Parquet and its salted leaf recomputed (a pruned
+       segment's records by the subtree hashes it keeps, §17.3); the tree root at each
+       segment's end equals that checkpoint's root.
     5. Staged, not yet sealed inputs are reported as an unsealed tail (INCOMPLETE).
     6. The log is not shorter than ``expect_min_size`` and agrees with the checkpoint
        remembered in ``state`` (rollback, truncation, fork: TAMPERED); the state then
@@ -578,6 +579,10 @@ def verify_store(
         CUSTODY entry pins is fetched and has its pinned size and SHA-256 (TAMPERED if it
         is gone or differs; a newer version is a warning; a server that cannot be reached
         is INCOMPLETE; acdkit.wormcheck).
+    15. Records are pruned only below the bound of a sealed PRUNE entry, which names a
+        policy of the store's history by its SHA-256 and a bound that policy declares, and
+        no further than the newest policy allows (TAMPERED otherwise); pruning under a root
+        that is not pinned is INCOMPLETE (acdkit.prune).
     """
     report = VerifyReport(str(store.root), "store")
     # 1
@@ -655,8 +660,8 @@ def verify_store(
         # 7 (after the rebuild: the KEY entries it judges are then known to be the log's)
         current = "7"
         loaded = _check_policy(report, store, root, sealed)
-        # 14 (with the policy history of check 7)
-        current = "14"
+        # 15 (with the policy history of check 7)
+        current = "15"
         pruning = _check_pruning(report, sealed, loaded, allow_incomplete)
     except _Located as exc:
         report.fail(current, exc, exc.location)
@@ -1077,16 +1082,16 @@ def _check_pruning(
     if not found.pruned and not found.entries:
         return found  # nothing to report: stores that were never pruned read as before
     report.facts["pruning"] = found.to_json()
-    report.ok("14", found.sentence())
+    report.ok("15", found.sentence())
     if found.pruned and (loaded is None or not loaded.pinned):
         message = (
             f"the records below {found.extent:,} were pruned per a trust policy whose root "
             "is not pinned: whoever can write the store could have declared it"
         )
         if allow_incomplete:
-            report.warn("14", message)
+            report.warn("15", message)
         else:
-            report.fail("14", IncompleteError(message, hint="pin the root key: --root VKEY"))
+            report.fail("15", IncompleteError(message, hint="pin the root key: --root VKEY"))
     return found
 
 

@@ -2649,8 +2649,8 @@ def verify_store(root: str, options: Options | None = None) -> Report:
         step = "7"
         history, root_key = _store_policies(base, origin, opts.root)
         _store_policy_rules(log, history, root_key, opts.root is not None, report)
-        # 14
-        step = "14"
+        # 15
+        step = "15"
         pruning = _store_pruning(log, history, opts, report)
     except Finding as exc:
         report.fail(step, exc)
@@ -3004,7 +3004,7 @@ def _store_pruning(
     pruned = [s for s in log.sealed if s.pruned]
     if not pruned:
         if events:
-            report.ok("14", f"pruning logged by {len(events)} PRUNE entries; no segment pruned")
+            report.ok("15", f"pruning logged by {len(events)} PRUNE entries; no segment pruned")
         return ""
     extent = max(s.info.end for s in pruned)
     authority = next(((i, e) for i, e in events if e[0] >= extent), None)
@@ -3034,16 +3034,16 @@ def _store_pruning(
         "logged_at_index": index,
         "declared_below": newest,
     }
-    report.ok("14", f"{sentence}; logged at index {index:,}")
+    report.ok("15", f"{sentence}; logged at index {index:,}")
     if opts.root is None:
         message = (
             f"the records below {extent:,} were pruned per a trust policy whose root is not "
             "pinned (--root): whoever can write the store could have declared it"
         )
         if opts.allow_incomplete:
-            report.warn("14", message)
+            report.warn("15", message)
         else:
-            report.fail("14", Finding(INCOMPLETE, message))
+            report.fail("15", Finding(INCOMPLETE, message))
     return sentence
 
 
