@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -803,3 +804,38 @@ def test_the_format_document_states_the_vectors() -> None:
     flat = " ".join(section.split())
     for first, count, heights in VECTORS["cover"][:4]:
         assert f"`[{first}, {first + count})` → `{' '.join(map(str, heights))}`" in flat
+
+
+# -- the independent verifier on stores: what it cannot see ------------------------------------
+
+
+def test_a_record_edited_in_the_sealed_layout_is_not_verified_by_the_independent_verifier(
+    built: Built, tool: Path
+) -> None:
+    """It does not re-encode records; a table file that is not byte for byte the one its SEAL
+    names is INCOMPLETE for it (acdkit, which re-encodes, finds the edit)."""
+    path = built.store.segment_dirs()[2] / "net.parquet"
+    table = pq.read_table(path)
+    ports = table.column("dst_port").to_pylist()
+    ports[3] = 4444
+    i = table.schema.get_field_index("dst_port")
+    edited = table.set_column(i, "dst_port", pa.array(ports, table.schema.field(i).type))
+    writer = seal._sealed_writer(path, table.schema)  # the sealer's own layout
+    writer.write_table(edited)
+    writer.close()
+    assert iv.parquet_hashes(path, "net.parquet")  # still readable: the hashes are unchanged
+    mine, theirs = both(tool, built.store, *root_pin(built.store))
+    assert (mine.verdict, mine.code) == ("TAMPERED", 1)
+    assert (theirs.verdict, theirs.code) == ("INCOMPLETE", 3)
+    assert "net.parquet is not the file its SEAL names" in theirs.message
+
+
+def test_a_replaced_segment_key_is_beyond_the_independent_verifier(
+    built: Built, tool: Path
+) -> None:
+    """Salts are derived from the segment key and the records: only acdkit checks them; the
+    independent verifier's coverage says that it did not."""
+    (built.store.segment_dirs()[1] / "segment.key").write_bytes(bytes(32))
+    mine, theirs = both(tool, built.store, *root_pin(built.store))
+    assert (mine.verdict, theirs.verdict) == ("TAMPERED", "VERIFIED")
+    assert "nor their salts derived" in theirs.coverage

@@ -500,6 +500,7 @@ class SealInfo:
     sources: tuple[str, ...] = ()  # field 12
     entries: int = 0  # field 14, log entries
     tables: dict[str, int] = field(default_factory=dict)  # records per table (20, 30, 40)
+    files: dict[str, bytes] = field(default_factory=dict)  # SHA-256 of each table's file
 
 
 def decode_seal(body: bytes) -> SealInfo:
@@ -562,6 +563,7 @@ def decode_seal(body: bytes) -> SealInfo:
         tuple(values[12]),
         values.get(14, 0),
         {t: values[b] for t, b in SEAL_TABLE_BASE.items() if b in values},
+        {t: bytes.fromhex(values[b + 1]) for t, b in SEAL_TABLE_BASE.items() if b in values},
     )
 
 
@@ -2419,9 +2421,15 @@ def _hash_column(meta: dict[int, Any], what: str) -> int:
     leaves = [e for e in elements if not (isinstance(e, dict) and e.get(5))]
     for i, elem in enumerate(leaves):
         if isinstance(elem, dict) and elem.get(4) == HASH_COLUMN.encode():
-            # FIXED_LEN_BYTE_ARRAY (7) of 32 bytes, REQUIRED (0)
-            if (elem.get(1), elem.get(2), elem.get(3)) != (7, 32, 0):
+            # FIXED_LEN_BYTE_ARRAY (7) of 32 bytes; REQUIRED (0) as acdkit writes it
+            if (elem.get(1), elem.get(2)) != (7, 32):
                 break
+            if elem.get(3) != 0:
+                raise Finding(
+                    INCOMPLETE,
+                    f"{what}: its {HASH_COLUMN} column was rewritten as nullable, which this "
+                    "verifier does not read; run `acdkit verify`",
+                )
             return i
     raise Finding(MALFORMED, f"{what} does not hold the sealed columns (no {HASH_COLUMN})")
 
@@ -2437,14 +2445,14 @@ def _column_pages(fh: Any, size: int, meta: dict[int, Any], what: str) -> list[b
         start, length = _field(chunk, 9, int, what), _field(chunk, 7, int, what)
         if _field(chunk, 3, list, what) != [HASH_COLUMN.encode()]:
             raise Finding(MALFORMED, f"{what}: a row group names another column")
-        if length < 0 or count < 0 or not 0 <= start <= size - length:
-            raise Finding(MALFORMED, f"{what}: column metadata points outside the file")
         if codec != 0 or 11 in chunk:
             raise Finding(
                 INCOMPLETE,
                 f"{what}: its {HASH_COLUMN} column is compressed or dictionary-encoded (a "
                 "re-encoded file), which this verifier does not read; run `acdkit verify`",
             )
+        if length < 0 or count < 0 or not 0 <= start <= size - length:
+            raise Finding(MALFORMED, f"{what}: column metadata points outside the file")
         fh.seek(start)
         out.append(_plain_values(fh.read(length), count, what))
     return out
@@ -2824,7 +2832,7 @@ def _store_rebuild(log: Log, report: Report) -> int:
             gone += 1
             _pruned_leaves(seg, tree, report)
         else:
-            _record_leaves(seg, tree)
+            _record_leaves(seg, tree, report)
         for raw in seg.entries:
             tree.add(0, leaf_hash(raw))
         tree.add(0, leaf_hash(seg.seal))
@@ -2833,7 +2841,7 @@ def _store_rebuild(log: Log, report: Report) -> int:
     return gone
 
 
-def _record_leaves(seg: Segment, tree: Frontier) -> None:
+def _record_leaves(seg: Segment, tree: Frontier, report: Report) -> None:
     info, name = seg.info, seg.path.name
     key = seg.path / "segment.key"
     if not key.is_file():
@@ -2859,8 +2867,31 @@ def _record_leaves(seg: Segment, tree: Frontier) -> None:
         for i in range(0, len(hashes), 32):
             tree.add(0, hashes[i : i + 32])
         total += declared
+        if _file_sha256(path, f"{name}/{table}.parquet") != info.files[table]:
+            # acdkit accepts a file re-encoded with the same records (it re-encodes them);
+            # without doing so this verifier cannot tell that from an edited file
+            report.fail(
+                "4",
+                Finding(
+                    INCOMPLETE,
+                    f"segment {name}: {table}.parquet is not the file its SEAL names (another "
+                    "SHA-256: re-encoded or edited); its records are not compared here, run "
+                    "`acdkit verify`",
+                ),
+            )
     if total != info.records:
         raise Finding(TAMPERED, f"segment {name}: table counts and record count disagree")
+
+
+def _file_sha256(path: Path, what: str) -> bytes:
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        raise Finding(IO, f"cannot read {what}: {exc.strerror}") from None
+    return h.digest()
 
 
 def _pruned_leaves(seg: Segment, tree: Frontier, report: Report) -> None:
@@ -3344,8 +3375,8 @@ def _store_coverage(
             if opts.root is not None
             else " (NOT pinned: pass --key or --root)"
         ),
-        "the records by their integrity_hash column: their fields are NOT re-encoded here "
-        "(`acdkit verify` does that)",
+        "the records by their integrity_hash column, in files byte for byte as sealed (their "
+        "fields are NOT re-encoded here, nor their salts derived: `acdkit verify` does that)",
     ]
     if pruning:
         parts.append(pruning)
