@@ -99,6 +99,7 @@ POLICY = sign_note(
         1_700_000_000_000_000_000,
         [policy.SealerWindow(SIGNER.verifier), policy.SealerWindow(_NEW.verifier, 5, 10**19)],
         seal_interval_s=300,
+        prune_below=1000,  # the optional last line (format §17.1) is mutated too
     ).text(),
     ROOT,
 ).encode()
