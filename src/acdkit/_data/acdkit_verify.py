@@ -2469,7 +2469,7 @@ def _plain_values(data: bytes, count: int, what: str) -> bytes:
         page = data[pos : pos + stored]
         pos += stored
         if kind == 0:
-            n, encoding = (_field(header[5] if 5 in header else None, f, int, what) for f in (1, 2))
+            n, encoding = (_field(header.get(5), f, int, what) for f in (1, 2))
         elif kind == 3:
             v2 = _field(header, 8, dict, what)
             n, encoding = _field(v2, 1, int, what), _field(v2, 4, int, what)
@@ -2523,7 +2523,11 @@ def _listing(directory: Path, suffix: str = "") -> list[Path]:
         names = sorted(p.name for p in directory.iterdir())
     except OSError as exc:
         raise Finding(IO, f"cannot list {directory.name}: {exc.strerror}") from None
-    return [directory / n for n in names if n.endswith(suffix) and not n.startswith(TMP)]
+    return [
+        directory / n
+        for n in names
+        if not n.startswith(TMP) and (not suffix or (n.endswith(suffix) and n != suffix))
+    ]
 
 
 class Frontier:
@@ -3488,8 +3492,10 @@ def main(argv: list[str] | None = None) -> int:
         import cryptography  # noqa: F401
     except ImportError:
         return _exit_with(USAGE, "needs the Python package cryptography", args.json, args.bundle)
-    is_store = (Path(args.bundle) / STORE_META).is_file()
-    if not is_store and not (Path(args.bundle) / MANIFEST).is_file():
+    # as acdkit tells them apart: a bundle by its manifest first, then a store
+    is_bundle = (Path(args.bundle) / MANIFEST).is_file()
+    is_store = not is_bundle and (Path(args.bundle) / STORE_META).is_file()
+    if not is_store and not is_bundle:
         return _exit_with(
             USAGE, f"{_show(args.bundle)} is neither a bundle nor a store", args.json, args.bundle
         )
