@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,11 +43,12 @@ from acdkit import (
     policy,
     prune,
     seal,
+    verify,
     witness,
 )
 from acdkit.cli import app
 from acdkit.encoding import EntryType, TlvType, entry, parse_tlv, tlv
-from acdkit.errors import MalformedError, TamperedError
+from acdkit.errors import ExitCode, MalformedError, TamperedError
 from acdkit.keychain import read_chain
 from acdkit.merkle import (
     TreeLevels,
@@ -60,6 +62,7 @@ from acdkit.policy import SealerWindow
 from acdkit.prunedtree import PRUNED_FILE, PartialTree, range_heights, read_pruned
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
+from test_anchor import ca_a, ca_b, pki, tsa_a, tsa_b  # noqa: F401 (fixtures)
 from test_independent_verifier import load_tool, run_acdkit, run_independent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,14 +82,21 @@ FUZZ = settings(
 )
 
 
-def declare(store: Store, bound: int | None, root: keys.Signer = ROOT) -> Path:
-    """The next trust policy: every key of the chain, with ``prune-below bound``."""
+def declare(store: Store, bound: int | None, root: keys.Signer = ROOT, tsas: Any = ()) -> Path:
+    """The next trust policy: every key of the chain, the registered custodians, the TSA
+    roots given, with ``prune-below bound``."""
     windows = [SealerWindow(k) for k in read_chain(store).keys]
     serial = len(policy.policy_files(store)) + 1
     issued = time.time_ns() // policy.NS * policy.NS
     trusted = [SealerWindow(k) for k in custodians.registered(store) or []]
     new = policy.Policy(
-        store.origin, serial, issued, windows, custodians=trusted, prune_below=bound
+        store.origin,
+        serial,
+        issued,
+        windows,
+        tsas=list(tsas),
+        custodians=trusted,
+        prune_below=bound,
     )
     return policy.write_policy(store, new, root)
 
@@ -839,3 +849,43 @@ def test_a_replaced_segment_key_is_beyond_the_independent_verifier(
     mine, theirs = both(tool, built.store, *root_pin(built.store))
     assert (mine.verdict, theirs.verdict) == ("TAMPERED", "VERIFIED")
     assert "nor their salts derived" in theirs.coverage
+
+
+def test_anchors_sealed_in_a_pruned_segment_still_verify(
+    tmp_path: Path, tool: Path, request: pytest.FixtureRequest
+) -> None:
+    """Anchors of old checkpoints: the ANCHOR entries stay in the pruned segment's
+    entries.bin, their tokens in anchors/; they are checked, and commit the log from
+    outside, as before pruning."""
+    from test_anchor import _anchor, _trust
+
+    got = {n: request.getfixturevalue(n) for n in ("tsa_a", "tsa_b", "ca_a", "ca_b")}
+    store, signer = build_store(tmp_path / "store", tmp_path / "sealer.key", SEGMENTS[:1])
+    done = _anchor(
+        store,
+        ("tsa-a", got["tsa_a"], _trust(got["ca_a"], "tsa-a")),
+        ("tsa-b", got["tsa_b"], _trust(got["ca_b"], "tsa-b")),
+    )
+    assert done.verdict == ExitCode.OK
+    assert ingest.ingest(store, [DATA / SEGMENTS[1][0]]).files[0].error is None
+    seal.seal(store, signer)  # segment 1: records, then the two ANCHOR entries of 415
+    assert ingest.ingest(store, [DATA / SEGMENTS[2][0]]).files[0].error is None
+    seal.seal(store, signer)
+    second = SealInfo.from_entry((store.segment_dirs()[1] / "seal.entry").read_bytes())
+    assert second.entry_count == 2
+    roots = [
+        policy.TsaRoot(name, None, got[ca].cert.public_bytes(serialization.Encoding.DER))
+        for name, ca in (("tsa-a", "ca_a"), ("tsa-b", "ca_b"))
+    ]
+    declare(store, second.end_index, tsas=roots)  # the pinned policy names the TSAs
+    prune.prune(store, signer)
+    assert len(pruned_dirs(store)) == 2
+    report = verify.verify_store(store, root=ROOT.verifier)
+    assert report.verdict == ExitCode.OK, report.failure  # no --local-only: anchors commit
+    assert report.facts["committed_outside"] == {"anchors": 415}
+    nine = next(c for c in report.checks if c.id == "9" and c.status == "ok")
+    assert nine.detail.startswith("2 anchors verify (2 sealed in the log")
+    assert "pruned below " in report.coverage
+    theirs = run_independent(tool, store.root, *root_pin(store))
+    assert (theirs.verdict, theirs.code) == ("INCOMPLETE", 3)  # it has no CMS, as in bundles
+    assert "anchors not verified: 2 ANCHOR entries" in theirs.message
