@@ -30,6 +30,7 @@ import yaml
 
 from acdkit._files import MIB, read_bounded
 from acdkit.errors import MalformedError, UsageError
+from acdkit.prunedtree import is_pruned
 from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
 
@@ -216,6 +217,8 @@ class ClassifyReport:
 def _sealed_files(store: Store, table: str) -> list[str]:
     out = []
     for seg in store.segment_dirs():
+        if is_pruned(seg):  # what an interrupted prune left is gone already (format §17.3)
+            continue
         info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
         if store.checkpoint_path(info.end_index).exists() and (seg / f"{table}.parquet").is_file():
             out.append(str(seg / f"{table}.parquet"))
