@@ -145,8 +145,7 @@ def cli(*args: str, code: int = 0) -> Any:
     return json.loads(result.stdout) if "--json" in args else result
 
 
-def root_pin(store: Store) -> tuple[str, str]:
-    return ("--root", ROOT.verifier.vkey())
+PINNED = ("--root", ROOT.verifier.vkey())  # every test store's policies are signed by ROOT
 
 
 def both(tool: Path, store: Store, *args: str) -> tuple[Any, Any]:
@@ -455,14 +454,14 @@ def test_prune_removes_the_records_below_the_bound_and_both_verifiers_say_so(
         sorted(x.name for x in st_.segment_dirs()[2].iterdir())
         == before[st_.segment_dirs()[2].name]
     )
-    mine, theirs = both(tool, st_, *root_pin(st_))
+    mine, theirs = both(tool, st_, *PINNED)
     for outcome in mine, theirs:
         assert (outcome.verdict, outcome.code) == ("VERIFIED", 0), outcome
         assert "pruned below 512 per policy 1 (sha256 " in outcome.coverage
         assert "510 records of 2 segments removed" in outcome.coverage
-    text = CliRunner().invoke(app, ["verify", str(st_.root), "--local-only", *root_pin(st_)])
+    text = CliRunner().invoke(app, ["verify", str(st_.root), "--local-only", *PINNED])
     assert text.exit_code == 0 and "pruned below 512 per policy 1" in text.stderr
-    doc = cli("verify", str(st_.root), "--local-only", *root_pin(st_), "--json")
+    doc = cli("verify", str(st_.root), "--local-only", *PINNED, "--json")
     digest = hashlib.sha256(policy.policy_files(st_)[0].read_bytes()).hexdigest()
     assert doc["facts"]["pruning"] == {
         "pruned_below": 512,
@@ -501,7 +500,7 @@ def test_prune_below_a_smaller_bound_and_again_changes_only_what_it_must(
     more = cli("prune", s, "--key", str(built.key), "--json")
     assert [x["end_index"] for x in more["segments"]] == [512]
     assert more["logged_at_index"] > doc["logged_at_index"]  # a new entry for the new bound
-    for outcome in both(tool, built.store, *root_pin(built.store)):
+    for outcome in both(tool, built.store, *PINNED):
         assert (outcome.verdict, outcome.code) == ("VERIFIED", 0), outcome
         assert "pruned below 512 per policy 1" in outcome.coverage
 
@@ -548,7 +547,7 @@ def test_the_log_goes_on_after_pruning(built: Built, tool: Path) -> None:
     seal.seal(built.store, built.signer)
     built.store.state_path.unlink()  # the sealer state lost: rebuilt through pruned.range
     seal.seal(built.store, built.signer, heartbeat=True)
-    for outcome in both(tool, built.store, *root_pin(built.store)):
+    for outcome in both(tool, built.store, *PINNED):
         assert (outcome.verdict, outcome.code) == ("VERIFIED", 0), outcome
 
 
@@ -574,7 +573,7 @@ def test_a_bundle_and_a_witness_of_a_pruned_store(built: Built, tool: Path, tmp_
         for n in (415, 615)
     )
     assert verify_consistency(415, 615, old.root, new.root, export.proof)
-    assert export.proof == tuple(consistency_proof([leaf for leaf in _all_leaves(built)], 415))
+    assert export.proof == tuple(consistency_proof(_all_leaves(built), 415))  # the full tree
     wkey = tmp_path / "witness.key"
     cli("witness", "init", "--key", str(wkey), "--name", "witness.example/w1")
     signer = keys.load_witness_signer(wkey)
@@ -634,14 +633,14 @@ def test_log_entries_of_pruned_segments_stay_checked(tmp_path: Path, tool: Path)
     declare(store, ends[2])  # segments 0-2 may go (the custody segment has no records)
     cli("prune", s, "--key", str(new_key))
     assert len(pruned_dirs(store)) == 2
-    doc = cli("verify", s, "--local-only", *root_pin(store), "--json")
+    doc = cli("verify", s, "--local-only", *PINNED, "--json")
     assert doc["verdict"] == "VERIFIED", doc["failure"]
     ok = {c["id"]: c["detail"] for c in doc["checks"] if c["status"] == "ok"}
     assert "1 key rotations" in ok["3"]
     assert ok["10"].startswith("2 DECISION entries")  # detection and recognition
     assert "1 CLOCK entries verify" in ok["12"]
     assert "1 CUSTODY entries (1 hand-over)" in ok["13"]
-    theirs = run_independent(tool, store.root, "--local-only", *root_pin(store))
+    theirs = run_independent(tool, store.root, "--local-only", *PINNED)
     assert (theirs.verdict, theirs.code) == ("VERIFIED", 0), theirs
     out = tmp_path / "bundle"
     window = bundle.Window(
@@ -725,7 +724,7 @@ def test_prune_killed_at_any_moment_leaves_a_store_that_verifies_and_a_rerun_fin
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        pinned = ("--local-only", *root_pin(st_))
+        pinned = ("--local-only", *PINNED)
         mine = run_acdkit(st_.root, *pinned)
         assert mine.verdict in ("VERIFIED", "INCOMPLETE"), (trial, mine)
         theirs = run_independent(tool, st_.root, *pinned)
@@ -737,7 +736,7 @@ def test_prune_killed_at_any_moment_leaves_a_store_that_verifies_and_a_rerun_fin
         assert pruned_dirs(st_) == expected
         for seg in st_.segment_dirs()[:4]:
             assert not [n for n in ("net.parquet", "segment.key") if (seg / n).exists()]
-        final = both(tool, st_, *root_pin(st_))
+        final = both(tool, st_, *PINNED)
         assert [o.verdict for o in final] == ["VERIFIED", "VERIFIED"], final
         prunes = sum(
             logentries.parse_entry(d).kind == EntryType.PRUNE
@@ -784,11 +783,11 @@ def test_prune_interrupted_before_each_durable_step_verifies_and_a_rerun_finishe
         finally:
             steps["at"] = -1
         states.add((len(pruned_dirs(st_)), sum(1 for p in st_.segment_dirs())))
-        mine, theirs = both(tool, st_, *root_pin(st_))
+        mine, theirs = both(tool, st_, *PINNED)
         assert mine.verdict in ("VERIFIED", "INCOMPLETE"), (k, mine)
         assert theirs.verdict in ("VERIFIED", "INCOMPLETE"), (k, theirs)
         prune.prune(st_, built.signer)  # the rerun
-        final = both(tool, st_, *root_pin(st_))
+        final = both(tool, st_, *PINNED)
         assert [o.verdict for o in final] == ["VERIFIED", "VERIFIED"], (k, final)
         assert len(pruned_dirs(st_)) == 2
         if done:
@@ -834,7 +833,7 @@ def test_a_record_edited_in_the_sealed_layout_is_not_verified_by_the_independent
     writer.write_table(edited)
     writer.close()
     assert iv.parquet_hashes(path, "net.parquet")  # still readable: the hashes are unchanged
-    mine, theirs = both(tool, built.store, *root_pin(built.store))
+    mine, theirs = both(tool, built.store, *PINNED)
     assert (mine.verdict, mine.code) == ("TAMPERED", 1)
     assert (theirs.verdict, theirs.code) == ("INCOMPLETE", 3)
     assert "net.parquet is not the file its SEAL names" in theirs.message
@@ -846,7 +845,7 @@ def test_a_replaced_segment_key_is_beyond_the_independent_verifier(
     """Salts are derived from the segment key and the records: only acdkit checks them; the
     independent verifier's coverage says that it did not."""
     (built.store.segment_dirs()[1] / "segment.key").write_bytes(bytes(32))
-    mine, theirs = both(tool, built.store, *root_pin(built.store))
+    mine, theirs = both(tool, built.store, *PINNED)
     assert (mine.verdict, theirs.verdict) == ("TAMPERED", "VERIFIED")
     assert "nor their salts derived" in theirs.coverage
 
@@ -886,6 +885,6 @@ def test_anchors_sealed_in_a_pruned_segment_still_verify(
     nine = next(c for c in report.checks if c.id == "9" and c.status == "ok")
     assert nine.detail.startswith("2 anchors verify (2 sealed in the log")
     assert "pruned below " in report.coverage
-    theirs = run_independent(tool, store.root, *root_pin(store))
+    theirs = run_independent(tool, store.root, *PINNED)
     assert (theirs.verdict, theirs.code) == ("INCOMPLETE", 3)  # it has no CMS, as in bundles
     assert "anchors not verified: 2 ANCHOR entries" in theirs.message
