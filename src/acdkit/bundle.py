@@ -914,6 +914,24 @@ def _bundle_trust(
     return custodians.choose_trust(given, policy, policy_pinned, claimed, CUSTODIANS)
 
 
+def _check_proven_custody(
+    manifest: _Manifest,
+    proven: dict[int, bytes],
+    seals: dict[int, bytes],
+    cp: Checkpoint,
+    trust: custodians.CustodianTrust | None,
+    incident: str | None,
+) -> custodychain.CustodyFindings:
+    """§16.3 for CUSTODY entries proven in a bundle: its one checkpoint, the SEALs it
+    carries; every entry of ``incident`` when one is given."""
+    infos = [SealInfo.from_entry(d) for d in seals.values()]
+    known = custodychain.Known(
+        cp.size, {cp.size: cp.root}, {i.end_index: i.sealed_at_ns for i in infos}, False, incident
+    )
+    entries = ((i, d[38:], None) for i, d in sorted(proven.items()))
+    return custodychain.check_custody(entries, manifest.origin, trust, known)
+
+
 def _check_bundle_custody(
     root: Path,
     manifest: _Manifest,
@@ -930,17 +948,7 @@ def _check_bundle_custody(
         if data[5] != EntryType.CUSTODY or data[6:38] != bytes(32):
             raise MalformedError(f"{CUSTODY_DIR}/{index:020d}.tlog-proof carries no CUSTODY entry")
     trust = _bundle_trust(root, manifest, policy, policy_pinned, given)
-    infos = [SealInfo.from_entry(d) for d in seals.values()]
-    known = custodychain.Known(
-        cp.size,
-        {cp.size: cp.root},
-        {i.end_index: i.sealed_at_ns for i in infos},
-        False,
-        manifest.incident,
-    )
-    found = custodychain.check_custody(
-        ((i, d[38:], None) for i, d in sorted(proven.items())), manifest.origin, trust, known
-    )
+    found = _check_proven_custody(manifest, proven, seals, cp, trust, manifest.incident)
     for message in found.policy:
         report.fail("13", PolicyError(message))
     _report_export(root, manifest, report)
@@ -974,13 +982,7 @@ def _check_bundle_worm(
         if parse_custody(data[38:]).event != WORM_EVENT:
             raise MalformedError(f"{rel} carries a CUSTODY entry that is no worm-upload")
     trust = _bundle_trust(root, manifest, policy, policy_pinned, given)
-    infos = [SealInfo.from_entry(d) for d in seals.values()]
-    known = custodychain.Known(
-        cp.size, {cp.size: cp.root}, {i.end_index: i.sealed_at_ns for i in infos}, False
-    )
-    found = custodychain.check_custody(
-        ((i, d[38:], None) for i, d in sorted(proven.items())), manifest.origin, trust, known
-    )
+    found = _check_proven_custody(manifest, proven, seals, cp, trust, None)  # no incident's
     for message in found.policy:
         report.fail("14", PolicyError(message))
     pins = [
