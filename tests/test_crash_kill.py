@@ -37,11 +37,9 @@ PER_SEGMENT = 3_000  # one file per segment
 ACDKIT = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "acdkit"
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def distinct_conn_logs(base: Path) -> list[Path]:
     """Distinct files (a ledger skips repeats), each the OTRF-free zat conn log many times
     over with its connection ids made unique."""
-    base = tmp_path_factory.mktemp("inputs")
     lines = (DATA / "zeek-json/zat/conn.log").read_text().splitlines()
     out = []
     for f in range(FILES):
@@ -54,6 +52,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         path.write_text("\n".join(rows) + "\n")
         out.append(path)
     return out
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return distinct_conn_logs(tmp_path_factory.mktemp("inputs"))
 
 
 def _env(tmp: Path) -> dict[str, str]:

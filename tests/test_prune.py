@@ -669,20 +669,10 @@ ACDKIT = REPO / ".venv" / "bin" / "acdkit"
 def big(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Six segments of 3,000 records each (the crash test's inputs), policy: prune below
     the end of the fourth."""
-    from test_crash_kill import COPIES, FILES
+    from test_crash_kill import distinct_conn_logs
 
     base = tmp_path_factory.mktemp("big")
-    lines = (DATA / "zeek-json/zat/conn.log").read_text().splitlines()
-    files = []
-    for f in range(FILES):
-        rows = [
-            line.replace('"uid":"C', f'"uid":"K{f}{c:03d}', 1)
-            for c in range(COPIES)
-            for line in lines
-        ]
-        path = base / f"conn-{f}.log"
-        path.write_text("\n".join(rows) + "\n")
-        files.append(path)
+    files = distinct_conn_logs(base)
     store, signer = build_store(base / "store", base / "sealer.key", ())
     for path in files:
         assert not [x.error for x in ingest.ingest(store, [path]).files if x.error]
