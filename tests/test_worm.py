@@ -757,3 +757,22 @@ def test_a_receipt_edited_in_a_bundle_is_tampered_for_both_verifiers(
     assert (code, ours["verdict"], ours["failure"]["check"]) == (1, "TAMPERED", "14")
     code, theirs = _independent(out)
     assert (code, theirs["verdict"], theirs["failure"]["check"]) == (1, "TAMPERED", "14")
+
+
+def test_a_pushed_store_gets_the_same_offline_verdict_from_the_independent_verifier(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    # worm-upload receipts are CUSTODY entries with fields of their own (§16.7): the
+    # independent verifier's store mode must read them as acdkit does
+    from test_independent_verifier import run_independent
+
+    bucket = moto_s3.bucket()
+    code, pushed, _ = push(st, template, moto_s3, bucket)
+    assert code == 0 and pushed["uploaded"]
+    sealed = [index for index, _pin, _bucket in worm.pinned(st)]
+    assert len(sealed) == len(pushed["uploaded"]) and None not in sealed  # --seal sealed them
+    tool = Path(__file__).resolve().parents[1] / "src/acdkit/_data/acdkit_verify.py"
+    vkey = st.verifier().vkey()
+    code, ours = cli_verify(st.root, "--key", vkey, "--allow-incomplete")
+    theirs = run_independent(tool, st.root, "--key", vkey, "--allow-incomplete")
+    assert (theirs.code, theirs.verdict) == (code, ours["verdict"]) == (0, "VERIFIED")
