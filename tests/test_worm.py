@@ -32,6 +32,7 @@ from acdkit.custody import WORM_EVENT, Custody, parse_custody
 from acdkit.encoding import TlvType, parse_tlv, tlv
 from acdkit.errors import IncompleteError, MalformedError
 from acdkit.s3client import S3Settings, endpoint_problem
+from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
 from acdkit.wormcheck import check_pins
 from acdkit.wormpin import Pin, Receipt
@@ -416,6 +417,69 @@ def test_verify_worm_delete_marker_over_a_pinned_key_is_a_warning(
         f"s3://{bucket}/{pin.key}: newer version exists (a delete marker), pinned version verified"
         in report["warnings"]
     )
+
+
+def test_verify_worm_after_declared_pruning_a_gone_record_file_of_a_pruned_segment_is_stated(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Retention asks for the S3 copy of pruned records to go too (once its lock allows):
+    a pinned version of a pruned segment's record file that is gone is stated, not TAMPERED;
+    one that is there must still hold its pinned bytes; other files stay as strict."""
+    bucket = moto_s3.bucket()
+    push(st, template, moto_s3, bucket)
+    first = st.segment_dirs()[0]
+    end = SealInfo.from_entry((first / "seal.entry").read_bytes()).end_index
+    root = keys.generate("worm-test/root")
+    keys.write_private_key(root, tmp_path / "root.key", "root")
+    code, _doc, err = run(
+        "policy", "sign", str(st.root), "--root-key", str(tmp_path / "root.key"),
+        "--prune-below", str(end),
+    )  # fmt: skip
+    assert code == 0, err
+    code, doc, err = run("prune", str(st.root), "--key", str(template[1]))
+    assert code == 0 and [s["segment"] for s in doc["segments"]] == [first.name], err
+    pruned = [p for _i, p, _b in worm.pinned(st) if f"/{first.name}/" in p.key]
+    tables = [p for p in pruned if p.key.endswith(".parquet")]
+    assert tables and len(tables) < len(pruned)  # its seal.entry was pinned too
+    rootv = root.verifier.vkey()
+    code, report = worm_verify(st, moto_s3.url, "--root", rootv)
+    assert (code, report["verdict"]) == (0, "VERIFIED"), report["failure"]
+    assert report["facts"]["worm"]["pruned_kept"] == len(tables)
+    gone = tables[0]
+    # the pinned bytes of a pruned record file changed in S3: still TAMPERED
+    fake = moto_s3.stored(bucket, gone.key, gone.version_id)
+    original = fake.value
+    fake.value = original[:-1] + bytes([original[-1] ^ 1])
+    code, report = worm_verify(st, moto_s3.url, "--root", rootv)
+    assert (code, report["verdict"], report["failure"]["check"]) == (1, "TAMPERED", "14")
+    assert "does not hold the pinned bytes" in report["failure"]["message"]
+    fake.value = original
+    moto_s3.client().delete_object(
+        Bucket=bucket, Key=gone.key, VersionId=gone.version_id, BypassGovernanceRetention=True
+    )
+    code, report = worm_verify(st, moto_s3.url, "--root", rootv)
+    assert (code, report["verdict"]) == (0, "VERIFIED"), report["failure"]
+    assert report["facts"]["worm"]["pruned_gone"] == [gone.key]
+    assert report["facts"]["worm"]["objects"] == len(worm.pinned(st)) - 1
+    check = next(c for c in report["checks"] if c["id"] == "14")
+    assert (
+        "1 pinned versions of record files of segments pruned by declared pruning (check 15) "
+        "are gone from S3, as retention allows: not counted, not TAMPERED" in check["detail"]
+    )
+    assert not [w for w in report["warnings"] if gone.key in w]  # no "delete marker" warning
+    # the pinned SEAL of that segment is no record file: it being gone stays TAMPERED
+    seal_pin = next(p for p in pruned if p.key.endswith("seal.entry"))
+    moto_s3.client().delete_object(
+        Bucket=bucket, Key=seal_pin.key, VersionId=seal_pin.version_id,
+        BypassGovernanceRetention=True,
+    )  # fmt: skip
+    code, report = worm_verify(st, moto_s3.url, "--root", rootv)
+    assert (code, report["verdict"], report["failure"]["check"]) == (1, "TAMPERED", "14")
+    assert f"{seal_pin.key} version {seal_pin.version_id}" in report["failure"]["message"]
 
 
 def test_verify_worm_lapsed_lock_is_a_warning(moto_s3: Moto, aws: dict[str, str]) -> None:

@@ -744,7 +744,7 @@ def verify_store(
         )
     online = None
     if worm is not None and report.verdict in (ExitCode.OK, ExitCode.INCOMPLETE):
-        online = _check_worm(report, sealed, worm)
+        online = _check_worm(report, sealed, worm, pruning)
     last = checkpoints.get(compact.size) if compact.size else None
     signed_by = sealed[-1].key if sealed and sealed[-1].key is not None else chain.current
     gone = pruning.extent if pruning is not None else 0
@@ -874,9 +874,15 @@ def _check_custody(
     return f"{custodychain.entries(found.entries)} signed by custodian keys" + pinned
 
 
-def _check_worm(report: VerifyReport, sealed: list[_Segment], settings: S3Settings) -> str | None:
+def _check_worm(
+    report: VerifyReport,
+    sealed: list[_Segment],
+    settings: S3Settings,
+    pruning: PruneFindings | None = None,
+) -> str | None:
     """Check 14 (online, on request): the S3 object versions that worm-upload entries pin;
-    the entries themselves passed check 13."""
+    the entries themselves passed check 13.  The record files of segments that check 15
+    found pruned may be gone from S3 too (wormcheck.check_pins)."""
     from acdkit import wormcheck
     from acdkit.custody import parse_custody
 
@@ -893,15 +899,31 @@ def _check_worm(report: VerifyReport, sealed: list[_Segment], settings: S3Settin
         report.fail("14", missing)
         return None
     try:
-        found = wormcheck.check_pins(pins, settings)
+        found = wormcheck.check_pins(pins, settings, pruned=_pruned_files(pruning))
     except AcdkitError as exc:
         report.fail("14", exc)
         return None
     for warning in found.warnings:
         report.warn("14", warning)
     report.ok("14", found.detail(settings.where))
-    report.facts["worm"] = {"objects": found.objects, "bytes": found.bytes, "newer": found.newer}
+    report.facts["worm"] = {
+        "objects": found.objects,
+        "bytes": found.bytes,
+        "newer": found.newer,
+        "pruned_kept": found.pruned_kept,
+        "pruned_gone": found.pruned_gone,
+    }
     return f"{found.objects:,} pinned S3 object versions verified online"
+
+
+def _pruned_files(pruning: PruneFindings | None) -> dict[str, bytes]:
+    """``segments/<name>/<table>.parquet`` -> its SHA-256 in the SEAL, for each table file
+    of a segment that check 15 found pruned."""
+    out: dict[str, bytes] = {}
+    for name, info in pruning.pruned if pruning is not None else []:
+        for table, meta in info.tables.items():
+            out[f"segments/{name}/{table}.parquet"] = bytes.fromhex(meta["sha256"])
+    return out
 
 
 def _log_entries(sealed: list[_Segment], kind: EntryType) -> list[tuple[int, bytes, int]]:

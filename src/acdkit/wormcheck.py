@@ -7,6 +7,9 @@ version is looked up: a newer version (or a delete marker) is a warning, since t
 one was verified.  A version that is gone, or holds other bytes, is TAMPERED.  A server
 that cannot be reached, times out or answers 5xx makes the check INCOMPLETE, never
 TAMPERED (EVIDENCE §4.2-8); so does a refusal of access, which says nothing of the data.
+A version of a record file of a segment that check 15 found pruned by a declared PRUNE
+entry (format §17) may be gone: retention asks for that copy to go too, so that is stated,
+not TAMPERED; one that is there must still hold its pinned bytes.
 """
 
 from __future__ import annotations
@@ -32,13 +35,27 @@ class WormFindings:
     buckets: set[str] = field(default_factory=set)
     newer: list[str] = field(default_factory=list)  # keys whose current version is not pinned
     warnings: list[str] = field(default_factory=list)
+    pruned_kept: int = 0  # versions of pruned record files that S3 still holds (verified)
+    pruned_gone: list[str] = field(default_factory=list)  # keys of such versions now gone
 
     def detail(self, where: str) -> str:
-        buckets = ", ".join(f"s3://{b}" for b in sorted(self.buckets))
-        return (
+        buckets = ", ".join(f"s3://{b}" for b in sorted(self.buckets)) or "S3"
+        text = (
             f"{self.objects:,} pinned object versions ({self.bytes:,} bytes) in {buckets} "
             f"fetched from {where}: each has its pinned size and SHA-256"
         )
+        if self.pruned_kept:
+            text += (
+                f"; {self.pruned_kept:,} of them hold records of segments pruned from the "
+                "store (declared pruning, check 15): S3 keeps them until their lock lapses"
+            )
+        if self.pruned_gone:
+            text += (
+                f"; {len(self.pruned_gone):,} pinned versions of record files of segments "
+                "pruned by declared pruning (check 15) are gone from S3, as retention allows: "
+                "not counted, not TAMPERED"
+            )
+        return text
 
 
 def check_pins(
@@ -46,8 +63,13 @@ def check_pins(
     settings: S3Settings,
     s3: Any = None,
     now_s: float | None = None,
+    pruned: dict[str, bytes] | None = None,
 ) -> WormFindings:
     """Check each (leaf index, pin, bucket), in leaf order.
+
+    ``pruned`` maps ``segments/<name>/<table>.parquet`` of each segment that check 15 found
+    pruned to the SHA-256 its SEAL names: a pin of such a file (under any prefix) with that
+    SHA-256 may be gone (counted in ``pruned_gone``, no TAMPERED, no step 4).
 
     1. The pinned version is fetched by its version ID (TAMPERED if it is gone or a delete
        marker), streamed no further than its pinned size plus one byte.
@@ -64,13 +86,25 @@ def check_pins(
     for _index, pin, bucket in pins:
         versions.setdefault((bucket, pin.key), set()).add(pin.version_id)
     now = time.time() if now_s is None else now_s
+    released: set[tuple[str, str]] = set()
     for index, pin, bucket in pins:
-        head = _fetch(s3, bucket, pin, index, settings)  # 1, 2
+        if _of_pruned(pin, pruned or {}):
+            released.add((bucket, pin.key))
+            try:
+                head = _fetch(s3, bucket, pin, index, settings)  # 1, 2
+            except _Gone:
+                found.pruned_gone.append(pin.key)
+                continue
+            found.pruned_kept += 1
+        else:
+            head = _fetch(s3, bucket, pin, index, settings)  # 1, 2
         _lock_warning(found, bucket, pin, head, now)  # 3
         found.objects += 1
         found.bytes += pin.size
         found.buckets.add(bucket)
     for (bucket, key), pinned in versions.items():  # 4
+        if (bucket, key) in released:
+            continue
         current = _current(s3, bucket, key, settings)
         if current not in pinned:
             what = "a delete marker" if current is None else f"version {current}"
@@ -79,6 +113,16 @@ def check_pins(
                 f"s3://{bucket}/{key}: newer version exists ({what}), pinned version verified"
             )
     return found
+
+
+class _Gone(TamperedError):
+    """A pinned version that S3 no longer has."""
+
+
+def _of_pruned(pin: Pin, pruned: dict[str, bytes]) -> bool:
+    """Whether ``pin`` is a record file of a pruned segment: the key ends in its path in the
+    store (the push prefix is not logged) and the pinned SHA-256 is the one its SEAL names."""
+    return pruned.get("/".join(pin.key.split("/")[-3:])) == pin.sha256
 
 
 def _unreachable(exc: S3Failure, settings: S3Settings) -> IncompleteError:
@@ -107,9 +151,7 @@ def _fetch(s3: Any, bucket: str, pin: Pin, index: int, settings: S3Settings) -> 
                 hint="check --endpoint: the receipts name the bucket, not the server",
             ) from None
         if exc.kind == "missing" or exc.delete_marker:
-            raise TamperedError(
-                f"{where} is gone ({exc.code}): a pinned version was deleted"
-            ) from None
+            raise _Gone(f"{where} is gone ({exc.code}): a pinned version was deleted") from None
         raise _unreachable(exc, settings) from None
     sha, size = hashlib.sha256(), 0
     body = answer["Body"]
