@@ -505,6 +505,28 @@ def test_prune_below_a_smaller_bound_and_again_changes_only_what_it_must(
         assert "pruned below 512 per policy 1" in outcome.coverage
 
 
+def test_prune_below_the_first_segments_end_logs_no_entry_and_changes_nothing(
+    built: Built, tool: Path
+) -> None:
+    s = str(built.store.root)
+    before = sorted(p.name for p in built.store.segment_dirs())
+    doc = cli("prune", s, "--key", str(built.key), "--below", "414", "--json")  # first ends at 415
+    assert (doc["segments"], doc["seal"], doc["logged_at_index"]) == ([], None, None)
+    text = cli("prune", s, "--key", str(built.key), "--below", "300")
+    assert "nothing to prune below 300: no segment with records ends at or below it" in (
+        text.stderr
+    )
+    assert sorted(p.name for p in built.store.segment_dirs()) == before  # nothing sealed
+    assert list(logentries.pending_entries(built.store)) == []
+    for outcome in both(tool, built.store, *PINNED):
+        assert (outcome.verdict, outcome.code) == ("VERIFIED", 0), outcome
+        assert "pruned below" not in outcome.coverage
+    # then the bound the policy declares does prune, with its own entry
+    doc = cli("prune", s, "--key", str(built.key), "--json")
+    assert [x["end_index"] for x in doc["segments"]] == [415, 512]
+    assert doc["seal"] is not None and doc["logged_at_index"] >= 613
+
+
 def test_prune_refuses_without_a_declaration_beyond_it_and_on_a_store_that_fails(
     built: Built,
 ) -> None:

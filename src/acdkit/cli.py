@@ -1156,6 +1156,13 @@ def prune_cmd(
         return
     if report.sealed is not None:
         _print_seal(report.sealed)
+    if report.logged_at is None:
+        err.print(
+            f"nothing to prune below {report.bound:,}: no segment with records ends at or "
+            f"below it (trust policy {report.policy_serial} allows {report.declared:,}); "
+            "no PRUNE entry logged"
+        )
+        return
     err.print(
         f"pruning below {report.bound:,} per trust policy {report.policy_serial} "
         f"(sha256 {report.policy_sha256[:16]}…, allows {report.declared:,}), logged at index "

@@ -220,7 +220,8 @@ class PruneReport:
     declared: int
     policy_serial: int
     policy_sha256: str
-    logged_at: int  # leaf index of the PRUNE entry that covers the bound
+    logged_at: int | None  # leaf index of the PRUNE entry that covers the bound (None: none
+    # was needed, as no segment with records ends at or below it)
     sealed: SealReport | None  # the seal that logged it, when this run logged it
     segments: list[dict[str, Any]] = field(default_factory=list)  # pruned by this run
     finished: list[str] = field(default_factory=list)  # interrupted prunes completed
@@ -253,6 +254,10 @@ def prune(store: Store, signer: Signer, below: int | None = None) -> PruneReport
         size = _verified_size(store)
         if bound > size:
             raise UsageError(f"the log has {size:,} leaves; nothing ends at {bound:,} yet")
+        if not _queued_prune(store) and not _prunable(store, bound):
+            # a PRUNE entry for nothing would stay in the log for ever: log none
+            found = _covering(store, bound)
+            return PruneReport(bound, declared, loaded.policy.serial, loaded.sha256, found, None)
         sealed, logged = _log_prune(store, signer, loaded, bound)
         report = PruneReport(bound, declared, loaded.policy.serial, loaded.sha256, logged, sealed)
         for seg in store.segment_dirs():
@@ -310,6 +315,16 @@ def _log_prune(
         found = _covering(store, bound)
     assert found is not None
     return sealed, found
+
+
+def _prunable(store: Store, bound: int) -> bool:
+    """Whether a segment with records ends at or below ``bound`` and still has records
+    (not pruned yet, or an interrupted prune's leftovers)."""
+    for seg in store.segment_dirs():
+        info = SealInfo.from_entry(read_bounded(seg / "seal.entry", MIB, "SEAL entry"))
+        if info.end_index <= bound and info.record_count and (not is_pruned(seg) or leftovers(seg)):
+            return True
+    return False
 
 
 def _queued_prune(store: Store) -> bool:
