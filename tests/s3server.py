@@ -142,6 +142,46 @@ def silent() -> Iterator[str]:
         sock.close()
 
 
+@contextmanager
+def trickling(every_s: float = 0.2) -> Iterator[str]:
+    """A loopback server that answers every request 200 with a large Content-Length, then
+    sends its body one byte every ``every_s`` seconds (a server that trickles); yields its
+    URL."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n"
+                    b"Content-Type: application/octet-stream\r\nx-amz-version-id: v\r\n\r\n"
+                )
+                while not stop.wait(every_s):
+                    conn.sendall(b"x")
+            except OSError:
+                pass
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _addr = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        sock.close()
+
+
 def closed_port() -> str:
     """A loopback URL where nothing listens (a server that is down)."""
     sock = socket.socket()

@@ -36,7 +36,7 @@ from acdkit.sealinfo import SealInfo
 from acdkit.store import Store
 from acdkit.wormcheck import check_pins
 from acdkit.wormpin import Pin, Receipt
-from s3server import CREDENTIALS, Moto, answering, closed_port, silent
+from s3server import CREDENTIALS, Moto, answering, closed_port, silent, trickling
 
 REPO = Path(__file__).resolve().parents[1]
 ACDKIT = REPO / ".venv" / "bin" / "acdkit"
@@ -502,7 +502,7 @@ def test_verify_worm_lapsed_lock_is_a_warning(moto_s3: Moto, aws: dict[str, str]
     ]
 
 
-@pytest.mark.parametrize("server", ["503", "403", "silent", "closed"])
+@pytest.mark.parametrize("server", ["503", "403", "silent", "closed", "trickling"])
 def test_verify_worm_server_failures_are_incomplete_in_bounded_time(
     st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str], server: str
 ) -> None:
@@ -515,6 +515,9 @@ def test_verify_worm_server_failures_are_incomplete_in_bounded_time(
     elif server == "silent":
         with silent() as url:
             code, report = worm_verify(st, url, "--s3-timeout", "0.5")
+    elif server == "trickling":  # a byte every 0.2 s: no single read ever times out
+        with trickling() as url:
+            code, report = worm_verify(st, url, "--s3-timeout", "1")
     else:
         code, report = worm_verify(st, closed_port(), "--s3-timeout", "1")
     elapsed = time.monotonic() - start
@@ -524,6 +527,8 @@ def test_verify_worm_server_failures_are_incomplete_in_bounded_time(
     assert said in check["detail"]
     assert code == 3 and report["verdict"] == "INCOMPLETE"
     assert elapsed < 30
+    if server == "trickling":
+        assert "did not arrive within" in check["detail"] and "64 KiB/s" in check["detail"]
 
 
 # -- selftest ------------------------------------------------------------------------------

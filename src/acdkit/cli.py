@@ -194,7 +194,8 @@ S3TimeoutOpt = Annotated[
         envvar="ACDKIT_S3_TIMEOUT",
         min=0.1,
         max=600.0,
-        help="Seconds to wait for S3 to connect or answer, per request (3 tries at most).",
+        help="Seconds to wait for S3 to connect or answer, per request (3 tries at most); "
+        "`verify --worm` also wants each object within this plus its size at 64 KiB/s.",
     ),
 ]
 

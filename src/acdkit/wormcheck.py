@@ -26,6 +26,10 @@ from acdkit.wormpin import Pin
 __all__ = ["WormFindings", "check_pins"]
 
 CHUNK = 1 << 20
+# a pinned version must arrive at this average rate at least (after --s3-timeout of grace):
+# --s3-timeout bounds each socket read, so a server that trickles a byte per read would
+# otherwise hold the check for as long as it likes
+MIN_RATE = 64 << 10  # bytes per second
 
 
 @dataclass
@@ -155,13 +159,27 @@ def _fetch(s3: Any, bucket: str, pin: Pin, index: int, settings: S3Settings) -> 
         raise _unreachable(exc, settings) from None
     sha, size = hashlib.sha256(), 0
     body = answer["Body"]
+    # read1 (urllib3 2) returns what one socket read gives, so the deadline is looked at
+    # between reads; body.read(n) would wait for all n bytes however slowly they come
+    read = getattr(getattr(body, "_raw_stream", None), "read1", None) or body.read
+    allowed = settings.timeout_s + pin.size / MIN_RATE
+    deadline = time.monotonic() + allowed
     try:
         while size <= pin.size:
-            chunk = body.read(min(CHUNK, pin.size + 1 - size))
+            if time.monotonic() > deadline:
+                raise IncompleteError(
+                    f"the WORM check did not run to its end: S3 at {settings.where} could not "
+                    f"be reached or failed: {where} did not arrive within {allowed:.1f} s "
+                    f"({size:,} of {pin.size:,} bytes; at least {MIN_RATE >> 10} KiB/s is "
+                    "required)"
+                )
+            chunk = read(min(CHUNK, pin.size + 1 - size))
             if not chunk:
                 break
             sha.update(chunk)
             size += len(chunk)
+    except IncompleteError:
+        raise
     except Exception as exc:  # a read cut by the network: botocore and urllib3 both raise
         raise IncompleteError(
             f"the WORM check did not run to its end: reading {where} failed ({type(exc).__name__})"
