@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,9 @@ class PackageReport:
     summary: dict[str, Any]
     clock_flags: list[str] = field(default_factory=list)  # what the summary flags (§15.6)
     custody: dict[str, Any] = field(default_factory=dict)  # the export entry, the leaves
+    # pruned segments whose event times meet the window: records that may have matched and
+    # are gone, so that "no records" is not read as "nothing happened" (format §17)
+    pruned: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- building --------------------------------------------------------------------------------
@@ -282,7 +285,26 @@ def package(
         facts,
         flags,
         custody,
+        _pruned_in(segments, window),
     )
+
+
+def _pruned_in(segments: list[tuple[Path, SealInfo]], window: Window) -> list[dict[str, Any]]:
+    """The pruned segments whose records' time range (from their SEAL) meets the window."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    start, end = (
+        (t - epoch) // timedelta(microseconds=1) * 1000 for t in (window.start, window.end)
+    )
+    out = []
+    for path, info in segments:
+        if not is_pruned(path) or not info.record_count:
+            continue
+        lo, hi = info.ts_min_ns, info.ts_max_ns
+        if lo is not None and hi is not None and (hi < start or lo > end):
+            continue  # outside the window (a SEAL without times may meet it: listed)
+        out.append({"segment": path.name, "records": info.record_count,
+                    "ts_min_ns": info.ts_min_ns, "ts_max_ns": info.ts_max_ns})  # fmt: skip
+    return out
 
 
 def _export_event(
@@ -1261,4 +1283,5 @@ def describe(report: PackageReport) -> dict[str, Any]:
         "files": report.files,
         "clock_flags": report.clock_flags,
         "custody": report.custody,
+        "pruned": report.pruned,
     }

@@ -1087,6 +1087,13 @@ def package_cmd(
     )
     for flag in report.clock_flags:
         err.print(f"[yellow]clock[/] {escape(flag)}")
+    if report.pruned:
+        gone = sum(p["records"] for p in report.pruned)
+        err.print(
+            f"[yellow]pruned[/] {gone:,} records of {len(report.pruned)} pruned segments "
+            "fall in this window by their SEALs' time ranges: they are gone under the declared "
+            "retention and not in the bundle (`acdkit verify STORE --root R` names the policy)"
+        )
     custody = report.custody
     if "pending" in custody:
         err.print(
