@@ -845,3 +845,33 @@ def test_a_pushed_store_gets_the_same_offline_verdict_from_the_independent_verif
     code, ours = cli_verify(st.root, "--key", vkey, "--allow-incomplete")
     theirs = run_independent(tool, st.root, "--key", vkey, "--allow-incomplete")
     assert (theirs.code, theirs.verdict) == (code, ours["verdict"]) == (0, "VERIFIED")
+
+
+@pytest.mark.parametrize("command", ["push", "selftest"])
+def test_storage_commands_end_in_bounded_time_against_a_server_that_trickles(
+    st: Store, template: tuple[Store, Path, Path], aws: dict[str, str], command: str
+) -> None:
+    # botocore's read time-out bounds each socket read: a byte every 0.2 s held `storage
+    # push` (a cron job) without end; now each S3 call has a deadline of its own
+    start = time.monotonic()
+    with trickling() as url:
+        if command == "push":
+            code, doc, _err = run(
+                "storage", "push", str(st.root), "--bucket", "evidence-lock", "--endpoint", url,
+                "--custodian-key", str(template[2]), "--s3-timeout", "1",
+            )  # fmt: skip
+        else:
+            code, doc, _err = run(
+                "storage",
+                "selftest",
+                "--bucket",
+                "evidence-lock",
+                "--endpoint",
+                url,
+                "--s3-timeout",
+                "1",
+            )
+    elapsed = time.monotonic() - start
+    assert elapsed < 30, elapsed
+    assert code == 6, (code, doc)
+    assert "within the deadline" in json.dumps(doc)

@@ -11,7 +11,10 @@ header or a credential.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,14 +128,40 @@ def client(settings: S3Settings) -> Any:
     return boto3.session.Session().client("s3", endpoint_url=settings.endpoint, config=config)
 
 
+# the slowest transfer a call may take over and above its time-outs: 64 KiB/s
+SLOWEST_BYTES_PER_S = 64 * 1024
+
+
 def call(s3: Any, operation: str, **kwargs: Any) -> Any:
-    """``s3.<operation>(**kwargs)``, its failure raised as an `S3Failure`."""
+    """``s3.<operation>(**kwargs)``, its failure raised as an `S3Failure`.
+
+    Each call ends within its time-outs (connect and read, per attempt) plus its body at
+    SLOWEST_BYTES_PER_S: botocore's read time-out bounds each socket read, so a server that
+    answers a byte at a time would hold the call, and a cron run, for ever.  The call runs
+    in a daemon thread that is abandoned at that deadline.
+    """
     from botocore import exceptions as bx
 
     method = getattr(s3, operation)
     name = "".join(part.title() for part in operation.split("_"))
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, method(**kwargs)))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name=f"s3-{operation}", daemon=True)
+    worker.start()
+    worker.join(_deadline_s(s3, kwargs))
+    if not outcome:
+        raise S3Failure("transient", name, "no complete answer within the deadline", None)
+    done, value = outcome[0]
     try:
-        return method(**kwargs)
+        if done:
+            return value
+        raise value
     except bx.ClientError as exc:
         raise _client_failure(exc, name) from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.NoRegionError) as exc:
@@ -142,6 +171,18 @@ def call(s3: Any, operation: str, **kwargs: Any) -> Any:
         raise S3Failure("transient", name, type(exc).__name__, None) from None
     except bx.BotoCoreError as exc:
         raise S3Failure("refused", name, type(exc).__name__, None) from None
+
+
+def _deadline_s(s3: Any, kwargs: dict[str, Any]) -> float:
+    config = s3.meta.config
+    per_attempt = float(config.connect_timeout or 60) + float(config.read_timeout or 60)
+    attempts = int((config.retries or {}).get("max_attempts") or 3)
+    body: Any = kwargs.get("Body")
+    size = len(body) if isinstance(body, bytes | bytearray) else 0
+    if body is not None and size == 0 and hasattr(body, "fileno"):
+        with contextlib.suppress(OSError, ValueError):
+            size = os.fstat(body.fileno()).st_size
+    return per_attempt * attempts + size / SLOWEST_BYTES_PER_S
 
 
 def _client_failure(exc: Any, operation: str) -> S3Failure:
