@@ -703,31 +703,6 @@ def test_log_entries_of_pruned_segments_stay_checked(tmp_path: Path, tool: Path)
         == run_independent(tool, out, *pinned).verdict
         == ("VERIFIED")
     )
-    # package says which pruned records its window would have met (by the SEALs' times)
-    gone = {
-        p.name: SealInfo.from_entry((p / "seal.entry").read_bytes()).record_count
-        for p in built.store.segment_dirs()
-        if (p / "pruned.range").is_file()
-    }
-    assert sum(gone.values()) == 510  # the two segments below the bound 512
-    everything = bundle.Window(
-        bundle.parse_time("1970-01-01T00:00:00Z"), bundle.parse_time("2100-01-01T00:00:00Z")
-    )
-    wide = bundle.package(built.store, built.signer, "INC-1", everything, tmp_path / "all")
-    assert {p["segment"]: p["records"] for p in wide.pruned} == gone
-    nothing = bundle.Window(
-        bundle.parse_time("1971-01-01T00:00:00Z"), bundle.parse_time("1971-01-02T00:00:00Z")
-    )
-    made_early = bundle.package(built.store, built.signer, "INC-1", nothing, tmp_path / "none")
-    assert made_early.pruned == [] and sum(made_early.disclosed.values()) == 0
-    said = cli(
-        "package", str(built.store.root), "--incident", "INC-1", "--key", str(built.key),
-        "--from", "1970-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z",
-        "--out", str(tmp_path / "cli"),
-    )  # fmt: skip
-    assert "pruned 510 records of 2 pruned segments fall in this window" in " ".join(
-        said.stderr.split()
-    )
 
 
 # -- killed at any moment ----------------------------------------------------------------------
