@@ -3472,7 +3472,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VKEY",
         action="append",
         default=[],
-        help="a custodian key trusted to sign the incident's decisions; repeatable",
+        help="a custodian key trusted to sign decisions, custody entries and worm-upload "
+        "receipts; repeatable",
     )
     parser.add_argument(
         "--allow-incomplete", action="store_true", help="exit 0 when a quorum is all that lacks"
