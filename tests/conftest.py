@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,39 @@ def signer(store: Store, key_path: Path) -> keys.Signer:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
+    """A TCP server on loopback that answers each connection with ``reply(conn)``."""
+    stop = threading.Event()
+    servers: list[socket.socket] = []
+
+    def start(reply: Callable[[socket.socket], None]) -> str:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        srv.settimeout(0.2)
+        servers.append(srv)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                with conn:
+                    conn.settimeout(1)
+                    try:
+                        conn.recv(1 << 16)
+                        reply(conn)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{srv.getsockname()[1]}/hook"
+
+    yield start
+    stop.set()
+    for srv in servers:
+        srv.close()

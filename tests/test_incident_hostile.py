@@ -8,9 +8,8 @@ import importlib.util
 import shutil
 import socket
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -295,32 +294,13 @@ def test_a_bad_webhook_is_a_usage_error_that_never_echoes_it(
 
 
 @pytest.fixture
-def not_http() -> Iterator[str]:
+def not_http(raw_server: Callable[[Callable[[socket.socket], None]], str]) -> str:
     """A loopback server that answers every request with a line that is not HTTP."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    srv.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    conn.recv(1 << 16)
-                    conn.sendall(f"HELLO [/] {CANARY}\r\n\r\n".encode())
-                except OSError:
-                    pass
+    def hello(conn: socket.socket) -> None:
+        conn.sendall(f"HELLO [/] {CANARY}\r\n\r\n".encode())
 
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}/hook?token=s3cret"
-    stop.set()
-    srv.close()
+    return raw_server(hello) + "?token=s3cret"
 
 
 def test_a_webhook_that_does_not_speak_http_is_a_logged_failure(env: Env, not_http: str) -> None:
