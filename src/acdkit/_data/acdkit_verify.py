@@ -1935,6 +1935,17 @@ def pinned_facts(receipts: dict[int, Proven]) -> dict[str, Any]:
     return {"receipts": len(receipts), "pins": pins}
 
 
+def _seal_times(seals: dict[int, Proven]) -> dict[int, int]:
+    """Checkpoint size -> SEAL time of the segment it closes, for the SEALs a bundle proves."""
+    out = {}
+    for item in seals.values():
+        entry = parse_entry(item.entry)
+        assert entry is not None  # check 7 decoded it
+        info = decode_seal(entry.body)
+        out[info.end] = info.sealed_at
+    return out
+
+
 def _check_receipts(
     bundle: Bundle,
     manifest: Manifest,
@@ -1949,12 +1960,7 @@ def _check_receipts(
     if not proven:
         return ""
     trusted, source, grace = _custodian_trust(bundle, manifest, policy, opts)
-    sealed_at = {}
-    for item in seals.values():
-        entry = parse_entry(item.entry)
-        assert entry is not None  # check 7 decoded it
-        info = decode_seal(entry.body)
-        sealed_at[info.end] = info.sealed_at
+    sealed_at = _seal_times(seals)
     late, objects = [], 0
     for index in sorted(proven):
         item = proven[index]
@@ -1999,12 +2005,7 @@ def _check_custody(
 ) -> str:
     """Check 13: the incident's custody entries, and the bundle's statement on its export."""
     trusted, source, grace = _custodian_trust(bundle, manifest, policy, opts)
-    sealed_at = {}
-    for item in seals.values():
-        entry = parse_entry(item.entry)
-        assert entry is not None  # check 7 decoded it
-        info = decode_seal(entry.body)
-        sealed_at[info.end] = info.sealed_at
+    sealed_at = _seal_times(seals)
     firsts: dict[bytes, CustodyEvent] = {}
     exports: dict[bytes, int] = {}
     late, signers, events = [], set(), 0
