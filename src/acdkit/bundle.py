@@ -670,6 +670,9 @@ def verify_bundle(
         trusted as in check 11), concerns a checkpoint no later than the bundle's (with the
         bundle's root when it is the bundle's) whose SEAL leaf is proven, and is not dated
         before that seal (POLICY); custody/export.json says who signed the export.
+    14. Every worm-upload leaf (proven by check 5) is a CUSTODY entry of that event, checked
+        as in check 13 but for the incident; the S3 object versions it pins are reported,
+        never fetched.
     """
     report = VerifyReport(str(root), "bundle")
     current = "1"
