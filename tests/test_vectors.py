@@ -199,3 +199,91 @@ def test_clock_vector_worked_example() -> None:
     entry = bytes.fromhex(clock["entry_hex"])
     assert entry[:6] == b"ACDK\x01\x03" and entry[6:38] == bytes(32)
     assert sha(b"\x00" + entry).hex() == clock["leaf_hash_hex"]
+
+
+def _tlv(fid: int, kind: int, value: bytes) -> bytes:
+    return struct.pack(">HBI", fid, kind, len(value)) + value
+
+
+def _reference_fields(body: bytes) -> dict[int, tuple[int, bytes]]:
+    """A TLV body read as §3 says: ids strictly increasing, each value inside the body."""
+    out, pos = {}, 0
+    while pos < len(body):
+        fid, kind, size = struct.unpack(">HBI", body[pos : pos + 7])
+        assert fid > max(out, default=-1) and pos + 7 + size <= len(body)
+        out[fid] = (kind, body[pos + 7 : pos + 7 + size])
+        pos += 7 + size
+    return out
+
+
+def u64(value: int) -> tuple[int, bytes]:
+    return 1, struct.pack(">Q", value)
+
+
+def i64(value: int) -> tuple[int, bytes]:
+    return 2, struct.pack(">q", value)
+
+
+def raw(value: bytes) -> tuple[int, bytes]:
+    return 3, value
+
+
+def text(value: str) -> tuple[int, bytes]:
+    return 4, value.encode()
+
+
+def test_reference_seal_entry_from_the_field_table() -> None:
+    """§6: the SEAL of §11 rebuilt field by field, its schema hashes from the schema files."""
+    ledger = "a" * 64
+    fields = {
+        1: text(VECTORS["vkey"].split("+")[0]),
+        2: u64(0),
+        3: u64(0),
+        4: u64(3),
+        5: u64(2),
+        6: raw(bytes(32)),
+        7: i64(1379288667696869000),  # the dns record's ts_utc, the older one
+        8: i64(1575413096052279000),  # the net record's
+        9: i64(1764547200000000000),
+        10: text("acdkit 0.1.0"),
+        11: raw(bytes.fromhex(VECTORS["key_id_hex"])),
+        12: (7, struct.pack(">I", 64) + ledger.encode()),
+        13: text("collector-1"),
+    }
+    for base, table, fill in ((20, "net", "11"), (30, "dns", "22")):
+        digest = sha((REPO / f"schemas/{table}.v1.yaml").read_bytes())
+        fields |= {
+            base: u64(1),
+            base + 1: raw(bytes.fromhex(fill * 32)),
+            base + 2: u64(4096),
+            base + 3: raw(digest),
+        }
+    body = b"".join(_tlv(fid, *fields[fid]) for fid in sorted(fields))
+    entry = b"ACDK\x01\x02" + bytes(32) + body
+    assert entry.hex() == VECTORS["seal"]["entry_hex"]
+    assert sha(b"\x00" + entry).hex() == VECTORS["seal"]["leaf_hash_hex"]
+    # end = first + records + log entries + 1, with no field 14: no log entries
+    assert 14 not in _reference_fields(body)
+
+
+def test_reference_checkpoint_file_hash() -> None:
+    """§6 field 6 of the next SEAL would be this: SHA-256 of the whole signed note."""
+    note = VECTORS["checkpoint_note"].encode()
+    assert sha(note).hex() == VECTORS["checkpoint_sha256_hex"]
+
+
+def test_reference_clock_entry_carries_the_worked_conclusions() -> None:
+    """§15.1: fields 7-11 of the CLOCK entry hold the verdict, count, offset and interval
+    that §15.8 derives by hand."""
+    clock = VECTORS["clock"]
+    entry = bytes.fromhex(clock["entry_hex"])
+    assert entry[38:].hex() == clock["body_hex"]
+    fields = _reference_fields(entry[38:])
+    assert fields[7] == text("OK")
+    assert fields[4] == fields[8] == u64(2)  # --min-agree 2, two truechimers
+    assert fields[9] == i64(929_579)
+    assert (fields[10], fields[11]) == (i64(-11_502_014), i64(13_502_014))
+    servers = [fid for fid in fields if fid >= 100]
+    assert servers == [100, 101, 102, 103]
+    results = [_reference_fields(fields[fid][1])[4][1].decode() for fid in servers]
+    assert results == ["truechimer", "falseticker", "truechimer", "unreachable"]
