@@ -354,6 +354,51 @@ def test_credentials_are_never_printed_logged_or_stored(
             assert not path.is_file() or secret.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("AWS_PROFILE", "no-such-profile", "ProfileNotFound"),
+        ("AWS_DEFAULT_REGION", "not a region!", "InvalidRegionError"),
+        ("AWS_CONFIG_FILE", "[default\nregion = x\n", "ConfigParseError"),
+    ],
+)
+def test_an_unusable_aws_configuration_is_a_usage_error_before_any_upload(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    setting: str,
+    value: str,
+    named: str,
+) -> None:
+    # boto3 raised these while making its client, outside every S3 call: exit 70, "internal
+    # error", from push, selftest and verify --worm alike
+    bucket = moto_s3.bucket()
+    if setting == "AWS_CONFIG_FILE":
+        (tmp_path / "aws-config").write_text(value)
+        value = str(tmp_path / "aws-config")
+    monkeypatch.setenv(setting, value)
+    for args in (
+        ["storage", "push", str(st.root), "--bucket", bucket, "--endpoint", moto_s3.url,
+         "--custodian-key", str(template[2])],
+        ["storage", "selftest", "--bucket", bucket, "--endpoint", moto_s3.url],
+    ):  # fmt: skip
+        code, doc, err = run(*args)
+        assert (code, doc["error"]["verdict"]) == (2, "USAGE"), (args, code, err)
+        assert doc["error"]["message"] == f"the AWS configuration cannot be used: {named}"
+        assert "AWS_PROFILE" in doc["error"]["hint"]
+    monkeypatch.delenv(setting)
+    assert moto_s3.versions(bucket) == {}  # refused before any upload
+    push(st, template, moto_s3, bucket)
+    monkeypatch.setenv(setting, value)
+    code, report = worm_verify(st, moto_s3.url)
+    check = next(c for c in report["checks"] if c["id"] == "14")
+    assert (code, report["verdict"]) == (2, "USAGE")
+    assert check["detail"] == f"the AWS configuration cannot be used: {named}"
+
+
 # -- verify --worm -------------------------------------------------------------------------
 
 

@@ -29,6 +29,10 @@ DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_ATTEMPTS = 3  # botocore's count: the first try and two retries
 _MISSING = {"NoSuchKey", "NoSuchVersion", "NotFound", "404", "NoSuchBucket"}
 _DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+_SETUP_HINT = (
+    "configure S3 access as for the AWS CLI: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+    "AWS_PROFILE, or an instance role; and a region"
+)
 _SLOW = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
 
 
@@ -65,11 +69,7 @@ class S3Failure(Exception):
     def as_error(self, what: str) -> AcdkitError:
         """The failure as the error of a command that needed the call (not a verifier)."""
         if self.kind == "setup":
-            return UsageError(
-                f"{what}: {self.text}",
-                hint="configure S3 access as for the AWS CLI: AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; and a region",
-            )
+            return UsageError(f"{what}: {self.text}", hint=_SETUP_HINT)
         if self.kind == "denied":
             return InputIOError(
                 f"{what}: {self.text}", hint="the credentials lack the rights this step needs"
@@ -110,6 +110,7 @@ def client(settings: S3Settings) -> Any:
         if problem:
             raise UsageError(f"--endpoint {problem}")
     import boto3
+    from botocore import exceptions as bx
     from botocore.config import Config
 
     # NOTE: botocore's debug log prints request headers (the access key ID in the signed
@@ -125,7 +126,14 @@ def client(settings: S3Settings) -> Any:
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if settings.endpoint else None,
     )
-    return boto3.session.Session().client("s3", endpoint_url=settings.endpoint, config=config)
+    try:
+        return boto3.session.Session().client("s3", endpoint_url=settings.endpoint, config=config)
+    except bx.BotoCoreError as exc:
+        # the AWS configuration itself: a named profile that is not there, a config file
+        # that does not parse, a region name that is not one
+        raise UsageError(
+            f"the AWS configuration cannot be used: {type(exc).__name__}", hint=_SETUP_HINT
+        ) from None
 
 
 # the slowest transfer a call may take over and above its time-outs: 64 KiB/s
