@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import http.server
 import logging
+import re
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import boto3
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -144,9 +146,9 @@ def silent() -> Iterator[str]:
 
 @contextmanager
 def trickling(every_s: float = 0.2) -> Iterator[str]:
-    """A loopback server that answers every request 200 with a large Content-Length, then
-    sends its body one byte every ``every_s`` seconds (a server that trickles); yields its
-    URL."""
+    """A loopback server that answers every request 200 with a large Content-Length and
+    the version ID asked for, then sends its body one byte every ``every_s`` seconds (a
+    server that trickles); yields its URL."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -156,10 +158,14 @@ def trickling(every_s: float = 0.2) -> Iterator[str]:
     def answer(conn: socket.socket) -> None:
         with conn:
             try:
-                conn.recv(65536)
+                request = conn.recv(65536)
+                # the version asked for, as S3 names it: the body, not the header, is slow
+                version = re.search(rb"versionId=([^ &]+)", request)
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n"
-                    b"Content-Type: application/octet-stream\r\nx-amz-version-id: v\r\n\r\n"
+                    b"Content-Type: application/octet-stream\r\nx-amz-version-id: "
+                    + (unquote_to_bytes(version.group(1)) if version else b"v")
+                    + b"\r\n\r\n"
                 )
                 while not stop.wait(every_s):
                     conn.sendall(b"x")

@@ -13,9 +13,11 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -574,6 +576,39 @@ def test_verify_worm_server_failures_are_incomplete_in_bounded_time(
     assert elapsed < 30
     if server == "trickling":
         assert "did not arrive within" in check["detail"] and "64 KiB/s" in check["detail"]
+
+
+@pytest.mark.parametrize("server", ["web page", "cut"])
+def test_verify_worm_an_answer_that_is_not_the_pinned_version_in_full_is_incomplete(
+    st: Store,
+    template: tuple[Store, Path, Path],
+    moto_s3: Moto,
+    aws: dict[str, str],
+    raw_server: Callable[[Callable[[socket.socket], None]], str],
+    server: str,
+) -> None:
+    # both were TAMPERED ("does not hold the pinned bytes"): a --endpoint that is a web
+    # server answering 200 to everything, and a transfer cut after 5 bytes
+    push(st, template, moto_s3, moto_s3.bucket())
+    first = worm.pinned(st)[0][1]
+    if server == "web page":
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n<html></html>"
+    else:
+        answer = (
+            f"HTTP/1.1 200 OK\r\nContent-Length: {first.size}\r\n"
+            f"x-amz-version-id: {first.version_id}\r\n\r\n".encode()
+            + b"short"
+        )
+    url = raw_server(lambda conn: conn.sendall(answer)).removesuffix("/hook")
+    code, report = worm_verify(st, url, "--s3-timeout", "2")
+    check = next(c for c in report["checks"] if c["id"] == "14")
+    assert (code, report["verdict"], check["status"]) == (3, "INCOMPLETE", "incomplete")
+    assert f"{first.key} version {first.version_id}" in check["detail"]
+    if server == "web page":
+        assert "(it named no version): is --endpoint the S3 service" in check["detail"]
+    else:
+        said = f"(the answer ended after 5 of the {first.size:,} bytes it announced)"
+        assert check["detail"].endswith(said)
 
 
 # -- selftest ------------------------------------------------------------------------------

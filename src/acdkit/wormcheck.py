@@ -157,6 +157,16 @@ def _fetch(s3: Any, bucket: str, pin: Pin, index: int, settings: S3Settings) -> 
         if exc.kind == "missing" or exc.delete_marker:
             raise _Gone(f"{where} is gone ({exc.code}): a pinned version was deleted") from None
         raise _unreachable(exc, settings) from None
+    named = answer.get("VersionId")
+    if named != pin.version_id:
+        # S3 names the version it sends; a server that names none or another (no S3, or
+        # no versioning) says nothing of the pinned one, and a false TAMPERED costs trust
+        answer["Body"].close()
+        other = f"it named version {str(named)[:64]!r}" if named else "it named no version"
+        raise IncompleteError(
+            f"the WORM check did not run to its end: S3 at {settings.where} did not answer "
+            f"with {where} ({other}): is --endpoint the S3 service that holds the bucket?"
+        )
     sha, size = hashlib.sha256(), 0
     body = answer["Body"]
     # read1 (urllib3 2) returns what one socket read gives, so the deadline is looked at
@@ -186,6 +196,13 @@ def _fetch(s3: Any, bucket: str, pin: Pin, index: int, settings: S3Settings) -> 
         ) from None
     finally:
         body.close()
+    announced = answer.get("ContentLength")
+    if isinstance(announced, int) and size < min(announced, pin.size + 1):
+        # the connection ended before the bytes S3 announced: a cut transfer, not a verdict
+        raise IncompleteError(
+            f"the WORM check did not run to its end: reading {where} failed (the answer "
+            f"ended after {size:,} of the {announced:,} bytes it announced)"
+        )
     if size != pin.size or sha.digest() != pin.sha256:
         got = f"{size:,}+" if size > pin.size else f"{size:,}"
         raise TamperedError(
