@@ -237,6 +237,10 @@ BREAKAGE = {
     ),
     "no stamp": lambda lib: lib.with_name(STAMP).unlink(),
     "stamp not JSON": lambda lib: lib.with_name(STAMP).write_text("{"),
+    # RecursionError out of json.loads: exit 70 "internal error" from every command
+    "stamp nested too deep": lambda lib: lib.with_name(STAMP).write_text("[" * 5000 + "]" * 5000),
+    "stamp not an object": lambda lib: lib.with_name(STAMP).write_text("[]"),
+    "stamp far too large": lambda lib: lib.with_name(STAMP).write_bytes(b" " * (1 << 20)),
 }
 
 

@@ -35,6 +35,7 @@ LIBRARY = "_libsha256many.so"
 STAMP = f"{LIBRARY}.json"  # written by hatch_build.py beside the library
 SOURCE = "_sha256many.c"
 _MAX_LIBRARY = 16 << 20  # the library is about 16 KiB; anything far larger is not it
+_MAX_STAMP = 64 << 10  # the stamp is about 160 bytes
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,14 @@ def _library() -> ctypes.CDLL | None:
 def _unlike_its_build(path: Path) -> str | None:
     """Why the library file is not the one its build stamped, or None if it is."""
     try:
-        stamp = json.loads(path.with_name(STAMP).read_text(encoding="utf-8"))
+        with path.with_name(STAMP).open("rb") as f:
+            text = f.read(_MAX_STAMP + 1)
+        if len(text) > _MAX_STAMP:
+            raise ValueError("far larger than a stamp")
+        stamp = json.loads(text.decode("utf-8"))
         library_sha256, source_sha256 = stamp["library_sha256"], stamp["source_sha256"]
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        # RecursionError: arrays nested deeper than the parser goes (a hostile stamp)
         return f"its build stamp {STAMP} is missing or unreadable ({type(exc).__name__})"
     try:
         if path.stat().st_size > _MAX_LIBRARY:
