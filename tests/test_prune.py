@@ -548,6 +548,18 @@ def test_prune_refuses_without_a_declaration_beyond_it_and_on_a_store_that_fails
     assert "declares no pruning" in none.stderr
 
 
+def test_a_declared_bound_beyond_the_log_says_which_bound_prune_takes(built: Built) -> None:
+    # it said "nothing ends at 10,000 yet", with no hint, though every segment ends below
+    s, key = str(built.store.root), str(built.key)
+    declare(built.store, 10_000)
+    beyond = cli("prune", s, "--key", key, code=2)
+    said = "error: the bound 10,000 lies beyond the log's 613 leaves\n"
+    assert said + "  hint: prune what is sealed so far with --below 613\n" in beyond.stderr
+    assert pruned_dirs(built.store) == []
+    doc = cli("prune", s, "--key", key, "--below", "613", "--json")
+    assert [x["end_index"] for x in doc["segments"]] == [415, 512, 613]
+
+
 def test_a_queued_prune_entry_that_no_policy_declares_is_refused_by_seal(built: Built) -> None:
     digest = hashlib.sha256(policy.policy_files(built.store)[0].read_bytes()).digest()
     for event in (

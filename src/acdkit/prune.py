@@ -253,7 +253,11 @@ def prune(store: Store, signer: Signer, below: int | None = None) -> PruneReport
             )
         size = _verified_size(store)
         if bound > size:
-            raise UsageError(f"the log has {size:,} leaves; nothing ends at {bound:,} yet")
+            # a PRUNE entry's bound lies within the log that holds it (§17.4, §17.6)
+            raise UsageError(
+                f"the bound {bound:,} lies beyond the log's {size:,} leaves",
+                hint=f"prune what is sealed so far with --below {size}",
+            )
         if not _queued_prune(store) and not _prunable(store, bound):
             # a PRUNE entry for nothing would stay in the log for ever: log none
             found = _covering(store, bound)
