@@ -283,6 +283,24 @@ def test_push_with_an_unregistered_custodian_key_is_refused_before_any_upload(
     assert moto_s3.versions(bucket) == {}
 
 
+def test_push_to_a_store_that_cannot_queue_its_receipts_uploads_nothing(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
+) -> None:
+    # a read-only mount (here: pending/ is a file, as root writes through modes): every
+    # file went up under a lock none can lift, then the receipts failed (exit 6)
+    st.pending.mkdir(exist_ok=True)
+    st.pending.rmdir()
+    st.pending.write_bytes(b"")
+    bucket = moto_s3.bucket()
+    code, doc, _err = push(st, template, moto_s3, bucket)
+    assert (code, doc["error"]["verdict"]) == (6, "IO")
+    assert doc["error"]["message"] == f"File exists: {st.pending}"
+    assert moto_s3.versions(bucket) == {}
+    st.pending.unlink()
+    code, doc, _err = push(st, template, moto_s3, bucket)
+    assert (code, len(doc["adopted"])) == (0, 0) and len(doc["uploaded"]) > 0
+
+
 def test_push_refuses_a_sealed_file_changed_since_it_was_pinned(
     st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str]
 ) -> None:

@@ -32,7 +32,7 @@ from acdkit.keys import Signer
 from acdkit.note import Checkpoint, SignedNote
 from acdkit.s3client import S3Failure, S3Settings, call, client
 from acdkit.sealinfo import SealInfo
-from acdkit.store import Store
+from acdkit.store import TMP_PREFIX, Store
 from acdkit.wormpin import Pin, Receipt, bucket_problem, key_problem
 
 __all__ = [
@@ -227,6 +227,11 @@ def _probe(
     custodychain.signed_entry(
         store, custodian, replace(probe, receipt=Receipt(target.bucket, (dummy,)))
     )
+    # and a store that cannot queue them (a read-only mount, a full disk): OSError, exit 6
+    store.pending.mkdir(mode=0o700, exist_ok=True)
+    trial = store.pending / f"{TMP_PREFIX}{uuid.uuid4().hex}-probe"
+    trial.write_bytes(bytes(1024))
+    trial.unlink()
 
 
 def _receipt_bytes(pins: list[Pin]) -> int:
