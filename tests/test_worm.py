@@ -596,6 +596,30 @@ def test_verify_worm_server_failures_are_incomplete_in_bounded_time(
         assert "did not arrive within" in check["detail"] and "64 KiB/s" in check["detail"]
 
 
+@pytest.mark.parametrize("code", ["InvalidAccessKeyId", "SignatureDoesNotMatch"])
+def test_credentials_s3_does_not_take_are_usage_with_the_set_up_hint(
+    st: Store, template: tuple[Store, Path, Path], moto_s3: Moto, aws: dict[str, str], code: str
+) -> None:
+    # they were IO (exit 6) without a hint, where missing credentials are USAGE with one
+    push(st, template, moto_s3, moto_s3.bucket())
+    with answering(403, code) as url:
+        for args in (
+            ["storage", "push", str(st.root), "--bucket", "evidence-lock", "--endpoint", url,
+             "--custodian-key", str(template[2])],
+            ["storage", "selftest", "--bucket", "evidence-lock", "--endpoint", url],
+        ):  # fmt: skip
+            exit_code, doc, _err = run(*args)
+            assert (exit_code, doc["error"]["verdict"]) == (2, "USAGE")
+            assert doc["error"]["message"] == (
+                f"bucket evidence-lock: S3 GetBucketVersioning failed: {code} (HTTP 403)"
+            )
+            assert doc["error"]["hint"].startswith("configure S3 access as for the AWS CLI")
+        exit_code, report = worm_verify(st, url)
+    check = next(c for c in report["checks"] if c["id"] == "14")
+    assert (exit_code, report["verdict"]) == (3, "INCOMPLETE")
+    assert f"S3 could not be asked: S3 GetObject failed: {code} (HTTP 403)" in check["detail"]
+
+
 @pytest.mark.parametrize("server", ["web page", "cut"])
 def test_verify_worm_an_answer_that_is_not_the_pinned_version_in_full_is_incomplete(
     st: Store,

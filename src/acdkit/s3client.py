@@ -2,11 +2,11 @@
 
 Every S3 call of acdkit goes through `call`, which turns botocore's exceptions into one
 `S3Failure` that says whose fault it is: the network or the server (``transient``: a
-refused connection, a timeout, a 5xx answer), the caller's rights (``denied``), an object
-or version that is not there (``missing``), or anything else the server refused
-(``refused``).  Credentials come from boto3's own chain (environment, shared files,
-instance roles) and never pass through acdkit: no message here quotes a request, a
-header or a credential.
+refused connection, a timeout, a 5xx answer), the caller's configuration (``setup``:
+credentials missing or not taken), the caller's rights (``denied``), an object or version
+that is not there (``missing``), or anything else the server refused (``refused``).
+Credentials come from boto3's own chain (environment, shared files, instance roles) and
+never pass through acdkit: no message here quotes a request, a header or a credential.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_ATTEMPTS = 3  # botocore's count: the first try and two retries
 _MISSING = {"NoSuchKey", "NoSuchVersion", "NotFound", "404", "NoSuchBucket"}
 _DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+# credentials S3 does not take: the configuration's fault, as missing ones are
+_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 _SETUP_HINT = (
     "configure S3 access as for the AWS CLI: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
     "AWS_PROFILE, or an instance role; and a region"
@@ -200,6 +202,8 @@ def _client_failure(exc: Any, operation: str) -> S3Failure:
     status = meta.get("HTTPStatusCode")
     if (isinstance(status, int) and status >= 500) or code in _SLOW:
         kind = "transient"
+    elif code in _CREDENTIALS:
+        kind = "setup"
     elif code in _DENIED:
         kind = "denied"
     elif code in _MISSING or status == 404:
