@@ -1023,6 +1023,13 @@ def test_expect_min_size(origin: Origin, tool: Path) -> None:
         assert (mine.verdict, theirs.verdict) == (verdict, verdict)
     mine = run_independent(tool, origin.bundle, "--expect-min-size", "-1")
     assert mine.code == 2
+    for option in ("--expect-min-size", "--witness-quorum"):  # each named, not another
+        done = subprocess.run(
+            [sys.executable, str(tool), str(origin.bundle), option, "abc"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        said = f"error: argument {option}: N 'abc' is not a decimal below 2^63"
+        assert done.returncode == 2 and done.stderr.endswith(said + "\n"), done.stderr
 
 
 # -- differential fuzzing: random damage, with and without a fresh signature --------------------

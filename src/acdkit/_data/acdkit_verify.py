@@ -3409,8 +3409,9 @@ def _store_coverage(
 
 
 def _size(value: str) -> int:
+    # argparse names the option ("argument --witness-quorum: …"): the message does not
     try:
-        return decimal(value, "--expect-min-size")
+        return decimal(value, "N")
     except Finding as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
 
