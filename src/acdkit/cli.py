@@ -1140,6 +1140,10 @@ def prune_cmd(
     its Parquet files and segment key and keeps the hashes every checkpoint root needs
     (pruned.range); `acdkit verify --root` then reports "pruned below N per policy P". A
     kill leaves a store that verifies; run the command again to finish.
+
+    Exit codes: 0 pruned (or nothing to prune), 2 usage (no declared bound, a bound above
+    it or beyond the log), 6 IO or another process holds the store; a store that does not
+    verify first is refused with its verdict's exit code, and nothing is removed.
     """
     from acdkit import prune  # only when asked
 
