@@ -217,6 +217,11 @@ def test_policy_sign_declares_pruning_and_never_below_what_is_pruned(
     cli("policy", "sign", s, "--root-key", str(root_key), code=2)  # the line left out
     assert len(policy.policy_files(built.store)) == 2  # nothing written
     cli("policy", "sign", s, "--root-key", str(root_key), "--prune-below", "415")  # a legal hold
+    # 2^63 was "prune-below '9223372036854775808' is not a canonical decimal"
+    huge = cli("policy", "sign", s, "--root-key", str(root_key), "--prune-below", str(1 << 63),
+               code=2)  # fmt: skip
+    said = " ".join(huge.stderr.replace("│", " ").split())  # Rich's box wraps it
+    assert "'--prune-below': Input should be less than or equal to 9223372036854775807" in said
 
 
 # -- the PRUNE entry ---------------------------------------------------------------------------

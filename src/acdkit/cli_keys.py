@@ -398,6 +398,7 @@ def policy_sign_cmd(
         typer.Option(
             "--prune-below",
             min=1,
+            max=(1 << 63) - 1,  # a PRUNE entry's u64 bound stays below 2^63 (§17.2)
             help="Allow `acdkit prune` to remove the records of segments that end at or "
             "below this index (retention); never below what the store has pruned already.",
             show_default=False,
