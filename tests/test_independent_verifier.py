@@ -1032,6 +1032,22 @@ def test_expect_min_size(origin: Origin, tool: Path) -> None:
         assert done.returncode == 2 and done.stderr.endswith(said + "\n"), done.stderr
 
 
+@pytest.mark.parametrize("option", ["--key", "--root", "--custodian", "--witness"])
+def test_a_key_option_naming_no_file_says_so_in_both_verifiers(
+    origin: Origin, tool: Path, tmp_path: Path, option: str
+) -> None:
+    # a mistyped path was answered as a key that does not parse ("key ID is not 8 hex digits")
+    missing, folder = tmp_path / "keys/root.vkey", tmp_path
+    for value, said in ((missing, "no such file"), (folder, "a directory")):
+        mine, theirs = both(tool, origin.bundle, option, str(value))
+        assert (mine.code, theirs.code) == (2, 2)
+        assert said in mine.message and said in theirs.message, (mine, theirs)
+    # a vkey line (it has '+') is still parsed as one, and its fault named
+    mine, theirs = both(tool, origin.bundle, option, "name+1234+AQ==")
+    assert (mine.code, theirs.code) == (2, 2)
+    assert "no such file" not in mine.message + theirs.message
+
+
 # -- differential fuzzing: random damage, with and without a fresh signature --------------------
 
 

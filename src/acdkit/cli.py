@@ -726,10 +726,24 @@ def anchor_cmd(
 _K = TypeVar("_K")
 
 
+def _not_a_file(value: str, option: str) -> None:
+    """Refuse a value that is no file and cannot be a vkey line either (it has no '+'): a
+    mistyped path is told as one, not as a key that does not parse."""
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{option} {_shown(value)}: a directory, not a verifier key file")
+    if "+" not in value and not path.exists():
+        raise UsageError(
+            f"{option} {_shown(value)}: no such file, and not a verifier key line either "
+            "(<name>+<hex id>+<base64 key>)"
+        )
+
+
 def _vkey_text(value: str, option: str) -> str:
     """A vkey given on the command line: the line itself, or a file holding it."""
     path = Path(value)
     if not path.is_file():
+        _not_a_file(value, option)
         return value
     try:
         return read_text(path, 64 * KIB, "verifier key file").strip()
@@ -753,7 +767,9 @@ def _typed_keys(value: str, option: str) -> list[keys.Verifier]:
     of them (a store's ``keys/custodians.vkey``, say)."""
     path = Path(value)
     text = value
-    if path.is_file():
+    if not path.is_file():
+        _not_a_file(value, option)
+    else:
         try:
             text = read_text(path, 64 * KIB, "verifier key file")
         except MalformedError:

@@ -3419,6 +3419,14 @@ def _size(value: str) -> int:
 def _pinned_key(value: str, kind: int = SEALER_KEY, option: str = "--key") -> Vkey:
     """A key typed on the command line; one that is no vkey is the user's slip (USAGE)."""
     text = value
+    if Path(value).is_dir():
+        raise Finding(USAGE, f"{option} {_show(value)}: a directory, not a verifier key file")
+    if "+" not in value and not Path(value).exists():
+        raise Finding(
+            USAGE,
+            f"{option} {_show(value)}: no such file, and not a verifier key line either "
+            "(<name>+<hex id>+<base64 key>)",
+        )
     if Path(value).is_file():
         try:
             with Path(value).open("rb") as fh:
