@@ -740,7 +740,7 @@ def _not_a_file(value: str, option: str) -> None:
 
 
 def _vkey_text(value: str, option: str) -> str:
-    """A vkey given on the command line: the line itself, or a file holding it."""
+    """Vkeys given on the command line: the text itself, or a file holding it."""
     path = Path(value)
     if not path.is_file():
         _not_a_file(value, option)
@@ -749,7 +749,7 @@ def _vkey_text(value: str, option: str) -> str:
         return read_text(path, 64 * KIB, "verifier key file").strip()
     except MalformedError:
         raise UsageError(
-            f"{option} {value}: not a verifier key file (expected one vkey line of text)"
+            f"{option} {value}: not a verifier key file (expected vkey lines of text)"
         ) from None
 
 
@@ -765,19 +765,8 @@ def _typed_key(value: str, option: str, parse: Callable[[str], _K]) -> _K:
 def _typed_keys(value: str, option: str) -> list[keys.Verifier]:
     """One or more vkeys typed on the command line, separated by blanks or lines, or a file
     of them (a store's ``keys/custodians.vkey``, say)."""
-    path = Path(value)
-    text = value
-    if not path.is_file():
-        _not_a_file(value, option)
-    else:
-        try:
-            text = read_text(path, 64 * KIB, "verifier key file")
-        except MalformedError:
-            raise UsageError(
-                f"{option} {value}: not a verifier key file (expected vkey lines of text)"
-            ) from None
     out: list[keys.Verifier] = []
-    for word in text.split():
+    for word in _vkey_text(value, option).split():
         try:
             out.append(keys.Verifier.parse(word))
         except MalformedError as exc:
